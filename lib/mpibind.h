@@ -1,0 +1,222 @@
+/*
+ * mpibind.h - the public interface of libmpibind.
+ *
+ * mpibind maps the tasks (processes) of one node onto the node's hardware:
+ * which CPUs each task runs on, how many threads it should start, and which
+ * GPUs it should see.  The mapping is specified in design/ALGORITHM.md; the
+ * names below are those of LLNL's mpibind so that existing code builds
+ * unchanged against this library.
+ *
+ * ERROR CONVENTION (one for the whole API)
+ *   - Functions returning int return 0 on success and -1 on failure, except
+ *     the getters of a single input value, which return the value, and
+ *     the snprint functions, which follow snprintf (see below).
+ *   - Functions returning a pointer return NULL on failure.
+ *   - After any failure, mpibind_get_error(handle) returns a one-line
+ *     message naming the offending value and what was expected.  The message
+ *     stays until the next failing call on the same handle.
+ *   - The library never prints to stdout on its own (only the *_print
+ *     functions, which exist to print), never calls exit(), and treats a
+ *     NULL handle as an error rather than a crash.
+ *
+ * OWNERSHIP
+ *   Every pointer returned by a getter is owned by the handle and stays
+ *   valid until the next mpibind() call, the next setter that changes the
+ *   topology, or mpibind_finalize(), whichever comes first.  Callers never
+ *   free what the library returns.
+ *
+ * THREADS
+ *   A handle is not thread safe; distinct handles are independent.
+ */
+#ifndef MPIBIND_H
+#define MPIBIND_H
+
+#include <hwloc.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MPIBIND_API __attribute__((visibility("default")))
+#else
+#define MPIBIND_API
+#endif
+
+#define MPIBIND_VERSION_MAJOR 1
+#define MPIBIND_VERSION_MINOR 0
+
+/* The enum order is the original's: code that passes the numbers keeps
+ * working. */
+enum {
+  MPIBIND_RESTRICT_CPU = 0, /* restrict_ids lists PU OS indexes */
+  MPIBIND_RESTRICT_MEM,     /* restrict_ids lists NUMA node OS indexes */
+  MPIBIND_ID_UNIV,          /* GPU UUID (empty string when unknown) */
+  MPIBIND_ID_SMI,           /* visible index: the *_VISIBLE_DEVICES entry */
+  MPIBIND_ID_PCIBUS,        /* PCI bus id, dddd:bb:dd.f */
+  MPIBIND_ID_NAME           /* hwloc OS device name, e.g. nvml0, rsmi3 */
+};
+#define MPIBIND_ID_VISDEVS MPIBIND_ID_SMI
+
+typedef struct mpibind_t mpibind_t;
+
+/* ---- Life cycle ------------------------------------------------------ */
+
+/* Creates a handle with the defaults of ALGORITHM.md (nthreads 0, greedy 1,
+ * gpu_optim 1, smt 0, no restriction, restrict type cpu, the live
+ * topology, GPU IDs MPIBIND_ID_SMI).  ntasks has no default: it must be set.
+ * On failure (out of memory) *handle is NULL. */
+MPIBIND_API int mpibind_init(mpibind_t **handle);
+
+/* Releases the handle and everything it owns (not a topology given with
+ * mpibind_set_topology).  NULL is accepted. */
+MPIBIND_API int mpibind_finalize(mpibind_t *handle);
+
+/* The message of the last failure on this handle, "" if none.  Also
+ * accepts NULL and then describes that error. */
+MPIBIND_API const char *mpibind_get_error(const mpibind_t *handle);
+
+/* ---- Inputs ---------------------------------------------------------- */
+/* Setters check what they can on their own (ntasks >= 1, nthreads >= 0,
+ * smt >= 0, greedy and gpu_optim 0 or 1, a known restrict type, a parsable
+ * restrict list); what depends on the topology (smt <= hw_smt, a list that
+ * selects nothing) is checked by mpibind(). */
+
+MPIBIND_API int mpibind_set_ntasks(mpibind_t *handle, int ntasks);
+MPIBIND_API int mpibind_set_nthreads(mpibind_t *handle, int nthreads);
+MPIBIND_API int mpibind_set_greedy(mpibind_t *handle, int greedy);
+MPIBIND_API int mpibind_set_gpu_optim(mpibind_t *handle, int gpu_optim);
+MPIBIND_API int mpibind_set_smt(mpibind_t *handle, int smt);
+/* hwloc list syntax ("0-3,8,10-11"); NULL or "" removes the restriction.
+ * The string is copied. */
+MPIBIND_API int mpibind_set_restrict_ids(mpibind_t *handle, const char *ids);
+MPIBIND_API int mpibind_set_restrict_type(mpibind_t *handle, int type);
+/* Kind of GPU ID reported by mpibind_get_gpus_ptask and the reports. */
+MPIBIND_API int mpibind_set_gpu_ids(mpibind_t *handle, int id_kind);
+
+/* Uses a topology the caller loaded.  The handle never modifies or frees
+ * it (restriction works on a private copy).  For the mapping to follow
+ * ALGORITHM.md it should be loaded with mpibind's filters: see
+ * mpibind_topology_load_filters().  NULL returns to the default. */
+MPIBIND_API int mpibind_set_topology(mpibind_t *handle, hwloc_topology_t topo);
+
+/* Uses the hwloc XML file at path (hwloc 1.x or 2.x export) instead of the
+ * live machine.  The file is read here, so a missing, empty, truncated or
+ * non-XML file fails now with a message naming it.  NULL returns to the
+ * live machine. */
+MPIBIND_API int mpibind_set_topology_file(mpibind_t *handle, const char *path);
+
+/* Sets the step-0 filters of ALGORITHM.md on a topology that is about to
+ * be loaded by the caller. */
+MPIBIND_API int mpibind_topology_load_filters(hwloc_topology_t topo);
+
+/* The GPU allocation: the launch already limited the GPUs this job may
+ * see through a variable such as CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES,
+ * HIP_VISIBLE_DEVICES or ZE_AFFINITY_MASK.  Only the listed GPUs of that
+ * variable's vendor are mapped, and the variable written for each task
+ * uses the entries of this list (indexes, UUIDs or PCI bus ids, as given).
+ * value "" allocates no GPU of that vendor; NULL removes a previous call. */
+MPIBIND_API int mpibind_set_gpu_allocation(mpibind_t *handle, const char *var,
+                                           const char *value);
+
+MPIBIND_API int mpibind_get_ntasks(mpibind_t *handle);
+MPIBIND_API int mpibind_get_greedy(mpibind_t *handle);
+MPIBIND_API int mpibind_get_gpu_optim(mpibind_t *handle);
+MPIBIND_API int mpibind_get_smt(mpibind_t *handle);
+MPIBIND_API int mpibind_get_restrict_type(mpibind_t *handle);
+MPIBIND_API int mpibind_get_gpu_ids(mpibind_t *handle);
+/* The restriction list, or NULL when there is none. */
+MPIBIND_API const char *mpibind_get_restrict_ids(mpibind_t *handle);
+/* The nthreads input (0: choose).  The per-task result is
+ * mpibind_get_nthreads(). */
+MPIBIND_API int mpibind_get_nthreads_input(mpibind_t *handle);
+/* The topology file in use, or NULL for the live machine or a caller's
+ * topology. */
+MPIBIND_API const char *mpibind_get_topology_file(mpibind_t *handle);
+
+/* ---- Topology -------------------------------------------------------- */
+
+/* Loads the topology now (live with the step-0 filters, or the file) if it
+ * is not loaded yet.  mpibind() does this on its own; call it to read or
+ * export the topology before mapping. */
+MPIBIND_API int mpibind_topology_load(mpibind_t *handle);
+
+/* The topology the mapping works on: after mpibind(), the restricted one;
+ * before, the loaded one (loading it if needed).  Owned by the handle
+ * (unless it is the caller's). */
+MPIBIND_API hwloc_topology_t mpibind_get_topology(mpibind_t *handle);
+
+/* 0 when the handle's topology describes the machine this process runs
+ * on (the live topology always does; a file or a caller's topology must
+ * have this host's name, when it records one, and exactly this machine's
+ * online PUs); -1 with a message saying what differs otherwise. */
+MPIBIND_API int mpibind_topology_check_system(mpibind_t *handle);
+
+/* ---- Mapping --------------------------------------------------------- */
+
+/* Computes the mapping (ALGORITHM.md steps 1-5).  On failure the previous
+ * outputs are gone and the message says why. */
+MPIBIND_API int mpibind(mpibind_t *handle);
+
+/* ---- Outputs (valid after a successful mpibind()) -------------------- */
+
+/* ntasks thread counts. */
+MPIBIND_API int *mpibind_get_nthreads(mpibind_t *handle);
+/* ntasks cpusets of PU OS indexes. */
+MPIBIND_API hwloc_bitmap_t *mpibind_get_cpus(mpibind_t *handle);
+/* ntasks sets of positions in the node's GPU list. */
+MPIBIND_API hwloc_bitmap_t *mpibind_get_gpus(mpibind_t *handle);
+/* Number of GPUs in the node's GPU list (after restriction and
+ * allocation).  Valid after mpibind(); -1 before. */
+MPIBIND_API int mpibind_get_num_gpus(mpibind_t *handle);
+/* The task's PU OS indexes, ascending; *ncpus receives their number. */
+MPIBIND_API int *mpibind_get_cpus_ptask(mpibind_t *handle, int taskid,
+                                        int *ncpus);
+/* The task's GPUs as strings of the chosen ID kind, in mapping order;
+ * *ngpus receives their number (the array is NULL-terminated too). */
+MPIBIND_API char **mpibind_get_gpus_ptask(mpibind_t *handle, int taskid,
+                                          int *ngpus);
+/* ID of kind id_kind of the node's GPU at position gpu of the GPU list. */
+MPIBIND_API const char *mpibind_get_gpu_id(mpibind_t *handle, int gpu,
+                                           int id_kind);
+
+/* ---- Reports --------------------------------------------------------- */
+/* One line per task:  "mpibind: task %2d nths %2d gpus %s cpus %s\n".
+ * The snprint functions behave like snprintf: they write at most size
+ * bytes including the terminating NUL, and return the length the whole
+ * report has (so a return >= size means it was truncated; call with
+ * buf NULL and size 0 to learn the size), or -1 on error. */
+MPIBIND_API int mpibind_mapping_snprint(char *buf, int size,
+                                        mpibind_t *handle);
+MPIBIND_API int mpibind_mapping_ptask_snprint(char *buf, int size,
+                                              mpibind_t *handle, int taskid);
+/* Prints the report on stdout. */
+MPIBIND_API int mpibind_mapping_print(mpibind_t *handle);
+
+/* ---- Environment (ALGORITHM.md step 6) ------------------------------- */
+
+/* Computes the variables of every task.  Nothing is exported: the caller
+ * decides what to do with them. */
+MPIBIND_API int mpibind_set_env_vars(mpibind_t *handle);
+/* The variable names, in a stable order; *count receives their number. */
+MPIBIND_API char **mpibind_get_env_var_names(mpibind_t *handle, int *count);
+/* ntasks values of the variable name, indexed by task; NULL (with a
+ * message) for a name that is not one of them. */
+MPIBIND_API char **mpibind_get_env_var_values(mpibind_t *handle,
+                                              const char *name);
+/* Prints every task's variables on stdout, one "mpibind: task %2d
+ * NAME=VALUE" line each. */
+MPIBIND_API int mpibind_env_vars_print(mpibind_t *handle);
+
+/* ---- Binding --------------------------------------------------------- */
+
+/* Binds the calling process, all its threads, to the CPUs of task taskid.
+ * With a topology from a file or from the caller, it binds only when
+ * mpibind_topology_check_system() accepts it, and fails otherwise. */
+MPIBIND_API int mpibind_apply(mpibind_t *handle, int taskid);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MPIBIND_H */
