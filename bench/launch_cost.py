@@ -1,0 +1,294 @@
+#!/usr/bin/python3
+"""launch_cost.py - what LD_PRELOAD=libmpibind-preload.so adds to a launch.
+
+Run by hand (from the source root, after `meson setup build-bench` and
+`meson compile -C build-bench`):
+  /usr/bin/python3 bench/launch_cost.py \
+      --ompi-prog build-bench/bench/mpi_initfin_ompi \
+      --mpich-prog build-bench/bench/mpi_initfin_mpich \
+      --preload build-bench/preload/libmpibind-preload.so
+or with the other benchmarks:
+  meson test -C build-bench --benchmark --verbose launch-cost
+Options: --reps K (default 15), --ranks 2,4,8, --launchers ompi,mpich,
+--timeout S (per launch, default 120).
+
+What is measured, per launcher and rank count N:
+  1. a cold launch: the preload's topology cache is emptied first, then one
+     launch with the preload; its trace says how many tasks discovered the
+     hardware (target: at most 1 per node);
+  2. K pairs of launches of the same tiny MPI program (MPI_Init then
+     MPI_Finalize), with the preload and without, interleaved (with,
+     without, with, without, ...) so that slow drifts of this noisy VM hit
+     both series alike; each launch is timed from the launcher's start to
+     its exit (wall clock, monotonic).  Reported: the median of each series,
+     the ratio of medians with/without (target: <= 1.02, i.e. the preload
+     adds at most 2% to a launch), the spread of the baseline (median
+     absolute deviation / median: a ratio closer to 1 than this is within
+     the noise), and the discoveries per node seen in the warm launches.
+
+Discoveries are counted from the preload's trace: with MPIBIND_TRACE=<file>
+every process that applies appends one line
+  host=<h> pid=<p> task=<i>/<n> topology=<discovered|cache|file> bound=<0|1>
+  cpus=<list>
+A fresh trace file is used for each launch.
+
+This is a benchmark: a missed target prints MISS and the exit status stays
+0.  A launch that fails or times out, or a missing program, exits 1.
+"""
+
+import argparse
+import collections
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TARGET_RATIO = 1.02
+TARGET_DISCOVERIES = 1
+
+LAUNCHERS = {
+    # name: (launcher command prefix before the rank count, program option)
+    "ompi": (["mpirun.openmpi", "--allow-run-as-root", "--oversubscribe",
+              "-np"], "ompi_prog"),
+    "mpich": (["mpiexec.mpich", "-n"], "mpich_prog"),
+}
+
+
+def die(msg):
+    print("launch_cost: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--ompi-prog", help="the MPI program built with Open MPI")
+    p.add_argument("--mpich-prog", help="the MPI program built with MPICH")
+    p.add_argument("--preload", help="libmpibind-preload.so (omitted: "
+                   "only the baseline is measured)")
+    p.add_argument("--reps", type=int, default=15,
+                   help="pairs of launches per rank count (default 15)")
+    p.add_argument("--ranks", default="2,4,8",
+                   help="comma-separated rank counts (default 2,4,8)")
+    p.add_argument("--launchers", default="ompi,mpich",
+                   help="comma-separated, among: " + ",".join(LAUNCHERS))
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds allowed per launch (default 120)")
+    a = p.parse_args()
+    if a.reps < 1:
+        p.error("--reps %d: expected an integer >= 1" % a.reps)
+    try:
+        a.ranks = [int(x) for x in a.ranks.split(",")]
+    except ValueError:
+        p.error("--ranks '%s': expected integers separated by commas"
+                % a.ranks)
+    if not a.ranks or any(n < 1 for n in a.ranks):
+        p.error("--ranks: expected rank counts >= 1")
+    a.launchers = [x for x in a.launchers.split(",") if x]
+    for x in a.launchers:
+        if x not in LAUNCHERS:
+            p.error("--launchers '%s': expected names among %s"
+                    % (x, ",".join(LAUNCHERS)))
+    if a.timeout <= 0:
+        p.error("--timeout %g: expected seconds > 0" % a.timeout)
+    return a
+
+
+def base_env():
+    """The caller's environment without any mpibind setting, so that what
+    runs is the preload's default behaviour."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MPIBIND") and k != "LD_PRELOAD"}
+    # Open MPI as root, in case the command line option is not enough for
+    # some component.
+    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    return env
+
+
+class Runner:
+    def __init__(self, args, tmpdir):
+        self.args = args
+        self.tmpdir = tmpdir
+        self.nlaunch = 0
+
+    def launch(self, cmd, env):
+        """Runs one launch; returns its wall time in seconds."""
+        t0 = time.monotonic()
+        try:
+            r = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT,
+                               timeout=self.args.timeout)
+        except subprocess.TimeoutExpired:
+            die("timed out after %gs: %s" % (self.args.timeout,
+                                               " ".join(cmd)))
+        t1 = time.monotonic()
+        if r.returncode != 0:
+            out = r.stdout.decode(errors="replace").strip()
+            die("exit status %d: %s%s" % (r.returncode, " ".join(cmd),
+                                          ("\n" + out) if out else ""))
+        return t1 - t0
+
+    def launch_preloaded(self, cmd, env):
+        """Runs one launch with the preload and a fresh trace file; returns
+        (seconds, trace lines as dicts)."""
+        self.nlaunch += 1
+        trace = os.path.join(self.tmpdir, "trace.%d" % self.nlaunch)
+        e = dict(env)
+        e["LD_PRELOAD"] = os.path.abspath(self.args.preload)
+        e["MPIBIND_TRACE"] = trace
+        t = self.launch(cmd, e)
+        lines = []
+        if os.path.exists(trace):
+            with open(trace) as f:
+                for line in f:
+                    fields = dict(kv.split("=", 1) for kv in line.split()
+                                  if "=" in kv)
+                    if fields:
+                        lines.append(fields)
+            os.unlink(trace)
+        return t, lines
+
+
+def discoveries_per_node(lines):
+    """The largest number of tasks of one node (host) that discovered the
+    hardware, and the number of traced tasks."""
+    per_host = collections.Counter(l.get("host", "?") for l in lines
+                                   if l.get("topology") == "discovered")
+    return (max(per_host.values()) if per_host else 0), len(lines)
+
+
+def cache_paths():
+    """Where the preload keeps its topology cache, so that a cold launch can
+    start without it.  See preload/ for the rule; filled in from there."""
+    return []
+
+
+def clear_cache():
+    for p in cache_paths():
+        if os.path.isdir(p):
+            shutil.rmtree(p, ignore_errors=True)
+        elif os.path.lexists(p):
+            os.unlink(p)
+
+
+def mad_rel(xs):
+    """Median absolute deviation relative to the median."""
+    m = statistics.median(xs)
+    return statistics.median(abs(x - m) for x in xs) / m if m else 0.0
+
+
+def main():
+    args = parse_args()
+    if args.preload and not os.path.isfile(args.preload):
+        die("--preload '%s': no such file (build it first)" % args.preload)
+    todo = []
+    for name in args.launchers:
+        prefix, progopt = LAUNCHERS[name]
+        prog = getattr(args, progopt)
+        if not prog:
+            print("launch_cost: %s skipped: no --%s given"
+                  % (name, progopt.replace("_", "-")))
+            continue
+        if not os.path.isfile(prog):
+            die("--%s '%s': no such file (build it first)"
+                % (progopt.replace("_", "-"), prog))
+        if shutil.which(prefix[0]) is None:
+            print("launch_cost: %s skipped: %s is not installed"
+                  % (name, prefix[0]))
+            continue
+        todo.append((name, prefix, os.path.abspath(prog)))
+    if not todo:
+        die("nothing to launch (give --ompi-prog and/or --mpich-prog)")
+
+    print("launch cost: %d interleaved pairs per figure, wall time from "
+          "launcher start to exit, on %s (%d CPUs)"
+          % (args.reps, os.uname().nodename, os.cpu_count() or 0))
+    print("preload: %s" % (os.path.abspath(args.preload) if args.preload
+                           else "NOT GIVEN (baseline only)"))
+    print("targets: with/without ratio of medians <= %.2f (+%d%%); "
+          "<= %d discovery per node per launch"
+          % (TARGET_RATIO, round((TARGET_RATIO - 1) * 100),
+             TARGET_DISCOVERIES))
+    print()
+    hdr = ("%-6s %5s %13s %13s %7s %7s %-6s %10s %10s %8s %-6s"
+           % ("MPI", "ranks", "without(ms)", "with(ms)", "ratio", "noise",
+              "<=2%", "cold:disc", "warm:disc", "traced", "<=1"))
+    print(hdr)
+
+    env = base_env()
+    misses = 0
+    with tempfile.TemporaryDirectory(prefix="mpibind-bench-") as tmpdir:
+        run = Runner(args, tmpdir)
+        for name, prefix, prog in todo:
+            for n in args.ranks:
+                cmd = prefix + [str(n), prog]
+                # One untimed launch to warm the page cache for this command.
+                run.launch(cmd, env)
+                cold = warm = None
+                traced = "-"
+                with_t, without_t = [], []
+                if args.preload:
+                    clear_cache()
+                    _, lines = run.launch_preloaded(cmd, env)
+                    cold, ntr = discoveries_per_node(lines)
+                    if ntr == 0:
+                        cold = None
+                    warm_disc, warm_traced = [], []
+                for _ in range(args.reps):
+                    if args.preload:
+                        t, lines = run.launch_preloaded(cmd, env)
+                        with_t.append(t)
+                        d, ntr = discoveries_per_node(lines)
+                        warm_disc.append(d)
+                        warm_traced.append(ntr)
+                    without_t.append(run.launch(cmd, env))
+                base = statistics.median(without_t)
+                noise = "%.1f%%" % (100 * mad_rel(without_t))
+                if args.preload:
+                    med = statistics.median(with_t)
+                    ratio = med / base
+                    rok = ratio <= TARGET_RATIO
+                    misses += not rok
+                    if max(warm_traced) == 0:
+                        warm_s = "no trace"
+                        traced = "0"
+                        dverdict = "?"
+                    else:
+                        warm = max(warm_disc)
+                        warm_s = "max %d" % warm
+                        traced = "%d-%d" % (min(warm_traced), max(warm_traced))
+                        dok = warm <= TARGET_DISCOVERIES and \
+                            (cold is None or cold <= TARGET_DISCOVERIES)
+                        misses += not dok
+                        dverdict = "PASS" if dok else "MISS"
+                    print("%-6s %5d %13.1f %13.1f %7.3f %7s %-6s %10s %10s "
+                          "%8s %-6s"
+                          % (name, n, base * 1e3, med * 1e3, ratio, noise,
+                             "PASS" if rok else "MISS",
+                             "no trace" if cold is None else str(cold),
+                             warm_s, traced, dverdict))
+                else:
+                    print("%-6s %5d %13.1f %13s %7s %7s %-6s %10s %10s %8s %-6s"
+                          % (name, n, base * 1e3, "-", "-", noise, "-", "-",
+                             "-", "-", "-"))
+                sys.stdout.flush()
+    print()
+    print("columns: ratio = median(with)/median(without); noise = median "
+          "absolute deviation of the baseline / its median; cold:disc and "
+          "warm:disc = most tasks of one node that discovered the hardware "
+          "(cold: after emptying the cache; warm: max over the %d preloaded "
+          "launches); traced = tasks that wrote a trace line per launch"
+          % args.reps)
+    if args.preload:
+        print("%s: %d target%s missed (reported, not failed: this is a "
+              "benchmark)" % ("MISS" if misses else "PASS", misses,
+                              "" if misses == 1 else "s"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
