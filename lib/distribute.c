@@ -1,0 +1,404 @@
+/*
+ * distribute.c - mpibind(): input checks, domains and the distribution of
+ * tasks, CPUs and GPUs (ALGORITHM.md steps 1, 4 and 5).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpibind_internal.h"
+
+struct domain {
+  hwloc_obj_t numa;
+  hwloc_obj_t root;
+  long long weight;
+  int ntasks;
+};
+
+/* Parents that hold memory only (memory-side caches) are no root: the
+ * level walk needs a level of the CPU hierarchy. */
+static hwloc_obj_t domain_root(hwloc_obj_t numa)
+{
+  hwloc_obj_t r = numa->parent;
+  while (r && !hwloc_obj_type_is_normal(r->type))
+    r = r->parent;
+  return r;
+}
+
+static int find_domains(mpibind_t *h, hwloc_topology_t topo,
+                        struct domain **out, int *nout)
+{
+  int n = 0, cap = 0;
+  struct domain *d = NULL;
+  for (hwloc_obj_t numa = hwloc_get_next_obj_by_type(topo, HWLOC_OBJ_NUMANODE,
+                                                      NULL);
+       numa; numa = hwloc_get_next_obj_by_type(topo, HWLOC_OBJ_NUMANODE, numa)) {
+    /* Memory without local CPUs (GPU memory, CXL) takes no task; a second
+     * memory on the same CPUs (HBM, MCDRAM) is not a second domain. */
+    if (!numa->cpuset || hwloc_bitmap_iszero(numa->cpuset))
+      continue;
+    hwloc_obj_t root = domain_root(numa);
+    if (!root)
+      continue;
+    int seen = 0;
+    for (int i = 0; i < n && !seen; i++)
+      seen = d[i].root == root;
+    if (seen)
+      continue;
+    if (n == cap) {
+      cap = cap ? 2 * cap : 8;
+      struct domain *nd = realloc(d, cap * sizeof(*d));
+      if (!nd) {
+        free(d);
+        return mb_fail(h, "out of memory");
+      }
+      d = nd;
+    }
+    d[n++] = (struct domain){.numa = numa, .root = root};
+  }
+  if (n == 0) {
+    free(d);
+    return mb_fail(h, "the topology has no NUMA node with CPUs: nothing to "
+                      "map tasks onto");
+  }
+  *out = d;
+  *nout = n;
+  return 0;
+}
+
+static int in_subtree(hwloc_obj_t obj, hwloc_obj_t root)
+{
+  for (; obj; obj = obj->parent)
+    if (obj == root)
+      return 1;
+  return 0;
+}
+
+/* Greedy: fewer tasks than domains, each task spans whole domains. */
+static void distribute_greedy(mpibind_t *h, struct domain *d, int nd)
+{
+  int first = 0;
+  for (int t = 0; t < h->ntasks; t++) {
+    int len = mb_split_part(nd, h->ntasks, t);
+    for (int i = first; i < first + len; i++) {
+      hwloc_bitmap_or(h->out_cpus[t], h->out_cpus[t], d[i].root->cpuset);
+      for (int g = 0; g < h->gpus.n; g++)
+        if (in_subtree(h->gpus.gpu[g].locality, d[i].root))
+          hwloc_bitmap_set(h->out_gpus[t], g);
+    }
+    first += len;
+    h->out_nthreads[t] = h->nthreads > 0 ? h->nthreads
+                                         : hwloc_bitmap_weight(h->out_cpus[t]);
+  }
+}
+
+/* Tasks per domain: proportional to the weights, leftovers to the largest
+ * remainders, the lower domain first among equals. */
+static int tasks_per_domain(mpibind_t *h, struct domain *d, int nd, int gpu_on)
+{
+  long long W = 0;
+  for (int i = 0; i < nd; i++) {
+    long long w = 0;
+    if (gpu_on) {
+      for (int g = 0; g < h->gpus.n; g++) {
+        hwloc_obj_t loc = h->gpus.gpu[g].locality;
+        if (loc && loc->nodeset &&
+            hwloc_bitmap_isset(loc->nodeset, d[i].numa->os_index))
+          w++;
+      }
+    }
+    d[i].weight = w;
+    W += w;
+  }
+  if (!gpu_on || W == 0) { /* the original divides by zero here */
+    W = 0;
+    for (int i = 0; i < nd; i++) {
+      d[i].weight = hwloc_bitmap_weight(d[i].numa->cpuset);
+      W += d[i].weight;
+    }
+  }
+  if (W <= 0)
+    return mb_fail(h, "the domains have no CPU: nothing to map tasks onto");
+
+  long long left = h->ntasks;
+  char *extra = calloc(nd, 1);
+  if (!extra)
+    return mb_fail(h, "out of memory");
+  for (int i = 0; i < nd; i++) {
+    d[i].ntasks = (int)((long long)h->ntasks * d[i].weight / W);
+    left -= d[i].ntasks;
+  }
+  for (; left > 0; left--) {
+    int best = -1;
+    long long best_rem = -1;
+    for (int i = 0; i < nd; i++) {
+      long long rem = (long long)h->ntasks * d[i].weight % W;
+      if (!extra[i] && rem > best_rem) {
+        best = i;
+        best_rem = rem;
+      }
+    }
+    extra[best] = 1;
+    d[best].ntasks++;
+  }
+  free(extra);
+  return 0;
+}
+
+/* Adds the first p PUs of obj to set (all of them when it has fewer). */
+static int first_pus(hwloc_obj_t obj, int p, hwloc_bitmap_t set)
+{
+  int n = 0;
+  for (int pu = hwloc_bitmap_first(obj->cpuset); pu >= 0 && n < p;
+       pu = hwloc_bitmap_next(obj->cpuset, pu), n++)
+    hwloc_bitmap_set(set, pu);
+  return n;
+}
+
+/* CPUs of the k tasks first..first+k-1 under root R. */
+static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
+                          int first, int k, int hw)
+{
+  int s = h->smt;
+  int core_depth = mb_core_depth(topo);
+  int pu_depth = hwloc_get_type_depth(topo, HWLOC_OBJ_PU);
+
+  int t = h->nthreads;
+  if (t == 0) {
+    int count = hwloc_get_nbobjs_inside_cpuset_by_depth(
+        topo, R->cpuset, s < hw ? core_depth : pu_depth);
+    if (1 < s && s < hw)
+      count *= s;
+    t = count >= k ? count / k : 1;
+  }
+  for (int j = 0; j < k; j++)
+    h->out_nthreads[first + j] = t;
+  long long workers = (long long)t * k;
+
+  /* The level: the first from R down whose objects are at least as many
+   * as the workers; the core level otherwise (and always with smt). */
+  int depth = core_depth > R->depth ? core_depth : R->depth;
+  int m = hwloc_get_nbobjs_inside_cpuset_by_depth(topo, R->cpuset, depth);
+  if (s == 0) {
+    for (int dd = R->depth; dd < depth; dd++) {
+      int mm = hwloc_get_nbobjs_inside_cpuset_by_depth(topo, R->cpuset, dd);
+      if (mm >= workers) {
+        depth = dd;
+        m = mm;
+        break;
+      }
+    }
+  }
+  if (m <= 0)
+    return mb_fail(h, "no CPU under the domain rooted at %s %u",
+                   hwloc_obj_type_string(R->type), R->logical_index);
+
+  int p = 1;
+  if (s > 0) {
+    p = s;
+  } else if (depth == core_depth) {
+    p = hw;
+    for (int i = 1; i <= hw; i++)
+      if ((long long)m * i >= workers) {
+        p = i;
+        break;
+      }
+  }
+
+  hwloc_obj_t *objs = malloc(m * sizeof(*objs));
+  hwloc_bitmap_t contrib = hwloc_bitmap_alloc();
+  if (!objs || !contrib) {
+    free(objs);
+    hwloc_bitmap_free(contrib);
+    return mb_fail(h, "out of memory");
+  }
+  int i = 0;
+  for (hwloc_obj_t o = hwloc_get_next_obj_inside_cpuset_by_depth(
+           topo, R->cpuset, depth, NULL);
+       o && i < m;
+       o = hwloc_get_next_obj_inside_cpuset_by_depth(topo, R->cpuset, depth, o))
+    objs[i++] = o;
+
+  if (m >= k) {
+    int o = 0;
+    for (int j = 0; j < k; j++) {
+      int len = mb_split_part(m, k, j);
+      for (int x = 0; x < len; x++)
+        first_pus(objs[o++], p, h->out_cpus[first + j]);
+    }
+  } else {
+    int task = first;
+    for (int o = 0; o < m; o++) {
+      int g = mb_split_part(k, m, o);
+      hwloc_bitmap_zero(contrib);
+      int c = first_pus(objs[o], p, contrib);
+      int pu = hwloc_bitmap_first(contrib);
+      if (c >= g) {
+        for (int j = 0; j < g; j++, task++)
+          for (int x = mb_split_part(c, g, j); x > 0; x--) {
+            hwloc_bitmap_set(h->out_cpus[task], pu);
+            pu = hwloc_bitmap_next(contrib, pu);
+          }
+      } else {
+        for (int grp = 0; grp < c; grp++) {
+          for (int x = mb_split_part(g, c, grp); x > 0; x--, task++)
+            hwloc_bitmap_set(h->out_cpus[task], pu);
+          pu = hwloc_bitmap_next(contrib, pu);
+        }
+      }
+    }
+  }
+  free(objs);
+  hwloc_bitmap_free(contrib);
+  return 0;
+}
+
+/* GPUs of the k tasks first..first+k-1 under root R. */
+static void gpus_of_domain(mpibind_t *h, hwloc_obj_t R, int first, int k)
+{
+  int q = 0;
+  for (int g = 0; g < h->gpus.n; g++)
+    q += in_subtree(h->gpus.gpu[g].locality, R);
+  if (q == 0)
+    return;
+  int g = 0;
+  if (q >= k) {
+    for (int j = 0; j < k; j++)
+      for (int x = mb_split_part(q, k, j); x > 0; g++)
+        if (in_subtree(h->gpus.gpu[g].locality, R)) {
+          hwloc_bitmap_set(h->out_gpus[first + j], g);
+          x--;
+        }
+  } else {
+    int task = first;
+    for (int grp = 0; grp < q; grp++, g++) {
+      while (!in_subtree(h->gpus.gpu[g].locality, R))
+        g++;
+      for (int x = mb_split_part(k, q, grp); x > 0; x--, task++)
+        hwloc_bitmap_set(h->out_gpus[task], g);
+    }
+  }
+}
+
+static int distribute_hierarchical(mpibind_t *h, hwloc_topology_t topo,
+                                   struct domain *d, int nd)
+{
+  int gpu_on = h->gpu_optim && h->gpus.n > 0;
+  if (tasks_per_domain(h, d, nd, gpu_on))
+    return -1;
+  int hw = mb_hw_smt(topo);
+  int first = 0;
+  for (int i = 0; i < nd; i++) {
+    if (d[i].ntasks == 0)
+      continue;
+    if (cpus_of_domain(h, topo, d[i].root, first, d[i].ntasks, hw))
+      return -1;
+    gpus_of_domain(h, d[i].root, first, d[i].ntasks);
+    first += d[i].ntasks;
+  }
+  return 0;
+}
+
+static int alloc_outputs(mpibind_t *h)
+{
+  int n = h->ntasks;
+  h->out_nthreads = calloc(n, sizeof(int));
+  h->out_cpus = calloc(n, sizeof(hwloc_bitmap_t));
+  h->out_gpus = calloc(n, sizeof(hwloc_bitmap_t));
+  if (!h->out_nthreads || !h->out_cpus || !h->out_gpus)
+    return -1;
+  for (int i = 0; i < n; i++) {
+    h->out_cpus[i] = hwloc_bitmap_alloc();
+    h->out_gpus[i] = hwloc_bitmap_alloc();
+    if (!h->out_cpus[i] || !h->out_gpus[i])
+      return -1;
+  }
+  return 0;
+}
+
+static void free_outputs(mpibind_t *h)
+{
+  for (int i = 0; h->out_cpus && i < h->ntasks; i++) {
+    hwloc_bitmap_free(h->out_cpus[i]);
+    if (h->out_gpus)
+      hwloc_bitmap_free(h->out_gpus[i]);
+  }
+  free(h->out_nthreads);
+  free(h->out_cpus);
+  free(h->out_gpus);
+  h->out_nthreads = NULL;
+  h->out_cpus = h->out_gpus = NULL;
+  mb_gpu_list_free(&h->gpus);
+}
+
+/* The node's GPU list on the work topology.  Visible indexes and the
+ * allocation are settled on the unrestricted topology: a restriction
+ * changes which GPUs a job maps, not what the runtimes call them. */
+static int gpu_list(mpibind_t *h, hwloc_topology_t base)
+{
+  struct mb_gpu_list all;
+  if (mb_gpu_list_build(h, base, NULL, &all))
+    return -1;
+  if (mb_gpu_list_allocate(h, &all)) {
+    mb_gpu_list_free(&all);
+    return -1;
+  }
+  memset(h->node_vendors, 0, sizeof(h->node_vendors));
+  for (int g = 0; g < all.n; g++) {
+    int slot = mb_vendor_slot(all.gpu[g].vendor);
+    if (slot >= 0)
+      h->node_vendors[slot] = 1;
+  }
+  if (h->work_topo == base) {
+    h->gpus = all;
+    return 0;
+  }
+  int rc = mb_gpu_list_build(h, h->work_topo, &all, &h->gpus);
+  mb_gpu_list_free(&all);
+  return rc;
+}
+
+int mpibind(mpibind_t *h)
+{
+  if (!h)
+    return -1;
+  mb_clear_outputs(h);
+  if (h->ntasks < 1)
+    return mb_fail(h, "ntasks is not set: expected an integer >= 1");
+  hwloc_topology_t base = mb_base_topology(h);
+  if (!base)
+    return -1;
+  int hw = mb_hw_smt(base);
+  if (h->smt > hw)
+    return mb_fail(h,
+                   "smt %d is invalid: expected 0 to %d, the hardware threads "
+                   "per core of this node",
+                   h->smt, hw);
+  if (mb_make_work_topology(h))
+    return -1;
+  if (gpu_list(h, base))
+    return -1;
+
+  struct domain *d = NULL;
+  int nd = 0;
+  if (alloc_outputs(h)) {
+    free_outputs(h);
+    return mb_fail(h, "out of memory");
+  }
+  if (find_domains(h, h->work_topo, &d, &nd)) {
+    free_outputs(h);
+    return -1;
+  }
+  int rc = 0;
+  if (h->greedy && h->ntasks < nd)
+    distribute_greedy(h, d, nd);
+  else
+    rc = distribute_hierarchical(h, h->work_topo, d, nd);
+  free(d);
+  if (rc) {
+    free_outputs(h);
+    return -1;
+  }
+  h->mapped = 1;
+  return 0;
+}

@@ -1,0 +1,141 @@
+/*
+ * env.c - the variables each task is told (ALGORITHM.md step 6).  They are
+ * computed, never exported: the preload, the command and Python decide.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpibind_internal.h"
+
+static const char *const vendor_vars[3] = {
+    "CUDA_VISIBLE_DEVICES", /* NVIDIA */
+    "ROCR_VISIBLE_DEVICES", /* AMD */
+    "ZE_AFFINITY_MASK",     /* Intel: beyond the original */
+};
+
+static int add_var(mpibind_t *h, const char *name)
+{
+  int v = h->nvars;
+  char **names = realloc(h->var_names, (v + 1) * sizeof(char *));
+  if (names)
+    h->var_names = names;
+  char ***values = realloc(h->var_values, (v + 1) * sizeof(char **));
+  if (values)
+    h->var_values = values;
+  if (!names || !values)
+    return -1;
+  h->var_names[v] = strdup(name);
+  h->var_values[v] = calloc(h->ntasks + 1, sizeof(char *));
+  if (!h->var_names[v] || !h->var_values[v]) {
+    free(h->var_names[v]);
+    free(h->var_values[v]);
+    return -1;
+  }
+  h->nvars++;
+  return v;
+}
+
+static void clear_vars(mpibind_t *h)
+{
+  for (int v = 0; v < h->nvars; v++) {
+    for (int t = 0; t < h->ntasks; t++)
+      free(h->var_values[v][t]);
+    free(h->var_values[v]);
+    free(h->var_names[v]);
+  }
+  free(h->var_names);
+  free(h->var_values);
+  h->var_names = NULL;
+  h->var_values = NULL;
+  h->nvars = 0;
+}
+
+int mpibind_set_env_vars(mpibind_t *h)
+{
+  if (!h)
+    return -1;
+  if (!h->mapped)
+    return mb_fail(h, "no mapping yet: call mpibind() first");
+  clear_vars(h);
+  int v;
+  if ((v = add_var(h, "OMP_NUM_THREADS")) < 0)
+    goto oom;
+  for (int t = 0; t < h->ntasks; t++)
+    if (asprintf(&h->var_values[v][t], "%d", h->out_nthreads[t]) < 0) {
+      h->var_values[v][t] = NULL;
+      goto oom;
+    }
+  if ((v = add_var(h, "OMP_PLACES")) < 0)
+    goto oom;
+  for (int t = 0; t < h->ntasks; t++)
+    if (!(h->var_values[v][t] = strdup("threads")))
+      goto oom;
+  if ((v = add_var(h, "OMP_PROC_BIND")) < 0)
+    goto oom;
+  for (int t = 0; t < h->ntasks; t++)
+    if (!(h->var_values[v][t] = strdup("spread")))
+      goto oom;
+  /* A vendor's variable exists when the node has its GPUs; a task without
+   * one of them gets "" (no device), not the variable left unset (all). */
+  for (int slot = 0; slot < 3; slot++) {
+    if (!h->node_vendors[slot])
+      continue;
+    if ((v = add_var(h, vendor_vars[slot])) < 0)
+      goto oom;
+    for (int t = 0; t < h->ntasks; t++)
+      if (!(h->var_values[v][t] =
+                mb_task_gpu_ids(h, t, MPIBIND_ID_SMI, slot)))
+        goto oom;
+  }
+  return 0;
+oom:
+  clear_vars(h);
+  return mb_fail(h, "out of memory");
+}
+
+char **mpibind_get_env_var_names(mpibind_t *h, int *count)
+{
+  if (count)
+    *count = 0;
+  if (!h)
+    return NULL;
+  if (!h->var_names) {
+    mb_fail(h, "no variables yet: call mpibind_set_env_vars() first");
+    return NULL;
+  }
+  if (count)
+    *count = h->nvars;
+  return h->var_names;
+}
+
+char **mpibind_get_env_var_values(mpibind_t *h, const char *name)
+{
+  if (!h)
+    return NULL;
+  if (!h->var_names) {
+    mb_fail(h, "no variables yet: call mpibind_set_env_vars() first");
+    return NULL;
+  }
+  for (int v = 0; name && v < h->nvars; v++)
+    if (strcmp(h->var_names[v], name) == 0)
+      return h->var_values[v];
+  mb_fail(h, "variable '%s' is not one mpibind sets for this mapping",
+          name ? name : "(null)");
+  return NULL;
+}
+
+int mpibind_env_vars_print(mpibind_t *h)
+{
+  if (!h)
+    return -1;
+  if (!h->var_names)
+    return mb_fail(h, "no variables yet: call mpibind_set_env_vars() first");
+  for (int t = 0; t < h->ntasks; t++)
+    for (int v = 0; v < h->nvars; v++)
+      printf("mpibind: task %2d %s=%s\n", t, h->var_names[v],
+             h->var_values[v][t]);
+  fflush(stdout);
+  return 0;
+}

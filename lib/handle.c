@@ -1,0 +1,486 @@
+/*
+ * handle.c - the handle's life cycle, its inputs and the error convention
+ * (see mpibind.h): every failure goes through mb_fail(), which keeps one
+ * message per handle.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpibind_internal.h"
+
+static const char null_handle_msg[] = "mpibind: the handle is NULL";
+
+int mb_fail(mpibind_t *h, const char *fmt, ...)
+{
+  if (!h)
+    return -1;
+  char *msg = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(&msg, fmt, ap) < 0)
+    msg = NULL;
+  va_end(ap);
+  free(h->error);
+  h->error = msg; /* NULL (out of memory) reads back as a generic text */
+  return -1;
+}
+
+char *mb_strdup(mpibind_t *h, const char *s)
+{
+  char *d = strdup(s);
+  if (!d)
+    mb_fail(h, "out of memory");
+  return d;
+}
+
+const char *mpibind_get_error(const mpibind_t *h)
+{
+  if (!h)
+    return null_handle_msg;
+  if (!h->error)
+    return "";
+  return h->error;
+}
+
+int mpibind_init(mpibind_t **handle)
+{
+  if (!handle)
+    return -1;
+  mpibind_t *h = calloc(1, sizeof(*h));
+  *handle = h;
+  if (!h)
+    return -1;
+  h->greedy = 1;
+  h->gpu_optim = 1;
+  h->restrict_type = MPIBIND_RESTRICT_CPU;
+  h->gpu_id_kind = MPIBIND_ID_SMI;
+  return 0;
+}
+
+void mb_clear_outputs(mpibind_t *h)
+{
+  int ntasks = h->mapped ? h->ntasks : 0;
+  for (int i = 0; i < ntasks; i++) {
+    if (h->out_cpus)
+      hwloc_bitmap_free(h->out_cpus[i]);
+    if (h->out_gpus)
+      hwloc_bitmap_free(h->out_gpus[i]);
+    if (h->cpus_ptask)
+      free(h->cpus_ptask[i]);
+    if (h->gpus_ptask && h->gpus_ptask[i]) {
+      for (int g = 0; h->gpus_ptask[i][g]; g++)
+        free(h->gpus_ptask[i][g]);
+      free(h->gpus_ptask[i]);
+    }
+  }
+  for (int v = 0; v < h->nvars; v++) {
+    for (int i = 0; i < ntasks; i++)
+      free(h->var_values[v][i]);
+    free(h->var_values[v]);
+    free(h->var_names[v]);
+  }
+  free(h->var_values);
+  free(h->var_names);
+  h->var_values = NULL;
+  h->var_names = NULL;
+  h->nvars = 0;
+  free(h->out_nthreads);
+  free(h->out_cpus);
+  free(h->out_gpus);
+  free(h->cpus_ptask);
+  free(h->ncpus_ptask);
+  free(h->gpus_ptask);
+  free(h->ngpus_ptask);
+  h->out_nthreads = NULL;
+  h->out_cpus = h->out_gpus = NULL;
+  h->cpus_ptask = NULL;
+  h->ncpus_ptask = NULL;
+  h->gpus_ptask = NULL;
+  h->ngpus_ptask = NULL;
+  mb_gpu_list_free(&h->gpus);
+  h->mapped = 0;
+}
+
+static void free_allocs(mpibind_t *h)
+{
+  for (int i = 0; i < h->nallocs; i++) {
+    free(h->allocs[i].var);
+    free(h->allocs[i].value);
+  }
+  free(h->allocs);
+  h->allocs = NULL;
+  h->nallocs = 0;
+}
+
+int mpibind_finalize(mpibind_t *h)
+{
+  if (!h)
+    return 0;
+  mb_clear_outputs(h);
+  mb_free_work_topology(h);
+  mb_free_own_topology(h);
+  free_allocs(h);
+  free(h->restrict_ids);
+  free(h->error);
+  free(h);
+  return 0;
+}
+
+/* ---- Inputs ---------------------------------------------------------- */
+
+/* Every setter invalidates the outputs: reading a mapping computed from
+ * other inputs would be a silent lie. */
+#define CHECK_HANDLE(h)                                                      \
+  do {                                                                       \
+    if (!(h))                                                                \
+      return -1;                                                             \
+  } while (0)
+
+int mpibind_set_ntasks(mpibind_t *h, int ntasks)
+{
+  CHECK_HANDLE(h);
+  if (ntasks < 1)
+    return mb_fail(h, "ntasks %d is invalid: expected an integer >= 1",
+                   ntasks);
+  mb_clear_outputs(h);
+  h->ntasks = ntasks;
+  return 0;
+}
+
+int mpibind_set_nthreads(mpibind_t *h, int nthreads)
+{
+  CHECK_HANDLE(h);
+  if (nthreads < 0)
+    return mb_fail(h,
+                   "nthreads %d is invalid: expected an integer >= 0 "
+                   "(0 lets mpibind choose)",
+                   nthreads);
+  mb_clear_outputs(h);
+  h->nthreads = nthreads;
+  return 0;
+}
+
+int mpibind_set_greedy(mpibind_t *h, int greedy)
+{
+  CHECK_HANDLE(h);
+  if (greedy != 0 && greedy != 1)
+    return mb_fail(h, "greedy %d is invalid: expected 0 or 1", greedy);
+  mb_clear_outputs(h);
+  h->greedy = greedy;
+  return 0;
+}
+
+int mpibind_set_gpu_optim(mpibind_t *h, int gpu_optim)
+{
+  CHECK_HANDLE(h);
+  if (gpu_optim != 0 && gpu_optim != 1)
+    return mb_fail(h, "gpu_optim %d is invalid: expected 0 or 1", gpu_optim);
+  mb_clear_outputs(h);
+  h->gpu_optim = gpu_optim;
+  return 0;
+}
+
+int mpibind_set_smt(mpibind_t *h, int smt)
+{
+  CHECK_HANDLE(h);
+  if (smt < 0)
+    return mb_fail(h,
+                   "smt %d is invalid: expected an integer >= 0 "
+                   "(0 lets mpibind choose)",
+                   smt);
+  mb_clear_outputs(h);
+  h->smt = smt;
+  return 0;
+}
+
+int mpibind_set_restrict_ids(mpibind_t *h, const char *ids)
+{
+  CHECK_HANDLE(h);
+  char *copy = NULL;
+  if (ids && *ids) {
+    /* Parse now so that a typo is reported where it was made; whether the
+     * list selects anything depends on the topology (mpibind()). */
+    hwloc_bitmap_t set = hwloc_bitmap_alloc();
+    if (!set)
+      return mb_fail(h, "out of memory");
+    int bad = hwloc_bitmap_list_sscanf(set, ids) < 0;
+    int infinite = !bad && hwloc_bitmap_weight(set) < 0;
+    hwloc_bitmap_free(set);
+    if (bad || strspn(ids, "0123456789,-") != strlen(ids))
+      return mb_fail(h,
+                     "restrict list '%s' is invalid: expected a list of "
+                     "ids such as 0-3,8,10-11",
+                     ids);
+    if (infinite)
+      return mb_fail(h,
+                     "restrict list '%s' is invalid: an open range has no "
+                     "end; expected a list of ids such as 0-3,8,10-11",
+                     ids);
+    if (!(copy = mb_strdup(h, ids)))
+      return -1;
+  }
+  mb_clear_outputs(h);
+  mb_free_work_topology(h);
+  free(h->restrict_ids);
+  h->restrict_ids = copy;
+  return 0;
+}
+
+int mpibind_set_restrict_type(mpibind_t *h, int type)
+{
+  CHECK_HANDLE(h);
+  if (type != MPIBIND_RESTRICT_CPU && type != MPIBIND_RESTRICT_MEM)
+    return mb_fail(h,
+                   "restrict type %d is invalid: expected "
+                   "MPIBIND_RESTRICT_CPU (0) or MPIBIND_RESTRICT_MEM (1)",
+                   type);
+  mb_clear_outputs(h);
+  mb_free_work_topology(h);
+  h->restrict_type = type;
+  return 0;
+}
+
+int mpibind_set_gpu_ids(mpibind_t *h, int kind)
+{
+  CHECK_HANDLE(h);
+  if (kind != MPIBIND_ID_UNIV && kind != MPIBIND_ID_SMI &&
+      kind != MPIBIND_ID_PCIBUS && kind != MPIBIND_ID_NAME)
+    return mb_fail(h,
+                   "GPU id kind %d is invalid: expected MPIBIND_ID_UNIV (%d), "
+                   "MPIBIND_ID_SMI (%d), MPIBIND_ID_PCIBUS (%d) or "
+                   "MPIBIND_ID_NAME (%d)",
+                   kind, MPIBIND_ID_UNIV, MPIBIND_ID_SMI, MPIBIND_ID_PCIBUS,
+                   MPIBIND_ID_NAME);
+  /* The id kind changes only how GPUs are named: the mapping stays, the
+   * cached per-task strings go. */
+  if (h->gpus_ptask) {
+    for (int i = 0; i < h->ntasks; i++) {
+      if (!h->gpus_ptask[i])
+        continue;
+      for (int g = 0; h->gpus_ptask[i][g]; g++)
+        free(h->gpus_ptask[i][g]);
+      free(h->gpus_ptask[i]);
+      h->gpus_ptask[i] = NULL;
+    }
+  }
+  h->gpu_id_kind = kind;
+  return 0;
+}
+
+static const char *const alloc_vars[] = {
+    "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
+    "ZE_AFFINITY_MASK"};
+
+int mpibind_set_gpu_allocation(mpibind_t *h, const char *var,
+                               const char *value)
+{
+  CHECK_HANDLE(h);
+  int known = 0;
+  for (size_t i = 0; var && i < sizeof(alloc_vars) / sizeof(*alloc_vars); i++)
+    known |= strcmp(var, alloc_vars[i]) == 0;
+  if (!known)
+    return mb_fail(h,
+                   "GPU allocation variable '%s' is unknown: expected "
+                   "CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, "
+                   "HIP_VISIBLE_DEVICES or ZE_AFFINITY_MASK",
+                   var ? var : "(null)");
+  mb_clear_outputs(h);
+  int at = 0;
+  while (at < h->nallocs && strcmp(h->allocs[at].var, var) != 0)
+    at++;
+  if (!value) { /* forget it */
+    if (at < h->nallocs) {
+      free(h->allocs[at].var);
+      free(h->allocs[at].value);
+      h->allocs[at] = h->allocs[--h->nallocs];
+    }
+    return 0;
+  }
+  char *v = mb_strdup(h, value);
+  if (!v)
+    return -1;
+  if (at == h->nallocs) {
+    struct mb_alloc *a =
+        realloc(h->allocs, (h->nallocs + 1) * sizeof(*h->allocs));
+    char *name = strdup(var);
+    if (!a || !name) {
+      if (a)
+        h->allocs = a;
+      free(name);
+      free(v);
+      return mb_fail(h, "out of memory");
+    }
+    h->allocs = a;
+    h->allocs[at].var = name;
+    h->allocs[at].value = NULL;
+    h->nallocs++;
+  }
+  free(h->allocs[at].value);
+  h->allocs[at].value = v;
+  return 0;
+}
+
+int mpibind_get_ntasks(mpibind_t *h) { return h ? h->ntasks : -1; }
+int mpibind_get_greedy(mpibind_t *h) { return h ? h->greedy : -1; }
+int mpibind_get_gpu_optim(mpibind_t *h) { return h ? h->gpu_optim : -1; }
+int mpibind_get_smt(mpibind_t *h) { return h ? h->smt : -1; }
+int mpibind_get_restrict_type(mpibind_t *h)
+{
+  return h ? h->restrict_type : -1;
+}
+int mpibind_get_gpu_ids(mpibind_t *h) { return h ? h->gpu_id_kind : -1; }
+const char *mpibind_get_restrict_ids(mpibind_t *h)
+{
+  return h ? h->restrict_ids : NULL;
+}
+int mpibind_get_nthreads_input(mpibind_t *h) { return h ? h->nthreads : -1; }
+const char *mpibind_get_topology_file(mpibind_t *h)
+{
+  return h && !h->user_topo ? h->topo_file : NULL;
+}
+
+/* ---- Outputs --------------------------------------------------------- */
+
+static int check_mapped(mpibind_t *h)
+{
+  if (!h)
+    return -1;
+  if (!h->mapped)
+    return mb_fail(h, "no mapping yet: call mpibind() first");
+  return 0;
+}
+
+static int check_task(mpibind_t *h, int task)
+{
+  if (check_mapped(h))
+    return -1;
+  if (task < 0 || task >= h->ntasks)
+    return mb_fail(h, "task %d is invalid: expected 0 to %d", task,
+                   h->ntasks - 1);
+  return 0;
+}
+
+int *mpibind_get_nthreads(mpibind_t *h)
+{
+  return check_mapped(h) ? NULL : h->out_nthreads;
+}
+
+hwloc_bitmap_t *mpibind_get_cpus(mpibind_t *h)
+{
+  return check_mapped(h) ? NULL : h->out_cpus;
+}
+
+hwloc_bitmap_t *mpibind_get_gpus(mpibind_t *h)
+{
+  return check_mapped(h) ? NULL : h->out_gpus;
+}
+
+int mpibind_get_num_gpus(mpibind_t *h)
+{
+  return check_mapped(h) ? -1 : h->gpus.n;
+}
+
+int *mpibind_get_cpus_ptask(mpibind_t *h, int task, int *ncpus)
+{
+  if (ncpus)
+    *ncpus = 0;
+  if (check_task(h, task))
+    return NULL;
+  if (!h->cpus_ptask) {
+    h->cpus_ptask = calloc(h->ntasks, sizeof(*h->cpus_ptask));
+    h->ncpus_ptask = calloc(h->ntasks, sizeof(*h->ncpus_ptask));
+    if (!h->cpus_ptask || !h->ncpus_ptask) {
+      free(h->cpus_ptask);
+      free(h->ncpus_ptask);
+      h->cpus_ptask = NULL;
+      h->ncpus_ptask = NULL;
+      mb_fail(h, "out of memory");
+      return NULL;
+    }
+  }
+  if (!h->cpus_ptask[task]) {
+    int n = hwloc_bitmap_weight(h->out_cpus[task]);
+    int *a = malloc((n > 0 ? n : 1) * sizeof(int));
+    if (!a) {
+      mb_fail(h, "out of memory");
+      return NULL;
+    }
+    int i = 0;
+    unsigned pu;
+    hwloc_bitmap_foreach_begin(pu, h->out_cpus[task]) a[i++] = (int)pu;
+    hwloc_bitmap_foreach_end();
+    h->cpus_ptask[task] = a;
+    h->ncpus_ptask[task] = n;
+  }
+  if (ncpus)
+    *ncpus = h->ncpus_ptask[task];
+  return h->cpus_ptask[task];
+}
+
+char **mpibind_get_gpus_ptask(mpibind_t *h, int task, int *ngpus)
+{
+  if (ngpus)
+    *ngpus = 0;
+  if (check_task(h, task))
+    return NULL;
+  if (!h->gpus_ptask) {
+    h->gpus_ptask = calloc(h->ntasks, sizeof(*h->gpus_ptask));
+    h->ngpus_ptask = calloc(h->ntasks, sizeof(*h->ngpus_ptask));
+    if (!h->gpus_ptask || !h->ngpus_ptask) {
+      free(h->gpus_ptask);
+      free(h->ngpus_ptask);
+      h->gpus_ptask = NULL;
+      h->ngpus_ptask = NULL;
+      mb_fail(h, "out of memory");
+      return NULL;
+    }
+  }
+  if (!h->gpus_ptask[task]) {
+    int n = hwloc_bitmap_weight(h->out_gpus[task]);
+    char **a = calloc(n + 1, sizeof(char *));
+    if (!a) {
+      mb_fail(h, "out of memory");
+      return NULL;
+    }
+    int i = 0;
+    unsigned g;
+    hwloc_bitmap_foreach_begin(g, h->out_gpus[task])
+    {
+      if (!(a[i] = strdup(mb_gpu_id(&h->gpus.gpu[g], h->gpu_id_kind)))) {
+        for (int j = 0; j < i; j++)
+          free(a[j]);
+        free(a);
+        mb_fail(h, "out of memory");
+        return NULL;
+      }
+      i++;
+    }
+    hwloc_bitmap_foreach_end();
+    h->gpus_ptask[task] = a;
+    h->ngpus_ptask[task] = n;
+  }
+  if (ngpus)
+    *ngpus = h->ngpus_ptask[task];
+  return h->gpus_ptask[task];
+}
+
+const char *mpibind_get_gpu_id(mpibind_t *h, int gpu, int kind)
+{
+  if (check_mapped(h))
+    return NULL;
+  if (gpu < 0 || gpu >= h->gpus.n) {
+    mb_fail(h, "GPU %d is invalid: the node's GPU list has %d GPUs", gpu,
+            h->gpus.n);
+    return NULL;
+  }
+  if (kind != MPIBIND_ID_UNIV && kind != MPIBIND_ID_SMI &&
+      kind != MPIBIND_ID_PCIBUS && kind != MPIBIND_ID_NAME) {
+    mb_fail(h, "GPU id kind %d is invalid", kind);
+    return NULL;
+  }
+  return mb_gpu_id(&h->gpus.gpu[gpu], kind);
+}

@@ -1,0 +1,127 @@
+/*
+ * mpibind_internal.h - what the files of lib/ share; never installed.
+ * Nothing here is exported from libmpibind.so (the library is built with
+ * hidden visibility; only MPIBIND_API names are public).
+ */
+#ifndef MPIBIND_INTERNAL_H
+#define MPIBIND_INTERNAL_H
+
+#include "mpibind.h"
+
+/* Backends of GPU OS devices, best first (ALGORITHM.md step 3). */
+enum mb_backend {
+  MB_BACKEND_SMI = 0,   /* NVML or RSMI */
+  MB_BACKEND_LEVELZERO,
+  MB_BACKEND_CUDA,
+  MB_BACKEND_OPENCL,
+  MB_BACKEND_DRM_RENDER,
+  MB_BACKEND_NONE       /* not a GPU on its own */
+};
+
+/* One entry of the node's GPU list. */
+struct mb_gpu {
+  hwloc_obj_t osdev;     /* in the topology the list was built on */
+  hwloc_obj_t locality;  /* nearest non-I/O ancestor */
+  enum mb_backend backend;
+  unsigned vendor;       /* PCI vendor id */
+  unsigned domain, bus, dev, func;
+  char *visible;         /* visible index, as written in *_VISIBLE_DEVICES */
+  char *pcibus;          /* dddd:bb:dd.f */
+  char *name;            /* OS device name */
+  char *uuid;            /* "" when unknown */
+  char *alloc_entry;     /* the allocation's entry naming it, or NULL */
+};
+
+struct mb_gpu_list {
+  struct mb_gpu *gpu;
+  int n;
+};
+
+/* A pre-set *_VISIBLE_DEVICES (the GPU allocation). */
+struct mb_alloc {
+  char *var;
+  char *value;
+};
+
+struct mpibind_t {
+  /* Inputs. */
+  int ntasks;            /* 0: not set yet */
+  int nthreads;
+  int greedy;
+  int gpu_optim;
+  int smt;
+  int restrict_type;
+  int gpu_id_kind;
+  char *restrict_ids;    /* NULL: no restriction */
+  struct mb_alloc *allocs;
+  int nallocs;
+
+  /* Topologies.  base is what the inputs name (caller's, file or live);
+   * work is base restricted (a private copy) or base itself. */
+  hwloc_topology_t user_topo;   /* the caller's, never modified or freed */
+  hwloc_topology_t own_topo;    /* loaded by the handle (live or file) */
+  char *topo_file;              /* own_topo's file, NULL when live */
+  hwloc_topology_t work_topo;
+  int work_is_copy;
+
+  /* Outputs of mpibind(). */
+  int mapped;
+  int *out_nthreads;
+  hwloc_bitmap_t *out_cpus;
+  hwloc_bitmap_t *out_gpus;
+  struct mb_gpu_list gpus;      /* on work_topo, after allocation */
+  unsigned node_vendors[3];     /* NVIDIA, AMD, Intel present on the node */
+
+  /* Lazily built views of the outputs (see the getters). */
+  int **cpus_ptask;
+  int *ncpus_ptask;
+  char ***gpus_ptask;
+  int *ngpus_ptask;
+
+  /* Environment of step 6. */
+  int nvars;
+  char **var_names;
+  char ***var_values;           /* [var][task] */
+
+  char *error;
+};
+
+/* Records a failure message on h and returns -1.  h may be NULL. */
+int mb_fail(mpibind_t *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Forgets every output of mpibind() (before a new mapping or an input
+ * change that makes them stale). */
+void mb_clear_outputs(mpibind_t *h);
+/* A strdup that records out-of-memory on h. */
+char *mb_strdup(mpibind_t *h, const char *s);
+
+/* topology.c */
+hwloc_topology_t mb_base_topology(mpibind_t *h);
+int mb_make_work_topology(mpibind_t *h);
+void mb_free_own_topology(mpibind_t *h);
+void mb_free_work_topology(mpibind_t *h);
+int mb_core_depth(hwloc_topology_t topo);
+int mb_hw_smt(hwloc_topology_t topo);
+
+/* gpus.c */
+int mb_gpu_list_build(mpibind_t *h, hwloc_topology_t topo,
+                      const struct mb_gpu_list *ref,
+                      struct mb_gpu_list *list);
+int mb_gpu_list_allocate(mpibind_t *h, struct mb_gpu_list *list);
+void mb_gpu_list_free(struct mb_gpu_list *list);
+const char *mb_gpu_id(const struct mb_gpu *g, int kind);
+int mb_vendor_slot(unsigned vendor);   /* 0 NVIDIA, 1 AMD, 2 Intel, -1 */
+
+/* distribute.c */
+int mb_distribute(mpibind_t *h);
+
+/* report.c / env.c helpers */
+char *mb_task_gpu_ids(mpibind_t *h, int task, int kind, int vendor_slot);
+
+/* split(n, k): part j of n split into k parts, the first n % k one longer. */
+static inline int mb_split_part(int n, int k, int j)
+{
+  return n / k + (j < n % k ? 1 : 0);
+}
+
+#endif

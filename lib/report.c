@@ -1,0 +1,155 @@
+/*
+ * report.c - the one-line-per-task report every front end prints
+ * (ALGORITHM.md step 6):  mpibind: task %2d nths %2d gpus %s cpus %s
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpibind_internal.h"
+
+/* The task's GPUs of one vendor slot (-1: all), comma-separated, in the
+ * given id kind.  Caller frees. */
+char *mb_task_gpu_ids(mpibind_t *h, int task, int kind, int vendor_slot)
+{
+  size_t len = 0;
+  unsigned g;
+  hwloc_bitmap_foreach_begin(g, h->out_gpus[task])
+  {
+    if (vendor_slot < 0 || mb_vendor_slot(h->gpus.gpu[g].vendor) == vendor_slot)
+      len += strlen(mb_gpu_id(&h->gpus.gpu[g], kind)) + 1;
+  }
+  hwloc_bitmap_foreach_end();
+  char *s = calloc(len + 1, 1);
+  if (!s)
+    return NULL;
+  hwloc_bitmap_foreach_begin(g, h->out_gpus[task])
+  {
+    if (vendor_slot < 0 ||
+        mb_vendor_slot(h->gpus.gpu[g].vendor) == vendor_slot) {
+      if (*s)
+        strcat(s, ",");
+      strcat(s, mb_gpu_id(&h->gpus.gpu[g], kind));
+    }
+  }
+  hwloc_bitmap_foreach_end();
+  return s;
+}
+
+static char *task_line(mpibind_t *h, int task)
+{
+  char *gpus = mb_task_gpu_ids(h, task, h->gpu_id_kind, -1);
+  char *cpus = NULL;
+  char *line = NULL;
+  if (gpus && hwloc_bitmap_list_asprintf(&cpus, h->out_cpus[task]) >= 0 &&
+      asprintf(&line, "mpibind: task %2d nths %2d gpus %s cpus %s\n", task,
+               h->out_nthreads[task], gpus, cpus) < 0)
+    line = NULL;
+  free(gpus);
+  free(cpus);
+  if (!line)
+    mb_fail(h, "out of memory");
+  return line;
+}
+
+/* Copies text into buf the way snprintf would, returning its length. */
+static int put(char *buf, int size, const char *text)
+{
+  size_t len = strlen(text);
+  if (buf && size > 0) {
+    size_t n = len < (size_t)size - 1 ? len : (size_t)size - 1;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+  }
+  return len > (size_t)0x7fffffff ? -1 : (int)len;
+}
+
+static int check_args(mpibind_t *h, char *buf, int size)
+{
+  if (!h)
+    return -1;
+  if (size < 0 || (size > 0 && !buf))
+    return mb_fail(h, "report buffer of size %d is invalid: expected a "
+                      "buffer and a size >= 0",
+                   size);
+  if (!h->mapped)
+    return mb_fail(h, "no mapping yet: call mpibind() first");
+  return 0;
+}
+
+int mpibind_mapping_ptask_snprint(char *buf, int size, mpibind_t *h, int task)
+{
+  if (check_args(h, buf, size))
+    return -1;
+  if (task < 0 || task >= h->ntasks)
+    return mb_fail(h, "task %d is invalid: expected 0 to %d", task,
+                   h->ntasks - 1);
+  char *line = task_line(h, task);
+  if (!line)
+    return -1;
+  int n = put(buf, size, line);
+  free(line);
+  return n;
+}
+
+/* The whole report, caller frees. */
+static char *report(mpibind_t *h)
+{
+  size_t len = 0, cap = 256;
+  char *all = malloc(cap);
+  if (!all) {
+    mb_fail(h, "out of memory");
+    return NULL;
+  }
+  all[0] = '\0';
+  for (int t = 0; t < h->ntasks; t++) {
+    char *line = task_line(h, t);
+    if (!line) {
+      free(all);
+      return NULL;
+    }
+    size_t l = strlen(line);
+    if (len + l + 1 > cap) {
+      while (len + l + 1 > cap)
+        cap *= 2;
+      char *n = realloc(all, cap);
+      if (!n) {
+        free(line);
+        free(all);
+        mb_fail(h, "out of memory");
+        return NULL;
+      }
+      all = n;
+    }
+    memcpy(all + len, line, l + 1);
+    len += l;
+    free(line);
+  }
+  return all;
+}
+
+int mpibind_mapping_snprint(char *buf, int size, mpibind_t *h)
+{
+  if (check_args(h, buf, size))
+    return -1;
+  char *all = report(h);
+  if (!all)
+    return -1;
+  int n = put(buf, size, all);
+  free(all);
+  return n;
+}
+
+int mpibind_mapping_print(mpibind_t *h)
+{
+  if (check_args(h, NULL, 0))
+    return -1;
+  char *all = report(h);
+  if (!all)
+    return -1;
+  fputs(all, stdout);
+  fflush(stdout);
+  free(all);
+  return 0;
+}
