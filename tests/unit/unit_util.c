@@ -1,0 +1,228 @@
+/* unit_util.c - see unit_util.h. */
+#define _GNU_SOURCE
+#include "unit_util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char *ut_fmt(const char *fmt, ...)
+{
+  va_list ap;
+  char *s = NULL;
+  va_start(ap, fmt);
+  ck_assert_int_ge(vasprintf(&s, fmt, ap), 0);
+  va_end(ap);
+  return s;
+}
+
+const char *ut_topologies_dir(void)
+{
+  const char *d = getenv("TOPOLOGIES");
+  ck_assert_msg(d && *d, "TOPOLOGIES is not set (run through meson test)");
+  return d;
+}
+
+char *ut_path(const char *name)
+{
+  if (strchr(name, '/'))
+    return strdup(name);
+  const char *dirs[] = {getenv("TOPOLOGIES"), getenv("UNIT_XML")};
+  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+    if (!dirs[i])
+      continue;
+    char *p = ut_fmt("%s/%s", dirs[i], name);
+    if (access(p, R_OK) == 0)
+      return p;
+    free(p);
+  }
+  ck_abort_msg("topology %s not found in $TOPOLOGIES or $UNIT_XML", name);
+  return NULL;
+}
+
+mpibind_t *ut_open(const char *name)
+{
+  mpibind_t *h = NULL;
+  ck_assert_int_eq(mpibind_init(&h), 0);
+  ck_assert_ptr_nonnull(h);
+  char *p = ut_path(name);
+  int rc = mpibind_set_topology_file(h, p);
+  ck_assert_msg(rc == 0, "mpibind_set_topology_file(%s): %s", p,
+                mpibind_get_error(h));
+  free(p);
+  return h;
+}
+
+int ut_set(mpibind_t *h, ut_in in)
+{
+  if (mpibind_set_ntasks(h, in.ntasks) || mpibind_set_nthreads(h, in.nthreads) ||
+      mpibind_set_greedy(h, in.greedy) || mpibind_set_gpu_optim(h, in.gpu_optim) ||
+      mpibind_set_smt(h, in.smt) || mpibind_set_restrict_type(h, in.restrict_type) ||
+      mpibind_set_restrict_ids(h, in.restrict_ids))
+    return -1;
+  return 0;
+}
+
+static char *in_str(ut_in in)
+{
+  return ut_fmt("ntasks %d nthreads %d greedy %d gpu_optim %d smt %d "
+                "restrict %s %s", in.ntasks, in.nthreads, in.greedy,
+                in.gpu_optim, in.smt, in.restrict_type ? "mem" : "cpu",
+                in.restrict_ids ? in.restrict_ids : "(none)");
+}
+
+void ut_map(mpibind_t *h, ut_in in)
+{
+  int rc = ut_set(h, in);
+  ck_assert_msg(rc == 0, "setting inputs (%s): %s", in_str(in),
+                mpibind_get_error(h));
+  rc = mpibind(h);
+  ck_assert_msg(rc == 0, "mpibind(%s) failed: %s", in_str(in),
+                mpibind_get_error(h));
+}
+
+const char *ut_map_fails(mpibind_t *h, ut_in in)
+{
+  int rc = ut_set(h, in);
+  if (rc == 0) {
+    rc = mpibind(h);
+    ck_assert_msg(rc != 0, "mpibind(%s) succeeded, expected an error",
+                  in_str(in));
+  }
+  ck_assert_int_eq(rc, -1);
+  const char *msg = mpibind_get_error(h);
+  ck_assert_ptr_nonnull(msg);
+  ck_assert_msg(*msg, "empty error message for %s", in_str(in));
+  ck_assert_msg(!strchr(msg, '\n'), "error message is not one line: %s", msg);
+  return msg;
+}
+
+int ut_count(const char *list)
+{
+  int n = 1;
+  for (const char *p = list; *p; p++)
+    n += *p == ';';
+  return n;
+}
+
+char *ut_item(const char *list, int i)
+{
+  if (ut_count(list) == 1)
+    return strdup(list);
+  const char *p = list;
+  for (int k = 0; k < i; k++) {
+    p = strchr(p, ';');
+    ck_assert_ptr_nonnull(p);
+    p++;
+  }
+  const char *e = strchr(p, ';');
+  return strndup(p, e ? (size_t)(e - p) : strlen(p));
+}
+
+char *ut_seq(int first, int last, int step, int width)
+{
+  hwloc_bitmap_t b = hwloc_bitmap_alloc();
+  for (int x = first; x <= last; x += step)
+    hwloc_bitmap_set_range(b, x, x + width - 1);
+  char *s = NULL;
+  hwloc_bitmap_list_asprintf(&s, b);
+  hwloc_bitmap_free(b);
+  return s;
+}
+
+char *ut_join(const char *sep, int n, char **items)
+{
+  size_t len = 1;
+  for (int i = 0; i < n; i++)
+    len += strlen(items[i]) + strlen(sep);
+  char *s = calloc(1, len);
+  for (int i = 0; i < n; i++) {
+    if (i)
+      strcat(s, sep);
+    strcat(s, items[i]);
+  }
+  return s;
+}
+
+char *ut_gpus_str(mpibind_t *h, int task)
+{
+  int n = -1;
+  char **ids = mpibind_get_gpus_ptask(h, task, &n);
+  ck_assert_msg(n >= 0, "mpibind_get_gpus_ptask(%d): n %d: %s", task, n,
+                mpibind_get_error(h));
+  if (n > 0)
+    ck_assert_ptr_nonnull(ids);
+  if (ids)
+    ck_assert_msg(ids[n] == NULL, "task %d: GPU id array not NULL-terminated",
+                  task);
+  return ut_join(",", n, ids);
+}
+
+char *ut_cpus_str(mpibind_t *h, int task)
+{
+  hwloc_bitmap_t *cpus = mpibind_get_cpus(h);
+  ck_assert_ptr_nonnull(cpus);
+  char *s = NULL;
+  hwloc_bitmap_list_asprintf(&s, cpus[task]);
+  return s;
+}
+
+/* The per-task int array must list exactly the bitmap's PUs, ascending. */
+static void check_cpus_ptask(mpibind_t *h, int task, hwloc_const_bitmap_t b)
+{
+  int n = -1;
+  int *a = mpibind_get_cpus_ptask(h, task, &n);
+  ck_assert_int_eq(n, hwloc_bitmap_weight(b));
+  if (n > 0)
+    ck_assert_ptr_nonnull(a);
+  int k = 0, id;
+  hwloc_bitmap_foreach_begin(id, b) {
+    ck_assert_msg(a[k] == id, "task %d: cpus_ptask[%d] = %d, expected %d",
+                  task, k, a[k], id);
+    k++;
+  }
+  hwloc_bitmap_foreach_end();
+}
+
+void ut_expect(mpibind_t *h, const char *nthreads, const char *cpus,
+               const char *gpus)
+{
+  int ntasks = mpibind_get_ntasks(h);
+  int *nth = mpibind_get_nthreads(h);
+  hwloc_bitmap_t *cs = mpibind_get_cpus(h);
+  ck_assert_ptr_nonnull(nth);
+  ck_assert_ptr_nonnull(cs);
+  if (ut_count(nthreads) > 1)
+    ck_assert_int_eq(ut_count(nthreads), ntasks);
+  ck_assert_int_eq(ut_count(cpus), ntasks);
+  if (gpus && ut_count(gpus) > 1)
+    ck_assert_int_eq(ut_count(gpus), ntasks);
+
+  hwloc_bitmap_t want = hwloc_bitmap_alloc();
+  for (int i = 0; i < ntasks; i++) {
+    int t = atoi(ut_item(nthreads, i));
+    ck_assert_msg(nth[i] == t, "task %d: nthreads %d, expected %d", i,
+                  nth[i], t);
+    char *c = ut_item(cpus, i);
+    ck_assert_int_eq(hwloc_bitmap_list_sscanf(want, c), 0);
+    ck_assert_msg(hwloc_bitmap_isequal(want, cs[i]),
+                  "task %d: cpus %s, expected %s", i, ut_cpus_str(h, i), c);
+    check_cpus_ptask(h, i, cs[i]);
+    char *g = gpus ? ut_item(gpus, i) : "";
+    char *got = ut_gpus_str(h, i);
+    ck_assert_msg(strcmp(g, got) == 0, "task %d: gpus '%s', expected '%s'",
+                  i, got, g);
+  }
+  hwloc_bitmap_free(want);
+}
+
+int ut_run(Suite *s)
+{
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

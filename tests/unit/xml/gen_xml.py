@@ -1,0 +1,223 @@
+#!/usr/bin/python3
+"""Writes the small hwloc 2 XML topologies used by the unit tests.
+
+The shared topologies in ../shared/topologies are real machines; these
+files exhibit GPU-list and domain rules of ALGORITHM.md that no real file
+shows.  Each node has packages of cores; core c of the whole node has PUs
+c*smt .. c*smt+smt-1.  Run from this directory to regenerate; the output is
+committed, so the tests do not need Python.
+"""
+import sys
+
+
+def bitmap(ids):
+    """hwloc's XML bitmap syntax: 32-bit words, most significant first."""
+    ids = set(ids)
+    if not ids:
+        return "0x0"
+    nwords = max(ids) // 32 + 1
+    words = []
+    for w in range(nwords - 1, -1, -1):
+        v = 0
+        for b in range(32):
+            if w * 32 + b in ids:
+                v |= 1 << b
+        words.append("0x%08x" % v)
+    return ",".join(words)
+
+
+class Gen:
+    def __init__(self):
+        self.gp = 1
+        self.out = []
+
+    def gpi(self):
+        self.gp += 1
+        return self.gp
+
+    def line(self, depth, s):
+        self.out.append("  " * depth + s)
+
+    def sets(self, cpus, nodes):
+        return ('cpuset="%s" complete_cpuset="%s" nodeset="%s" complete_nodeset="%s"'
+                % (bitmap(cpus), bitmap(cpus), bitmap(nodes), bitmap(nodes)))
+
+
+def osdev(g, d, dev):
+    name, osdev_type, subtype, infos = dev
+    sub = ' subtype="%s"' % subtype if subtype else ""
+    g.line(d, '<object type="OSDev" gp_index="%d" name="%s"%s osdev_type="%d">'
+           % (g.gpi(), name, sub, osdev_type))
+    for k, v in infos:
+        g.line(d + 1, '<info name="%s" value="%s"/>' % (k, v))
+    g.line(d, "</object>")
+
+
+def pci_tree(g, d, domain, bus_range, pcidevs):
+    """A host bridge holding PCI devices (busid, vendor, class, osdevs)."""
+    g.line(d, '<object type="Bridge" gp_index="%d" bridge_type="0-1" depth="0" '
+           'bridge_pci="%04x:[%02x-%02x]">' % (g.gpi(), domain, bus_range[0], bus_range[1]))
+    for busid, vendor, klass, devs in pcidevs:
+        g.line(d + 1, '<object type="PCIDev" gp_index="%d" pci_busid="%s" '
+               'pci_type="%s [%s:1234] [%s:0001] 00" pci_link_speed="15.75">'
+               % (g.gpi(), busid, klass, vendor, vendor))
+        for dev in devs:
+            osdev(g, d + 2, dev)
+        g.line(d + 1, "</object>")
+    g.line(d, "</object>")
+
+
+def numa_of_package(g, d, p, cpus, packages, hbm):
+    g.line(d, '<object type="NUMANode" os_index="%d" %s gp_index="%d" '
+           'local_memory="1073741824"/>' % (p, g.sets(cpus, [p]), g.gpi()))
+    if hbm:
+        n = packages + p
+        g.line(d, '<object type="NUMANode" os_index="%d" %s gp_index="%d" '
+               'local_memory="536870912" subtype="HBM"/>'
+               % (n, g.sets(cpus, [n]), g.gpi()))
+
+
+def node(packages, smt, cores_per_pkg, io=None, extra_groups=None, hbm=False,
+         machine_numa=()):
+    """packages: number of packages, each with one NUMA node (os index =
+    package number) and cores_per_pkg cores.  io: {package: [(domain,
+    (bus lo, hi), pcidevs)], ...} and {package: [osdev, ...]} under key
+    ('direct', p) for OS devices attached to the package itself.
+    extra_groups: list of (numa os index, pci trees) for CPU-less groups
+    holding a memory-only NUMA node; then, as in hwloc 1.x exports of
+    such nodes, every package sits in a group with its NUMA node, all at
+    one depth.  hbm: a second NUMA node (os index packages + p, subtype
+    HBM) beside each package's DDR.  machine_numa: os indexes of CPU-less
+    NUMA nodes attached to the Machine (memory expanders)."""
+    io = io or {}
+    extra_groups = extra_groups or []
+    g = Gen()
+    allcpus = range(packages * cores_per_pkg * smt)
+    allnodes = list(range(packages))
+    if hbm:
+        allnodes += [packages + p for p in range(packages)]
+    allnodes += [n for n, _ in extra_groups] + list(machine_numa)
+    g.line(0, '<?xml version="1.0" encoding="UTF-8"?>')
+    g.line(0, '<!DOCTYPE topology SYSTEM "hwloc2.dtd">')
+    g.line(0, '<topology version="2.0">')
+    g.line(1, '<object type="Machine" os_index="0" %s allowed_cpuset="%s" '
+           'allowed_nodeset="%s" gp_index="1">'
+           % (g.sets(allcpus, allnodes), bitmap(allcpus), bitmap(allnodes)))
+    g.line(2, '<info name="Backend" value="Synthetic-unit-test"/>')
+    for n in machine_numa:
+        g.line(2, '<object type="NUMANode" os_index="%d" %s gp_index="%d" '
+               'local_memory="1073741824"/>' % (n, g.sets([], [n]), g.gpi()))
+    for p in range(packages):
+        c0 = p * cores_per_pkg
+        cpus = range(c0 * smt, (c0 + cores_per_pkg) * smt)
+        nodes = [p] + ([packages + p] if hbm else [])
+        if extra_groups:
+            g.line(2, '<object type="Group" %s gp_index="%d">' % (g.sets(cpus, nodes), g.gpi()))
+            numa_of_package(g, 3, p, cpus, packages, hbm)
+        g.line(2, '<object type="Package" os_index="%d" %s gp_index="%d">'
+               % (p, g.sets(cpus, nodes), g.gpi()))
+        if not extra_groups:
+            numa_of_package(g, 3, p, cpus, packages, hbm)
+        for c in range(c0, c0 + cores_per_pkg):
+            pus = range(c * smt, (c + 1) * smt)
+            g.line(3, '<object type="Core" os_index="%d" %s gp_index="%d">'
+                   % (c, g.sets(pus, nodes), g.gpi()))
+            for pu in pus:
+                g.line(4, '<object type="PU" os_index="%d" %s gp_index="%d"/>'
+                       % (pu, g.sets([pu], nodes), g.gpi()))
+            g.line(3, "</object>")
+        for dev in io.get(("direct", p), []):
+            osdev(g, 3, dev)
+        for domain, busr, pcidevs in io.get(p, []):
+            pci_tree(g, 3, domain, busr, pcidevs)
+        g.line(2, "</object>")
+        if extra_groups:
+            g.line(2, "</object>")
+    for n, trees in extra_groups:
+        g.line(2, '<object type="Group" %s gp_index="%d">' % (g.sets([], [n]), g.gpi()))
+        g.line(3, '<object type="NUMANode" os_index="%d" %s gp_index="%d" '
+               'local_memory="1073741824"/>' % (n, g.sets([], [n]), g.gpi()))
+        for domain, busr, pcidevs in trees:
+            pci_tree(g, 3, domain, busr, pcidevs)
+        g.line(2, "</object>")
+    g.line(1, "</object>")
+    g.line(0, "</topology>")
+    return "\n".join(g.out) + "\n"
+
+
+NV, AMD, INTEL, ASPEED = "10de", "1002", "8086", "1a03"
+GPU, COPROC = 1, 5
+
+
+def nvml(i, uuid=None):
+    infos = [("Backend", "NVML")] + ([("NVIDIAUUID", uuid)] if uuid else [])
+    return ("nvml%d" % i, GPU, "NVML", infos)
+
+
+def cuda(i):
+    return ("cuda%d" % i, COPROC, "CUDA", [("Backend", "CUDA")])
+
+
+def opencl(i):
+    return ("opencl0d%d" % i, COPROC, "OpenCL", [("Backend", "OpenCL")])
+
+
+def ze(i, uuid=None):
+    infos = [("Backend", "LevelZero")] + ([("LevelZeroUUID", uuid)] if uuid else [])
+    return ("ze%d" % i, COPROC, "LevelZero", infos)
+
+
+def drm(name):
+    return (name, GPU, None, [])
+
+
+FILES = {
+    # Every GPU-list rule at once (see test_gpus.c for the expected list):
+    # best backend per PCI device, a BMC VGA with only card/controlD, a
+    # partitioned LevelZero device, OpenCL and DRM devices numbered by PCI
+    # bus id per vendor while the walk is not in bus order, a CUDA-only
+    # device, a GPU OS device without a PCI parent, missing UUIDs.
+    "gpu-rules.xml": node(2, 2, 4, io={
+        0: [(0x0000, (0x00, 0x0f), [
+            ("0000:01:00.0", NV, "0302",
+             [opencl(1), cuda(1), nvml(3, "GPU-11111111-2222-3333-4444-555555555555"),
+              drm("card1"), drm("renderD129")]),
+            ("0000:02:00.0", ASPEED, "0300", [drm("card0"), drm("controlD64")]),
+            ("0000:03:00.0", INTEL, "0380",
+             [opencl(2), ze(0, "ze-uuid-0"), ze(1)]),
+        ])],
+        ("direct", 1): [nvml(7, "GPU-no-pci-parent")],
+        1: [(0x0000, (0x80, 0x8f), [
+            ("0000:82:00.0", AMD, "0380", [drm("card3"), drm("renderD130")]),
+            ("0000:81:00.0", AMD, "0380", [drm("card2"), drm("renderD128"), opencl(0)]),
+            ("0000:84:00.0", NV, "0302", [cuda(0)]),
+        ])],
+    }),
+    # GPU weights 3 and 1 (largest remainder goes to the higher domain).
+    "gpu-weights.xml": node(2, 2, 4, io={
+        0: [(0x0000, (0x00, 0x0f), [
+            ("0000:01:00.0", NV, "0302", [nvml(0)]),
+            ("0000:02:00.0", NV, "0302", [nvml(1)]),
+            ("0000:03:00.0", NV, "0302", [nvml(2)]),
+        ])],
+        1: [(0x0000, (0x80, 0x8f), [("0000:81:00.0", NV, "0302", [nvml(3)])])],
+    }),
+    # The only GPU is local to a CPU-less memory node: gpu_on with W == 0.
+    "gpu-zero-weight.xml": node(2, 2, 4, extra_groups=[
+        (2, [(0x0000, (0x40, 0x4f), [("0000:41:00.0", NV, "0302", [nvml(0)])])]),
+    ]),
+    # A GPU OS device without PCI parent is the node's only GPU: no GPU.
+    "gpu-nopci-only.xml": node(1, 2, 4, io={
+        ("direct", 0): [nvml(0)],
+    }),
+    # HBM beside DDR in each package, and a CPU-less expander node (in a
+    # CPU-less group: hwloc gives a memory child its parent's cpuset).
+    "hbm-cxl.xml": node(2, 2, 4, hbm=True, extra_groups=[(9, [])]),
+}
+
+
+if __name__ == "__main__":
+    for name, text in FILES.items():
+        with open(name, "w") as f:
+            f.write(text)
+        print("wrote", name, file=sys.stderr)
