@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs every test: the full suite, then the C suites
+# again under AddressSanitizer and UndefinedBehaviorSanitizer.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+
+meson test -C build --print-errorlogs --num-processes 2
+
+# Sanitized build: the library, the command, the preload and the C tests.
+# The Python and launcher suites load the library into interpreters and MPI
+# launchers that are not built with ASan, so they run in the build above.
+if [ -d build-asan ]; then
+  meson setup --reconfigure build-asan >/dev/null
+else
+  meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dbuildtype=debug >/dev/null
+fi
+meson compile -C build-asan
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite cli
