@@ -1,0 +1,542 @@
+"""Launch tests of the automatic binding (issue 3, item 6 except Slurm).
+
+Real launches under mpirun.openmpi and mpiexec.mpich on this node, of real
+MPI programs (probe.c, the Fortran probes, probe.py, the seed example), with
+the preload (libmpibind-preload.so) or the wrapper (`mpibind -- prog`).
+Each rank reports what it actually got (its /proc affinity, its OpenMP
+threads and their affinity, its environment); the expected mapping of each
+rank comes from the mpibind command's preview of the same inputs, never
+from the program under test.  The classes are run as separate meson tests
+(see meson.build).
+"""
+
+import os
+import tempfile
+
+import pytest
+
+from launchlib import (PYTHON, cfg, have, launch, parse_list, preview,
+                       run_plain, tasks_cpus, GPUS_LINE_RE, REPORT_RE)
+
+LAUNCHERS = ["openmpi", "mpich"]
+LAUNCHER_BIN = {"openmpi": "mpirun.openmpi", "mpich": "mpiexec.mpich"}
+
+# Launch-time variables that the launchers themselves set for the node-local
+# rank; the fallback test removes them so that the preload must find the
+# rank after MPI_Init.
+LOCAL_RANK_VARS = {"openmpi": ["OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"],
+                   "mpich": ["MPI_LOCALRANKID", "MPI_LOCALNRANKS"]}
+
+
+def need(launcher):
+    if not have(LAUNCHER_BIN[launcher]):
+        pytest.skip(f"{LAUNCHER_BIN[launcher]} is not installed")
+
+
+def probe_c(launcher):
+    return cfg("MPIBIND_TEST_PROBE_C_" + launcher.upper())
+
+
+def topo(name):
+    path = os.path.join(cfg("MPIBIND_TEST_TOPOLOGIES"), name)
+    assert os.path.isfile(path), path
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir():
+    """A private topology cache for this test run: no stale file from
+    elsewhere can change what the preload sees."""
+    with tempfile.TemporaryDirectory(prefix="launch-cache-") as d:
+        os.environ["MPIBIND_CACHE_DIR"] = d
+        yield d
+
+
+_baselines = {}
+
+
+def baseline(launcher, n, prog, launcher_opts=()):
+    """The same launch without the preload (what 'unbound' means under
+    this launcher: Open MPI binds to cores by itself for n <= 2)."""
+    key = (launcher, n, tuple(prog), tuple(launcher_opts))
+    if key not in _baselines:
+        r = launch(launcher, n, prog, preload=False, launcher_opts=launcher_opts)
+        assert r.rc == 0 and len(r.records) == n, str(r)
+        _baselines[key] = r
+    return _baselines[key]
+
+
+# --- checks ---------------------------------------------------------------
+
+def check_ranks(r, n):
+    assert r.rc == 0, str(r)
+    assert [x["rank"] for x in r.records] == list(range(n)), str(r)
+    for x in r.records:
+        assert x["size"] == n and x["local_size"] == n, str(r)
+        # one node: the node-local rank is the world rank
+        assert x["local_rank"] == x["rank"], str(r)
+
+
+def check_bound(r, mapping, omp=True, gpu_vars=False, env_words=()):
+    """Each rank bound and told as `mapping` (preview) says for its
+    node-local rank.  `omp`: the program has an OpenMP runtime."""
+    n = len(mapping)
+    check_ranks(r, n)
+    for x in r.records:
+        t = mapping[x["local_rank"]]
+        ctx = f"rank {x['rank']}: expected {t}, got {x}\n{r}"
+        assert parse_list(x["cpus"]) == t.cpus, ctx
+        for c in tasks_cpus(x) if "tasks" in x else []:
+            # every thread of the process, MPI's helper threads included
+            assert c and c <= t.cpus, ctx
+        env = x["env"]
+        assert env["MPIBIND_APPLIED"] == "1", ctx
+        assert env["OMP_NUM_THREADS"] == str(t.nthreads), ctx
+        assert env["OMP_PLACES"] == ("threads" if "omp_places" not in env_words else None), ctx
+        assert env["OMP_PROC_BIND"] == ("spread" if "omp_proc_bind" not in env_words else None), ctx
+        if not gpu_vars:
+            for v in ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
+                      "ZE_AFFINITY_MASK", "CUDA_DEVICE_ORDER"):
+                assert env.get(v) is None, f"{v} on a node without GPUs: {ctx}"
+        if omp:
+            assert x["omp_max_threads"] == t.nthreads, ctx
+            threads = x.get("omp_threads")
+            if threads is not None and x["lang"] == "c":
+                assert len(threads) == t.nthreads, ctx
+                for aff in threads:
+                    assert aff and set(aff) <= t.cpus, ctx
+
+
+def check_unchanged(r, base, env_too=True):
+    """Same affinity (process, every thread, OpenMP threads) and, with
+    env_too, the same variables as the run without the preload."""
+    n = len(base.records)
+    check_ranks(r, n)
+    for x, b in zip(r.records, base.records):
+        ctx = f"rank {x['rank']}: expected as without preload {b}, got {x}\n{r}"
+        assert x["cpus"] == b["cpus"], ctx
+        if "tasks" in x:
+            assert sorted(map(sorted, tasks_cpus(x))) == sorted(map(sorted, tasks_cpus(b))), ctx
+        assert x["omp_max_threads"] == b["omp_max_threads"], ctx
+        if x.get("omp_threads") is not None:
+            assert x["omp_threads"] == b["omp_threads"], ctx
+        if env_too:
+            assert x["env"] == b["env"], ctx
+
+
+def check_quiet(r):
+    assert r.stderr_lines() == [], f"unexpected mpibind messages:\n{r}"
+
+
+def check_report(r, mapping, ngpus):
+    """The verbose report, once per node: the GPU count line, then each
+    task's line exactly as the preview prints it."""
+    lines = [l.rstrip() for l in r.stderr.splitlines()]
+    gl = [l for l in lines if GPUS_LINE_RE.match(l)]
+    assert gl == [f"mpibind: {ngpus} GPUs on this node"], str(r)
+    rl = [l for l in lines if REPORT_RE.match(l)]
+    assert rl == [t.line for t in mapping], \
+        f"expected report {[t.line for t in mapping]}, got {rl}\n{r}"
+    assert lines.index(gl[0]) < lines.index(rl[0]), str(r)
+
+
+# --- C + OpenMP under both launchers -------------------------------------
+
+class TestC:
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    @pytest.mark.parametrize("n", [1, 2, 4])
+    def test_bound(self, launcher, n):
+        need(launcher)
+        r = launch(launcher, n, [probe_c(launcher)])
+        check_bound(r, preview(n))
+        check_quiet(r)
+
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    def test_init_thread(self, launcher):
+        need(launcher)
+        r = launch(launcher, 4, [probe_c(launcher), "--init-thread"])
+        assert all(x["init"] == "MPI_Init_thread" for x in r.records), str(r)
+        check_bound(r, preview(4))
+
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    def test_after_init_fallback(self, launcher):
+        """Without the launcher's node-local variables, the preload binds
+        right after MPI_Init from the node-local communicator, the whole
+        process (MPI's helper threads already exist by then)."""
+        need(launcher)
+        unset = []
+        for v in LOCAL_RANK_VARS[launcher]:
+            unset += ["-u", v]
+        r = launch(launcher, 4, ["env", *unset, probe_c(launcher)])
+        check_bound(r, preview(4))
+
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    def test_restrict(self, launcher):
+        # 2 ranks on CPU 1 only: unlike Open MPI's own bind-to-core
+        need(launcher)
+        r = launch(launcher, 2, [probe_c(launcher)], env={"MPIBIND_RESTRICT": "1"})
+        check_bound(r, preview(2, "--restrict", "1"))
+
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    def test_tuning_words(self, launcher):
+        need(launcher)
+        r = launch(launcher, 2, [probe_c(launcher)],
+                   env={"MPIBIND": "on,smt:1,greedy:0,gpu:0"})
+        check_bound(r, preview(2, "--smt", "1", "--greedy", "0", "--gpu-optim", "0"))
+        check_quiet(r)
+
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    def test_omp_words(self, launcher):
+        need(launcher)
+        r = launch(launcher, 1, [probe_c(launcher)],
+                   env={"MPIBIND": "omp_places,omp_proc_bind"})
+        check_bound(r, preview(1), env_words=("omp_places", "omp_proc_bind"))
+
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    def test_user_omp_num_threads(self, launcher):
+        """A user's OMP_NUM_THREADS is the nthreads input."""
+        need(launcher)
+        r = launch(launcher, 2, [probe_c(launcher)], env={"OMP_NUM_THREADS": "3"})
+        m = preview(2, "--nthreads", "3")
+        assert all(t.nthreads == 3 for t in m)
+        check_bound(r, m)
+
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    def test_verbose(self, launcher):
+        need(launcher)
+        r = launch(launcher, 4, [probe_c(launcher)], env={"MPIBIND": "v"})
+        m = preview(4)
+        check_bound(r, m)
+        check_report(r, m, 0)
+
+
+# --- Fortran, both MPIs ---------------------------------------------------
+
+FORTRAN_KINDS = ["MPIFH", "USEMPI", "F08"]
+
+
+class TestFortran:
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    @pytest.mark.parametrize("kind", FORTRAN_KINDS)
+    @pytest.mark.parametrize("n", [1, 4])
+    def test_bound(self, launcher, kind, n):
+        need(launcher)
+        prog = cfg(f"MPIBIND_TEST_PROBE_F_{launcher.upper()}_{kind}", required=False)
+        if not prog:
+            pytest.skip("no Fortran compiler")
+        r = launch(launcher, n, [prog])
+        check_bound(r, preview(n))
+        check_quiet(r)
+
+
+# --- mpi4py ---------------------------------------------------------------
+
+class TestMpi4py:
+    @pytest.mark.parametrize("n", [1, 4])
+    def test_probe(self, n):
+        need("openmpi")
+        r = launch("openmpi", n, [PYTHON, cfg("MPIBIND_TEST_PROBE_PY")])
+        check_bound(r, preview(n), omp=False)
+        check_quiet(r)
+
+    def test_seed_example(self):
+        """The seed's example, verbatim, under mpirun with the preload: the
+        preload binds each rank first (its "before" line), then the script
+        applies its own mapping (restrict_ids '0-7'), which wins."""
+        need("openmpi")
+        n = 4
+        env = {"PYTHONPATH": cfg("MPIBIND_TEST_PYTHONPATH")}
+        lib = os.environ.get("MPIBIND_LIBRARY")
+        if lib:
+            env["MPIBIND_LIBRARY"] = lib
+        r = launch("openmpi", n, [PYTHON, cfg("MPIBIND_TEST_SEED")], env=env)
+        assert r.rc == 0, str(r)
+        before, after = {}, {}
+        for line in r.stdout.splitlines():
+            parts = line.split(" ", 3)
+            if len(parts) == 4 and parts[1:3] == ["before", "affinity"]:
+                before[int(parts[0])] = eval(parts[3], {})      # a Python set
+            elif len(parts) == 4 and parts[1:3] == ["after", "affinity"]:
+                after[int(parts[0])] = eval(parts[3], {})
+        assert sorted(before) == list(range(n)) and sorted(after) == list(range(n)), str(r)
+        auto = preview(n)
+        own = preview(n, "--restrict", "0-7")
+        for i in range(n):
+            assert before[i] == auto[i].cpus, f"rank {i} before: expected {auto[i]}\n{r}"
+            assert after[i] == own[i].cpus, f"rank {i} after: expected {own[i]}\n{r}"
+        reports = [l.rstrip() for l in r.stdout.splitlines() if REPORT_RE.match(l)]
+        assert reports == [t.line for t in own], str(r)
+
+
+# --- MPIBIND=off, dryrun, a program that is not an MPI rank ---------------
+
+class TestModes:
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    @pytest.mark.parametrize("n", [1, 4])
+    def test_off(self, launcher, n):
+        need(launcher)
+        prog = [probe_c(launcher)]
+        r = launch(launcher, n, prog, env={"MPIBIND": "off"})
+        base = baseline(launcher, n, prog)
+        # the only difference allowed in the environment: MPIBIND itself
+        for x in r.records:
+            assert x["env"]["MPIBIND_APPLIED"] is None, str(r)
+        check_unchanged(r, base)
+        assert r.stderr.strip() == base.stderr.strip(), str(r)
+
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    @pytest.mark.parametrize("words", ["dryrun", "v,dryrun"])
+    def test_dryrun(self, launcher, words):
+        need(launcher)
+        n = 4
+        prog = [probe_c(launcher)]
+        r = launch(launcher, n, prog, env={"MPIBIND": words})
+        base = baseline(launcher, n, prog)
+        check_unchanged(r, base, env_too=False)
+        m = preview(n)
+        for x in r.records:
+            t = m[x["local_rank"]]
+            env = x["env"]
+            ctx = f"rank {x['rank']}: expected {t}, got {x}\n{r}"
+            assert env["OMP_NUM_THREADS"] == str(t.nthreads), ctx
+            assert env["OMP_PLACES"] == "threads", ctx
+            assert env["OMP_PROC_BIND"] == "spread", ctx
+        check_report(r, m, 0)
+
+    def test_not_a_rank(self):
+        """No launcher, no MPI_Init: the preload leaves the program alone."""
+        pre = {"LD_PRELOAD": cfg("MPIBIND_TEST_PRELOAD")}
+        for prog in (["cat", "/proc/self/status"], ["env"]):
+            with_p = run_plain(prog, env=pre)
+            without = run_plain(prog)
+            assert with_p.rc == 0 and without.rc == 0, str(with_p)
+            assert with_p.stderr == "", str(with_p)
+            if prog[0] == "cat":
+                get = lambda o: [l for l in o.splitlines() if l.startswith("Cpus_allowed")]
+                assert get(with_p.stdout) == get(without.stdout), str(with_p)
+            else:
+                added = set(with_p.stdout.splitlines()) - set(without.stdout.splitlines())
+                assert added == {"LD_PRELOAD=" + pre["LD_PRELOAD"]}, str(with_p)
+
+
+# --- GPU nodes through MPIBIND_TOPOFILE + dryrun --------------------------
+
+# The vendor of each file's GPUs (ALGORITHM.md's worked examples): which
+# variable carries the visible indexes.
+GPU_NODES = {"coral-lassen.xml": ("CUDA_VISIBLE_DEVICES", 4),
+             "eas-tioga.xml": ("ROCR_VISIBLE_DEVICES", 8)}
+GPU_VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "ZE_AFFINITY_MASK")
+
+
+class TestGpu:
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    @pytest.mark.parametrize("node", sorted(GPU_NODES))
+    def test_topofile_dryrun(self, launcher, node):
+        need(launcher)
+        n = 8
+        var, ngpus = GPU_NODES[node]
+        prog = [probe_c(launcher)]
+        r = launch(launcher, n, prog,
+                   env={"MPIBIND": "v,dryrun", "MPIBIND_TOPOFILE": topo(node)})
+        check_unchanged(r, baseline(launcher, n, prog), env_too=False)
+        m = preview(n, "--topology", topo(node))
+        for x in r.records:
+            t = m[x["local_rank"]]
+            env = x["env"]
+            ctx = f"rank {x['rank']}: expected {t}, got {env}\n{r}"
+            assert env[var] == t.gpus and t.gpus != "", ctx
+            for other in GPU_VARS:
+                if other != var:
+                    assert env[other] is None, ctx
+            assert env["OMP_NUM_THREADS"] == str(t.nthreads), ctx
+            # NVIDIA GPUs mapped and no order set at launch: PCI bus order
+            expect_order = "PCI_BUS_ID" if var == "CUDA_VISIBLE_DEVICES" else None
+            assert env["CUDA_DEVICE_ORDER"] == expect_order, ctx
+        check_report(r, m, ngpus)
+
+    def test_visible_devices_word(self):
+        need("mpich")
+        n = 4
+        r = launch("mpich", n, [probe_c("mpich")],
+                   env={"MPIBIND": "dryrun,visible_devices",
+                        "MPIBIND_TOPOFILE": topo("coral-lassen.xml")})
+        m = preview(n, "--topology", topo("coral-lassen.xml"))
+        check_ranks(r, n)
+        for x in r.records:
+            assert x["env"]["CUDA_VISIBLE_DEVICES"] is None, str(r)
+            assert x["env"]["OMP_NUM_THREADS"] == str(m[x["local_rank"]].nthreads), str(r)
+
+    # A CUDA_VISIBLE_DEVICES set at launch is the allocation: only those
+    # GPUs are mapped and each task's value is made of the list's entries.
+    # Expected, from ALGORITHM.md on coral-lassen (GPUs 0,1 on socket 0,
+    # 2,3 on socket 1, as the preview of 2 tasks shows):
+    #  "2,3": both GPUs on socket 1, so the GPU weights put both tasks there,
+    #         one GPU each in GPU-list order, with socket 1's threads, which
+    #         is the mapping of `-n 2 --restrict 8 --restrict-type mem`
+    #         (socket 1's NUMA node) - checked against that preview;
+    #  "3,1": one GPU per socket: task 0 on socket 0 with GPU 1, task 1 on
+    #         socket 1 with GPU 3, the threads of the full 2-task mapping.
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    @pytest.mark.parametrize("preset,expect,opts", [
+        ("2,3", ["2", "3"], ["--restrict", "8", "--restrict-type", "mem"]),
+        ("3,1", ["1", "3"], []),
+    ])
+    def test_preset_visible_devices(self, launcher, preset, expect, opts):
+        need(launcher)
+        node = topo("coral-lassen.xml")
+        full = preview(2, "--topology", node)
+        assert [t.gpus for t in full] == ["0,1", "2,3"], full  # the premise above
+        m = preview(2, "--topology", node, *opts)
+        r = launch(launcher, 2, [probe_c(launcher)],
+                   env={"MPIBIND": "dryrun", "MPIBIND_TOPOFILE": node,
+                        "CUDA_VISIBLE_DEVICES": preset})
+        check_ranks(r, 2)
+        allowed = set(preset.split(","))
+        got = [x["env"]["CUDA_VISIBLE_DEVICES"] for x in r.records]
+        for g in got:
+            assert g and set(g.split(",")) <= allowed, f"got {got}, allowed {allowed}\n{r}"
+        assert got == expect, f"CUDA_VISIBLE_DEVICES={preset}: expected {expect}, got {got}\n{r}"
+        nths = [x["env"]["OMP_NUM_THREADS"] for x in r.records]
+        assert nths == [str(t.nthreads) for t in m], \
+            f"expected OMP_NUM_THREADS {[t.nthreads for t in m]}, got {nths}\n{r}"
+
+
+# --- the wrapper: mpibind -- prog ----------------------------------------
+
+class TestWrapper:
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    @pytest.mark.parametrize("n", [1, 4])
+    def test_wrapper(self, launcher, n):
+        need(launcher)
+        r = launch(launcher, n, [cfg("MPIBIND_TEST_CMD"), "--", probe_c(launcher)],
+                   preload=False)
+        check_bound(r, preview(n))
+        check_quiet(r)
+
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    def test_wrapper_fortran(self, launcher):
+        need(launcher)
+        prog = cfg(f"MPIBIND_TEST_PROBE_F_{launcher.upper()}_F08", required=False)
+        if not prog:
+            pytest.skip("no Fortran compiler")
+        r = launch(launcher, 4, [cfg("MPIBIND_TEST_CMD"), "--", prog], preload=False)
+        check_bound(r, preview(4))
+
+    def test_wrapper_options(self):
+        need("mpich")
+        r = launch("mpich", 2, [cfg("MPIBIND_TEST_CMD"), "--restrict", "1", "--",
+                                probe_c("mpich")], preload=False)
+        check_bound(r, preview(2, "--restrict", "1"))
+
+
+# --- bad values -----------------------------------------------------------
+
+def _bad_files(tmp):
+    empty = os.path.join(tmp, "empty.xml")
+    open(empty, "w").close()
+    trunc = os.path.join(tmp, "truncated.xml")
+    with open(topo("coral-lassen.xml")) as f:
+        text = f.read()
+    with open(trunc, "w") as f:
+        f.write(text[: len(text) // 2])
+    return empty, trunc
+
+
+@pytest.fixture(scope="module")
+def bad_dir():
+    with tempfile.TemporaryDirectory(prefix="launch-bad-") as d:
+        yield d
+
+
+def bad_cases(tmp):
+    """(variables, the variable the message must name, the value it must
+    name or None when empty)."""
+    empty, trunc = _bad_files(tmp)
+    lassen = topo("coral-lassen.xml")
+    return {
+        "bogus": ({"MPIBIND": "bogus"}, "MPIBIND", "bogus"),
+        "smt9": ({"MPIBIND": "smt:9"}, "MPIBIND", "smt:9"),
+        "greedy7": ({"MPIBIND": "greedy:7"}, "MPIBIND", "greedy:7"),
+        "restrict-abc": ({"MPIBIND_RESTRICT": "abc"}, "MPIBIND_RESTRICT", "abc"),
+        "restrict-empty": ({"MPIBIND_RESTRICT": ""}, "MPIBIND_RESTRICT", None),
+        "restrict-type-disk": ({"MPIBIND_RESTRICT_TYPE": "disk"}, "MPIBIND_RESTRICT_TYPE", "disk"),
+        "topofile-missing": ({"MPIBIND_TOPOFILE": "/nonexistent"}, "MPIBIND_TOPOFILE", "/nonexistent"),
+        "topofile-empty": ({"MPIBIND_TOPOFILE": empty}, "MPIBIND_TOPOFILE", empty),
+        "topofile-truncated": ({"MPIBIND_TOPOFILE": trunc}, "MPIBIND_TOPOFILE", trunc),
+        "topofile-foreign": ({"MPIBIND_TOPOFILE": lassen}, "MPIBIND_TOPOFILE", lassen),
+    }
+
+
+BAD_NAMES = ["bogus", "smt9", "greedy7", "restrict-abc", "restrict-empty",
+             "restrict-type-disk", "topofile-missing", "topofile-empty",
+             "topofile-truncated", "topofile-foreign"]
+
+
+def with_strict(env):
+    env = dict(env)
+    env["MPIBIND"] = ",".join(filter(None, [env.get("MPIBIND"), "strict"]))
+    return env
+
+
+def check_bad(r, base, var, value):
+    """One line naming the variable and the value, then the program ran
+    unbound with its output intact."""
+    lines = r.stderr_lines()
+    assert len(lines) == 1, f"expected one mpibind line, got {lines}\n{r}"
+    assert var in lines[0], f"the message does not name {var}: {lines[0]!r}\n{r}"
+    if value is not None:
+        assert value in lines[0], f"the message does not name {value!r}: {lines[0]!r}\n{r}"
+    check_unchanged(r, base, env_too=False)
+    for x in r.records:
+        for v in ("MPIBIND_APPLIED", "OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND",
+                  "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"):
+            assert x["env"][v] is None, f"rank {x['rank']}: {v} set after a bad value\n{r}"
+
+
+class TestBadValues:
+    @pytest.mark.parametrize("name", BAD_NAMES)
+    def test_bad_mpich(self, name, bad_dir):
+        need("mpich")
+        env, var, value = bad_cases(bad_dir)[name]
+        prog = [probe_c("mpich")]
+        r = launch("mpich", 2, prog, env=env)
+        check_bad(r, baseline("mpich", 2, prog), var, value)
+        s = launch("mpich", 2, prog, env=with_strict(env))
+        assert s.rc != 0, f"strict: the launch should fail\n{s}"
+
+    @pytest.mark.parametrize("name", ["bogus", "topofile-foreign"])
+    def test_bad_openmpi(self, name, bad_dir):
+        need("openmpi")
+        env, var, value = bad_cases(bad_dir)[name]
+        prog = [probe_c("openmpi")]
+        r = launch("openmpi", 1, prog, env=env)
+        check_bad(r, baseline("openmpi", 1, prog), var, value)
+        s = launch("openmpi", 1, prog, env=with_strict(env))
+        assert s.rc != 0, f"strict: the launch should fail\n{s}"
+
+    def test_bad_wrapper(self):
+        need("mpich")
+        prog = [probe_c("mpich")]
+        r = launch("mpich", 2, [cfg("MPIBIND_TEST_CMD"), "--", *prog],
+                   env={"MPIBIND": "bogus"}, preload=False)
+        check_bad(r, baseline("mpich", 2, prog), "MPIBIND", "bogus")
+        s = launch("mpich", 2, [cfg("MPIBIND_TEST_CMD"), "--", *prog],
+                   env={"MPIBIND": "bogus,strict"}, preload=False)
+        assert s.rc != 0, f"strict: the launch should fail\n{s}"
+
+    def test_contradicting_launcher_vars(self):
+        """The wrapper standalone with a local rank beyond the local size."""
+        cmd = cfg("MPIBIND_TEST_CMD")
+        prog = ["sh", "-c", "grep Cpus_allowed_list /proc/self/status; env"]
+        bad = {"OMPI_COMM_WORLD_LOCAL_RANK": "5", "OMPI_COMM_WORLD_LOCAL_SIZE": "2"}
+        base = run_plain(prog)
+        r = run_plain([cmd, "--", *prog], env=bad)
+        assert r.rc == 0, str(r)
+        lines = r.stderr_lines()
+        assert len(lines) == 1, f"expected one mpibind line, got {lines}\n{r}"
+        assert "OMPI_COMM_WORLD_LOCAL_RANK" in lines[0] and "5" in lines[0], str(r)
+        cpus = lambda o: [l for l in o.splitlines() if l.startswith("Cpus_allowed_list")]
+        assert cpus(r.stdout) == cpus(base.stdout), str(r)
+        assert "MPIBIND_APPLIED=1" not in r.stdout.splitlines(), str(r)
+        s = run_plain([cmd, "--", *prog], env={**bad, "MPIBIND": "strict"})
+        assert s.rc != 0, f"strict: should fail\n{s}"
