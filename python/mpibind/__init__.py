@@ -1,0 +1,525 @@
+"""mpibind for Python: the mapping of a node's tasks to CPUs, threads and GPUs.
+
+    import mpibind
+    h = mpibind.MpibindHandle(ntasks=4, restrict_ids='0-7')
+    h.mpibind()
+    h.apply(rank)
+    print(h.mapping_snprint())
+
+A thin layer over libmpibind (CFFI, ABI mode): the mapping is the C
+library's (design/ALGORITHM.md); this module checks Python values, turns C
+failures into exceptions and C arrays into lists.
+
+Errors:
+  ValueError    a bad value: wrong type, out of range, unknown name, a task
+                id outside the mapping, an unreadable topology file, or an
+                input that does not fit the topology (smt above the
+                hardware's, a restriction that selects nothing).  The
+                message is the C library's when the library found it.
+  MpibindError  (a RuntimeError) the mapping cannot be computed on this
+                topology, binding failed, the handle is used after
+                finalize() or read before mpibind().
+No input crashes the interpreter: task ids are checked before any C call,
+and no C pointer is kept across calls.
+"""
+
+import operator
+
+from ._capi import ffi, lib, LIBRARY_PATH
+from . import _config
+
+__version__ = _config.VERSION
+
+MPIBIND_RESTRICT_CPU = lib.MPIBIND_RESTRICT_CPU
+MPIBIND_RESTRICT_MEM = lib.MPIBIND_RESTRICT_MEM
+MPIBIND_ID_UNIV = lib.MPIBIND_ID_UNIV
+MPIBIND_ID_SMI = lib.MPIBIND_ID_SMI
+MPIBIND_ID_VISDEVS = MPIBIND_ID_SMI
+MPIBIND_ID_PCIBUS = lib.MPIBIND_ID_PCIBUS
+MPIBIND_ID_NAME = lib.MPIBIND_ID_NAME
+
+__all__ = [
+    "MpibindHandle", "MpibindError", "topology_set_xml",
+    "MPIBIND_RESTRICT_CPU", "MPIBIND_RESTRICT_MEM", "MPIBIND_ID_UNIV",
+    "MPIBIND_ID_SMI", "MPIBIND_ID_VISDEVS", "MPIBIND_ID_PCIBUS",
+    "MPIBIND_ID_NAME",
+]
+
+_INT_MIN, _INT_MAX = -2**31, 2**31 - 1
+
+_RESTRICT_TYPES = {"cpu": MPIBIND_RESTRICT_CPU, "mem": MPIBIND_RESTRICT_MEM}
+_ID_KINDS = {
+    "uuid": MPIBIND_ID_UNIV, "univ": MPIBIND_ID_UNIV,
+    "index": MPIBIND_ID_SMI, "smi": MPIBIND_ID_SMI,
+    "visdevs": MPIBIND_ID_SMI,
+    "pci": MPIBIND_ID_PCIBUS, "pcibus": MPIBIND_ID_PCIBUS,
+    "name": MPIBIND_ID_NAME,
+}
+
+# The topology file of handles created without topology_file=; set by
+# topology_set_xml().  None: the live machine.
+_default_topology_file = None
+
+# topology_file= value meaning "the live machine", whatever the default.
+_LIVE = object()
+
+
+class MpibindError(RuntimeError):
+    """The mapping cannot be computed or applied, or the handle is unusable."""
+
+
+def _int(name, value):
+    """value as a C int, or ValueError naming it (bool is not an int here)."""
+    if isinstance(value, bool):
+        raise ValueError("%s: expected an integer, got the bool %r"
+                         % (name, value))
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise ValueError("%s: expected an integer, got %r (%s)"
+                         % (name, value, type(value).__name__)) from None
+    if not _INT_MIN <= number <= _INT_MAX:
+        raise ValueError("%s: %d is out of range (expected an int from %d "
+                         "to %d)" % (name, number, _INT_MIN, _INT_MAX))
+    return number
+
+
+def _cstr(name, value):
+    """value (a str, or a path) as bytes for C, or ValueError naming it."""
+    if hasattr(value, "__fspath__"):
+        value = value.__fspath__()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "surrogateescape")
+    if not isinstance(value, str):
+        raise ValueError("%s: expected a string, got %r (%s)"
+                         % (name, value, type(value).__name__))
+    if "\0" in value:
+        raise ValueError("%s: %r contains a NUL character" % (name, value))
+    return value.encode("utf-8", "surrogateescape")
+
+
+def _check_size(size):
+    """The snprint size argument: checked, then not used (the whole report
+    is returned, so nothing can be cut)."""
+    if size is not None and _int("size", size) < 0:
+        raise ValueError("size: %d is negative (expected a buffer size >= 0)"
+                         % size)
+
+
+def _pystr(ptr):
+    return ffi.string(ptr).decode("utf-8", "replace")
+
+
+def _check_topology_file(path):
+    """Reads path with a scratch handle: ValueError with the C message when
+    the file is missing or not a topology."""
+    data = _cstr("topology file", path)
+    hp = ffi.new("mpibind_t **")
+    if lib.mpibind_init(hp) != 0 or hp[0] == ffi.NULL:
+        raise MemoryError("mpibind: cannot create a handle")
+    try:
+        if lib.mpibind_set_topology_file(hp[0], data) != 0:
+            raise ValueError(_pystr(lib.mpibind_get_error(hp[0])))
+    finally:
+        lib.mpibind_finalize(hp[0])
+    return data.decode("utf-8", "surrogateescape")
+
+
+def topology_set_xml(path):
+    """Makes the hwloc XML file at path the topology of the handles created
+    from now on without topology_file= (None: the live machine again).  The
+    file is checked now.  Handles that exist are not affected."""
+    global _default_topology_file
+    _default_topology_file = None if path is None else \
+        _check_topology_file(path)
+
+
+class MpibindHandle:
+    """One mapping problem: its inputs, and after mpibind() its mapping.
+
+    Every keyword left None keeps the library's default (ALGORITHM.md).
+    topology_file applies to this handle only; without it the handle uses
+    the file of topology_set_xml(), if any, else the live machine.
+    Changing an input discards the mapping: call mpibind() again.
+    """
+
+    def __init__(self, ntasks=None, nthreads=None, greedy=None,
+                 gpu_optim=None, smt=None, restrict_ids=None,
+                 restrict_type=None, topology_file=None):
+        self._h = None
+        self._mapped_ntasks = 0     # > 0: a mapping of that many tasks
+        self._env_done = False
+        hp = ffi.new("mpibind_t **")
+        if lib.mpibind_init(hp) != 0 or hp[0] == ffi.NULL:
+            raise MemoryError("mpibind: cannot create a handle")
+        self._h = hp[0]
+        try:
+            if topology_file is None:
+                topology_file = _default_topology_file
+            if topology_file is not None and topology_file is not _LIVE:
+                self.topology_file = topology_file
+            if ntasks is not None:
+                self.ntasks = ntasks
+            if nthreads is not None:
+                self.nthreads = nthreads
+            if greedy is not None:
+                self.greedy = greedy
+            if gpu_optim is not None:
+                self.gpu_optim = gpu_optim
+            if smt is not None:
+                self.smt = smt
+            if restrict_type is not None:
+                self.restrict_type = restrict_type
+            if restrict_ids is not None:
+                self.restrict_ids = restrict_ids
+        except BaseException:
+            self.finalize()
+            raise
+
+    # ---- plumbing ------------------------------------------------------
+
+    def _handle(self):
+        if self._h is None:
+            raise MpibindError("mpibind: the handle was finalized")
+        return self._h
+
+    def _error(self):
+        return _pystr(lib.mpibind_get_error(self._h))
+
+    def _set(self, setter, value):
+        """Calls a C setter; its failure is a bad value."""
+        h = self._handle()
+        if setter(h, value) != 0:
+            raise ValueError(self._error())
+        self._mapped_ntasks = 0
+        self._env_done = False
+
+    def _mapped(self):
+        h = self._handle()
+        if self._mapped_ntasks <= 0:
+            raise MpibindError("mpibind: no mapping: call mpibind() first "
+                               "(changing an input discards the mapping)")
+        return h
+
+    def _task(self, taskid):
+        """Checks taskid against the mapping before C sees it."""
+        h = self._mapped()
+        if isinstance(taskid, bool):
+            raise ValueError("taskid: expected an integer, got the bool %r"
+                             % taskid)
+        try:
+            t = operator.index(taskid)
+        except TypeError:
+            raise ValueError("taskid: expected an integer, got %r (%s)"
+                             % (taskid, type(taskid).__name__)) from None
+        if not 0 <= t < self._mapped_ntasks:
+            raise ValueError("taskid: %d is not a task of this mapping "
+                             "(expected 0 to %d)"
+                             % (t, self._mapped_ntasks - 1))
+        return h, t
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.finalize()
+        return False
+
+    def __del__(self):
+        try:
+            self.finalize()
+        except Exception:
+            pass
+
+    def __repr__(self):
+        if self._h is None:
+            return "<mpibind.MpibindHandle finalized>"
+        return ("<mpibind.MpibindHandle ntasks=%d topology=%s%s>"
+                % (lib.mpibind_get_ntasks(self._h),
+                   self.topology_file or "live",
+                   " mapped" if self._mapped_ntasks else ""))
+
+    # ---- life cycle ----------------------------------------------------
+
+    def finalize(self):
+        """Releases the handle; using it afterwards raises MpibindError.
+        Calling it twice is harmless."""
+        if self._h is not None:
+            h, self._h = self._h, None
+            self._mapped_ntasks = 0
+            lib.mpibind_finalize(h)
+
+    def mpibind(self):
+        """Computes the mapping.  ValueError when an input does not fit
+        (including ones only the topology can judge); MpibindError when
+        the topology cannot be mapped at all."""
+        h = self._handle()
+        self._mapped_ntasks = 0
+        self._env_done = False
+        if lib.mpibind(h) == 0:
+            self._mapped_ntasks = lib.mpibind_get_ntasks(h)
+            return
+        message = self._error()
+        if lib.mpibind_get_ntasks(h) < 1 or self._fails_by_input():
+            raise ValueError(message)
+        raise MpibindError(message)
+
+    def _fails_by_input(self):
+        """True when the same problem maps without the inputs that only the
+        topology can reject (smt, restriction): then one of those was the
+        bad value.  Runs only after a failure."""
+        h = self._h
+        if lib.mpibind_get_smt(h) == 0 and \
+                lib.mpibind_get_restrict_ids(h) == ffi.NULL:
+            return False
+        probe = MpibindHandle(
+            ntasks=lib.mpibind_get_ntasks(h),
+            nthreads=lib.mpibind_get_nthreads_input(h),
+            greedy=lib.mpibind_get_greedy(h),
+            gpu_optim=lib.mpibind_get_gpu_optim(h),
+            topology_file=self.topology_file or _LIVE)
+        try:
+            return lib.mpibind(probe._h) == 0
+        finally:
+            probe.finalize()
+
+    def apply(self, taskid):
+        """Binds this process (all its threads) to task taskid's CPUs.
+        With a topology file, only when the file describes this machine."""
+        h, t = self._task(taskid)
+        if lib.mpibind_apply(h, t) != 0:
+            raise MpibindError(self._error())
+
+    def topology_check_system(self):
+        """Raises MpibindError unless the handle's topology describes the
+        machine this process runs on (what apply() requires)."""
+        h = self._handle()
+        if lib.mpibind_topology_check_system(h) != 0:
+            raise MpibindError(self._error())
+
+    # ---- inputs --------------------------------------------------------
+
+    @property
+    def ntasks(self):
+        return lib.mpibind_get_ntasks(self._handle())
+
+    @ntasks.setter
+    def ntasks(self, value):
+        self._set(lib.mpibind_set_ntasks, _int("ntasks", value))
+
+    @property
+    def nthreads(self):
+        """The per-task thread counts (a list) once mapped; before, the
+        input (0: let mpibind choose)."""
+        h = self._handle()
+        if self._mapped_ntasks > 0:
+            arr = lib.mpibind_get_nthreads(h)
+            if arr == ffi.NULL:
+                raise MpibindError(self._error())
+            return [arr[i] for i in range(self._mapped_ntasks)]
+        return lib.mpibind_get_nthreads_input(h)
+
+    @nthreads.setter
+    def nthreads(self, value):
+        self._set(lib.mpibind_set_nthreads, _int("nthreads", value))
+
+    @property
+    def greedy(self):
+        return lib.mpibind_get_greedy(self._handle())
+
+    @greedy.setter
+    def greedy(self, value):
+        self._set(lib.mpibind_set_greedy, _int("greedy", value))
+
+    @property
+    def gpu_optim(self):
+        return lib.mpibind_get_gpu_optim(self._handle())
+
+    @gpu_optim.setter
+    def gpu_optim(self, value):
+        self._set(lib.mpibind_set_gpu_optim, _int("gpu_optim", value))
+
+    @property
+    def smt(self):
+        return lib.mpibind_get_smt(self._handle())
+
+    @smt.setter
+    def smt(self, value):
+        self._set(lib.mpibind_set_smt, _int("smt", value))
+
+    @property
+    def restrict_ids(self):
+        """The restriction list (hwloc list syntax), or None."""
+        ids = lib.mpibind_get_restrict_ids(self._handle())
+        return None if ids == ffi.NULL else _pystr(ids)
+
+    @restrict_ids.setter
+    def restrict_ids(self, value):
+        data = ffi.NULL if value is None else _cstr("restrict_ids", value)
+        self._set(lib.mpibind_set_restrict_ids, data)
+
+    @property
+    def restrict_type(self):
+        """MPIBIND_RESTRICT_CPU (0) or MPIBIND_RESTRICT_MEM (1); set also
+        with 'cpu' or 'mem'."""
+        return lib.mpibind_get_restrict_type(self._handle())
+
+    @restrict_type.setter
+    def restrict_type(self, value):
+        if isinstance(value, str):
+            key = value.strip().lower()
+            if key not in _RESTRICT_TYPES:
+                raise ValueError("restrict_type: unknown type %r (expected "
+                                 "'cpu', 'mem', %d or %d)"
+                                 % (value, MPIBIND_RESTRICT_CPU,
+                                    MPIBIND_RESTRICT_MEM))
+            value = _RESTRICT_TYPES[key]
+        self._set(lib.mpibind_set_restrict_type, _int("restrict_type", value))
+
+    @property
+    def topology_file(self):
+        """The XML file of this handle's topology, or None (live machine).
+        Setting it reads the file now (ValueError if it is unusable)."""
+        path = lib.mpibind_get_topology_file(self._handle())
+        return None if path == ffi.NULL else \
+            ffi.string(path).decode("utf-8", "surrogateescape")
+
+    @topology_file.setter
+    def topology_file(self, value):
+        data = ffi.NULL if value is None else _cstr("topology_file", value)
+        self._set(lib.mpibind_set_topology_file, data)
+
+    def set_gpu_ids(self, kind):
+        """The kind of GPU ID that get_gpus_ptask() and the reports give:
+        an MPIBIND_ID_* constant, or 'uuid', 'index', 'pci', 'name'."""
+        if isinstance(kind, str):
+            key = kind.strip().lower()
+            if key not in _ID_KINDS:
+                raise ValueError("gpu id kind: unknown kind %r (expected one "
+                                 "of %s)" % (kind, ", ".join(sorted(_ID_KINDS))))
+            kind = _ID_KINDS[key]
+        h = self._handle()
+        # The ID kind only changes how GPUs are named: the mapping stays.
+        if lib.mpibind_set_gpu_ids(h, _int("gpu id kind", kind)) != 0:
+            raise ValueError(self._error())
+
+    def get_gpu_ids(self):
+        return lib.mpibind_get_gpu_ids(self._handle())
+
+    def set_gpu_allocation(self, var, value):
+        """The GPUs this job may use, as a launcher's variable would say
+        (e.g. 'CUDA_VISIBLE_DEVICES', '0,2'); value None removes it."""
+        name = _cstr("GPU allocation variable", var)
+        data = ffi.NULL if value is None else \
+            _cstr("GPU allocation " + str(var), value)
+        h = self._handle()
+        if lib.mpibind_set_gpu_allocation(h, name, data) != 0:
+            raise ValueError(self._error())
+        self._mapped_ntasks = 0
+        self._env_done = False
+
+    # ---- outputs -------------------------------------------------------
+
+    def get_cpus_ptask(self, taskid):
+        """Task taskid's CPUs: PU OS indexes, ascending."""
+        h, t = self._task(taskid)
+        n = ffi.new("int *")
+        arr = lib.mpibind_get_cpus_ptask(h, t, n)
+        if arr == ffi.NULL:
+            raise MpibindError(self._error())
+        return [arr[i] for i in range(n[0])]
+
+    def get_gpus_ptask(self, taskid):
+        """Task taskid's GPUs as IDs of the kind chosen by set_gpu_ids()."""
+        h, t = self._task(taskid)
+        n = ffi.new("int *")
+        arr = lib.mpibind_get_gpus_ptask(h, t, n)
+        if arr == ffi.NULL:
+            raise MpibindError(self._error())
+        return [_pystr(arr[i]) for i in range(n[0])]
+
+    def get_num_gpus(self):
+        """The number of GPUs of the node (after restriction) in the mapping."""
+        h = self._mapped()
+        return lib.mpibind_get_num_gpus(h)
+
+    def mapping_snprint(self, size=None):
+        """The report, one line per task.  size is accepted for
+        compatibility with the original; the whole report is always
+        returned (never cut to size)."""
+        h = self._mapped()
+        _check_size(size)
+        return self._snprint(lambda buf, n: lib.mpibind_mapping_snprint(
+            buf, n, h))
+
+    def mapping_ptask_snprint(self, taskid, size=None):
+        """Task taskid's line of the report (whole, whatever size is)."""
+        h, t = self._task(taskid)
+        _check_size(size)
+        return self._snprint(lambda buf, n: lib.mpibind_mapping_ptask_snprint(
+            buf, n, h, t))
+
+    def _snprint(self, call):
+        need = call(ffi.NULL, 0)
+        if need < 0:
+            raise MpibindError(self._error())
+        buf = ffi.new("char[]", need + 1)
+        got = call(buf, need + 1)
+        if got < 0:
+            raise MpibindError(self._error())
+        if got > need:   # cannot happen with a snprintf-like contract
+            raise MpibindError("mpibind: the report grew from %d to %d bytes"
+                               % (need, got))
+        return _pystr(buf)
+
+    def mapping_print(self):
+        """Prints the report on sys.stdout."""
+        print(self.mapping_snprint(), end="", flush=True)
+
+    # ---- environment ---------------------------------------------------
+
+    def set_env_vars(self):
+        """Computes every task's variables (nothing is exported)."""
+        h = self._mapped()
+        if lib.mpibind_set_env_vars(h) != 0:
+            raise MpibindError(self._error())
+        self._env_done = True
+
+    def _env(self):
+        h = self._mapped()
+        if not self._env_done:
+            self.set_env_vars()
+        return h
+
+    def get_env_var_names(self):
+        """The variables' names (computing them if needed)."""
+        h = self._env()
+        n = ffi.new("int *")
+        arr = lib.mpibind_get_env_var_names(h, n)
+        if arr == ffi.NULL:
+            raise MpibindError(self._error())
+        return [_pystr(arr[i]) for i in range(n[0])]
+
+    def get_env_var_values(self, name):
+        """The values of variable name, one per task."""
+        data = _cstr("variable name", name)
+        h = self._env()
+        arr = lib.mpibind_get_env_var_values(h, data)
+        if arr == ffi.NULL:
+            raise ValueError(self._error())
+        return [_pystr(arr[i]) for i in range(self._mapped_ntasks)]
+
+    def get_env_vars_ptask(self, taskid):
+        """Task taskid's variables as a dict."""
+        h, t = self._task(taskid)
+        return {name: self.get_env_var_values(name)[t]
+                for name in self.get_env_var_names()}
+
+    def env_vars_print(self):
+        """Prints every task's variables on sys.stdout, one
+        'mpibind: task %2d NAME=VALUE' line each."""
+        names = self.get_env_var_names()
+        values = {name: self.get_env_var_values(name) for name in names}
+        lines = ["mpibind: task %2d %s=%s" % (t, name, values[name][t])
+                 for t in range(self._mapped_ntasks) for name in names]
+        print("".join(line + "\n" for line in lines), end="", flush=True)

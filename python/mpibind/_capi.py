@@ -1,0 +1,110 @@
+"""The C library seen through CFFI in ABI mode (no compiler needed).
+
+The declarations below are those of lib/mpibind.h that the module uses,
+with hwloc's opaque pointer types left opaque.  The library is found, in
+this order: the file named by the environment variable MPIBIND_LIBRARY,
+the one installed with this module, then the linker's search path.
+"""
+
+import os
+
+import cffi
+
+from . import _config
+
+CDEF = """
+typedef struct hwloc_topology *hwloc_topology_t;
+typedef struct hwloc_bitmap_s *hwloc_bitmap_t;
+
+enum {
+  MPIBIND_RESTRICT_CPU = 0,
+  MPIBIND_RESTRICT_MEM,
+  MPIBIND_ID_UNIV,
+  MPIBIND_ID_SMI,
+  MPIBIND_ID_PCIBUS,
+  MPIBIND_ID_NAME
+};
+
+typedef struct mpibind_t mpibind_t;
+
+int mpibind_init(mpibind_t **handle);
+int mpibind_finalize(mpibind_t *handle);
+const char *mpibind_get_error(const mpibind_t *handle);
+
+int mpibind_set_ntasks(mpibind_t *handle, int ntasks);
+int mpibind_set_nthreads(mpibind_t *handle, int nthreads);
+int mpibind_set_greedy(mpibind_t *handle, int greedy);
+int mpibind_set_gpu_optim(mpibind_t *handle, int gpu_optim);
+int mpibind_set_smt(mpibind_t *handle, int smt);
+int mpibind_set_restrict_ids(mpibind_t *handle, const char *ids);
+int mpibind_set_restrict_type(mpibind_t *handle, int type);
+int mpibind_set_gpu_ids(mpibind_t *handle, int id_kind);
+int mpibind_set_topology_file(mpibind_t *handle, const char *path);
+int mpibind_set_gpu_allocation(mpibind_t *handle, const char *var,
+                               const char *value);
+
+int mpibind_get_ntasks(mpibind_t *handle);
+int mpibind_get_greedy(mpibind_t *handle);
+int mpibind_get_gpu_optim(mpibind_t *handle);
+int mpibind_get_smt(mpibind_t *handle);
+int mpibind_get_restrict_type(mpibind_t *handle);
+int mpibind_get_gpu_ids(mpibind_t *handle);
+const char *mpibind_get_restrict_ids(mpibind_t *handle);
+int mpibind_get_nthreads_input(mpibind_t *handle);
+const char *mpibind_get_topology_file(mpibind_t *handle);
+
+int mpibind_topology_load(mpibind_t *handle);
+int mpibind_topology_check_system(mpibind_t *handle);
+
+int mpibind(mpibind_t *handle);
+
+int *mpibind_get_nthreads(mpibind_t *handle);
+int mpibind_get_num_gpus(mpibind_t *handle);
+int *mpibind_get_cpus_ptask(mpibind_t *handle, int taskid, int *ncpus);
+char **mpibind_get_gpus_ptask(mpibind_t *handle, int taskid, int *ngpus);
+const char *mpibind_get_gpu_id(mpibind_t *handle, int gpu, int id_kind);
+
+int mpibind_mapping_snprint(char *buf, int size, mpibind_t *handle);
+int mpibind_mapping_ptask_snprint(char *buf, int size, mpibind_t *handle,
+                                  int taskid);
+
+int mpibind_set_env_vars(mpibind_t *handle);
+char **mpibind_get_env_var_names(mpibind_t *handle, int *count);
+char **mpibind_get_env_var_values(mpibind_t *handle, const char *name);
+
+int mpibind_apply(mpibind_t *handle, int taskid);
+"""
+
+ffi = cffi.FFI()
+ffi.cdef(CDEF)
+
+
+def _candidates():
+    """Where to look for the library, most specific first."""
+    if _config.LIBDIR:
+        yield "installed", os.path.join(_config.LIBDIR, _config.SONAME)
+    yield "linker search path", _config.SONAME
+
+
+def _load():
+    env = os.environ.get("MPIBIND_LIBRARY")
+    if env:
+        # An explicit choice: loading another library instead would hide
+        # the mistake, so a failure here is final.
+        try:
+            return ffi.dlopen(env), env
+        except OSError as err:
+            raise ImportError("mpibind: cannot load MPIBIND_LIBRARY=%r: %s"
+                              % (env, err)) from None
+    tried = []
+    for origin, name in _candidates():
+        try:
+            return ffi.dlopen(name), name
+        except OSError as err:
+            tried.append("%s (%s): %s" % (name, origin, err))
+    raise ImportError("mpibind: cannot load the C library libmpibind; tried: "
+                      + "; ".join(tried)
+                      + ". Set MPIBIND_LIBRARY to the path of libmpibind.so.")
+
+
+lib, LIBRARY_PATH = _load()

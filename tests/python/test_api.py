@@ -1,0 +1,415 @@
+"""The Python API end to end on real topology files and on this machine."""
+
+import os
+import threading
+
+import pytest
+
+import mpibind
+from conftest import topo, xml_gpus, hwloc_list
+
+LASSEN = "coral-lassen.xml"
+TIOGA = "eas-tioga.xml"
+QUARTZ = "cts1-quartz-smt1.xml"
+PASCAL = "cts1-pascal.xml"
+
+
+def every4(first, last):
+    return list(range(first, last + 1, 4))
+
+
+# ---- module surface -----------------------------------------------------
+
+def test_constants_follow_the_original_enum_order():
+    assert [mpibind.MPIBIND_RESTRICT_CPU, mpibind.MPIBIND_RESTRICT_MEM,
+            mpibind.MPIBIND_ID_UNIV, mpibind.MPIBIND_ID_SMI,
+            mpibind.MPIBIND_ID_PCIBUS, mpibind.MPIBIND_ID_NAME] == \
+        list(range(6))
+    assert mpibind.MPIBIND_ID_VISDEVS == mpibind.MPIBIND_ID_SMI
+
+
+def test_error_class():
+    assert issubclass(mpibind.MpibindError, RuntimeError)
+
+
+def test_module_uses_the_library_it_was_told():
+    lib = os.environ.get("MPIBIND_LIBRARY")
+    assert lib, "the tests must run with MPIBIND_LIBRARY set to the build"
+    assert mpibind.LIBRARY_PATH == lib
+
+
+# ---- inputs ---------------------------------------------------------------
+
+def test_defaults(handles):
+    h = handles()
+    assert h.nthreads == 0
+    assert h.greedy == 1
+    assert h.gpu_optim == 1
+    assert h.smt == 0
+    assert h.restrict_ids is None
+    assert h.restrict_type == mpibind.MPIBIND_RESTRICT_CPU
+    assert h.topology_file is None
+    assert h.get_gpu_ids() == mpibind.MPIBIND_ID_SMI
+
+
+def test_constructor_keywords_read_back(handles):
+    path = topo(LASSEN)
+    h = handles(ntasks=3, nthreads=2, greedy=0, gpu_optim=0, smt=2,
+                restrict_ids="8-23", restrict_type="cpu", topology_file=path)
+    assert (h.ntasks, h.nthreads, h.greedy, h.gpu_optim, h.smt) == \
+        (3, 2, 0, 0, 2)
+    assert h.restrict_ids == "8-23"
+    assert h.restrict_type == 0
+    assert h.topology_file == path
+
+
+def test_properties_set_and_read_back(handles):
+    h = handles()
+    h.ntasks = 5
+    h.nthreads = 7
+    h.greedy = 0
+    h.gpu_optim = 0
+    h.smt = 1
+    h.restrict_ids = "0-3,8"
+    assert (h.ntasks, h.nthreads, h.greedy, h.gpu_optim, h.smt) == \
+        (5, 7, 0, 0, 1)
+    assert h.restrict_ids == "0-3,8"
+    h.restrict_ids = None
+    assert h.restrict_ids is None
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("cpu", 0), ("mem", 1), ("MEM", 1), (0, 0), (1, 1),
+    (mpibind.MPIBIND_RESTRICT_MEM, 1)])
+def test_restrict_type_names_and_numbers(handles, value, expected):
+    h = handles(restrict_type=value)
+    assert h.restrict_type == expected
+    h.restrict_type = value
+    assert h.restrict_type == expected
+
+
+def test_nthreads_is_the_input_then_the_per_task_list(handles):
+    h = handles(ntasks=2, nthreads=3, topology_file=topo(LASSEN))
+    assert h.nthreads == 3
+    h.mpibind()
+    assert h.nthreads == [3, 3]
+    # One task per socket, 3 workers: the level walk stops at the first
+    # level with >= 3 objects, Lassen's 10 L3s (2 cores each) a socket,
+    # and the task gets the first PU of each (ALGORITHM.md, hierarchical).
+    assert h.get_cpus_ptask(0) == list(range(8, 81, 8))
+    assert h.get_cpus_ptask(1) == list(range(96, 169, 8))
+
+
+def test_changing_an_input_discards_the_mapping(handles):
+    h = handles(ntasks=4, topology_file=topo(LASSEN))
+    h.mpibind()
+    assert h.get_cpus_ptask(3) == every4(136, 172)
+    h.ntasks = 2
+    with pytest.raises(mpibind.MpibindError, match="mpibind()"):
+        h.get_cpus_ptask(0)
+    assert h.nthreads == 0      # the input again
+    h.mpibind()
+    assert h.get_cpus_ptask(1) == every4(96, 172)
+
+
+def test_reading_before_mpibind_raises(handles):
+    h = handles(ntasks=2, topology_file=topo(LASSEN))
+    for call in (lambda: h.get_cpus_ptask(0), lambda: h.get_gpus_ptask(0),
+                 h.get_num_gpus, h.mapping_snprint, h.set_env_vars,
+                 lambda: h.apply(0)):
+        with pytest.raises(mpibind.MpibindError, match="mpibind()"):
+            call()
+
+
+# ---- GPUs -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name, inputs, expected", [
+    (LASSEN, {}, 4), (TIOGA, {}, 8), (QUARTZ, {}, 0), (PASCAL, {}, 2),
+    # Restricting to the second socket's memory removes the first socket
+    # and, with it, the two GPUs attached to it (ALGORITHM.md step 2).
+    (LASSEN, dict(restrict_ids="8", restrict_type="mem"), 2),
+])
+def test_num_gpus(handles, name, inputs, expected):
+    h = handles(ntasks=2, topology_file=topo(name), **inputs)
+    h.mpibind()
+    assert h.get_num_gpus() == expected
+
+
+@pytest.mark.parametrize("name, ntasks, visible", [
+    (LASSEN, 4, [["0"], ["1"], ["2"], ["3"]]),
+    (TIOGA, 4, [["4", "5"], ["2", "3"], ["6", "7"], ["0", "1"]]),
+])
+def test_gpu_id_kinds(handles, name, ntasks, visible):
+    """Each ID kind names the same GPUs: what the XML file says of the
+    device whose visible index the worked example gives."""
+    path = topo(name)
+    xml = xml_gpus(path)
+    h = handles(ntasks=ntasks, topology_file=path)
+    h.mpibind()
+    assert [h.get_gpus_ptask(t) for t in range(ntasks)] == visible
+    kinds = [
+        (mpibind.MPIBIND_ID_NAME, "name", "name"),
+        (mpibind.MPIBIND_ID_PCIBUS, "pci", "busid"),
+        (mpibind.MPIBIND_ID_UNIV, "uuid", "uuid"),
+    ]
+    for const, word, key in kinds:
+        expected = [[xml[i][key] for i in task] for task in visible]
+        for kind in (const, word):
+            h.set_gpu_ids(kind)
+            assert h.get_gpu_ids() == const
+            assert [h.get_gpus_ptask(t) for t in range(ntasks)] == expected
+            report = h.mapping_snprint().splitlines()
+            for t in range(ntasks):
+                assert " gpus %s cpus " % ",".join(expected[t]) in report[t]
+    for kind in (mpibind.MPIBIND_ID_SMI, mpibind.MPIBIND_ID_VISDEVS,
+                 "index"):
+        h.set_gpu_ids(kind)
+        assert [h.get_gpus_ptask(t) for t in range(ntasks)] == visible
+
+
+# ---- environment ----------------------------------------------------------
+
+def env_of(h):
+    return {name: h.get_env_var_values(name)
+            for name in h.get_env_var_names()}
+
+
+def test_env_vars_nvidia(handles):
+    h = handles(ntasks=4, topology_file=topo(LASSEN))
+    h.mpibind()
+    h.set_env_vars()
+    assert env_of(h) == {
+        "OMP_NUM_THREADS": ["10"] * 4,
+        "OMP_PLACES": ["threads"] * 4,
+        "OMP_PROC_BIND": ["spread"] * 4,
+        "CUDA_VISIBLE_DEVICES": ["0", "1", "2", "3"],
+    }
+    assert h.get_env_vars_ptask(2)["CUDA_VISIBLE_DEVICES"] == "2"
+
+
+def test_env_vars_amd(handles):
+    h = handles(ntasks=4, topology_file=topo(TIOGA))
+    h.mpibind()
+    env = env_of(h)      # computed on demand
+    assert env["ROCR_VISIBLE_DEVICES"] == ["4,5", "2,3", "6,7", "0,1"]
+    assert env["OMP_NUM_THREADS"] == ["16"] * 4
+    assert "CUDA_VISIBLE_DEVICES" not in env
+    assert "ZE_AFFINITY_MASK" not in env
+
+
+def test_env_vars_no_gpu_node(handles):
+    h = handles(ntasks=3, topology_file=topo(QUARTZ))
+    h.mpibind()
+    env = env_of(h)
+    assert set(env) == {"OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND"}
+    assert env["OMP_NUM_THREADS"] == ["9", "9", "18"]
+
+
+def test_env_task_without_gpu_gets_empty_string(handles):
+    """Pascal's two GPUs hang off socket 0.  Without gpu_optim, 2 tasks go
+    one per socket (equal PU weights), and the socket-1 task has none."""
+    h = handles(ntasks=2, gpu_optim=0, topology_file=topo(PASCAL))
+    h.mpibind()
+    assert h.get_gpus_ptask(0) == ["0", "1"]
+    assert h.get_gpus_ptask(1) == []
+    assert h.get_env_var_values("CUDA_VISIBLE_DEVICES") == ["0,1", ""]
+
+
+def test_env_vars_print(handles, capsys):
+    h = handles(ntasks=2, topology_file=topo(TIOGA))
+    h.mpibind()
+    h.env_vars_print()
+    out = capsys.readouterr().out.splitlines()
+    env = env_of(h)
+    expected = ["mpibind: task %2d %s=%s" % (t, name, env[name][t])
+                for t in range(2) for name in h.get_env_var_names()]
+    assert out == expected
+    assert "mpibind: task  1 ROCR_VISIBLE_DEVICES=6,7,0,1" in out
+
+
+# ---- reports ----------------------------------------------------------------
+
+def test_mapping_print(handles, capsys):
+    h = handles(ntasks=4, topology_file=topo(LASSEN))
+    h.mpibind()
+    h.mapping_print()
+    assert capsys.readouterr().out == h.mapping_snprint()
+
+
+@pytest.mark.parametrize("size", [None, 0, 1, 5, 40, 10**6])
+def test_snprint_never_truncates(handles, size):
+    """Decision: size is accepted for compatibility and ignored; the whole
+    report always comes back (the original cut it to size silently)."""
+    h = handles(ntasks=8, topology_file=topo(LASSEN))
+    h.mpibind()
+    full = h.mapping_snprint()
+    lines = full.splitlines()
+    assert len(lines) == 8
+    assert lines[7].endswith("cpus " + ",".join(map(str, every4(156, 172))))
+    assert h.mapping_snprint(size) == full
+    assert h.mapping_snprint(size=size) == full
+    assert h.mapping_ptask_snprint(7, size).rstrip("\n") == lines[7]
+
+
+def test_report_scales_past_any_fixed_buffer(handles):
+    """1024 tasks on Tioga's 128 PUs: a report far above 4 KiB, whole."""
+    h = handles(ntasks=1024, topology_file=topo(TIOGA))
+    h.mpibind()
+    text = h.mapping_snprint(size=16)
+    lines = text.splitlines()
+    assert len(text) > 16 * 1024
+    assert len(lines) == 1024
+    assert lines[1023].startswith("mpibind: task 1023 nths  1 ")
+    cpus = sorted(c for t in range(1024) for c in h.get_cpus_ptask(t))
+    assert set(cpus) == set(range(128))
+
+
+# ---- topology per handle ----------------------------------------------------
+
+def test_topology_file_is_per_handle(handles):
+    env_before = dict(os.environ)
+    a = handles(ntasks=4, topology_file=topo(LASSEN))
+    b = handles(ntasks=4, topology_file=topo(TIOGA))
+    live = handles(ntasks=1)
+    a.mpibind()
+    b.mpibind()
+    live.mpibind()
+    assert a.get_cpus_ptask(0) == every4(8, 44)
+    assert b.get_cpus_ptask(0) == list(range(16))
+    assert a.get_gpus_ptask(0) == ["0"] and b.get_gpus_ptask(0) == ["4", "5"]
+    # Mapping b did not change a, in either order.
+    a.mpibind()
+    assert a.get_cpus_ptask(3) == every4(136, 172)
+    assert live.topology_file is None
+    assert set(live.get_cpus_ptask(0)) <= set(range(os.cpu_count()))
+    assert live.get_num_gpus() == 0
+    assert dict(os.environ) == env_before
+
+
+def test_topology_set_xml_sets_the_default_of_new_handles(handles):
+    old = handles(ntasks=1)
+    try:
+        mpibind.topology_set_xml(topo(TIOGA))
+        new = handles(ntasks=4)
+        assert new.topology_file == topo(TIOGA)
+        other = handles(ntasks=4, topology_file=topo(LASSEN))
+        new.mpibind()
+        other.mpibind()
+        old.mpibind()
+        assert new.get_gpus_ptask(3) == ["0", "1"]
+        assert other.get_gpus_ptask(3) == ["3"]
+        assert old.topology_file is None
+        assert old.get_num_gpus() == 0
+    finally:
+        mpibind.topology_set_xml(None)
+    assert handles(ntasks=1).topology_file is None
+
+
+def test_topology_set_xml_checks_the_file_now():
+    with pytest.raises(ValueError, match="/nonexistent/node.xml"):
+        mpibind.topology_set_xml("/nonexistent/node.xml")
+    assert mpibind.MpibindHandle(ntasks=1).topology_file is None
+
+
+def test_topology_file_accepts_path_objects(handles):
+    import pathlib
+    h = handles(ntasks=1, topology_file=pathlib.Path(topo(QUARTZ)))
+    h.mpibind()
+    assert h.get_cpus_ptask(0) == list(range(36))
+
+
+# ---- life cycle ---------------------------------------------------------------
+
+def test_use_after_finalize_raises():
+    h = mpibind.MpibindHandle(ntasks=2, topology_file=topo(LASSEN))
+    h.mpibind()
+    h.finalize()
+    h.finalize()    # twice is harmless
+    calls = [h.mpibind, lambda: h.apply(0), h.mapping_snprint,
+             lambda: h.mapping_ptask_snprint(0), h.mapping_print,
+             lambda: h.get_cpus_ptask(0), lambda: h.get_gpus_ptask(0),
+             h.get_num_gpus, lambda: h.set_gpu_ids(mpibind.MPIBIND_ID_NAME),
+             h.set_env_vars, h.get_env_var_names,
+             lambda: h.get_env_var_values("OMP_NUM_THREADS"),
+             h.env_vars_print, lambda: h.ntasks, lambda: h.nthreads,
+             lambda: h.greedy, lambda: h.gpu_optim, lambda: h.smt,
+             lambda: h.restrict_ids, lambda: h.restrict_type,
+             lambda: h.topology_file, lambda: setattr(h, "ntasks", 3),
+             lambda: setattr(h, "restrict_ids", "0-3")]
+    for call in calls:
+        with pytest.raises(mpibind.MpibindError, match="finalized"):
+            call()
+
+
+def test_context_manager_finalizes():
+    with mpibind.MpibindHandle(ntasks=1, topology_file=topo(QUARTZ)) as h:
+        h.mpibind()
+        assert h.nthreads == [36]
+    with pytest.raises(mpibind.MpibindError):
+        h.mpibind()
+
+
+# ---- binding this process ----------------------------------------------------
+
+@pytest.fixture
+def saved_affinity():
+    before = os.sched_getaffinity(0)
+    yield before
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), before)
+        except ProcessLookupError:
+            pass
+
+
+def test_apply_binds_every_thread(handles, saved_affinity):
+    """Live topology: apply(last task) binds the main thread and a thread
+    that already runs to exactly the task's CPUs."""
+    n = min(2, len(saved_affinity))
+    h = handles(ntasks=n)
+    h.mpibind()
+    cpus = set(h.get_cpus_ptask(n - 1))
+    assert cpus and cpus <= saved_affinity
+    go, seen = threading.Event(), []
+    worker = threading.Thread(
+        target=lambda: (go.wait(), seen.append(os.sched_getaffinity(0))))
+    worker.start()
+    try:
+        h.apply(n - 1)
+    finally:
+        go.set()
+        worker.join()
+    assert os.sched_getaffinity(0) == cpus
+    assert seen == [cpus]
+
+
+def test_apply_refuses_a_file_of_another_machine(handles, saved_affinity):
+    h = handles(ntasks=4, topology_file=topo(LASSEN))
+    h.mpibind()
+    with pytest.raises(mpibind.MpibindError) as err:
+        h.apply(0)
+    assert str(err.value)
+    assert os.sched_getaffinity(0) == saved_affinity
+    with pytest.raises(mpibind.MpibindError):
+        h.topology_check_system()
+
+
+def test_apply_accepts_a_file_of_this_machine(handles, saved_affinity,
+                                              tmp_path):
+    """An XML export of this very machine (by hwloc's lstopo) binds."""
+    import shutil
+    import subprocess
+    lstopo = shutil.which("lstopo-no-graphics") or shutil.which("lstopo")
+    if not lstopo:
+        pytest.skip("lstopo (hwloc-nox) is not installed")
+    xml = tmp_path / "this-node.xml"
+    subprocess.run([lstopo, "--of", "xml", "-f", str(xml)], check=True,
+                   timeout=60)
+    h = handles(ntasks=1, topology_file=str(xml))
+    h.topology_check_system()
+    h.mpibind()
+    cpus = h.get_cpus_ptask(0)
+    assert set(cpus) == set(hwloc_list(h.mapping_ptask_snprint(0)
+                                       .split("cpus ")[1].strip()))
+    h.apply(0)
+    assert os.sched_getaffinity(0) == set(cpus)
