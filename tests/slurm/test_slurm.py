@@ -160,7 +160,7 @@ class Runner:
 
     # -- expectations --------------------------------------------------------
 
-    def check_mapped(self, name, r, nodes, ntasks, omp=True):
+    def check_mapped(self, name, r, nodes, ntasks):
         """Every rank bound and told as the preview of its node says."""
         problems = []
         if r.returncode != 0:
@@ -192,17 +192,20 @@ class Runner:
             for var, want in want_env.items():
                 if env.get(var) != want:
                     problems.append("%s: %s=%r, expected %r" % (who, var, env.get(var), want))
-            if omp and "omp_max_threads" in rec:
+            # omp_max_threads is null for the mpi4py probe (no OpenMP
+            # runtime); omp_threads is absent from the Fortran probes and,
+            # for mpi4py, holds the main thread's own affinity
+            if rec.get("omp_max_threads") is not None:
                 if rec["omp_max_threads"] != nths:
                     problems.append("%s: omp_get_max_threads() %s, expected %d"
                                     % (who, rec["omp_max_threads"], nths))
-                threads = rec.get("omp_threads") or []
-                if len(threads) != nths:
-                    problems.append("%s: %d OpenMP threads ran, expected %d" % (who, len(threads), nths))
-                for i, aff in enumerate(threads):
-                    if not set(aff) or not set(aff) <= cpus:
-                        problems.append("%s: OpenMP thread %d on %s, outside the task's %s"
-                                        % (who, i, fmt(aff), fmt(cpus)))
+                if "omp_threads" in rec and len(rec["omp_threads"]) != nths:
+                    problems.append("%s: %d OpenMP threads ran, expected %d"
+                                    % (who, len(rec["omp_threads"]), nths))
+            for i, aff in enumerate(rec.get("omp_threads") or []):
+                if not set(aff) or not set(aff) <= cpus:
+                    problems.append("%s: thread %d (OpenMP number) runs on %s, outside the task's %s"
+                                    % (who, i, fmt(aff), fmt(cpus)))
         self.record(name, problems, r)
 
     # -- cases ------------------------------------------------------------------
@@ -233,6 +236,7 @@ class Runner:
             r = self.srun("pmix", 1, 4, [a.probe_ompi], overcommit=True, env={**pre, **ompi})
             self.check_mapped("openmpi-pmix-N1-n4-overcommit", r, 1, 4)
             self.case_off(a.probe_ompi, ompi)
+            self.case_verbose(a.probe_ompi, {**pre, **ompi})
         if a.probe_py:
             for nodes, n in ((1, 2), (2, 4)):
                 r = self.srun("pmix", nodes, n, py + [a.probe_py], env={**pre, **ompi})
@@ -241,6 +245,14 @@ class Runner:
             for nodes, n in ((1, 2), (2, 4)):
                 r = self.srun("pmi2", nodes, n, [a.probe_mpich], env=pre)
                 self.check_mapped("mpich-pmi2-N%d-n%d" % (nodes, n), r, nodes, n)
+        # Fortran (mpif.h, use mpi, use mpi_f08): their init paths differ
+        # from C's (Open MPI's goes straight to PMPI_Init); two nodes each
+        for name, path in a.probe_fortran:
+            if name.startswith("openmpi"):
+                r = self.srun("pmix", 2, 4, [path], env={**pre, **ompi})
+            else:
+                r = self.srun("pmi2", 2, 4, [path], env=pre)
+            self.check_mapped("fortran-%s-N2-n4" % name, r, 2, 4)
 
     def case_distribution(self):
         """The block layout assumed above is Slurm's own."""
@@ -285,6 +297,34 @@ class Runner:
         self.record("openmpi-pmix-MPIBIND=off", problems, off, note)
 
 
+    def case_verbose(self, probe, env):
+        """MPIBIND=v: the node's mapping is printed once per node, not once
+        per task, and the ranks are mapped as usual.  Our two slurmd nodes
+        share one host, so "once per node" may fairly mean once per Slurm
+        node (2 reports) or once per host (1 report, e.g. when the printing
+        task is the one that discovered the hardware); 4 is once per task."""
+        r = self.srun("pmix", 2, 4, [probe], env={**env, "MPIBIND": "v"})
+        self.check_mapped("openmpi-pmix-N2-n4-verbose-mapping", r, 2, 4)
+        problems = []
+        lines = r.stderr.splitlines()
+        gpus = [l for l in lines if re.match(r"^mpibind: \d+ GPUs on this node\s*$", l)]
+        if len(gpus) not in (1, 2):
+            problems.append("%d 'mpibind: N GPUs on this node' lines on stderr, expected 2 (one per"
+                            " Slurm node) or 1 (one per host)" % len(gpus))
+        reports = {}
+        for l in lines:
+            m = PREVIEW_RE.match(l)
+            if m:
+                key = (int(m.group(1)), int(m.group(2)), frozenset(parse_list(m.group(4))))
+                reports[key] = reports.get(key, 0) + 1
+        want = {(t, nths, frozenset(cpus)): max(len(gpus), 1) for t, (nths, cpus) in self.preview(2).items()}
+        if reports != want:
+            problems.append("report lines (task, nths, cpus) -> count %s, expected %s"
+                            % (sorted((k[0], k[1], fmt(k[2]), v) for k, v in reports.items()),
+                               sorted((k[0], k[1], fmt(k[2]), v) for k, v in want.items())))
+        self.record("openmpi-pmix-N2-n4-verbose-once-per-node", problems, r)
+
+
 def indent(text, pre="      "):
     return "\n".join(pre + l for l in (text or "").rstrip().splitlines()) or pre + "(empty)"
 
@@ -296,9 +336,23 @@ def main():
     ap.add_argument("--probe-ompi", help="Open MPI C+OpenMP probe")
     ap.add_argument("--probe-mpich", help="MPICH C+OpenMP probe")
     ap.add_argument("--probe-py", help="mpi4py probe script")
+    ap.add_argument("--probe-fortran", action="append", default=[], metavar="NAME=PATH",
+                    help="a Fortran probe; NAME starts with openmpi or mpich (repeatable)")
     ap.add_argument("--python", help="interpreter for the mpi4py probe (default: this one)")
     ap.add_argument("--keep-logs", metavar="DIR", help="copy the Slurm logs here")
     args = ap.parse_args()
+
+    fortran = []
+    for item in args.probe_fortran:
+        name, sep, path = item.partition("=")
+        if not sep or not name.startswith(("openmpi", "mpich")) or not path:
+            print("ERROR: --probe-fortran %r: expected NAME=PATH, NAME starting with openmpi or mpich" % item)
+            return 1
+        if not os.path.exists(path):
+            print("ERROR: --probe-fortran %s: %s does not exist" % (name, path))
+            return 1
+        fortran.append((name, os.path.abspath(path)))
+    args.probe_fortran = fortran
 
     missing = slurm_cluster.missing_components()
     if missing:
