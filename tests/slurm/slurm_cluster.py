@@ -225,7 +225,9 @@ class SlurmCluster:
         missing = missing_components()
         if missing:
             raise ClusterSkip("cannot run a Slurm cluster here: missing " + ", ".join(missing))
-        tmproot = tempfile.gettempdir()
+        # /tmp rather than $TMPDIR: munged's socket path must stay short
+        # (sun_path is 108 bytes) and munged checks the modes of its parents
+        tmproot = "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
         _reap_stale(tmproot)
         t0 = time.monotonic()
         self.dir = tempfile.mkdtemp(prefix=PREFIX, dir=tmproot)

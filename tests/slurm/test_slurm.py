@@ -306,7 +306,8 @@ class Runner:
         r = self.srun("pmix", 2, 4, [probe], env={**env, "MPIBIND": "v"})
         self.check_mapped("openmpi-pmix-N2-n4-verbose-mapping", r, 2, 4)
         problems = []
-        lines = r.stderr.splitlines()
+        # the stream is not specified: look at both
+        lines = r.stdout.splitlines() + r.stderr.splitlines()
         gpus = [l for l in lines if re.match(r"^mpibind: \d+ GPUs on this node\s*$", l)]
         if len(gpus) not in (1, 2):
             problems.append("%d 'mpibind: N GPUs on this node' lines on stderr, expected 2 (one per"
