@@ -382,7 +382,10 @@ def main():
             return 1
         try:
             runner = Runner(cluster, args)
-            runner.run_all()
+            try:
+                runner.run_all()
+            except Exception as e:     # e.g. the preview command failed
+                runner.record("harness", ["%s: %s" % (type(e).__name__, e)])
             if not all(ok for _, ok, _ in runner.results):
                 print("\n--- Slurm daemon logs\n" + cluster.logs(40))
         finally:
