@@ -1,0 +1,74 @@
+/*
+ * autobind.h - automatic binding of a launched task, shared by the
+ * LD_PRELOAD library (libmpibind-preload.so) and the launch wrapper
+ * (`mpibind [options] -- program`).
+ *
+ * The tuning comes from the environment only (INTERFACES.md, "Automatic
+ * binding"); a front end that takes options turns them into these
+ * variables before the call:
+ *
+ *   MPIBIND                comma list: on, off, v|verbose, smt:K,
+ *                          greedy[:0|1], gpu[:0|1], gpu_optim[:0|1],
+ *                          omp_places, omp_proc_bind, visible_devices
+ *                          (each: do not set that variable), dryrun,
+ *                          strict, help
+ *   MPIBIND_RESTRICT       hwloc list of PU (or NUMA) OS indexes
+ *   MPIBIND_RESTRICT_TYPE  cpu | mem
+ *   MPIBIND_TOPOFILE       hwloc XML file that must describe this node
+ *                          (any file is accepted with dryrun)
+ *   OMP_NUM_THREADS        the nthreads input (kept as the user set it)
+ *   CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES,
+ *   ZE_AFFINITY_MASK       when set at launch: the GPU allocation
+ *   MPIBIND_CACHE_DIR      where the per-node topology cache lives
+ *                          (default $XDG_RUNTIME_DIR/mpibind or
+ *                          /tmp/mpibind-<uid>)
+ *   MPIBIND_TRACE          file to which each applying process appends
+ *                          one line (see below)
+ *
+ * MPIBIND_TRACE line, written with a single O_APPEND write:
+ *   host=<hostname> pid=<pid> task=<local>/<count>
+ *   topology=<discovered|cache|file|none> bound=<0|1> cpus=<list>
+ * (cpus is the task's mapped CPU list, empty when nothing was mapped).
+ */
+#ifndef MPIBIND_AUTOBIND_H
+#define MPIBIND_AUTOBIND_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Does, for the calling process, what the preload does at load time:
+ * reads the tuning environment, finds the node-local task number and task
+ * count from the launcher's variables, computes the node's mapping, binds
+ * the whole process (all threads) to the task's CPUs, exports the task's
+ * variables (OMP_NUM_THREADS, OMP_PLACES, OMP_PROC_BIND, *_VISIBLE_DEVICES,
+ * CUDA_DEVICE_ORDER), calls omp_set_num_threads when an OpenMP runtime is
+ * loaded, and sets MPIBIND_APPLIED=1.
+ *
+ * standalone != 0: without launcher variables the process is task 0 of 1
+ * (the wrapper run directly); standalone == 0: without launcher variables
+ * nothing is done.
+ *
+ * Returns
+ *    0  applied, or nothing to do (MPIBIND=off, MPIBIND_APPLIED=1 already,
+ *       not a launched task);
+ *    1  a problem was reported on stderr (one line, by the node's local
+ *       task 0) and the process was left unbound and unchanged;
+ *   -1  the same, but MPIBIND has `strict`: the caller must fail.
+ * Never exits, never prints on stdout.
+ */
+int mpibind_auto_apply(int standalone);
+
+/*
+ * The same with the node-local task number and count already known (the
+ * preload uses it after MPI_Init, from the node-local communicator).
+ * `source` names where they come from, for messages.
+ */
+int mpibind_auto_apply_task(int local, int count, const char *source);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MPIBIND_AUTOBIND_H */
