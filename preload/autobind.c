@@ -41,6 +41,11 @@ static int problem(const struct mpibind_auto_tuning *t, int local,
     fprintf(stderr, "mpibind: %s; %s\n", msg ? msg : "out of memory",
             t->strict ? "strict: failing the launch"
                       : "running unbound");
+  /* The task's processes (a shell script's commands, a program's
+   * children) inherit the preload: MPIBIND_APPLIED=0 tells them this task
+   * was handled, so that the line is not repeated by each of them. */
+  if (!t->strict)
+    setenv("MPIBIND_APPLIED", "0", 1);
   return t->strict ? -1 : 1;
 }
 
@@ -303,9 +308,11 @@ out:
   return rc;
 }
 
+/* 1: bound by an earlier step (the wrapper, a parent process); 0: an
+ * earlier step reported a problem and left the task unbound. */
 static int already_applied(void) {
   const char *v = getenv("MPIBIND_APPLIED");
-  return v != NULL && strcmp(v, "1") == 0;
+  return v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "0") == 0);
 }
 
 int mpibind_auto_apply_task(int local, int count, const char *source) {

@@ -56,6 +56,10 @@ extern "C" {
  *    1  a problem was reported on stderr (one line, by the node's local
  *       task 0) and the process was left unbound and unchanged;
  *   -1  the same, but MPIBIND has `strict`: the caller must fail.
+ * MPIBIND_APPLIED is 1 after a binding, 0 after a reported problem (so
+ * that the task's child processes, which inherit the preload, neither
+ * retry nor repeat the message); with either value at entry, nothing is
+ * done and 0 is returned.
  * Never exits, never prints on stdout.
  */
 int mpibind_auto_apply(int standalone);
