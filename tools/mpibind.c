@@ -15,7 +15,7 @@
  *      output error, or, in wrapper mode, a failure under MPIBIND=strict
  *   2  usage error: a bad option, option value or topology file
  *   126/127  wrapper mode: the program could not be run / was not found
- *            (as env(1) does)
+ *            (as env(1) does); once it runs, its own status is the status
  *
  * Every error is exactly one line on stderr, "mpibind: ...", naming the
  * value and what was expected, and nothing is written on stdout.
@@ -160,8 +160,9 @@ static void usage(FILE *f) {
           "(mem)\n"
           "      --topology FILE    an hwloc XML file instead of this node "
           "(the wrapper\n"
-          "                         accepts only a file describing this "
-          "node)\n"
+          "                         binds only with a file of this node; "
+          "any file with\n"
+          "                         --dryrun)\n"
           "  -v, --verbose          preview: first say how many GPUs the node "
           "has;\n"
           "                         wrapper: print the node's mapping\n"
@@ -181,11 +182,18 @@ static void usage(FILE *f) {
           "\n"
           "The wrapper also reads MPIBIND, MPIBIND_RESTRICT, "
           "MPIBIND_RESTRICT_TYPE,\n"
-          "MPIBIND_TOPOFILE and OMP_NUM_THREADS; its options are added to "
+          "MPIBIND_TOPOFILE and OMP_NUM_THREADS; its options override "
           "them.\n"
-          "Exit status: 0 ok, 1 mapping cannot be computed, 2 usage error, "
-          "126/127\n"
-          "the program cannot be run / was not found.\n");
+          "\n"
+          "Examples:\n"
+          "  mpibind -n 4 --topology node.xml --env\n"
+          "  mpirun -np 8 mpibind --smt 1 -- ./app\n"
+          "\n"
+          "Exit status: 0 ok, 1 mapping cannot be computed (or a --strict "
+          "failure),\n"
+          "2 usage error, 126/127 PROGRAM cannot be run / was not found; "
+          "otherwise\n"
+          "the wrapper's status is PROGRAM's.\n");
 }
 
 /* One line on stderr, then exit. */

@@ -413,3 +413,20 @@ def test_lassen_options_reach_the_mapping():
     assert [recs[r]["OMP_NUM_THREADS"] for r in range(4)] == ["20"] * 4
     assert [recs[r]["CUDA_VISIBLE_DEVICES"] for r in range(4)] == \
         ["0", "1", "2", "3"]
+
+
+def test_options_override_the_environment():
+    """The wrapper's options win over MPIBIND and OMP_NUM_THREADS already in
+    the environment: the Lassen level-walk row (nthreads 1, greedy 0,
+    gpu_optim 0) despite gpu:1, greedy:1 and OMP_NUM_THREADS=7."""
+    env = clean_env(MPIBIND="gpu:1,greedy:1", OMP_NUM_THREADS="7",
+                    MPIBIND_RESTRICT="8-23")
+    res = run(["--dryrun", "--topology", topo("coral-lassen.xml"),
+               "--nthreads", "1", "--greedy", "0", "--gpu-optim", "0",
+               "--restrict", "8-175", "--"] + probe(OMPI_RANK),
+              prefix=mpirun_prefix(3), env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    recs = parse_probe(res.stdout, 3)
+    assert [recs[r]["CUDA_VISIBLE_DEVICES"] for r in range(3)] == \
+        ["0", "1", "2,3"]
+    assert [recs[r]["OMP_NUM_THREADS"] for r in range(3)] == ["1"] * 3
