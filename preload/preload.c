@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +53,10 @@ __attribute__((constructor)) static void mpibind_preload_load(void) {
   const char *source;
   char *err = NULL;
 
-  if (mpibind_auto_is_launcher_program()) {
+  /* The launch wrapper applies on its own, after turning its options into
+   * the tuning variables; doing it here first would ignore them. */
+  if (mpibind_auto_is_launcher_program() ||
+      strcmp(program_invocation_short_name, "mpibind") == 0) {
     handled = 1;
     return;
   }
