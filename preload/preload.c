@@ -43,7 +43,7 @@ static int in_init;
  * or the library that called MPI_Init when it was opened RTLD_LOCAL. */
 static void *mpi_scope = RTLD_DEFAULT;
 
-static void fail_strict(void) {
+__attribute__((noreturn)) static void fail_strict(void) {
   /* strict asked for it: the message was printed by the node's task 0 */
   exit(1);
 }
@@ -219,10 +219,10 @@ static void node_task_after_init(void) {
       if (abort_fn)
         abort_fn(mpich_world, 1);
     }
-    free(ver);
-    fail_strict();
   }
   free(ver);
+  if (rc < 0)
+    fail_strict();
 }
 
 /* ---- The interposed functions -------------------------------------- */
