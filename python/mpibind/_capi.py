@@ -1,9 +1,11 @@
 """The C library seen through CFFI in ABI mode (no compiler needed).
 
 The declarations below are those of lib/mpibind.h that the module uses,
-with hwloc's opaque pointer types left opaque.  The library is found, in
-this order: the file named by the environment variable MPIBIND_LIBRARY,
-the one installed with this module, then the linker's search path.
+with hwloc's opaque pointer types left opaque.  The library is the file
+named by the environment variable MPIBIND_LIBRARY when it is set (and then
+only that one: a wrong path is an ImportError, not a silent fallback);
+otherwise the one installed with this module (_config.LIBDIR), then the
+soname through the linker's search path.
 """
 
 import os

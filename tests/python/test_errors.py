@@ -73,6 +73,9 @@ def test_ntasks_must_be_set(handles):
     (LASSEN, dict(restrict_ids="1000-1010"), "1000-1010"),   # no such PU
     (LASSEN, dict(restrict_ids="0-7"), "0-7"),  # PUs 0-7 are not Lassen's
     (LASSEN, dict(restrict_ids="3", restrict_type="mem"), "3"),
+    # A GPU's memory: a NUMA node without CPUs leaves nothing to map.
+    ("coral-lassen-hwloc1.xml", dict(restrict_ids="252", restrict_type="mem"),
+     "252"),
 ])
 def test_input_that_does_not_fit_the_topology(handles, name, inputs, value):
     h = handles(ntasks=2, topology_file=topo(name), **inputs)
