@@ -34,6 +34,7 @@ _SCRUB_NAMES = ("LD_PRELOAD", "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
 LAUNCH_TIMEOUT = 60          # seconds, per launch (coreutils timeout)
 
 REPORT_RE = re.compile(r"^mpibind: task\s*(\d+) nths\s*(\d+) gpus (.*) cpus (\S*)\s*$")
+ENV_RE = re.compile(r"^mpibind: task\s*(\d+) ([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 GPUS_LINE_RE = re.compile(r"^mpibind: (\d+) GPUs on this node\s*$")
 
 
@@ -75,6 +76,7 @@ class Task:
         self.gpus = gpus          # the report's GPU field: comma list of IDs
         self.cpus = cpus          # set of PU OS indexes
         self.line = line          # the report line itself
+        self.env = {}             # the task's variables (preview --env)
 
     def __repr__(self):
         return f"Task({self.task}, nths={self.nthreads}, gpus={self.gpus!r}, cpus={sorted(self.cpus)})"
@@ -82,8 +84,9 @@ class Task:
 
 def preview(ntasks, *opts):
     """The mapping of `ntasks` tasks as the mpibind command previews it
-    (`mpibind -n N [opts]`): a list of Task, by task number."""
-    cmd = [cfg("MPIBIND_TEST_CMD"), "-n", str(ntasks), *map(str, opts)]
+    (`mpibind -n N [opts] --env`): a list of Task, by task number, each with
+    its report line and its variables."""
+    cmd = [cfg("MPIBIND_TEST_CMD"), "-n", str(ntasks), *map(str, opts), "--env"]
     p = subprocess.run(cmd, env=base_env(), capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, f"{cmd}: exit {p.returncode}, stderr {p.stderr!r}"
     tasks = []
@@ -94,6 +97,13 @@ def preview(ntasks, *opts):
                               parse_list(m[4]), line.rstrip()))
     assert [t.task for t in tasks] == list(range(ntasks)), \
         f"{cmd}: expected report lines for tasks 0..{ntasks - 1}, got {p.stdout!r}"
+    for line in p.stdout.splitlines():
+        m = ENV_RE.match(line)
+        if m:
+            tasks[int(m[1])].env[m[2]] = m[3]
+    for t in tasks:
+        assert t.env.get("OMP_NUM_THREADS") == str(t.nthreads), \
+            f"{cmd}: no --env variables for task {t.task}: {p.stdout!r}"
     return tasks
 
 

@@ -77,27 +77,30 @@ def check_ranks(r, n):
         assert x["local_rank"] == x["rank"], str(r)
 
 
-def check_bound(r, mapping, omp=True, gpu_vars=False, env_words=()):
+def check_bound(r, mapping, omp=True, env_words=(), omp_binds=False):
     """Each rank bound and told as `mapping` (preview) says for its
-    node-local rank.  `omp`: the program has an OpenMP runtime."""
+    node-local rank.  `omp`: the program has an OpenMP runtime.
+    `omp_binds`: OMP_PLACES/OMP_PROC_BIND were in the environment when the
+    OpenMP runtime started (the wrapper), so the runtime itself binds each
+    of its threads, the initial one included, to one place of the task's
+    CPUs: then the threads together cover the task's CPUs."""
     n = len(mapping)
     check_ranks(r, n)
     for x in r.records:
         t = mapping[x["local_rank"]]
         ctx = f"rank {x['rank']}: expected {t}, got {x}\n{r}"
-        assert parse_list(x["cpus"]) == t.cpus, ctx
+        if omp_binds:
+            assert parse_list(x["cpus"]) <= t.cpus, ctx
+            if "tasks" in x:
+                assert set().union(*tasks_cpus(x)) == t.cpus, ctx
+        else:
+            assert parse_list(x["cpus"]) == t.cpus, ctx
         for c in tasks_cpus(x) if "tasks" in x else []:
             # every thread of the process, MPI's helper threads included
             assert c and c <= t.cpus, ctx
         env = x["env"]
         assert env["MPIBIND_APPLIED"] == "1", ctx
-        assert env["OMP_NUM_THREADS"] == str(t.nthreads), ctx
-        assert env["OMP_PLACES"] == ("threads" if "omp_places" not in env_words else None), ctx
-        assert env["OMP_PROC_BIND"] == ("spread" if "omp_proc_bind" not in env_words else None), ctx
-        if not gpu_vars:
-            for v in ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
-                      "ZE_AFFINITY_MASK", "CUDA_DEVICE_ORDER"):
-                assert env.get(v) is None, f"{v} on a node without GPUs: {ctx}"
+        check_env(env, t, env_words, ctx)
         if omp:
             assert x["omp_max_threads"] == t.nthreads, ctx
             threads = x.get("omp_threads")
@@ -107,20 +110,49 @@ def check_bound(r, mapping, omp=True, gpu_vars=False, env_words=()):
                     assert aff and set(aff) <= t.cpus, ctx
 
 
+TASK_VARS = ("OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND",
+             "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "ZE_AFFINITY_MASK")
+WORD_SUPPRESSES = {"omp_places": ("OMP_PLACES",),
+                   "omp_proc_bind": ("OMP_PROC_BIND",),
+                   "visible_devices": ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
+                                       "ZE_AFFINITY_MASK")}
+
+
+def check_env(env, t, env_words, ctx):
+    """The task's variables as the preview (--env) gives them, except those
+    that an MPIBIND word says not to set; CUDA_DEVICE_ORDER=PCI_BUS_ID
+    exactly when NVIDIA GPUs are mapped (CUDA_VISIBLE_DEVICES exported).
+    Variables the probe does not report (Fortran) are not checked."""
+    off = {v for w in env_words for v in WORD_SUPPRESSES[w]}
+    for v in TASK_VARS:
+        if v in env:
+            expect = None if v in off else t.env.get(v)
+            assert env[v] == expect, f"{v}: expected {expect!r}, got {env[v]!r}; {ctx}"
+    if "CUDA_DEVICE_ORDER" in env and "visible_devices" not in env_words:
+        expect = "PCI_BUS_ID" if env.get("CUDA_VISIBLE_DEVICES") is not None else None
+        assert env["CUDA_DEVICE_ORDER"] == expect, ctx
+
+
 def check_unchanged(r, base, env_too=True):
-    """Same affinity (process, every thread, OpenMP threads) and, with
-    env_too, the same variables as the run without the preload."""
+    """The same affinity as the run without the preload: the process's and
+    every thread's CPU sets.  With env_too (nothing at all may change), also
+    the same OpenMP thread count, OpenMP threads and variables.  Without it
+    (dryrun, a bad value), the thread count may differ (dryrun applies the
+    computed OMP_NUM_THREADS) but each thread's CPUs are the unbound ones."""
     n = len(base.records)
     check_ranks(r, n)
+    distinct = lambda rec: sorted({tuple(sorted(c)) for c in tasks_cpus(rec)})
     for x, b in zip(r.records, base.records):
         ctx = f"rank {x['rank']}: expected as without preload {b}, got {x}\n{r}"
         assert x["cpus"] == b["cpus"], ctx
         if "tasks" in x:
-            assert sorted(map(sorted, tasks_cpus(x))) == sorted(map(sorted, tasks_cpus(b))), ctx
-        assert x["omp_max_threads"] == b["omp_max_threads"], ctx
+            assert distinct(x) == distinct(b), ctx
         if x.get("omp_threads") is not None:
-            assert x["omp_threads"] == b["omp_threads"], ctx
+            assert {tuple(a) for a in x["omp_threads"]} == {tuple(a) for a in b["omp_threads"]}, ctx
         if env_too:
+            assert x["omp_max_threads"] == b["omp_max_threads"], ctx
+            assert x["omp_threads"] == b["omp_threads"], ctx
+            assert sorted(map(sorted, tasks_cpus(x))) == sorted(map(sorted, tasks_cpus(b))), ctx
             assert x["env"] == b["env"], ctx
 
 
@@ -249,23 +281,32 @@ class TestMpi4py:
         lib = os.environ.get("MPIBIND_LIBRARY")
         if lib:
             env["MPIBIND_LIBRARY"] = lib
-        r = launch("openmpi", n, [PYTHON, cfg("MPIBIND_TEST_SEED")], env=env)
-        assert r.rc == 0, str(r)
+        # Each rank's output in its own file: the ranks' prints interleave
+        # on mpirun's stdout, even within a line.
+        with tempfile.TemporaryDirectory(prefix="launch-seed-") as out:
+            r = launch("openmpi", n, [PYTHON, cfg("MPIBIND_TEST_SEED")], env=env,
+                       launcher_opts=["--output-filename", out])
+            assert r.rc == 0, str(r)
+            outs = {}
+            for i in range(n):
+                with open(os.path.join(out, "1", f"rank.{i}", "stdout")) as f:
+                    outs[i] = f.read()
         before, after = {}, {}
-        for line in r.stdout.splitlines():
-            parts = line.split(" ", 3)
-            if len(parts) == 4 and parts[1:3] == ["before", "affinity"]:
-                before[int(parts[0])] = eval(parts[3], {})      # a Python set
-            elif len(parts) == 4 and parts[1:3] == ["after", "affinity"]:
-                after[int(parts[0])] = eval(parts[3], {})
-        assert sorted(before) == list(range(n)) and sorted(after) == list(range(n)), str(r)
+        for i, text in outs.items():
+            for line in text.splitlines():
+                parts = line.split(" ", 3)
+                if len(parts) == 4 and parts[:3] == [str(i), "before", "affinity"]:
+                    before[i] = eval(parts[3], {})      # a Python set
+                elif len(parts) == 4 and parts[:3] == [str(i), "after", "affinity"]:
+                    after[i] = eval(parts[3], {})
+        assert sorted(before) == list(range(n)) and sorted(after) == list(range(n)), f"{outs}\n{r}"
         auto = preview(n)
         own = preview(n, "--restrict", "0-7")
         for i in range(n):
             assert before[i] == auto[i].cpus, f"rank {i} before: expected {auto[i]}\n{r}"
             assert after[i] == own[i].cpus, f"rank {i} after: expected {own[i]}\n{r}"
-        reports = [l.rstrip() for l in r.stdout.splitlines() if REPORT_RE.match(l)]
-        assert reports == [t.line for t in own], str(r)
+        reports = [l.rstrip() for l in outs[0].splitlines() if REPORT_RE.match(l)]
+        assert reports == [t.line for t in own], f"{outs}\n{r}"
 
 
 # --- MPIBIND=off, dryrun, a program that is not an MPI rank ---------------
@@ -296,11 +337,7 @@ class TestModes:
         m = preview(n)
         for x in r.records:
             t = m[x["local_rank"]]
-            env = x["env"]
-            ctx = f"rank {x['rank']}: expected {t}, got {x}\n{r}"
-            assert env["OMP_NUM_THREADS"] == str(t.nthreads), ctx
-            assert env["OMP_PLACES"] == "threads", ctx
-            assert env["OMP_PROC_BIND"] == "spread", ctx
+            check_env(x["env"], t, (), f"rank {x['rank']}: expected {t}, got {x}\n{r}")
         check_report(r, m, 0)
 
     def test_not_a_rank(self):
@@ -343,12 +380,13 @@ class TestGpu:
         for x in r.records:
             t = m[x["local_rank"]]
             env = x["env"]
-            ctx = f"rank {x['rank']}: expected {t}, got {env}\n{r}"
-            assert env[var] == t.gpus and t.gpus != "", ctx
+            ctx = f"rank {x['rank']}: expected {t} {t.env}, got {env}\n{r}"
+            # the preview's variable is the vendor's, with the report's GPUs
+            assert t.env.get(var) == t.gpus and t.gpus != "", f"preview: {t} {t.env}"
+            check_env(env, t, (), ctx)
             for other in GPU_VARS:
                 if other != var:
                     assert env[other] is None, ctx
-            assert env["OMP_NUM_THREADS"] == str(t.nthreads), ctx
             # NVIDIA GPUs mapped and no order set at launch: PCI bus order
             expect_order = "PCI_BUS_ID" if var == "CUDA_VISIBLE_DEVICES" else None
             assert env["CUDA_DEVICE_ORDER"] == expect_order, ctx
@@ -363,8 +401,7 @@ class TestGpu:
         m = preview(n, "--topology", topo("coral-lassen.xml"))
         check_ranks(r, n)
         for x in r.records:
-            assert x["env"]["CUDA_VISIBLE_DEVICES"] is None, str(r)
-            assert x["env"]["OMP_NUM_THREADS"] == str(m[x["local_rank"]].nthreads), str(r)
+            check_env(x["env"], m[x["local_rank"]], ("visible_devices",), str(r))
 
     # A CUDA_VISIBLE_DEVICES set at launch is the allocation: only those
     # GPUs are mapped and each task's value is made of the list's entries.
@@ -410,7 +447,7 @@ class TestWrapper:
         need(launcher)
         r = launch(launcher, n, [cfg("MPIBIND_TEST_CMD"), "--", probe_c(launcher)],
                    preload=False)
-        check_bound(r, preview(n))
+        check_bound(r, preview(n), omp_binds=True)
         check_quiet(r)
 
     @pytest.mark.parametrize("launcher", LAUNCHERS)
@@ -420,13 +457,13 @@ class TestWrapper:
         if not prog:
             pytest.skip("no Fortran compiler")
         r = launch(launcher, 4, [cfg("MPIBIND_TEST_CMD"), "--", prog], preload=False)
-        check_bound(r, preview(4))
+        check_bound(r, preview(4), omp_binds=True)
 
     def test_wrapper_options(self):
         need("mpich")
         r = launch("mpich", 2, [cfg("MPIBIND_TEST_CMD"), "--restrict", "1", "--",
                                 probe_c("mpich")], preload=False)
-        check_bound(r, preview(2, "--restrict", "1"))
+        check_bound(r, preview(2, "--restrict", "1"), omp_binds=True)
 
 
 # --- bad values -----------------------------------------------------------
@@ -488,7 +525,9 @@ def check_bad(r, base, var, value):
         assert value in lines[0], f"the message does not name {value!r}: {lines[0]!r}\n{r}"
     check_unchanged(r, base, env_too=False)
     for x in r.records:
-        for v in ("MPIBIND_APPLIED", "OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND",
+        # not applied (the preload may mark the problem with MPIBIND_APPLIED=0)
+        assert x["env"]["MPIBIND_APPLIED"] != "1", f"rank {x['rank']}: applied?\n{r}"
+        for v in ("OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND",
                   "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"):
             assert x["env"][v] is None, f"rank {x['rank']}: {v} set after a bad value\n{r}"
 
@@ -503,6 +542,7 @@ class TestBadValues:
         check_bad(r, baseline("mpich", 2, prog), var, value)
         s = launch("mpich", 2, prog, env=with_strict(env))
         assert s.rc != 0, f"strict: the launch should fail\n{s}"
+        assert any(var in l for l in s.stderr_lines()), f"strict: no message naming {var}\n{s}"
 
     @pytest.mark.parametrize("name", ["bogus", "topofile-foreign"])
     def test_bad_openmpi(self, name, bad_dir):
@@ -513,6 +553,7 @@ class TestBadValues:
         check_bad(r, baseline("openmpi", 1, prog), var, value)
         s = launch("openmpi", 1, prog, env=with_strict(env))
         assert s.rc != 0, f"strict: the launch should fail\n{s}"
+        assert any(var in l for l in s.stderr_lines()), f"strict: no message naming {var}\n{s}"
 
     def test_bad_wrapper(self):
         need("mpich")
@@ -538,5 +579,6 @@ class TestBadValues:
         cpus = lambda o: [l for l in o.splitlines() if l.startswith("Cpus_allowed_list")]
         assert cpus(r.stdout) == cpus(base.stdout), str(r)
         assert "MPIBIND_APPLIED=1" not in r.stdout.splitlines(), str(r)
+        assert not any(l.startswith("OMP_") for l in r.stdout.splitlines()), str(r)
         s = run_plain([cmd, "--", *prog], env={**bad, "MPIBIND": "strict"})
         assert s.rc != 0, f"strict: should fail\n{s}"
