@@ -74,6 +74,10 @@ def parse_args():
                    help="comma-separated rank counts (default 2,4,8)")
     p.add_argument("--launchers", default="ompi,mpich",
                    help="comma-separated, among: " + ",".join(LAUNCHERS))
+    p.add_argument("--user-cache", action="store_true",
+                   help="use the preload's default cache directory (emptied "
+                   "before each cold launch) instead of a private one "
+                   "given with MPIBIND_CACHE_DIR")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds allowed per launch (default 120)")
     a = p.parse_args()
@@ -113,6 +117,11 @@ class Runner:
         self.args = args
         self.tmpdir = tmpdir
         self.nlaunch = 0
+        # A private cache by default: other jobs of this user (a test suite
+        # running meanwhile) neither fill it before a cold launch nor
+        # lose theirs when it is emptied.
+        self.cache_dir = (default_cache_dir() if args.user_cache
+                          else os.path.join(tmpdir, "cache"))
 
     def launch(self, cmd, env):
         """Runs one launch; returns its wall time in seconds."""
@@ -140,6 +149,8 @@ class Runner:
         e = dict(env)
         e["LD_PRELOAD"] = os.path.abspath(self.args.preload)
         e["MPIBIND_TRACE"] = trace
+        if self.cache_dir != default_cache_dir():
+            e["MPIBIND_CACHE_DIR"] = self.cache_dir
         t = self.launch(cmd, e)
         lines = []
         if os.path.exists(trace):
@@ -161,18 +172,26 @@ def discoveries_per_node(lines):
     return (max(per_host.values()) if per_host else 0), len(lines)
 
 
-def cache_paths():
-    """Where the preload keeps its topology cache, so that a cold launch can
-    start without it.  See preload/ for the rule; filled in from there."""
-    return []
+def default_cache_dir():
+    """The preload's default cache directory (preload/topocache.c):
+    $XDG_RUNTIME_DIR/mpibind when XDG_RUNTIME_DIR is an absolute path (and
+    the directory is usable), else /tmp/mpibind-<euid>."""
+    x = os.environ.get("XDG_RUNTIME_DIR", "")
+    if x.startswith("/") and os.path.isdir(x):
+        return os.path.join(x, "mpibind")
+    return "/tmp/mpibind-%d" % os.geteuid()
 
 
-def clear_cache():
-    for p in cache_paths():
-        if os.path.isdir(p):
-            shutil.rmtree(p, ignore_errors=True)
-        elif os.path.lexists(p):
-            os.unlink(p)
+def clear_cache(cache_dir):
+    """Empties the preload's topology cache (its files are topo-*.xml plus
+    writers' temporary files), leaving the directory itself alone."""
+    if not os.path.isdir(cache_dir) or os.path.islink(cache_dir):
+        return
+    for name in os.listdir(cache_dir):
+        if name.startswith("topo-") or name.startswith(".topo-"):
+            p = os.path.join(cache_dir, name)
+            if os.path.isfile(p) or os.path.islink(p):
+                os.unlink(p)
 
 
 def mad_rel(xs):
@@ -223,6 +242,9 @@ def main():
     misses = 0
     with tempfile.TemporaryDirectory(prefix="mpibind-bench-") as tmpdir:
         run = Runner(args, tmpdir)
+        if args.preload:
+            print("topology cache: %s" % run.cache_dir)
+            print()
         for name, prefix, prog in todo:
             for n in args.ranks:
                 cmd = prefix + [str(n), prog]
@@ -232,7 +254,7 @@ def main():
                 traced = "-"
                 with_t, without_t = [], []
                 if args.preload:
-                    clear_cache()
+                    clear_cache(run.cache_dir)
                     _, lines = run.launch_preloaded(cmd, env)
                     cold, ntr = discoveries_per_node(lines)
                     if ntr == 0:
