@@ -120,3 +120,17 @@ def test_installed_package_finds_the_installed_library(tmp_path):
     # else the soname through the linker path: the build's library.
     assert got["lib"] in (soname_path, config["SONAME"])
     assert got["cpus"] == list(range(18, 36))
+
+    # Without any hint, and no library installed for real: a clear
+    # ImportError saying what was tried and how to point at a library.
+    env = clean_env(PYTHONPATH=staged_site)
+    proc = subprocess.run([PYTHON, "-c", "import mpibind"], env=env,
+                          capture_output=True, text=True, timeout=60, cwd="/")
+    import ctypes.util
+    if os.path.exists(soname_path) or ctypes.util.find_library("mpibind"):
+        assert proc.returncode == 0, proc.stderr
+    else:
+        assert proc.returncode == 1
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("ImportError: mpibind: cannot load"), last
+        assert soname_path in last and "MPIBIND_LIBRARY" in last, last
