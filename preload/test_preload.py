@@ -1,0 +1,513 @@
+"""Tests of libmpibind-preload.so that need no MPI launcher: real processes
+started with the variables a launcher gives its tasks, the real preload,
+real hwloc topologies.
+
+What they pin down (INTERFACES.md "Automatic binding", issue 3):
+- task detection for every launcher family, the MPI launcher's variables
+  before Slurm's, Slurm's `2(x3),1` tasks-per-node syntax;
+- contradicting launcher variables and bad tuning: one line naming the
+  variable and value (node-local task 0 only, for tuning), no binding,
+  nothing exported; `strict` fails; MPIBIND=off and non-ranks: no trace;
+- the exported variables and the MPIBIND words that suppress them;
+- the per-node topology cache: one discovery, safety against foreign
+  files and directories, stale files replaced; the MPIBIND_TRACE format.
+
+Expected mappings come from ALGORITHM.md's worked examples (through
+MPIBIND_TOPOFILE + dryrun) or from the machine itself (one task gets every
+CPU the process may use), never from the program's own output.
+"""
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+PRELOAD = os.environ["MPIBIND_TEST_PRELOAD"]
+TOPOS = os.environ["MPIBIND_TEST_TOPOLOGIES"]
+LASSEN = os.path.join(TOPOS, "coral-lassen.xml")
+TIOGA = os.path.join(TOPOS, "eas-tioga.xml")
+
+# Inherited launcher or tuning variables would change what the preload sees.
+DROP_PREFIXES = ("OMPI_", "PMIX_", "PMI_", "SLURM_", "FLUX_", "PALS_", "MV2_",
+                 "MPI_LOCAL", "HYDRA_", "PRTE_", "MPIBIND", "OMP_", "GOMP_",
+                 "CUDA_", "ROCR_", "HIP_", "ZE_", "LD_PRELOAD")
+
+TRACE_RE = re.compile(r"^host=(\S+) pid=(\d+) task=(\d+)/(\d+) "
+                      r"topology=(discovered|cache|file|none) bound=([01]) "
+                      r"cpus=(\S*)$")
+
+# The probe: what a program sees at start (the preload's constructor ran).
+PROBE = ("import json, os; print(json.dumps({'aff': sorted(os.sched_getaffinity(0)), "
+         "'env': dict(os.environ)}))")
+
+BASE_AFF = sorted(os.sched_getaffinity(0))
+
+
+def clean_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith(DROP_PREFIXES)}
+
+
+def parse_list(s):
+    """hwloc list syntax -> set of int."""
+    out = set()
+    for part in filter(None, s.split(",")):
+        a, _, b = part.partition("-")
+        out.update(range(int(a), int(b or a) + 1))
+    return out
+
+
+def stepped(first, last, step):
+    return set(range(first, last + 1, step))
+
+
+class Run:
+    def __init__(self, proc, trace_path):
+        self.rc = proc.returncode
+        self.stderr = proc.stderr
+        out = proc.stdout.strip().splitlines()
+        self.probe = json.loads(out[-1]) if out else None
+        self.trace = []
+        if trace_path and os.path.exists(trace_path):
+            with open(trace_path) as f:
+                self.trace = [TRACE_RE.match(l.rstrip("\n")) for l in f]
+
+    @property
+    def env(self):
+        return self.probe["env"]
+
+    def lines(self):
+        return [l for l in self.stderr.splitlines() if l.strip()]
+
+    def __repr__(self):
+        return f"rc={self.rc}\nstderr:\n{self.stderr}\nprobe env: " + str(
+            {k: v for k, v in (self.env if self.probe else {}).items()
+             if k.startswith(("OMP_", "MPIBIND", "CUDA", "ROCR"))})
+
+
+@pytest.fixture
+def tmp(tmp_path):
+    return tmp_path
+
+
+def run(tmp, env=None, preload=True, cache=None, argv=None):
+    e = clean_env()
+    e["MPIBIND_CACHE_DIR"] = str(cache or (tmp / "cache"))
+    trace = tmp / "trace"
+    if trace.exists():
+        trace.unlink()
+    e["MPIBIND_TRACE"] = str(trace)
+    e.update(env or {})
+    if preload:
+        e["LD_PRELOAD"] = PRELOAD
+    p = subprocess.run(argv or ["/usr/bin/python3", "-c", PROBE], env=e,
+                       capture_output=True, text=True, timeout=60)
+    return Run(p, str(trace))
+
+
+def task_env(rank, size, family="MPICH"):
+    names = {"OMPI": ("OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"),
+             "MPICH": ("MPI_LOCALRANKID", "MPI_LOCALNRANKS"),
+             "MV2": ("MV2_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_SIZE"),
+             "PALS": ("PALS_LOCAL_RANKID", "PALS_LOCAL_SIZE")}
+    if family == "SLURM":
+        return {"SLURM_LOCALID": str(rank), "SLURM_NODEID": "0",
+                "SLURM_STEP_TASKS_PER_NODE": str(size)}
+    if family == "FLUX":
+        return {"FLUX_TASK_LOCAL_ID": str(rank), "FLUX_JOB_NNODES": "1",
+                "FLUX_JOB_SIZE": str(size)}
+    r, s = names[family]
+    return {r: str(rank), s: str(size)}
+
+
+def assert_untouched(r, ctx=""):
+    """Unbound, nothing exported (MPIBIND_APPLIED aside)."""
+    assert r.rc == 0, f"{ctx}\n{r}"
+    assert r.probe["aff"] == BASE_AFF, f"{ctx}\n{r}"
+    for v in ("OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND", "CUDA_VISIBLE_DEVICES",
+              "ROCR_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER"):
+        assert v not in r.env, f"{ctx}: {v} exported\n{r}"
+
+
+# ALGORITHM.md, coral-lassen.xml: ntasks -> per task (nthreads, cpus, gpus)
+LASSEN_ROWS = {
+    1: [(160, set(range(8, 88)) | set(range(96, 176)), "0,1,2,3")],
+    2: [(20, stepped(8, 84, 4), "0,1"), (20, stepped(96, 172, 4), "2,3")],
+    4: [(10, stepped(8, 44, 4), "0"), (10, stepped(48, 84, 4), "1"),
+        (10, stepped(96, 132, 4), "2"), (10, stepped(136, 172, 4), "3")],
+}
+# ALGORITHM.md, eas-tioga.xml, ntasks 4
+TIOGA_4 = [(16, set(range(0, 16)), "4,5"), (16, set(range(16, 32)), "2,3"),
+           (16, set(range(32, 48)), "6,7"), (16, set(range(48, 64)), "0,1")]
+
+
+def check_lassen(r, rank, size, ctx=""):
+    nths, cpus, gpus = LASSEN_ROWS[size][rank]
+    assert r.rc == 0, f"{ctx}\n{r}"
+    assert r.env.get("OMP_NUM_THREADS") == str(nths), f"{ctx}\n{r}"
+    assert r.env.get("CUDA_VISIBLE_DEVICES") == gpus, f"{ctx}\n{r}"
+    assert r.env.get("CUDA_DEVICE_ORDER") == "PCI_BUS_ID", f"{ctx}\n{r}"
+    assert r.env.get("MPIBIND_APPLIED") == "1", f"{ctx}\n{r}"
+    assert r.probe["aff"] == BASE_AFF, f"dryrun must not bind: {ctx}\n{r}"
+    assert len(r.trace) == 1 and r.trace[0], f"{ctx}: trace {r.trace}"
+    t = r.trace[0]
+    assert (int(t[3]), int(t[4]), t[5], t[6]) == (rank, size, "file", "0"), ctx
+    assert parse_list(t[7]) == cpus, f"{ctx}: cpus {t[7]}"
+
+
+def lassen_env(extra=None):
+    e = {"MPIBIND": "dryrun", "MPIBIND_TOPOFILE": LASSEN}
+    e.update(extra or {})
+    return e
+
+
+# ---- task detection ---------------------------------------------------
+
+@pytest.mark.parametrize("family", ["OMPI", "MPICH", "MV2", "PALS", "FLUX", "SLURM"])
+@pytest.mark.parametrize("size", [1, 2, 4])
+def test_launcher_families(tmp, family, size):
+    for rank in range(size):
+        r = run(tmp, {**task_env(rank, size, family), **lassen_env()})
+        check_lassen(r, rank, size, f"{family} task {rank}/{size}")
+
+
+@pytest.mark.parametrize("spec,nodeid,count", [
+    ("2(x3),4,1", "0", 2), ("2(x3),4,1", "2", 2), ("2(x3),4,1", "3", 4),
+    ("2(x3),4,1", "4", 1), ("4", "0", 4), ("1,2(x2)", "2", 2)])
+def test_slurm_tasks_per_node(tmp, spec, nodeid, count):
+    for rank in range(count):
+        r = run(tmp, {"SLURM_LOCALID": str(rank), "SLURM_NODEID": nodeid,
+                      "SLURM_STEP_TASKS_PER_NODE": spec, **lassen_env()})
+        check_lassen(r, rank, count, f"{spec} node {nodeid} task {rank}")
+
+
+def test_mpi_launcher_before_slurm(tmp):
+    """Under mpiexec inside a Slurm step every rank sees SLURM_LOCALID=0."""
+    env = {"SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_STEP_TASKS_PER_NODE": "1",
+           **task_env(3, 4, "MPICH"), **lassen_env()}
+    check_lassen(run(tmp, env), 3, 4)
+    env = {"SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_STEP_TASKS_PER_NODE": "1",
+           **task_env(1, 2, "OMPI"), **lassen_env()}
+    check_lassen(run(tmp, env), 1, 2)
+
+
+def test_slurm_localid_alone_is_no_task(tmp):
+    """A batch script's shell has SLURM_LOCALID but no step layout."""
+    r = run(tmp, {"SLURM_LOCALID": "0", "SLURM_NODEID": "0"})
+    assert_untouched(r)
+    assert "MPIBIND_APPLIED" not in r.env and r.lines() == [] and r.trace == []
+
+
+CONTRADICTIONS = [
+    ({"OMPI_COMM_WORLD_LOCAL_RANK": "3", "OMPI_COMM_WORLD_LOCAL_SIZE": "2"},
+     ["OMPI_COMM_WORLD_LOCAL_RANK=3", "OMPI_COMM_WORLD_LOCAL_SIZE=2"]),
+    ({"MPI_LOCALRANKID": "x", "MPI_LOCALNRANKS": "2"}, ["MPI_LOCALRANKID", "'x'"]),
+    ({"MPI_LOCALRANKID": "-1", "MPI_LOCALNRANKS": "2"}, ["MPI_LOCALRANKID", "'-1'"]),
+    ({"MPI_LOCALRANKID": "0", "MPI_LOCALNRANKS": "0"}, ["MPI_LOCALNRANKS", "'0'"]),
+    ({"MV2_COMM_WORLD_LOCAL_RANK": "0"}, ["MV2_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_SIZE"]),
+    ({"SLURM_LOCALID": "3", "SLURM_NODEID": "1", "SLURM_STEP_TASKS_PER_NODE": "2(x2),3"},
+     ["SLURM_LOCALID=3", "2(x2),3"]),
+    ({"SLURM_LOCALID": "0", "SLURM_NODEID": "5", "SLURM_STEP_TASKS_PER_NODE": "2(x2),3"},
+     ["SLURM_NODEID=5", "2(x2),3"]),
+    ({"SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_STEP_TASKS_PER_NODE": "2(x"},
+     ["SLURM_STEP_TASKS_PER_NODE", "'2(x'"]),
+]
+
+
+@pytest.mark.parametrize("env,words", CONTRADICTIONS)
+def test_contradicting_launcher_variables(tmp, env, words):
+    r = run(tmp, env)
+    assert_untouched(r, str(env))
+    lines = r.lines()
+    assert len(lines) == 1 and lines[0].startswith("mpibind: "), r
+    for w in words:
+        assert w in lines[0], f"{w!r} not named\n{r}"
+    s = run(tmp, {**env, "MPIBIND": "strict"})
+    assert s.rc == 1 and len(s.lines()) == 1, s
+
+
+# ---- tuning -----------------------------------------------------------
+
+BAD_TUNING = [
+    ({"MPIBIND": "v,bogus"}, ["MPIBIND", "bogus"]),
+    ({"MPIBIND": "greedy:7"}, ["MPIBIND", "greedy:7"]),
+    ({"MPIBIND": "gpu:2"}, ["MPIBIND", "gpu:2"]),
+    ({"MPIBIND": "smt:x"}, ["MPIBIND", "smt:x"]),
+    ({"MPIBIND": "smt:9"}, ["MPIBIND", "smt:9"]),
+    ({"MPIBIND_RESTRICT": "abc"}, ["MPIBIND_RESTRICT", "abc"]),
+    ({"MPIBIND_RESTRICT": ""}, ["MPIBIND_RESTRICT", "empty"]),
+    ({"MPIBIND_RESTRICT": "100000"}, ["MPIBIND_RESTRICT", "100000"]),
+    ({"MPIBIND_RESTRICT": "0", "MPIBIND_RESTRICT_TYPE": "disk"}, ["MPIBIND_RESTRICT_TYPE", "disk"]),
+    ({"MPIBIND_TOPOFILE": "/nonexistent/topo.xml"}, ["MPIBIND_TOPOFILE", "/nonexistent/topo.xml"]),
+    ({"MPIBIND_TOPOFILE": ""}, ["MPIBIND_TOPOFILE", "empty"]),
+    ({"MPIBIND_TOPOFILE": LASSEN}, ["MPIBIND_TOPOFILE", LASSEN]),  # foreign, no dryrun
+    ({"OMP_NUM_THREADS": "many"}, ["OMP_NUM_THREADS", "many"]),
+]
+
+
+@pytest.mark.parametrize("env,words", BAD_TUNING)
+def test_bad_tuning(tmp, env, words):
+    # task 0 prints exactly one line naming the variable and the value
+    r = run(tmp, {**task_env(0, 2), **env})
+    assert r.rc == 0 and r.probe["aff"] == BASE_AFF, r
+    for v in ("OMP_PLACES", "OMP_PROC_BIND", "CUDA_VISIBLE_DEVICES"):
+        assert v not in r.env, r
+    assert r.env.get("OMP_NUM_THREADS") == env.get("OMP_NUM_THREADS"), r
+    lines = r.lines()
+    assert len(lines) == 1 and lines[0].startswith("mpibind: "), r
+    for w in words:
+        assert w in lines[0], f"{w!r} not named\n{r}"
+    assert r.env.get("MPIBIND_APPLIED") == "0", r
+    # the node's other tasks stay quiet
+    q = run(tmp, {**task_env(1, 2), **env})
+    assert q.rc == 0 and q.probe["aff"] == BASE_AFF and q.lines() == [], q
+    # strict fails the task
+    s = run(tmp, {**task_env(0, 2), **env,
+                  "MPIBIND": ",".join(filter(None, [env.get("MPIBIND"), "strict"]))})
+    assert s.rc == 1 and len(s.lines()) == 1 and "strict" in s.lines()[0], s
+
+
+def test_bad_topofile_contents(tmp):
+    for name, content in [("empty.xml", b""), ("text.xml", b"not xml at all\n"),
+                          ("trunc.xml", open(LASSEN, "rb").read()[:3000])]:
+        path = tmp / name
+        path.write_bytes(content)
+        r = run(tmp, {**task_env(0, 1), "MPIBIND": "dryrun", "MPIBIND_TOPOFILE": str(path)})
+        assert_untouched(r, name)
+        assert len(r.lines()) == 1 and str(path) in r.lines()[0], r
+
+
+def test_child_processes_do_not_repeat(tmp):
+    """A task that is a shell script: its commands inherit the preload."""
+    r = run(tmp, {**task_env(0, 2), "MPIBIND": "bogus"},
+            argv=["/bin/sh", "-c", "/bin/true; /bin/true; /usr/bin/env >/dev/null"])
+    assert r.rc == 0 and len(r.lines()) == 1, r
+
+
+def test_off_leaves_no_trace(tmp):
+    cache = tmp / "never"
+    base = run(tmp, task_env(0, 2), preload=False, cache=cache)
+    for mpibind in ["off", "v,off,bogus", "OFF"]:
+        r = run(tmp, {**task_env(0, 2), "MPIBIND": mpibind, "MPIBIND_RESTRICT": "abc"},
+                cache=cache)
+        b = run(tmp, {**task_env(0, 2), "MPIBIND": mpibind, "MPIBIND_RESTRICT": "abc"},
+                preload=False, cache=cache)
+        assert r.rc == 0 and r.lines() == [] and r.trace == [], r
+        assert r.probe["aff"] == BASE_AFF, r
+        env = {k: v for k, v in r.env.items() if k != "LD_PRELOAD"}
+        benv = {k: v for k, v in b.env.items() if k != "LD_PRELOAD"}
+        assert env == benv, r
+        assert not cache.exists()
+    assert base.rc == 0
+
+
+def test_not_a_rank_is_left_alone(tmp):
+    cache = tmp / "never"
+    r = run(tmp, {"MPIBIND": "v"}, cache=cache)
+    b = run(tmp, {"MPIBIND": "v"}, preload=False, cache=cache)
+    env = {k: v for k, v in r.env.items() if k != "LD_PRELOAD"}
+    benv = {k: v for k, v in b.env.items() if k != "LD_PRELOAD"}
+    assert r.rc == 0 and r.lines() == [] and r.trace == [] and env == benv, r
+    assert r.probe["aff"] == BASE_AFF and not cache.exists()
+
+
+def test_already_applied(tmp):
+    for v in ("1", "0"):
+        r = run(tmp, {**task_env(1, 2), "MPIBIND_APPLIED": v, "MPIBIND": "v"})
+        assert_untouched(r)
+        assert r.env["MPIBIND_APPLIED"] == v and r.lines() == [] and r.trace == [], r
+
+
+def test_live_one_task_gets_everything(tmp):
+    """ALGORITHM.md: one task maps to every PU of the node (the live
+    topology covers what the process may use)."""
+    r = run(tmp, {**task_env(0, 1), "MPIBIND": "on"})
+    t = r.trace[0]
+    assert r.rc == 0 and t and t[6] == "1", r
+    assert parse_list(t[7]) == set(BASE_AFF), r
+    assert r.probe["aff"] == BASE_AFF
+    assert r.env["OMP_NUM_THREADS"] == str(len(BASE_AFF)), r
+    assert r.env["OMP_PLACES"] == "threads" and r.env["OMP_PROC_BIND"] == "spread", r
+    assert r.env["MPIBIND_APPLIED"] == "1" and "CUDA_DEVICE_ORDER" not in r.env, r
+
+
+def test_live_tasks_bound_and_disjoint(tmp):
+    """As many tasks as CPUs: each bound to what the trace says, one CPU
+    each, together every CPU."""
+    n = len(BASE_AFF)
+    seen = set()
+    for rank in range(n):
+        r = run(tmp, task_env(rank, n, "OMPI"))
+        t = r.trace[0]
+        assert r.rc == 0 and t and t[6] == "1", r
+        cpus = parse_list(t[7])
+        assert set(r.probe["aff"]) == cpus and len(cpus) == 1, r
+        assert not (cpus & seen)
+        seen |= cpus
+        assert r.env["OMP_NUM_THREADS"] == "1", r
+    assert seen == set(BASE_AFF)
+
+
+def test_words_and_user_values(tmp):
+    r = run(tmp, {**task_env(1, 4), **lassen_env(), "MPIBIND": "dryrun,omp_places,visible_devices"})
+    assert "OMP_PLACES" not in r.env and "CUDA_VISIBLE_DEVICES" not in r.env, r
+    assert "CUDA_DEVICE_ORDER" not in r.env and r.env["OMP_PROC_BIND"] == "spread", r
+    r = run(tmp, {**task_env(1, 4), **lassen_env(), "MPIBIND": "dryrun,omp_proc_bind"})
+    assert "OMP_PROC_BIND" not in r.env and r.env["OMP_PLACES"] == "threads", r
+    # the user's values stay
+    r = run(tmp, {**task_env(1, 4), **lassen_env(), "OMP_PLACES": "cores",
+                  "OMP_PROC_BIND": "close", "CUDA_DEVICE_ORDER": "FASTEST_FIRST"})
+    assert (r.env["OMP_PLACES"], r.env["OMP_PROC_BIND"], r.env["CUDA_DEVICE_ORDER"]) == \
+        ("cores", "close", "FASTEST_FIRST"), r
+    r = run(tmp, {**task_env(1, 4), **lassen_env(), "OMP_NUM_THREADS": "3"})
+    assert r.env["OMP_NUM_THREADS"] == "3", r
+    # AMD GPUs: ROCR_VISIBLE_DEVICES, no CUDA_DEVICE_ORDER
+    for rank, (nths, cpus, gpus) in enumerate(TIOGA_4):
+        r = run(tmp, {**task_env(rank, 4), "MPIBIND": "dryrun", "MPIBIND_TOPOFILE": TIOGA})
+        assert r.env["ROCR_VISIBLE_DEVICES"] == gpus and r.env["OMP_NUM_THREADS"] == str(nths), r
+        assert "CUDA_DEVICE_ORDER" not in r.env and parse_list(r.trace[0][7]) == cpus, r
+
+
+def test_verbose_and_help_from_task_0_only(tmp):
+    r = run(tmp, {**task_env(0, 4), **lassen_env({"MPIBIND": "dryrun,v,help"})})
+    lines = r.lines()
+    assert "mpibind: 4 GPUs on this node" in lines, r
+    report = [l for l in lines if l.startswith("mpibind: task ")]
+    assert len(report) == 4, r
+    assert report[1].startswith("mpibind: task  1 nths 10 gpus 1 cpus 48,52,"), r
+    assert any("MPIBIND_RESTRICT" in l for l in lines), "help names the variables"
+    check_lassen(r, 0, 4)
+    q = run(tmp, {**task_env(2, 4), **lassen_env({"MPIBIND": "dryrun,v,help"})})
+    assert q.lines() == [], q
+    check_lassen(q, 2, 4)
+
+
+# ---- the per-node topology cache ---------------------------------------
+
+def topology_of(r):
+    return r.trace[0][5]
+
+
+def test_cache_one_discovery_then_reuse(tmp):
+    cache = tmp / "c"
+    r = run(tmp, task_env(0, 2), cache=cache)
+    assert topology_of(r) == "discovered", r
+    st = os.stat(cache, follow_symlinks=False)
+    assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
+    files = [f for f in os.listdir(cache)]
+    assert len(files) == 1 and re.fullmatch(r"topo-[0-9a-f]{16}\.xml", files[0]), files
+    assert stat.S_IMODE(os.stat(cache / files[0]).st_mode) == 0o600
+    q = run(tmp, task_env(1, 2), cache=cache)
+    assert topology_of(q) == "cache", q
+    # the same mapping either way
+    d = run(tmp, task_env(1, 2), cache=tmp / "other")
+    assert topology_of(d) == "discovered" and d.trace[0][7] == q.trace[0][7]
+
+
+def test_cache_concurrent_tasks_discover_once(tmp):
+    n = 8
+    cache = tmp / "c"
+    trace = tmp / "trace8"
+    procs = []
+    for rank in range(n):
+        e = clean_env()
+        e.update(task_env(rank, n), MPIBIND_CACHE_DIR=str(cache),
+                 MPIBIND_TRACE=str(trace), LD_PRELOAD=PRELOAD)
+        procs.append(subprocess.Popen(["/usr/bin/python3", "-c", "pass"], env=e))
+    assert all(p.wait(timeout=60) == 0 for p in procs)
+    lines = [TRACE_RE.match(l.rstrip("\n")) for l in open(trace)]
+    assert len(lines) == n and all(lines)
+    assert sorted(int(m[3]) for m in lines) == list(range(n))
+    assert sum(m[5] == "discovered" for m in lines) == 1, [m[0] for m in lines]
+
+
+def only_file(cache):
+    (name,) = [f for f in os.listdir(cache) if f.startswith("topo-")]
+    return cache / name
+
+
+def test_cache_stale_or_tampered_files_are_replaced(tmp):
+    cache = tmp / "c"
+    run(tmp, task_env(0, 1), cache=cache)
+    path = only_file(cache)
+    good = path.read_bytes()
+    header, _, xml = good.partition(b"end\n")
+    variants = {
+        "other boot": header.replace(b"boot=", b"boot=0") + b"end\n" + xml,
+        "truncated": good[: len(header) + 200],
+        "no xml": header + b"end\n",
+        "other host inside": header + b"end\n" + re.sub(
+            rb'name="HostName" value="[^"]*"', b'name="HostName" value="elsewhere"', xml),
+        "garbage": b"\x00\x01garbage",
+    }
+    for what, content in variants.items():
+        path.write_bytes(content)
+        os.chmod(path, 0o600)
+        r = run(tmp, task_env(0, 1), cache=cache)
+        assert topology_of(r) == "discovered", f"{what}\n{r}"
+        assert r.trace[0][6] == "1" and parse_list(r.trace[0][7]) == set(BASE_AFF), what
+        assert path.read_bytes().startswith(header + b"end\n<?xml"), f"{what}: not rewritten"
+        assert topology_of(run(tmp, task_env(0, 1), cache=cache)) == "cache", what
+
+
+def test_cache_unsafe_files_and_directories_are_refused(tmp):
+    cache = tmp / "c"
+    run(tmp, task_env(0, 1), cache=cache)
+    path = only_file(cache)
+    # a file others may write
+    os.chmod(path, 0o666)
+    assert topology_of(run(tmp, task_env(0, 1), cache=cache)) == "discovered"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    # a symlink in place of the file
+    target = tmp / "elsewhere.xml"
+    shutil.copy(path, target)
+    os.unlink(path)
+    os.symlink(target, path)
+    assert topology_of(run(tmp, task_env(0, 1), cache=cache)) == "discovered"
+    assert not os.path.islink(path)
+    # a directory others may write: not used at all
+    os.chmod(cache, 0o777)
+    before = sorted(os.listdir(cache))
+    for _ in range(2):
+        assert topology_of(run(tmp, task_env(0, 1), cache=cache)) == "discovered"
+    assert sorted(os.listdir(cache)) == before
+    os.chmod(cache, 0o700)
+    # a symlink to the directory: not used
+    link = tmp / "link"
+    os.symlink(cache, link)
+    assert topology_of(run(tmp, task_env(0, 1), cache=link)) == "discovered"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a file of another user")
+def test_cache_file_of_another_user_is_refused(tmp):
+    cache = tmp / "c"
+    run(tmp, task_env(0, 1), cache=cache)
+    path = only_file(cache)
+    os.chown(path, 65534, 65534)
+    assert topology_of(run(tmp, task_env(0, 1), cache=cache)) == "discovered"
+    assert os.stat(path).st_uid == os.geteuid()
+    os.chown(cache, 65534, 65534)
+    assert topology_of(run(tmp, task_env(0, 1), cache=cache)) == "discovered"
+    assert topology_of(run(tmp, task_env(0, 1), cache=cache)) == "discovered"
+
+
+def test_topofile_skips_discovery(tmp):
+    cache = tmp / "never"
+    r = run(tmp, {**task_env(0, 1), **lassen_env()}, cache=cache)
+    assert topology_of(r) == "file" and not cache.exists(), r
+
+
+def test_trace_format(tmp):
+    r = run(tmp, task_env(1, 2, "OMPI"))
+    assert len(r.trace) == 1 and r.trace[0], r.trace
+    m = r.trace[0]
+    assert m[1] == os.uname().nodename and (m[3], m[4]) == ("1", "2")
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"] + sys.argv[1:]))
