@@ -39,6 +39,7 @@ This is a benchmark: a missed target prints MISS and the exit status stays
 import argparse
 import collections
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -124,7 +125,10 @@ class Runner:
                           else os.path.join(tmpdir, "cache"))
 
     def launch(self, cmd, env):
-        """Runs one launch; returns its wall time in seconds."""
+        """Runs one launch; returns its wall time in seconds and records
+        the CPU time (user + system) of the launcher and all the processes
+        it waited for in self.last_cpu."""
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
         try:
             r = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL,
@@ -135,6 +139,9 @@ class Runner:
             die("timed out after %gs: %s" % (self.args.timeout,
                                                " ".join(cmd)))
         t1 = time.monotonic()
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.last_cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime -
+                                                        r0.ru_stime)
         if r.returncode != 0:
             out = r.stdout.decode(errors="replace").strip()
             die("exit status %d: %s%s" % (r.returncode, " ".join(cmd),
@@ -170,6 +177,62 @@ def discoveries_per_node(lines):
     per_host = collections.Counter(l.get("host", "?") for l in lines
                                    if l.get("topology") == "discovered")
     return (max(per_host.values()) if per_host else 0), len(lines)
+
+
+ROW_FMT = "%-5s %5s %11s %11s %6s %6s %-4s %9s %9s %9s %6s %5s %-4s"
+
+
+def measure_launch(run, args, env, cmd):
+    """One figure: the cold launch, then args.reps interleaved pairs.
+    Returns {"cells": the row's cells after MPI and ranks, "misses": n}."""
+    # One untimed launch to warm the page cache for this command.
+    run.launch(cmd, env)
+    with_t, without_t, with_c, without_c = [], [], [], []
+    cold = None
+    warm_disc, warm_traced, warm_bound = [], [], []
+    if args.preload:
+        clear_cache(run.cache_dir)
+        _, lines = run.launch_preloaded(cmd, env)
+        if lines:
+            cold, _ = discoveries_per_node(lines)
+    for _ in range(args.reps):
+        if args.preload:
+            t, lines = run.launch_preloaded(cmd, env)
+            with_t.append(t)
+            with_c.append(run.last_cpu)
+            d, ntr = discoveries_per_node(lines)
+            warm_disc.append(d)
+            warm_traced.append(ntr)
+            warm_bound.append(sum(1 for l in lines if l.get("bound") == "1"))
+        without_t.append(run.launch(cmd, env))
+        without_c.append(run.last_cpu)
+    base = statistics.median(without_t)
+    noise = "%.1f%%" % (100 * mad_rel(without_t))
+    if not args.preload:
+        return {"cells": ("%.1f" % (base * 1e3), "-", "-", noise, "-", "-",
+                          "-", "-", "-", "-", "-"), "misses": 0}
+    misses = 0
+    med = statistics.median(with_t)
+    ratio = med / base
+    rok = ratio <= TARGET_RATIO
+    misses += not rok
+    cbase = statistics.median(without_c)
+    cpu_ratio = "%.3f" % (statistics.median(with_c) / cbase) if cbase else "-"
+    if max(warm_traced) == 0:
+        warm_s, dverdict = "no trace", "?"
+    else:
+        warm = max(warm_disc)
+        warm_s = str(warm)
+        dok = warm <= TARGET_DISCOVERIES and \
+            (cold is None or cold <= TARGET_DISCOVERIES)
+        misses += not dok
+        dverdict = "PASS" if dok else "MISS"
+    return {"cells": ("%.1f" % (base * 1e3), "%.1f" % (med * 1e3),
+                      "%.3f" % ratio, noise, "PASS" if rok else "MISS",
+                      cpu_ratio, "no trace" if cold is None else str(cold),
+                      warm_s, str(min(warm_traced)), str(min(warm_bound)),
+                      dverdict),
+            "misses": misses}
 
 
 def default_cache_dir():
@@ -233,78 +296,35 @@ def main():
           % (TARGET_RATIO, round((TARGET_RATIO - 1) * 100),
              TARGET_DISCOVERIES))
     print()
-    hdr = ("%-6s %5s %13s %13s %7s %7s %-6s %10s %10s %8s %-6s"
-           % ("MPI", "ranks", "without(ms)", "with(ms)", "ratio", "noise",
-              "<=2%", "cold:disc", "warm:disc", "traced", "<=1"))
-    print(hdr)
+    hdr = ROW_FMT % ("MPI", "ranks", "without(ms)", "with(ms)", "ratio",
+                     "noise", "<=2%", "cpu ratio", "cold:disc", "warm:disc",
+                     "traced", "bound", "<=1")
 
     env = base_env()
     misses = 0
     with tempfile.TemporaryDirectory(prefix="mpibind-bench-") as tmpdir:
         run = Runner(args, tmpdir)
         if args.preload:
-            print("topology cache: %s" % run.cache_dir)
+            print("topology cache: %s (MPIBIND_CACHE_DIR unless "
+                  "--user-cache)" % run.cache_dir)
             print()
+        print(hdr)
         for name, prefix, prog in todo:
             for n in args.ranks:
-                cmd = prefix + [str(n), prog]
-                # One untimed launch to warm the page cache for this command.
-                run.launch(cmd, env)
-                cold = warm = None
-                traced = "-"
-                with_t, without_t = [], []
-                if args.preload:
-                    clear_cache(run.cache_dir)
-                    _, lines = run.launch_preloaded(cmd, env)
-                    cold, ntr = discoveries_per_node(lines)
-                    if ntr == 0:
-                        cold = None
-                    warm_disc, warm_traced = [], []
-                for _ in range(args.reps):
-                    if args.preload:
-                        t, lines = run.launch_preloaded(cmd, env)
-                        with_t.append(t)
-                        d, ntr = discoveries_per_node(lines)
-                        warm_disc.append(d)
-                        warm_traced.append(ntr)
-                    without_t.append(run.launch(cmd, env))
-                base = statistics.median(without_t)
-                noise = "%.1f%%" % (100 * mad_rel(without_t))
-                if args.preload:
-                    med = statistics.median(with_t)
-                    ratio = med / base
-                    rok = ratio <= TARGET_RATIO
-                    misses += not rok
-                    if max(warm_traced) == 0:
-                        warm_s = "no trace"
-                        traced = "0"
-                        dverdict = "?"
-                    else:
-                        warm = max(warm_disc)
-                        warm_s = "max %d" % warm
-                        traced = "%d-%d" % (min(warm_traced), max(warm_traced))
-                        dok = warm <= TARGET_DISCOVERIES and \
-                            (cold is None or cold <= TARGET_DISCOVERIES)
-                        misses += not dok
-                        dverdict = "PASS" if dok else "MISS"
-                    print("%-6s %5d %13.1f %13.1f %7.3f %7s %-6s %10s %10s "
-                          "%8s %-6s"
-                          % (name, n, base * 1e3, med * 1e3, ratio, noise,
-                             "PASS" if rok else "MISS",
-                             "no trace" if cold is None else str(cold),
-                             warm_s, traced, dverdict))
-                else:
-                    print("%-6s %5d %13.1f %13s %7s %7s %-6s %10s %10s %8s %-6s"
-                          % (name, n, base * 1e3, "-", "-", noise, "-", "-",
-                             "-", "-", "-"))
+                row = measure_launch(run, args, env, prefix + [str(n), prog])
+                misses += row["misses"]
+                print(ROW_FMT % ((name, n) + row["cells"]))
                 sys.stdout.flush()
     print()
-    print("columns: ratio = median(with)/median(without); noise = median "
-          "absolute deviation of the baseline / its median; cold:disc and "
-          "warm:disc = most tasks of one node that discovered the hardware "
-          "(cold: after emptying the cache; warm: max over the %d preloaded "
-          "launches); traced = tasks that wrote a trace line per launch"
-          % args.reps)
+    print("columns: ratio = median(with)/median(without) of the wall times; "
+          "noise = median absolute deviation of the baseline / its median "
+          "(a ratio within 1 +- noise is not distinguishable from 1 here); "
+          "cpu ratio = the same ratio for the CPU time (user+system) of the "
+          "launcher and all its processes; cold:disc and warm:disc = most "
+          "tasks of one node that did a full hardware discovery (cold: after "
+          "emptying the cache; warm: max over the %d preloaded launches); "
+          "traced and bound = fewest tasks per launch that wrote a trace "
+          "line, and that reported bound=1" % args.reps)
     if args.preload:
         print("%s: %d target%s missed (reported, not failed: this is a "
               "benchmark)" % ("MISS" if misses else "PASS", misses,
