@@ -88,6 +88,11 @@ def _candidates():
     yield "linker search path", _config.SONAME
 
 
+def _reason(err):
+    """dlopen's own words, without cffi's note about find_library."""
+    return str(err).split(".  Additionally,")[0]
+
+
 def _load():
     env = os.environ.get("MPIBIND_LIBRARY")
     if env:
@@ -97,13 +102,13 @@ def _load():
             return ffi.dlopen(env), env
         except OSError as err:
             raise ImportError("mpibind: cannot load MPIBIND_LIBRARY=%r: %s"
-                              % (env, err)) from None
+                              % (env, _reason(err))) from None
     tried = []
     for origin, name in _candidates():
         try:
             return ffi.dlopen(name), name
         except OSError as err:
-            tried.append("%s (%s): %s" % (name, origin, err))
+            tried.append("%s (%s): %s" % (name, origin, _reason(err)))
     raise ImportError("mpibind: cannot load the C library libmpibind; tried: "
                       + "; ".join(tried)
                       + ". Set MPIBIND_LIBRARY to the path of libmpibind.so.")
