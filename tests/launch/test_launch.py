@@ -491,6 +491,55 @@ class TestGpu:
             f"expected OMP_NUM_THREADS {[t.nthreads for t in m]}, got {nths}\n{r}"
 
 
+    def test_preset_rocr_visible_devices(self):
+        """eas-tioga, ROCR_VISIBLE_DEVICES=4,5,0,1 at launch, 2 tasks.  From
+        ALGORITHM.md's tioga table (4 tasks: GPUs 4,5; 2,3; 6,7; 0,1 by
+        domain): 2 tasks < 4 domains, so greedy: task 0 spans domains 0-1,
+        task 1 domains 2-3, 64 PUs each; each gets the allocated GPUs of its
+        domains only: 4,5 and 0,1 (without the allocation: 4,5,2,3 and
+        6,7,0,1)."""
+        need("mpich")
+        node = topo("eas-tioga.xml")
+        assert [t.gpus for t in preview(4, "--topology", node)] == ["4,5", "2,3", "6,7", "0,1"]
+        r = launch("mpich", 2, [probe_c("mpich")],
+                   env={"MPIBIND": "dryrun", "MPIBIND_TOPOFILE": node,
+                        "ROCR_VISIBLE_DEVICES": "4,5,0,1"})
+        check_ranks(r, 2)
+        got = [(x["env"]["ROCR_VISIBLE_DEVICES"], x["env"]["OMP_NUM_THREADS"]) for x in r.records]
+        assert got == [("4,5", "64"), ("0,1", "64")], f"got {got}\n{r}"
+        assert all(x["env"]["CUDA_VISIBLE_DEVICES"] is None for x in r.records), str(r)
+
+    def test_user_device_order_kept(self):
+        """CUDA_DEVICE_ORDER is set only when unset."""
+        need("mpich")
+        r = launch("mpich", 2, [probe_c("mpich")],
+                   env={"MPIBIND": "dryrun", "MPIBIND_TOPOFILE": topo("coral-lassen.xml"),
+                        "CUDA_DEVICE_ORDER": "FASTEST_FIRST"})
+        check_ranks(r, 2)
+        assert [x["env"]["CUDA_DEVICE_ORDER"] for x in r.records] == ["FASTEST_FIRST"] * 2, str(r)
+        assert all(x["env"]["CUDA_VISIBLE_DEVICES"] for x in r.records), str(r)
+
+    # Anchors independent of the library: ALGORITHM.md's worked examples,
+    # as each rank is told under the preload (the preview is checked too).
+    @pytest.mark.parametrize("node,n,var,gpus,nths", [
+        ("coral-lassen.xml", 4, "CUDA_VISIBLE_DEVICES", ["0", "1", "2", "3"], [10] * 4),
+        ("coral-lassen.xml", 8, "CUDA_VISIBLE_DEVICES",
+         ["0", "0", "1", "1", "2", "2", "3", "3"], [5] * 8),
+        ("eas-tioga.xml", 8, "ROCR_VISIBLE_DEVICES",
+         ["4", "5", "2", "3", "6", "7", "0", "1"], [8] * 8),
+        ("eas-tioga.xml", 2, "ROCR_VISIBLE_DEVICES", ["4,5,2,3", "6,7,0,1"], [64, 64]),
+    ])
+    def test_worked_examples(self, node, n, var, gpus, nths):
+        need("mpich")
+        m = preview(n, "--topology", topo(node))
+        assert [t.gpus for t in m] == gpus and [t.nthreads for t in m] == nths, m
+        r = launch("mpich", n, [probe_c("mpich")],
+                   env={"MPIBIND": "dryrun", "MPIBIND_TOPOFILE": topo(node)})
+        check_ranks(r, n)
+        got = [(x["env"][var], x["env"]["OMP_NUM_THREADS"]) for x in r.records]
+        assert got == list(zip(gpus, map(str, nths))), f"got {got}\n{r}"
+
+
 # --- the wrapper: mpibind -- prog ----------------------------------------
 
 class TestWrapper:
