@@ -89,4 +89,13 @@ int mpibind_auto_topology(mpibind_t *h, int *how, hwloc_topology_t *owned,
  * exists (malloc'ed). */
 char *mpibind_auto_cache_dir(void);
 
+/* hwloc loads every plugin it finds (libxml2, OpenCL, GL with X11, PCI)
+ * when the process's first topology is created: about 15 ms per task, for
+ * nothing when the topology comes from XML.  Between _begin and _end, a
+ * topology created by this process starts without plugins (the user's own
+ * HWLOC_PLUGINS_PATH, if any, is left alone).  Plugins come back once the
+ * process has no topology left. */
+void mpibind_auto_plugins_off_begin(int *restore);
+void mpibind_auto_plugins_off_end(int restore);
+
 #endif /* MPIBIND_AUTOBIND_INTERNAL_H */

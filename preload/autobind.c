@@ -191,7 +191,11 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
   }
 
   if (t->topofile) {
-    if (mpibind_set_topology_file(h, t->topofile) != 0) {
+    int restore, rc;
+    mpibind_auto_plugins_off_begin(&restore);
+    rc = mpibind_set_topology_file(h, t->topofile);
+    mpibind_auto_plugins_off_end(restore);
+    if (rc != 0) {
       msg = mpibind_auto_strdupf("MPIBIND_TOPOFILE='%s': %s", t->topofile,
                                  mpibind_get_error(h));
       goto fail;

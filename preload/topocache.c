@@ -251,6 +251,21 @@ char *mpibind_auto_cache_dir(void) {
   return target;
 }
 
+/* A directory that cannot exist: no plugin is found there. */
+#define NO_PLUGINS_PATH "/nonexistent/mpibind-no-hwloc-plugins"
+
+void mpibind_auto_plugins_off_begin(int *restore) {
+  *restore = 0;
+  if (getenv("HWLOC_PLUGINS_PATH") == NULL &&
+      setenv("HWLOC_PLUGINS_PATH", NO_PLUGINS_PATH, 1) == 0)
+    *restore = 1;
+}
+
+void mpibind_auto_plugins_off_end(int restore) {
+  if (restore)
+    unsetenv("HWLOC_PLUGINS_PATH");
+}
+
 /* Loads the cache file when it is ours and matches the key; gives the
  * handle its topology.  0 on success (*topo is the caller's to destroy). */
 static int load_cache(int dirfd, const char *name, const char *key,
@@ -276,9 +291,15 @@ static int load_cache(int dirfd, const char *name, const char *key,
     free(buf);
     return -1;
   }
-  if (hwloc_topology_init(&t) != 0) {
-    free(buf);
-    return -1;
+  {
+    int restore, rc;
+    mpibind_auto_plugins_off_begin(&restore);
+    rc = hwloc_topology_init(&t);
+    mpibind_auto_plugins_off_end(restore);
+    if (rc != 0) {
+      free(buf);
+      return -1;
+    }
   }
   /* The XML came from a live discovery of this very machine (the key says
    * so): binding through it must act on this system. */
