@@ -17,18 +17,21 @@
 
 #include "autobind-internal.h"
 
-/* A launcher family whose variables always come in pairs: one without the
- * other is a contradiction. */
+/* A launcher family's node-local rank and size variables.  `paired`: the
+ * launcher always sets both, so one without the other is a contradiction;
+ * otherwise (Cray PALS versions differ in what they export) a missing size
+ * only means the count must come from MPI_Init's communicator. */
 struct pair_family {
   const char *rank_var;
   const char *size_var;
+  int paired;
 };
 
 static const struct pair_family pair_families[] = {
-    {"OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"}, /* Open MPI */
-    {"MPI_LOCALRANKID", "MPI_LOCALNRANKS"}, /* MPICH hydra, Intel MPI */
-    {"MV2_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_SIZE"}, /* MVAPICH */
-    {"PALS_LOCAL_RANKID", "PALS_LOCAL_SIZE"}, /* Cray PALS */
+    {"OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE", 1}, /* Open MPI */
+    {"MPI_LOCALRANKID", "MPI_LOCALNRANKS", 1}, /* MPICH hydra, Intel MPI */
+    {"MV2_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_SIZE", 1}, /* MVAPICH */
+    {"PALS_LOCAL_RANKID", "PALS_LOCAL_SIZE", 0}, /* Cray PALS */
 };
 
 /* Whole string (surrounding blanks allowed) as an int >= 0. */
@@ -200,6 +203,8 @@ int mpibind_auto_launcher_detect(int *local, int *count, const char **source,
     const char *r = getenv(f->rank_var);
     const char *c = getenv(f->size_var);
     if (r == NULL && c == NULL)
+      continue;
+    if ((r == NULL || c == NULL) && !f->paired)
       continue;
     if (r == NULL || c == NULL) {
       const char *set = r ? f->rank_var : f->size_var;

@@ -203,6 +203,18 @@ def test_slurm_localid_alone_is_no_task(tmp):
     assert "MPIBIND_APPLIED" not in r.env and r.lines() == [] and r.trace == []
 
 
+@pytest.mark.parametrize("env", [
+    {"PALS_LOCAL_RANKID": "1"},  # PALS versions that export no local size
+    {"FLUX_TASK_LOCAL_ID": "1", "FLUX_JOB_NNODES": "2", "FLUX_JOB_SIZE": "4"},
+])
+def test_rank_without_count_waits_for_mpi_init(tmp, env):
+    """A task number without a node-local count: nothing before MPI_Init
+    (the preload then takes both from the node-local communicator)."""
+    r = run(tmp, env)
+    assert_untouched(r)
+    assert "MPIBIND_APPLIED" not in r.env and r.lines() == [] and r.trace == [], r
+
+
 CONTRADICTIONS = [
     ({"OMPI_COMM_WORLD_LOCAL_RANK": "3", "OMPI_COMM_WORLD_LOCAL_SIZE": "2"},
      ["OMPI_COMM_WORLD_LOCAL_RANK=3", "OMPI_COMM_WORLD_LOCAL_SIZE=2"]),
