@@ -85,10 +85,6 @@ enum {
 int mpibind_auto_topology(mpibind_t *h, int *how, hwloc_topology_t *owned,
                           char **error);
 
-/* The cache directory, created 0700 if needed, or NULL when no safe one
- * exists (malloc'ed). */
-char *mpibind_auto_cache_dir(void);
-
 /* hwloc loads every plugin it finds (libxml2, OpenCL, GL with X11, PCI)
  * when the process's first topology is created: about 15 ms per task, for
  * nothing when the topology comes from XML.  Between _begin and _end, a

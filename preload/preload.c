@@ -80,19 +80,19 @@ static int is_self(void *p) {
   return a.dli_fbase == b.dli_fbase;
 }
 
-struct lib_search {
-  const char *name;
-  void *found;
-  void *handle;
+/* Paths of the loaded libmpi* objects.  Collected first and opened
+ * after dl_iterate_phdr returns: dlopen inside its callback could take
+ * the loader's lock the iteration holds. */
+struct lib_list {
+  char **paths;
+  size_t n, cap;
 };
 
-/* dl_iterate_phdr callback: an already loaded MPI library that defines
- * the name. */
-static int search_loaded(struct dl_phdr_info *info, size_t size, void *arg) {
-  struct lib_search *s = arg;
+static int collect_mpi_libs(struct dl_phdr_info *info, size_t size,
+                            void *arg) {
+  struct lib_list *l = arg;
   const char *path = info->dlpi_name;
   const char *base;
-  void *h, *p;
   (void)size;
   if (path == NULL || path[0] == '\0')
     return 0;
@@ -100,17 +100,40 @@ static int search_loaded(struct dl_phdr_info *info, size_t size, void *arg) {
   base = base ? base + 1 : path;
   if (strncmp(base, "libmpi", 6) != 0)
     return 0;
-  h = dlopen(path, RTLD_NOLOAD | RTLD_LAZY);
-  if (h == NULL)
-    return 0;
-  p = dlsym(h, s->name);
-  if (p != NULL && !is_self(p)) {
-    s->found = p;
-    s->handle = h; /* kept open: the library stays loaded anyway */
-    return 1;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 8;
+    char **p = realloc(l->paths, cap * sizeof *p);
+    if (p == NULL)
+      return 1;
+    l->paths = p;
+    l->cap = cap;
   }
-  dlclose(h);
+  l->paths[l->n] = strdup(path);
+  if (l->paths[l->n])
+    l->n++;
   return 0;
+}
+
+/* `name` in an already loaded MPI library (sets mpi_scope). */
+static void *find_in_loaded_mpi(const char *name) {
+  struct lib_list l = {NULL, 0, 0};
+  void *found = NULL;
+  dl_iterate_phdr(collect_mpi_libs, &l);
+  for (size_t i = 0; i < l.n; i++) {
+    if (found == NULL) {
+      void *h = dlopen(l.paths[i], RTLD_NOLOAD | RTLD_LAZY);
+      void *p = h ? dlsym(h, name) : NULL;
+      if (p != NULL && !is_self(p)) {
+        found = p;
+        mpi_scope = h; /* kept open: the library stays loaded anyway */
+      } else if (h) {
+        dlclose(h);
+      }
+    }
+    free(l.paths[i]);
+  }
+  free(l.paths);
+  return found;
 }
 
 /* The next definition of `name` after this library.  When the MPI library
@@ -121,7 +144,6 @@ static int search_loaded(struct dl_phdr_info *info, size_t size, void *arg) {
 static void *find_real(const char *name, void *caller) {
   void *p = dlsym(RTLD_NEXT, name);
   Dl_info info;
-  struct lib_search s = {name, NULL, NULL};
 
   if (p != NULL && !is_self(p))
     return p;
@@ -137,10 +159,7 @@ static void *find_real(const char *name, void *caller) {
       dlclose(h);
     }
   }
-  dl_iterate_phdr(search_loaded, &s);
-  if (s.found)
-    mpi_scope = s.handle;
-  return s.found;
+  return find_in_loaded_mpi(name);
 }
 
 /* ---- After MPI_Init: the node-local communicator -------------------- */

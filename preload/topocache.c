@@ -232,25 +232,6 @@ static int cache_dirfd(void) {
   return fd;
 }
 
-char *mpibind_auto_cache_dir(void) {
-  int fd = cache_dirfd();
-  char *link, *target;
-  ssize_t n;
-  if (fd < 0)
-    return NULL;
-  link = mpibind_auto_strdupf("/proc/self/fd/%d", fd);
-  target = malloc(PATH_MAX);
-  n = (link && target) ? readlink(link, target, PATH_MAX - 1) : -1;
-  free(link);
-  close(fd);
-  if (n < 0) {
-    free(target);
-    return NULL;
-  }
-  target[n] = '\0';
-  return target;
-}
-
 /* A directory that cannot exist: no plugin is found there. */
 #define NO_PLUGINS_PATH "/nonexistent/mpibind-no-hwloc-plugins"
 
