@@ -5,9 +5,11 @@ MPI programs (probe.c, the Fortran probes, probe.py, the seed example), with
 the preload (libmpibind-preload.so) or the wrapper (`mpibind -- prog`).
 Each rank reports what it actually got (its /proc affinity, its OpenMP
 threads and their affinity, its environment); the expected mapping of each
-rank comes from the mpibind command's preview of the same inputs, never
-from the program under test.  The classes are run as separate meson tests
-(see meson.build).
+rank comes from the mpibind command's preview of the same inputs (and, as
+anchors independent of the library, from ALGORITHM.md's worked examples
+and rules), never from the program under test.  "Unbound" means as the
+same launch without the preload.  The classes are run as separate meson
+tests (see meson.build).
 """
 
 import os
