@@ -142,6 +142,19 @@ START_TEST(three_vendors)
 }
 END_TEST
 
+/* xml/gpu-backends.xml (see test_gpus.c), one domain, one task: every
+ * GPU, per vendor in list order. */
+START_TEST(three_vendors_one_task)
+{
+  mpibind_t *h = env("gpu-backends.xml", UT_IN(.ntasks = 1));
+  expect_names(h, 3, vendor_vars);
+  expect_var(h, "CUDA_VISIBLE_DEVICES", "1,0");
+  expect_var(h, "ROCR_VISIBLE_DEVICES", "1,0");
+  expect_var(h, "ZE_AFFINITY_MASK", "0,3");
+  mpibind_finalize(h);
+}
+END_TEST
+
 /* A node with GPUs, tasks without: empty strings. */
 START_TEST(empty_for_task_without_gpu)
 {
@@ -354,6 +367,7 @@ int main(void)
   tcase_add_test(e, amd_rsmi);
   tcase_add_test(e, amd_drm);
   tcase_add_test(e, three_vendors);
+  tcase_add_test(e, three_vendors_one_task);
   tcase_add_test(e, empty_for_task_without_gpu);
   tcase_add_test(e, unknown_name);
   tcase_add_test(e, recomputed);

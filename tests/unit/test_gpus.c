@@ -218,6 +218,26 @@ START_TEST(synthetic_rules)
 }
 END_TEST
 
+/* xml/gpu-backends.xml, one package, in OS device order:
+ *   0000:02:00.0 NVIDIA: opencl0d0, cuda1, card1, renderD129 -> cuda1, 1
+ *   0000:03:00.0 NVIDIA: cuda0                              -> cuda0, 0
+ *   0000:05:00.0 AMD: opencl0d1, card2, renderD130   -> opencl0d1, AMD 1
+ *   0000:04:00.0 AMD: card3, renderD131              -> renderD131, AMD 0
+ *   0000:06:00.0 Intel: card4, renderD132            -> renderD132, Intel 0
+ *   0000:07:00.0 Intel: opencl0d2, accel3 (subtype LevelZero: the
+ *                backend comes from the subtype)     -> accel3, 3
+ *   0000:01:00.0 ASPEED: card0, controlD64           -> no GPU */
+START_TEST(synthetic_backends)
+{
+  check_list("gpu-backends.xml", 6,
+             L("cuda1", "cuda0", "opencl0d1", "renderD131", "renderD132", "accel3"),
+             L("1", "0", "1", "0", "0", "3"),
+             L("0000:02:00.0", "0000:03:00.0", "0000:05:00.0", "0000:04:00.0",
+               "0000:06:00.0", "0000:07:00.0"),
+             L("", "", "", "", "", ""));
+}
+END_TEST
+
 /* The IDs a task is given follow mpibind_set_gpu_ids(). */
 START_TEST(task_id_kinds)
 {
@@ -323,6 +343,7 @@ int main(void)
   tcase_add_test(tc, drm_only_corona);
   tcase_add_test(tc, no_gpu_nodes);
   tcase_add_test(tc, synthetic_rules);
+  tcase_add_test(tc, synthetic_backends);
   tcase_add_test(tc, task_id_kinds);
   tcase_add_test(tc, task_missing_uuid);
   tcase_add_test(tc, gpu_bitmaps_are_positions);

@@ -193,6 +193,23 @@ FILES = {
             ("0000:84:00.0", NV, "0302", [cuda(0)]),
         ])],
     }),
+    # More backend choices: CUDA over OpenCL and DRM (no NVML), OpenCL
+    # over DRM, DRM render nodes numbered per vendor by PCI bus id (AMD
+    # and Intel), a device known only by its subtype (LevelZero, named
+    # "accel3"), and a BMC VGA.
+    "gpu-backends.xml": node(1, 2, 4, io={
+        0: [(0x0000, (0x00, 0x0f), [
+            ("0000:02:00.0", NV, "0302",
+             [opencl(0), cuda(1), drm("card1"), drm("renderD129")]),
+            ("0000:03:00.0", NV, "0302", [cuda(0)]),
+            ("0000:05:00.0", AMD, "0380", [opencl(1), drm("card2"), drm("renderD130")]),
+            ("0000:04:00.0", AMD, "0380", [drm("card3"), drm("renderD131")]),
+            ("0000:06:00.0", INTEL, "0380", [drm("card4"), drm("renderD132")]),
+            ("0000:07:00.0", INTEL, "0380",
+             [opencl(2), ("accel3", COPROC, "LevelZero", [("Backend", "LevelZero")])]),
+            ("0000:01:00.0", ASPEED, "0300", [drm("card0"), drm("controlD64")]),
+        ])],
+    }),
     # GPU weights 3 and 1 (largest remainder goes to the higher domain).
     "gpu-weights.xml": node(2, 2, 4, io={
         0: [(0x0000, (0x00, 0x0f), [
