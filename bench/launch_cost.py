@@ -79,6 +79,9 @@ def parse_args():
                    help="use the preload's default cache directory (emptied "
                    "before each cold launch) instead of a private one "
                    "given with MPIBIND_CACHE_DIR")
+    p.add_argument("--task-reps", type=int, default=200,
+                   help="runs per series of the per-task cost (default 200; "
+                   "0 skips it)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds allowed per launch (default 120)")
     a = p.parse_args()
@@ -96,6 +99,8 @@ def parse_args():
         if x not in LAUNCHERS:
             p.error("--launchers '%s': expected names among %s"
                     % (x, ",".join(LAUNCHERS)))
+    if a.task_reps < 0:
+        p.error("--task-reps %d: expected an integer >= 0" % a.task_reps)
     if a.timeout <= 0:
         p.error("--timeout %g: expected seconds > 0" % a.timeout)
     return a
@@ -235,6 +240,37 @@ def measure_launch(run, args, env, cmd):
             "misses": misses}
 
 
+def measure_task(run, args, env):
+    """The preload's own cost in one task, free of MPI's start-up noise:
+    /bin/true run as task 1 of 2 of an Open MPI launch (the launcher's
+    variables make the preload apply when it is loaded, as in a real
+    rank), without the preload, with it and a warm cache, and with it after
+    emptying the cache (a full discovery), interleaved.  Returns
+    {series: (median wall s, median CPU s)}."""
+    prog = shutil.which("true") or "/bin/true"
+    renv = dict(env)
+    renv["OMPI_COMM_WORLD_LOCAL_RANK"] = "1"
+    renv["OMPI_COMM_WORLD_LOCAL_SIZE"] = "2"
+    penv = dict(renv)
+    penv["LD_PRELOAD"] = os.path.abspath(args.preload)
+    penv["MPIBIND_CACHE_DIR"] = run.cache_dir
+    series = {"without": ([], []), "warm": ([], []), "cold": ([], [])}
+    # One run of each first: page cache, and a cache file for "warm".
+    run.launch([prog], renv)
+    run.launch([prog], penv)
+    for _ in range(args.task_reps):
+        for name, e in (("without", renv), ("warm", penv), ("cold", penv)):
+            if name == "cold":
+                clear_cache(run.cache_dir)
+            t = run.launch([prog], e)
+            series[name][0].append(t)
+            series[name][1].append(run.last_cpu)
+    # leave a warm cache behind, as the launches found it
+    run.launch([prog], penv)
+    return {k: (statistics.median(v[0]), statistics.median(v[1]))
+            for k, v in series.items()}
+
+
 def default_cache_dir():
     """The preload's default cache directory (preload/topocache.c):
     $XDG_RUNTIME_DIR/mpibind when XDG_RUNTIME_DIR is an absolute path (and
@@ -315,6 +351,9 @@ def main():
                 misses += row["misses"]
                 print(ROW_FMT % ((name, n) + row["cells"]))
                 sys.stdout.flush()
+        task = None
+        if args.preload and args.task_reps > 0:
+            task = measure_task(run, args, env)
     print()
     print("columns: ratio = median(with)/median(without) of the wall times; "
           "noise = median absolute deviation of the baseline / its median "
@@ -325,6 +364,20 @@ def main():
           "emptying the cache; warm: max over the %d preloaded launches); "
           "traced and bound = fewest tasks per launch that wrote a trace "
           "line, and that reported bound=1" % args.reps)
+    if task:
+        b = task["without"]
+        print()
+        print("per task (%d interleaved runs of /bin/true as task 1/2 of an "
+              "Open MPI launch; medians):" % args.task_reps)
+        print("%-22s %10s %10s %12s" % ("", "wall(ms)", "cpu(ms)",
+                                         "added cpu(ms)"))
+        for k, label in (("without", "without preload"),
+                         ("warm", "preload, cache warm"),
+                         ("cold", "preload, discovery")):
+            w, c = task[k]
+            print("%-22s %10.2f %10.2f %12s"
+                  % (label, w * 1e3, c * 1e3,
+                     "-" if k == "without" else "%.2f" % ((c - b[1]) * 1e3)))
     if args.preload:
         print("%s: %d target%s missed (reported, not failed: this is a "
               "benchmark)" % ("MISS" if misses else "PASS", misses,
