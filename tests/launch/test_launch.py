@@ -369,6 +369,14 @@ class TestModes:
         check_bound(r, m)
         check_quiet(r)
 
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    def test_singleton(self, launcher):
+        """An MPI program started without a launcher is one task: bound
+        after MPI_Init (here restricted to CPU 1, unlike the unbound run)."""
+        r = run_plain([probe_c(launcher)],
+                      env={"LD_PRELOAD": cfg("MPIBIND_TEST_PRELOAD"), "MPIBIND_RESTRICT": "1"})
+        check_bound(r, preview(1, "--restrict", "1"))
+
     def test_not_a_rank(self):
         """No launcher, no MPI_Init: the preload leaves the program alone."""
         pre = {"LD_PRELOAD": cfg("MPIBIND_TEST_PRELOAD")}
@@ -511,6 +519,25 @@ class TestGpu:
         assert got == [("4,5", "64"), ("0,1", "64")], f"got {got}\n{r}"
         assert all(x["env"]["CUDA_VISIBLE_DEVICES"] is None for x in r.records), str(r)
 
+    def test_preset_empty_allocation(self):
+        """CUDA_VISIBLE_DEVICES='' at launch: no GPU is allocated, so none is
+        mapped (0 GPUs on this node), each task is told '' and the tasks are
+        placed by PU weights: the CPUs and threads of the gpu_optim 0 mapping."""
+        need("mpich")
+        node = topo("coral-lassen.xml")
+        r = launch("mpich", 2, [probe_c("mpich")],
+                   env={"MPIBIND": "v,dryrun", "MPIBIND_TOPOFILE": node,
+                        "CUDA_VISIBLE_DEVICES": ""})
+        check_ranks(r, 2)
+        m = preview(2, "--topology", node, "--gpu-optim", "0")
+        got = [(x["env"]["CUDA_VISIBLE_DEVICES"], x["env"]["OMP_NUM_THREADS"]) for x in r.records]
+        assert got == [("", str(t.nthreads)) for t in m], f"got {got}\n{r}"
+        lines = [l.rstrip() for l in r.stderr.splitlines()]
+        assert lines.count("mpibind: 0 GPUs on this node") == 1, str(r)
+        rep = [REPORT_RE.match(l) for l in lines if REPORT_RE.match(l)]
+        assert [(int(x[2]), x[3].strip(), parse_list(x[4])) for x in rep] == \
+            [(t.nthreads, "", t.cpus) for t in m], str(r)
+
     def test_user_device_order_kept(self):
         """CUDA_DEVICE_ORDER is set only when unset."""
         need("mpich")
@@ -562,6 +589,14 @@ class TestWrapper:
             pytest.skip("no Fortran compiler")
         r = launch(launcher, 4, [cfg("MPIBIND_TEST_CMD"), "--", prog], preload=False)
         check_bound(r, preview(4), omp_binds=True)
+
+    def test_wrapper_with_preload(self):
+        """The wrapper under a launch that also has the preload: bound once,
+        as the mapping says (the preload sees MPIBIND_APPLIED=1)."""
+        need("openmpi")
+        r = launch("openmpi", 4, [cfg("MPIBIND_TEST_CMD"), "--", probe_c("openmpi")])
+        check_bound(r, preview(4), omp_binds=True)
+        check_quiet(r)
 
     def test_wrapper_options(self):
         need("mpich")
