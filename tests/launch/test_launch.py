@@ -209,6 +209,18 @@ class TestC:
         check_bound(r, preview(4))
 
     @pytest.mark.parametrize("launcher", LAUNCHERS)
+    def test_stray_slurm_vars(self, launcher):
+        """TESTING-GROUND.md's trap: an MPI launcher inside a Slurm step
+        leaves the step's SLURM_LOCALID=0 (one task per node) in every
+        rank; the MPI launcher's own variables come first."""
+        need(launcher)
+        r = launch(launcher, 4, [probe_c(launcher)],
+                   env={"SLURM_LOCALID": "0", "SLURM_NODEID": "0",
+                        "SLURM_STEP_TASKS_PER_NODE": "1"})
+        check_bound(r, preview(4))
+        check_quiet(r)
+
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
     def test_restrict(self, launcher):
         # 2 ranks on CPU 1 only: unlike Open MPI's own bind-to-core
         need(launcher)
