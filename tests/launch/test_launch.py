@@ -695,14 +695,14 @@ class TestBadValues:
         assert s.rc != 0, f"strict: the launch should fail\n{s}"
         assert any(var in l for l in s.stderr_lines()), f"strict: no message naming {var}\n{s}"
 
-    @pytest.mark.parametrize("name", ["bogus", "topofile-foreign"])
+    @pytest.mark.parametrize("name", ["bogus", "restrict-empty", "topofile-foreign"])
     def test_bad_openmpi(self, name, bad_dir):
         need("openmpi")
         env, var, value = bad_cases(bad_dir)[name]
         prog = [probe_c("openmpi")]
-        r = launch("openmpi", 1, prog, env=env)
-        check_bad(r, baseline("openmpi", 1, prog), var, value)
-        s = launch("openmpi", 1, prog, env=with_strict(env))
+        r = launch("openmpi", 2, prog, env=env)
+        check_bad(r, baseline("openmpi", 2, prog), var, value)
+        s = launch("openmpi", 2, prog, env=with_strict(env))
         assert s.rc != 0, f"strict: the launch should fail\n{s}"
         assert any(var in l for l in s.stderr_lines()), f"strict: no message naming {var}\n{s}"
 
