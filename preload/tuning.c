@@ -38,7 +38,7 @@ const char mpibind_auto_help_text[] =
     "mpibind:   MPIBIND_RESTRICT_TYPE=cpu|mem  what MPIBIND_RESTRICT lists (default cpu)\n"
     "mpibind:   MPIBIND_TOPOFILE=FILE     hwloc XML of this node (any node with dryrun)\n"
     "mpibind:   OMP_NUM_THREADS=N         threads per task (default: chosen by mpibind)\n"
-    "mpibind:   MPIBIND_TRACE=FILE        append one line per bound task (diagnostics)\n"
+    "mpibind:   MPIBIND_TRACE=FILE        append one line per task (diagnostics)\n"
     "mpibind:   MPIBIND_CACHE_DIR=DIR     private directory of the per-node topology cache\n";
 
 #define WORDS_EXPECTED                                                       \
