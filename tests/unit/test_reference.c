@@ -1,0 +1,510 @@
+/*
+ * test_reference.c - the library against a second, independent reading of
+ * ALGORITHM.md steps 0-5, written here directly on hwloc (it shares no
+ * code with lib/), over every topology file and many inputs: same
+ * nthreads, same CPUs, same GPUs (by OS device name, in task order).
+ *
+ * The reference is deliberately plain: arrays of hwloc objects, the rules
+ * in the order ALGORITHM.md states them.  Visible indexes are compared on
+ * unrestricted topologies only (ALGORITHM.md leaves open whether OpenCL
+ * and DRM positions count the GPUs a restriction removed).
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "unit_util.h"
+
+/* ---- the reference ------------------------------------------------------ */
+
+struct rgpu {
+  hwloc_obj_t os, pci, loc;
+  int rank; /* backend: 0 NVML/RSMI, 1 LevelZero, 2 CUDA, 3 OpenCL, 4 DRM */
+  char visible[32];
+  char *name; /* a copy: the reference's topology is gone when compared */
+};
+
+struct ref {
+  int ntasks, ngpus;
+  struct rgpu *gpu;
+  int *nth;
+  hwloc_bitmap_t *cpus;
+  int **gpus; /* per task: GPU list positions in order, -1 terminated */
+  int *ngpu_task;
+};
+
+static int split(int n, int k, int j) { return n / k + (j < n % k); }
+
+static int backend_rank(hwloc_obj_t os)
+{
+  static const char *sub[] = {"NVML", "RSMI", "LevelZero", "CUDA", "OpenCL"};
+  static const int subrank[] = {0, 0, 1, 2, 3};
+  static const char *pre[] = {"nvml", "rsmi", "ze", "cuda", "opencl", "renderD"};
+  static const int prerank[] = {0, 0, 1, 2, 3, 4};
+  if (os->subtype)
+    for (int i = 0; i < 5; i++)
+      if (strcmp(os->subtype, sub[i]) == 0)
+        return subrank[i];
+  if (!os->name)
+    return -1;
+  for (int i = 0; i < 6; i++)
+    if (strncmp(os->name, pre[i], strlen(pre[i])) == 0)
+      return prerank[i];
+  return -1; /* card*, controlD*, anything else */
+}
+
+static int busid_less(hwloc_obj_t a, hwloc_obj_t b)
+{
+  struct hwloc_pcidev_attr_s *x = &a->attr->pcidev, *y = &b->attr->pcidev;
+  if (x->domain != y->domain) return x->domain < y->domain;
+  if (x->bus != y->bus) return x->bus < y->bus;
+  if (x->dev != y->dev) return x->dev < y->dev;
+  return x->func < y->func;
+}
+
+/* Step 3. */
+static int gpu_list(hwloc_topology_t t, struct rgpu **out)
+{
+  int n = 0;
+  struct rgpu *c = NULL;
+  for (hwloc_obj_t os = hwloc_get_next_osdev(t, NULL); os; os = hwloc_get_next_osdev(t, os)) {
+    if (os->attr->osdev.type != HWLOC_OBJ_OSDEV_GPU &&
+        os->attr->osdev.type != HWLOC_OBJ_OSDEV_COPROC)
+      continue;
+    if (!os->parent || os->parent->type != HWLOC_OBJ_PCI_DEVICE)
+      continue;
+    int r = backend_rank(os);
+    if (r < 0)
+      continue;
+    c = realloc(c, (n + 1) * sizeof *c);
+    c[n++] = (struct rgpu){.os = os, .pci = os->parent, .rank = r,
+                           .loc = hwloc_get_non_io_ancestor_obj(t, os)};
+  }
+  struct rgpu *g = calloc(n + 1, sizeof *g);
+  int k = 0;
+  for (int i = 0; i < n; i++) {
+    int best = c[i].rank;
+    for (int j = 0; j < n; j++)
+      if (c[j].pci == c[i].pci && c[j].rank < best)
+        best = c[j].rank;
+    if (c[i].rank == best)
+      g[k++] = c[i];
+  }
+  free(c);
+  for (int i = 0; i < k; i++) {
+    const char *name = g[i].os->name;
+    g[i].name = strdup(name);
+    const char *digits = name;
+    while (*digits && !isdigit((unsigned char)*digits))
+      digits++;
+    if (g[i].rank <= 2 && *digits) {
+      snprintf(g[i].visible, sizeof g[i].visible, "%s", digits);
+    } else {
+      int pos = 0;
+      for (int j = 0; j < k; j++)
+        if (j != i && g[j].pci->attr->pcidev.vendor_id == g[i].pci->attr->pcidev.vendor_id &&
+            (busid_less(g[j].pci, g[i].pci) || (g[j].pci == g[i].pci && j < i)))
+          pos++;
+      snprintf(g[i].visible, sizeof g[i].visible, "%d", pos);
+    }
+  }
+  *out = g;
+  return k;
+}
+
+static int in_subtree(hwloc_obj_t o, hwloc_obj_t root)
+{
+  for (; o; o = o->parent)
+    if (o == root)
+      return 1;
+  return 0;
+}
+
+/* Objects of depth d inside set s: non-empty cpuset included in s. */
+static int inside(hwloc_topology_t t, int d, hwloc_const_bitmap_t s, hwloc_obj_t *objs)
+{
+  int m = 0;
+  for (hwloc_obj_t o = hwloc_get_obj_by_depth(t, d, 0); o; o = o->next_cousin)
+    if (!hwloc_bitmap_iszero(o->cpuset) && hwloc_bitmap_isincluded(o->cpuset, s)) {
+      if (objs)
+        objs[m] = o;
+      m++;
+    }
+  return m;
+}
+
+static int hw_smt_of(hwloc_topology_t t)
+{
+  int d = hwloc_get_type_or_below_depth(t, HWLOC_OBJ_CORE);
+  hwloc_obj_t o = hwloc_get_obj_by_depth(t, d, 0);
+  return o->type == HWLOC_OBJ_PU ? 1 : (int)o->arity;
+}
+
+static void add_gpu(struct ref *r, int task, int g)
+{
+  r->gpus[task] = realloc(r->gpus[task], (r->ngpu_task[task] + 2) * sizeof(int));
+  r->gpus[task][r->ngpu_task[task]++] = g;
+}
+
+static void first_pus(hwloc_obj_t o, int p, hwloc_bitmap_t out)
+{
+  int n = 0, pu;
+  hwloc_bitmap_foreach_begin(pu, o->cpuset) {
+    if (n++ == p)
+      break;
+    hwloc_bitmap_set(out, pu);
+  }
+  hwloc_bitmap_foreach_end();
+}
+
+/* Step 0. */
+static hwloc_topology_t load(const char *path)
+{
+  hwloc_topology_t t;
+  hwloc_topology_init(&t);
+  hwloc_topology_set_all_types_filter(t, HWLOC_TYPE_FILTER_KEEP_STRUCTURE);
+  hwloc_topology_set_type_filter(t, HWLOC_OBJ_PCI_DEVICE, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+  hwloc_topology_set_type_filter(t, HWLOC_OBJ_OS_DEVICE, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+  hwloc_topology_set_xml(t, path);
+  ck_assert_int_eq(hwloc_topology_load(t), 0);
+  return t;
+}
+
+/* Steps 1-5 on the loaded topology base (left unchanged); returns -1 on
+ * an input error (no message needed here). */
+static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
+{
+  hwloc_topology_t t = base;
+  if (in.ntasks < 1 || in.nthreads < 0 || in.smt < 0 || in.smt > hw_smt_of(t))
+    return -1;
+  if (in.restrict_ids && *in.restrict_ids) {
+    ck_assert_int_eq(hwloc_topology_dup(&t, base), 0);
+    hwloc_bitmap_t set = hwloc_bitmap_alloc();
+    if (hwloc_bitmap_list_sscanf(set, in.restrict_ids) < 0)
+      return -1;
+    hwloc_const_bitmap_t have = in.restrict_type ? hwloc_topology_get_topology_nodeset(t)
+                                                 : hwloc_topology_get_topology_cpuset(t);
+    if (!hwloc_bitmap_intersects(set, have))
+      return -1;
+    if (hwloc_topology_restrict(t, set, in.restrict_type
+                                ? HWLOC_RESTRICT_FLAG_BYNODESET | HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS
+                                : HWLOC_RESTRICT_FLAG_REMOVE_CPULESS))
+      return -1;
+    hwloc_bitmap_free(set);
+  }
+  int hw = hw_smt_of(t), s = in.smt, k0 = in.ntasks;
+  r->ntasks = k0;
+  r->ngpus = gpu_list(t, &r->gpu);
+  r->nth = calloc(k0, sizeof(int));
+  r->cpus = calloc(k0, sizeof(hwloc_bitmap_t));
+  r->gpus = calloc(k0, sizeof(int *));
+  r->ngpu_task = calloc(k0, sizeof(int));
+  for (int i = 0; i < k0; i++)
+    r->cpus[i] = hwloc_bitmap_alloc();
+
+  /* Step 4. */
+  int nd = 0, nnuma = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE);
+  hwloc_obj_t *numa = calloc(nnuma + 1, sizeof *numa), *root = calloc(nnuma + 1, sizeof *root);
+  for (int i = 0; i < nnuma; i++) {
+    hwloc_obj_t n = hwloc_get_obj_by_type(t, HWLOC_OBJ_NUMANODE, i);
+    if (hwloc_bitmap_iszero(n->cpuset))
+      continue;
+    int dup = 0;
+    for (int j = 0; j < nd; j++)
+      dup |= root[j] == n->parent;
+    if (dup)
+      continue;
+    numa[nd] = n;
+    root[nd++] = n->parent;
+  }
+  if (nd == 0)
+    return -1;
+  int gpu_on = in.gpu_optim && r->ngpus > 0;
+
+  /* Step 5. */
+  if (in.greedy && k0 < nd) {
+    int d = 0;
+    for (int task = 0; task < k0; task++) {
+      int len = split(nd, k0, task);
+      for (int j = d; j < d + len; j++)
+        hwloc_bitmap_or(r->cpus[task], r->cpus[task], root[j]->cpuset);
+      for (int g = 0; g < r->ngpus; g++)
+        for (int j = d; j < d + len; j++)
+          if (in_subtree(r->gpu[g].loc, root[j])) {
+            add_gpu(r, task, g);
+            break;
+          }
+      d += len;
+      r->nth[task] = in.nthreads > 0 ? in.nthreads : hwloc_bitmap_weight(r->cpus[task]);
+    }
+    if (t != base)
+      hwloc_topology_destroy(t);
+    return 0;
+  }
+
+  long long *w = calloc(nd, sizeof *w), W = 0;
+  for (int d = 0; d < nd; d++) {
+    if (gpu_on)
+      for (int g = 0; g < r->ngpus; g++)
+        w[d] += hwloc_bitmap_isset(r->gpu[g].loc->nodeset, numa[d]->os_index);
+    W += w[d];
+  }
+  if (!gpu_on || W == 0) {
+    W = 0;
+    for (int d = 0; d < nd; d++)
+      W += w[d] = hwloc_bitmap_weight(numa[d]->cpuset);
+  }
+  int *n = calloc(nd, sizeof *n), left = k0;
+  char *got = calloc(nd, 1);
+  for (int d = 0; d < nd; d++)
+    left -= n[d] = (int)(k0 * w[d] / W);
+  while (left-- > 0) {
+    int best = -1;
+    for (int d = 0; d < nd; d++)
+      if (!got[d] && (best < 0 || (k0 * w[d]) % W > (k0 * w[best]) % W))
+        best = d;
+    got[best] = 1;
+    n[best]++;
+  }
+
+  int core_depth = hwloc_get_type_or_below_depth(t, HWLOC_OBJ_CORE);
+  int pu_depth = hwloc_get_type_depth(t, HWLOC_OBJ_PU);
+  int first = 0;
+  hwloc_obj_t *objs = calloc(hwloc_get_nbobjs_by_depth(t, pu_depth) + 1, sizeof *objs);
+  for (int d = 0; d < nd; d++) {
+    int k = n[d];
+    if (k == 0)
+      continue;
+    hwloc_obj_t R = root[d];
+    int th = in.nthreads;
+    if (th == 0) {
+      int count = inside(t, s < hw ? core_depth : pu_depth, R->cpuset, NULL);
+      if (1 < s && s < hw)
+        count *= s;
+      th = count >= k ? count / k : 1;
+    }
+    long long workers = (long long)th * k;
+    int level = core_depth;
+    if (s == 0)
+      for (int dd = R->depth; dd < core_depth; dd++)
+        if (inside(t, dd, R->cpuset, NULL) >= workers) {
+          level = dd;
+          break;
+        }
+    int m = inside(t, level, R->cpuset, objs);
+    int p = 1;
+    if (s > 0) {
+      p = s;
+    } else if (level == core_depth) {
+      p = hw;
+      for (int i = 1; i <= hw; i++)
+        if ((long long)m * i >= workers) {
+          p = i;
+          break;
+        }
+    }
+    for (int j = 0; j < k; j++)
+      r->nth[first + j] = th;
+    if (m >= k) {
+      int o = 0;
+      for (int j = 0; j < k; j++)
+        for (int x = split(m, k, j); x > 0; x--)
+          first_pus(objs[o++], p, r->cpus[first + j]);
+    } else {
+      int task = first;
+      hwloc_bitmap_t c = hwloc_bitmap_alloc();
+      for (int o = 0; o < m; o++) {
+        int g = split(k, m, o);
+        hwloc_bitmap_zero(c);
+        first_pus(objs[o], p, c);
+        int nc = hwloc_bitmap_weight(c);
+        int pus[nc > 0 ? nc : 1], ip = 0, pu;
+        hwloc_bitmap_foreach_begin(pu, c) { pus[ip++] = pu; }
+        hwloc_bitmap_foreach_end();
+        if (nc >= g) {
+          int at = 0;
+          for (int j = 0; j < g; j++, task++)
+            for (int x = split(nc, g, j); x > 0; x--)
+              hwloc_bitmap_set(r->cpus[task], pus[at++]);
+        } else {
+          for (int grp = 0; grp < nc; grp++)
+            for (int x = split(g, nc, grp); x > 0; x--)
+              hwloc_bitmap_set(r->cpus[task++], pus[grp]);
+        }
+      }
+      hwloc_bitmap_free(c);
+    }
+    /* GPUs of R */
+    int q = 0, *mine = calloc(r->ngpus + 1, sizeof(int));
+    for (int g = 0; g < r->ngpus; g++)
+      if (in_subtree(r->gpu[g].loc, R))
+        mine[q++] = g;
+    if (q >= k) {
+      int at = 0;
+      for (int j = 0; j < k; j++)
+        for (int x = split(q, k, j); x > 0; x--)
+          add_gpu(r, first + j, mine[at++]);
+    } else if (q > 0) {
+      int task = first;
+      for (int grp = 0; grp < q; grp++)
+        for (int x = split(k, q, grp); x > 0; x--)
+          add_gpu(r, task++, mine[grp]);
+    }
+    free(mine);
+    first += k;
+  }
+  free(objs);
+  free(w);
+  free(n);
+  free(got);
+  free(numa);
+  free(root);
+  if (t != base)
+    hwloc_topology_destroy(t);
+  return 0;
+}
+
+/* ---- the comparison ----------------------------------------------------- */
+
+static char **files;
+static int nfiles;
+
+static void add_dir(const char *dir)
+{
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t l = strlen(e->d_name);
+    if (l > 4 && strcmp(e->d_name + l - 4, ".xml") == 0) {
+      files = realloc(files, (nfiles + 1) * sizeof *files);
+      if (!files || asprintf(&files[nfiles++], "%s/%s", dir, e->d_name) < 0)
+        abort();
+    }
+  }
+  closedir(d);
+}
+
+static int cmp(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void compare(mpibind_t *h, hwloc_topology_t base, const char *path, ut_in in)
+{
+  char *what = ut_fmt("%s: ntasks %d nthreads %d greedy %d gpu_optim %d smt %d "
+                      "restrict %s %s", strrchr(path, '/') + 1, in.ntasks,
+                      in.nthreads, in.greedy, in.gpu_optim, in.smt,
+                      in.restrict_type ? "mem" : "cpu",
+                      in.restrict_ids ? in.restrict_ids : "-");
+  struct ref r;
+  memset(&r, 0, sizeof r);
+  int rref = reference(base, in, &r);
+  int rlib = ut_set(h, in) || mpibind(h);
+  ck_assert_msg(!rref == !rlib, "%s: reference %s, library %s (%s)", what,
+                rref ? "fails" : "maps", rlib ? "fails" : "maps",
+                mpibind_get_error(h));
+  if (rref)
+    return;
+  ck_assert_msg(mpibind_get_num_gpus(h) == r.ngpus, "%s: %d GPUs, reference %d",
+                what, mpibind_get_num_gpus(h), r.ngpus);
+  int *nth = mpibind_get_nthreads(h);
+  hwloc_bitmap_t *cpus = mpibind_get_cpus(h);
+  for (int i = 0; i < in.ntasks; i++) {
+    ck_assert_msg(nth[i] == r.nth[i], "%s: task %d: nthreads %d, reference %d",
+                  what, i, nth[i], r.nth[i]);
+    if (!hwloc_bitmap_isequal(cpus[i], r.cpus[i])) {
+      char *want;
+      hwloc_bitmap_list_asprintf(&want, r.cpus[i]);
+      ck_abort_msg("%s: task %d: cpus %s, reference %s", what, i,
+                   ut_cpus_str(h, i), want);
+    }
+    int n = -1;
+    char **ids = mpibind_get_gpus_ptask(h, i, &n); /* names */
+    ck_assert_msg(n == r.ngpu_task[i], "%s: task %d: %d GPUs, reference %d",
+                  what, i, n, r.ngpu_task[i]);
+    for (int g = 0; g < n; g++) {
+      const char *want = r.gpu[r.gpus[i][g]].name;
+      ck_assert_msg(strcmp(ids[g], want) == 0, "%s: task %d: GPU %d is %s, "
+                    "reference %s", what, i, g, ids[g], want);
+    }
+  }
+  if (!in.restrict_ids)
+    for (int g = 0; g < r.ngpus; g++) {
+      const char *v = mpibind_get_gpu_id(h, g, MPIBIND_ID_SMI);
+      ck_assert_msg(v && strcmp(v, r.gpu[g].visible) == 0, "%s: GPU %d (%s): "
+                    "visible %s, reference %s", what, g, r.gpu[g].name,
+                    v ? v : "(null)", r.gpu[g].visible);
+    }
+  free(what);
+}
+
+START_TEST(every_topology)
+{
+  const char *path = files[_i];
+  mpibind_t *h = ut_open(path);
+  ck_assert_int_eq(mpibind_set_gpu_ids(h, MPIBIND_ID_NAME), 0);
+  hwloc_topology_t base = load(path), t = base;
+  int npus = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU);
+  int hw = hw_smt_of(t);
+  int step = npus / 10 > 1 ? npus / 10 : 1;
+  int nth[] = {0, 1, 3};
+  for (int n = 1; n <= npus + step; n = n < 9 ? n + 1 : n + step)
+    for (int greedy = 0; greedy <= 1; greedy++)
+      for (int gpu = 0; gpu <= 1; gpu++)
+        for (int smt = 0; smt <= hw + 1; smt++)
+          for (int k = 0; k < 3; k++)
+            if (k == 0 || smt <= 1)
+              compare(h, base, path, UT_IN(.ntasks = n, .nthreads = nth[k], .greedy = greedy,
+                                     .gpu_optim = gpu, .smt = smt));
+  /* restricted: the first half of the PUs, the odd PUs, the last NUMA node */
+  hwloc_bitmap_t half = hwloc_bitmap_alloc(), odd = hwloc_bitmap_alloc();
+  int pu = -1, c = 0;
+  while ((pu = hwloc_bitmap_next(hwloc_topology_get_topology_cpuset(t), pu)) >= 0) {
+    if (c++ < npus / 2)
+      hwloc_bitmap_set(half, pu);
+    if (pu % 2)
+      hwloc_bitmap_set(odd, pu);
+  }
+  char *lists[3];
+  hwloc_bitmap_list_asprintf(&lists[0], half);
+  hwloc_bitmap_list_asprintf(&lists[1], odd);
+  lists[2] = ut_fmt("%d", hwloc_bitmap_last(hwloc_topology_get_topology_nodeset(t)));
+  for (int l = 0; l < 3; l++)
+    for (int n = 1; n <= 40; n += n < 10 ? 1 : 7)
+      for (int greedy = 0; greedy <= 1; greedy++)
+        for (int gpu = 0; gpu <= 1; gpu++)
+          for (int smt = 0; smt <= 1; smt++)
+            compare(h, base, path, UT_IN(.ntasks = n, .greedy = greedy, .gpu_optim = gpu,
+                                   .smt = smt, .restrict_ids = lists[l],
+                                   .restrict_type = l == 2));
+  mpibind_finalize(h);
+  hwloc_topology_destroy(base);
+}
+END_TEST
+
+int main(void)
+{
+  const char *topo = getenv("TOPOLOGIES"), *unit = getenv("UNIT_XML");
+  if (!topo || !unit) {
+    fprintf(stderr, "TOPOLOGIES and UNIT_XML must be set (run through meson test)\n");
+    return 1;
+  }
+  add_dir(topo);
+  add_dir(unit);
+  if (nfiles == 0) {
+    fprintf(stderr, "no topology file in %s or %s\n", topo, unit);
+    return 1;
+  }
+  qsort(files, nfiles, sizeof *files, cmp);
+  Suite *s = suite_create("reference");
+  TCase *tc = tcase_create("files");
+  tcase_set_timeout(tc, 60);
+  tcase_add_loop_test(tc, every_topology, 0, nfiles);
+  suite_add_tcase(s, tc);
+  return ut_run(s);
+}
