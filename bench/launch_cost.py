@@ -10,7 +10,8 @@ Run by hand (from the source root, after `meson setup build-bench` and
 or with the other benchmarks:
   meson test -C build-bench --benchmark --verbose launch-cost
 Options: --reps K (default 15), --ranks 2,4,8, --launchers ompi,mpich,
---timeout S (per launch, default 120).
+--task-reps R (default 200, 0 skips part 3), --user-cache, --timeout S
+(per launch, default 120).
 
 What is measured, per launcher and rank count N:
   1. a cold launch: the preload's topology cache is emptied first, then one
@@ -24,7 +25,13 @@ What is measured, per launcher and rank count N:
      the ratio of medians with/without (target: <= 1.02, i.e. the preload
      adds at most 2% to a launch), the spread of the baseline (median
      absolute deviation / median: a ratio closer to 1 than this is within
-     the noise), and the discoveries per node seen in the warm launches.
+     the noise), and the discoveries per node seen in the warm launches;
+  3. the preload's own cost in one task, which the launch noise of this
+     VM cannot blur: /bin/true started R times as task 1/2 of an Open MPI
+     launch (the preload applies at load), without the preload, with it
+     and a warm cache, and with it after emptying the cache (a discovery),
+     interleaved; medians of wall and CPU time, and from them the most a
+     warm launch of N ranks can gain (N x added CPU / launch time).
 
 Discoveries are counted from the preload's trace: with MPIBIND_TRACE=<file>
 every process that applies appends one line
@@ -214,7 +221,8 @@ def measure_launch(run, args, env, cmd):
     base = statistics.median(without_t)
     noise = "%.1f%%" % (100 * mad_rel(without_t))
     if not args.preload:
-        return {"cells": ("%.1f" % (base * 1e3), "-", "-", noise, "-", "-",
+        return {"base": base,
+                "cells": ("%.1f" % (base * 1e3), "-", "-", noise, "-", "-",
                           "-", "-", "-", "-", "-"), "misses": 0}
     misses = 0
     med = statistics.median(with_t)
@@ -232,7 +240,8 @@ def measure_launch(run, args, env, cmd):
             (cold is None or cold <= TARGET_DISCOVERIES)
         misses += not dok
         dverdict = "PASS" if dok else "MISS"
-    return {"cells": ("%.1f" % (base * 1e3), "%.1f" % (med * 1e3),
+    return {"base": base,
+            "cells": ("%.1f" % (base * 1e3), "%.1f" % (med * 1e3),
                       "%.3f" % ratio, noise, "PASS" if rok else "MISS",
                       cpu_ratio, "no trace" if cold is None else str(cold),
                       warm_s, str(min(warm_traced)), str(min(warm_bound)),
@@ -338,6 +347,7 @@ def main():
 
     env = base_env()
     misses = 0
+    rows = []
     with tempfile.TemporaryDirectory(prefix="mpibind-bench-") as tmpdir:
         run = Runner(args, tmpdir)
         if args.preload:
@@ -349,6 +359,7 @@ def main():
             for n in args.ranks:
                 row = measure_launch(run, args, env, prefix + [str(n), prog])
                 misses += row["misses"]
+                rows.append((name, n, row["base"]))
                 print(ROW_FMT % ((name, n) + row["cells"]))
                 sys.stdout.flush()
         task = None
@@ -378,6 +389,14 @@ def main():
             print("%-22s %10.2f %10.2f %12s"
                   % (label, w * 1e3, c * 1e3,
                      "-" if k == "without" else "%.2f" % ((c - b[1]) * 1e3)))
+        # A bound that the launch noise cannot blur: if every task's added
+        # CPU time were on the launch's critical path, one after the other.
+        warm_add = max(task["warm"][1] - b[1], 0.0)
+        print("bound from it: a warm launch of N ranks gains at most "
+              "N x %.2f ms of CPU, i.e. at most:" % (warm_add * 1e3))
+        print("  " + "  ".join("%s/%d: %.2f%%" % (name, n,
+                                                100 * n * warm_add / base)
+                               for name, n, base in rows))
     if args.preload:
         print("%s: %d target%s missed (reported, not failed: this is a "
               "benchmark)" % ("MISS" if misses else "PASS", misses,
