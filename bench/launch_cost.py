@@ -392,8 +392,10 @@ def main():
         # A bound that the launch noise cannot blur: if every task's added
         # CPU time were on the launch's critical path, one after the other.
         warm_add = max(task["warm"][1] - b[1], 0.0)
-        print("bound from it: a warm launch of N ranks gains at most "
-              "N x %.2f ms of CPU, i.e. at most:" % (warm_add * 1e3))
+        print("the preload's own work in a warm launch of N ranks is N x "
+              "%.2f ms of CPU, at most this share of the launch (effects on "
+              "the MPI library itself are only in the ratios above):"
+              % (warm_add * 1e3))
         print("  " + "  ".join("%s/%d: %.2f%%" % (name, n,
                                                 100 * n * warm_add / base)
                                for name, n, base in rows))
