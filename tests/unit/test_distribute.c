@@ -15,6 +15,7 @@
  *   xml/gpu-zero-weight.xml  same CPUs; the only GPU sits with a CPU-less
  *           memory node
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "unit_util.h"
@@ -288,6 +289,30 @@ START_TEST(smt2_m_lt_k)
 }
 END_TEST
 
+/* No size limit: 5000 tasks on quartz's 36 PUs.  PU weights 18, 18: 2500
+ * tasks per socket; t = 1 (18 < 2500); the core level is the PU level,
+ * m = 18 < k: split(2500, 18) = 139 tasks on each of the first 16 PUs,
+ * 138 on the last 2 of each socket. */
+START_TEST(many_tasks)
+{
+  int ntasks = 5000;
+  char **cpus = malloc(ntasks * sizeof *cpus);
+  int task = 0;
+  for (int d = 0; d < 2; d++)
+    for (int pu = 0; pu < 18; pu++)
+      for (int x = 0; x < (pu < 16 ? 139 : 138); x++)
+        cpus[task++] = ut_fmt("%d", 18 * d + pu);
+  ck_assert_int_eq(task, ntasks);
+  mpibind_t *h = map("cts1-quartz-smt1.xml", UT_IN(.ntasks = ntasks));
+  ut_expect(h, "1", ut_join(";", ntasks, cpus), NULL);
+  int len = mpibind_mapping_snprint(NULL, 0, h);
+  char *rep = malloc(len + 1);
+  ck_assert_int_eq(mpibind_mapping_snprint(rep, len + 1, h), len);
+  ck_assert_msg(strstr(rep, "mpibind: task 4999 nths  1 gpus  cpus 35\n"), "no last line");
+  mpibind_finalize(h);
+}
+END_TEST
+
 /* ---- GPUs ----------------------------------------------------------------- */
 
 /* tioga 4 tasks: q = 2 >= k = 1 each; 12 tasks: 3 per domain, q = 2 < 3:
@@ -334,6 +359,7 @@ int main(void)
   tcase_add_test(c, smt4);
   tcase_add_test(c, smt_skips_walk);
   tcase_add_test(c, smt2_m_lt_k);
+  tcase_add_test(c, many_tasks);
   suite_add_tcase(s, c);
   TCase *gp = tcase_create("gpus");
   tcase_add_test(gp, gpu_split_q_lt_k_uneven);

@@ -186,6 +186,26 @@ static void check_cpus_ptask(mpibind_t *h, int task, hwloc_const_bitmap_t b)
   hwloc_bitmap_foreach_end();
 }
 
+/* Splits a ';' list into n items (a single item is repeated). */
+static char **items(const char *list, int n)
+{
+  char **v = calloc(n, sizeof *v);
+  if (ut_count(list) == 1) {
+    for (int i = 0; i < n; i++)
+      v[i] = (char *)list;
+    return v;
+  }
+  char *p = strdup(list); /* leaked: the items point into it */
+  for (int i = 0; i < n; i++) {
+    char *e = strchr(p, ';');
+    if (e)
+      *e = '\0';
+    v[i] = p;
+    p = e ? e + 1 : p + strlen(p);
+  }
+  return v;
+}
+
 void ut_expect(mpibind_t *h, const char *nthreads, const char *cpus,
                const char *gpus)
 {
@@ -199,23 +219,27 @@ void ut_expect(mpibind_t *h, const char *nthreads, const char *cpus,
   ck_assert_int_eq(ut_count(cpus), ntasks);
   if (gpus && ut_count(gpus) > 1)
     ck_assert_int_eq(ut_count(gpus), ntasks);
+  char **nv = items(nthreads, ntasks), **cv = items(cpus, ntasks);
+  char **gv = items(gpus ? gpus : "", ntasks);
 
   hwloc_bitmap_t want = hwloc_bitmap_alloc();
   for (int i = 0; i < ntasks; i++) {
-    int t = atoi(ut_item(nthreads, i));
+    int t = atoi(nv[i]);
     ck_assert_msg(nth[i] == t, "task %d: nthreads %d, expected %d", i,
                   nth[i], t);
-    char *c = ut_item(cpus, i);
-    ck_assert_int_eq(hwloc_bitmap_list_sscanf(want, c), 0);
+    ck_assert_int_eq(hwloc_bitmap_list_sscanf(want, cv[i]), 0);
     ck_assert_msg(hwloc_bitmap_isequal(want, cs[i]),
-                  "task %d: cpus %s, expected %s", i, ut_cpus_str(h, i), c);
+                  "task %d: cpus %s, expected %s", i, ut_cpus_str(h, i), cv[i]);
     check_cpus_ptask(h, i, cs[i]);
-    char *g = gpus ? ut_item(gpus, i) : "";
     char *got = ut_gpus_str(h, i);
-    ck_assert_msg(strcmp(g, got) == 0, "task %d: gpus '%s', expected '%s'",
-                  i, got, g);
+    ck_assert_msg(strcmp(gv[i], got) == 0, "task %d: gpus '%s', expected '%s'",
+                  i, got, gv[i]);
+    free(got);
   }
   hwloc_bitmap_free(want);
+  free(nv);
+  free(cv);
+  free(gv);
 }
 
 int ut_run(Suite *s)
