@@ -357,6 +357,36 @@ START_TEST(report_print)
 }
 END_TEST
 
+/* The library prints nothing on its own (mpibind.h): mapping, errors,
+ * variables and snprint write nothing to stdout. */
+static int quiet_calls(mpibind_t *h)
+{
+  char buf[64];
+  int n;
+  if (ut_set(h, UT_IN(.ntasks = 4)) || mpibind(h))
+    return -1;
+  mpibind_set_env_vars(h);
+  mpibind_get_env_var_names(h, &n);
+  mpibind_get_env_var_values(h, "NOPE");
+  mpibind_mapping_snprint(buf, sizeof buf, h);
+  mpibind_set_smt(h, -1);
+  mpibind_set_smt(h, 9);
+  mpibind(h); /* fails: smt 9 */
+  mpibind_set_topology_file(h, "/nonexistent/x.xml");
+  return 0;
+}
+
+START_TEST(silent)
+{
+  mpibind_t *h = ut_open("coral-lassen.xml");
+  int rc;
+  char *out = capture(quiet_calls, h, &rc);
+  ck_assert_int_eq(rc, 0);
+  ck_assert_msg(*out == '\0', "printed on stdout: %s", out);
+  mpibind_finalize(h);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("env_report");
@@ -379,6 +409,7 @@ int main(void)
   tcase_add_test(r, report_many_tasks);
   tcase_add_test(r, report_truncation);
   tcase_add_test(r, report_print);
+  tcase_add_test(r, silent);
   suite_add_tcase(s, r);
   return ut_run(s);
 }

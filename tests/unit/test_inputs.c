@@ -5,6 +5,7 @@
  * sources (a file, a caller's topology).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "unit_util.h"
@@ -200,6 +201,23 @@ START_TEST(smt_checked_before_restriction)
 }
 END_TEST
 
+/* The message stays until the next failing call; a new failure replaces
+ * it. */
+START_TEST(message_persists)
+{
+  mpibind_t *h = ut_open("cts1-quartz-smt1.xml");
+  ck_assert_int_eq(mpibind_set_ntasks(h, -7), -1);
+  char *m = strdup(mpibind_get_error(h));
+  ut_map(h, UT_IN(.ntasks = 2));
+  ck_assert_str_eq(mpibind_get_error(h), m);
+  ck_assert_int_eq(mpibind_set_nthreads(h, -13), -1);
+  ck_assert_msg(strstr(mpibind_get_error(h), "-13"), "message '%s'",
+                mpibind_get_error(h));
+  free(m);
+  mpibind_finalize(h);
+}
+END_TEST
+
 /* After a failed mpibind() the previous outputs are gone. */
 START_TEST(failure_clears_outputs)
 {
@@ -371,6 +389,7 @@ int main(void)
   tcase_add_test(tc, ntasks_required);
   tcase_add_test(tc, smt_above_hw_smt);
   tcase_add_test(tc, smt_checked_before_restriction);
+  tcase_add_test(tc, message_persists);
   tcase_add_test(tc, failure_clears_outputs);
   tcase_add_test(tc, out_of_range);
   tcase_add_test(tc, null_handle);
