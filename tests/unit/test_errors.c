@@ -154,6 +154,25 @@ START_TEST(live_machine)
 }
 END_TEST
 
+/* A file exported from this machine (with mpibind's filters) matches it:
+ * the check passes and the mapping can be applied. */
+START_TEST(apply_matching_file)
+{
+  hwloc_topology_t t;
+  ck_assert_int_eq(hwloc_topology_init(&t), 0);
+  ck_assert_int_eq(mpibind_topology_load_filters(t), 0);
+  ck_assert_int_eq(hwloc_topology_load(t), 0);
+  char *path = ut_fmt("%s/this-machine.xml", tmpdir);
+  ck_assert_int_eq(hwloc_topology_export_xml(t, path, 0), 0);
+  hwloc_topology_destroy(t);
+  mpibind_t *h = ut_open(path);
+  ut_map(h, UT_IN(.ntasks = 1));
+  ck_assert_msg(mpibind_topology_check_system(h) == 0, "%s", mpibind_get_error(h));
+  ck_assert_msg(mpibind_apply(h, 0) == 0, "%s", mpibind_get_error(h));
+  mpibind_finalize(h);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("errors");
@@ -168,6 +187,7 @@ int main(void)
   tcase_add_test(tc, failure_keeps_previous);
   tcase_add_test(tc, apply_foreign_topology);
   tcase_add_test(tc, live_machine);
+  tcase_add_test(tc, apply_matching_file);
   suite_add_tcase(s, tc);
   return ut_run(s);
 }

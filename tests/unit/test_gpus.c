@@ -326,6 +326,79 @@ START_TEST(gpu_allocation)
 }
 END_TEST
 
+/* Allocation entries may be UUIDs or PCI bus ids; the tasks' IDs (and
+ * variables) are then those entries. */
+START_TEST(gpu_allocation_uuid_pcibus)
+{
+  mpibind_t *h = ut_open("coral-lassen.xml");
+  const char *uuid2 = "GPU-3e0871a1-dd1a-b447-40f2-86e6745c3206"; /* nvml2 */
+  ck_assert_int_eq(mpibind_set_gpu_allocation(h, "CUDA_VISIBLE_DEVICES",
+                                              ut_fmt("%s,0035:04:00.0", uuid2)), 0);
+  ut_map(h, UT_IN(.ntasks = 2));
+  ck_assert_int_eq(mpibind_get_num_gpus(h), 2);
+  ut_expect(h, "10", ut_fmt("%s;%s", ut_seq(96, 132, 4, 1), ut_seq(136, 172, 4, 1)),
+            ut_fmt("%s;0035:04:00.0", uuid2));
+  ck_assert_int_eq(mpibind_set_env_vars(h), 0);
+  char **v = mpibind_get_env_var_values(h, "CUDA_VISIBLE_DEVICES");
+  ck_assert_ptr_nonnull(v);
+  ck_assert_str_eq(v[0], uuid2);
+  ck_assert_str_eq(v[1], "0035:04:00.0");
+  ck_assert_int_eq(mpibind_set_gpu_ids(h, MPIBIND_ID_NAME), 0);
+  ut_expect(h, "10", ut_fmt("%s;%s", ut_seq(96, 132, 4, 1), ut_seq(136, 172, 4, 1)),
+            "nvml2;nvml3");
+  mpibind_finalize(h);
+}
+END_TEST
+
+/* AMD: ROCR_VISIBLE_DEVICES (and HIP_VISIBLE_DEVICES) name RSMI indexes;
+ * tioga's rsmi4 and rsmi5 are both in domain 0: with greedy 0, GPU
+ * weights 2, 0, 0, 0 give it every task; greedy (2 < 4 domains), task 0
+ * spans domains 0-1 and task 1 domains 2-3, without GPU. */
+START_TEST(gpu_allocation_amd)
+{
+  const char *vars[] = {"ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES"};
+  for (int i = 0; i < 2; i++) {
+    mpibind_t *h = ut_open("eas-tioga.xml");
+    ck_assert_int_eq(mpibind_set_gpu_allocation(h, vars[i], "4,5"), 0);
+    ut_map(h, UT_IN(.ntasks = 2, .greedy = 0));
+    ck_assert_int_eq(mpibind_get_num_gpus(h), 2);
+    ut_expect(h, "8", "0-7;8-15", "4;5");
+    ut_map(h, UT_IN(.ntasks = 2));
+    ut_expect(h, "64", "0-31,64-95;32-63,96-127", "4,5;");
+    mpibind_finalize(h);
+  }
+}
+END_TEST
+
+/* An entry that names no GPU of the node is an error naming it. */
+START_TEST(gpu_allocation_bad_entry)
+{
+  mpibind_t *h = ut_open("coral-lassen.xml");
+  int rc = mpibind_set_gpu_allocation(h, "CUDA_VISIBLE_DEVICES", "1,17");
+  if (rc == 0) {
+    ck_assert_int_eq(mpibind_set_ntasks(h, 1), 0);
+    rc = mpibind(h);
+  }
+  ck_assert_int_eq(rc, -1);
+  ck_assert_msg(strstr(mpibind_get_error(h), "17"), "message '%s' does not "
+                "name the entry 17", mpibind_get_error(h));
+  mpibind_finalize(h);
+}
+END_TEST
+
+/* "" allocates no GPU of that vendor. */
+START_TEST(gpu_allocation_none)
+{
+  mpibind_t *h = ut_open("coral-lassen.xml");
+  ck_assert_int_eq(mpibind_set_gpu_allocation(h, "CUDA_VISIBLE_DEVICES", ""), 0);
+  ut_map(h, UT_IN(.ntasks = 2));
+  ck_assert_int_eq(mpibind_get_num_gpus(h), 0);
+  ut_expect(h, "20", ut_fmt("%s;%s", ut_seq(8, 84, 4, 1), ut_seq(96, 172, 4, 1)),
+            NULL);
+  mpibind_finalize(h);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("gpus");
@@ -348,6 +421,10 @@ int main(void)
   tcase_add_test(tc, task_missing_uuid);
   tcase_add_test(tc, gpu_bitmaps_are_positions);
   tcase_add_test(tc, gpu_allocation);
+  tcase_add_test(tc, gpu_allocation_uuid_pcibus);
+  tcase_add_test(tc, gpu_allocation_amd);
+  tcase_add_test(tc, gpu_allocation_bad_entry);
+  tcase_add_test(tc, gpu_allocation_none);
   suite_add_tcase(s, tc);
   return ut_run(s);
 }
