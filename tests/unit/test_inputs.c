@@ -358,6 +358,39 @@ START_TEST(caller_topology)
 }
 END_TEST
 
+/* Step 0: every type KEEP_STRUCTURE, PCI and OS devices KEEP_IMPORTANT;
+ * the handle loads files with them (lassen's L2/L1 caches, one per core,
+ * add no structure and go). */
+START_TEST(load_filters)
+{
+  hwloc_topology_t t;
+  enum hwloc_type_filter_e f;
+  ck_assert_int_eq(hwloc_topology_init(&t), 0);
+  ck_assert_int_eq(mpibind_topology_load_filters(t), 0);
+  hwloc_obj_type_t structure[] = {HWLOC_OBJ_PACKAGE, HWLOC_OBJ_CORE, HWLOC_OBJ_L1CACHE,
+                                  HWLOC_OBJ_L2CACHE, HWLOC_OBJ_L3CACHE, HWLOC_OBJ_GROUP};
+  for (size_t i = 0; i < sizeof structure / sizeof structure[0]; i++) {
+    ck_assert_int_eq(hwloc_topology_get_type_filter(t, structure[i], &f), 0);
+    ck_assert_msg(f == HWLOC_TYPE_FILTER_KEEP_STRUCTURE, "%s: filter %d",
+                  hwloc_obj_type_string(structure[i]), (int)f);
+  }
+  ck_assert_int_eq(hwloc_topology_get_type_filter(t, HWLOC_OBJ_PCI_DEVICE, &f), 0);
+  ck_assert_int_eq(f, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+  ck_assert_int_eq(hwloc_topology_get_type_filter(t, HWLOC_OBJ_OS_DEVICE, &f), 0);
+  ck_assert_int_eq(f, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+  hwloc_topology_destroy(t);
+
+  mpibind_t *h = ut_open("coral-lassen.xml");
+  t = mpibind_get_topology(h);
+  ck_assert_ptr_nonnull(t);
+  ck_assert_int_eq(hwloc_get_type_depth(t, HWLOC_OBJ_L2CACHE), HWLOC_TYPE_DEPTH_UNKNOWN);
+  ck_assert_int_eq(hwloc_get_type_depth(t, HWLOC_OBJ_L1CACHE), HWLOC_TYPE_DEPTH_UNKNOWN);
+  ck_assert_int_eq(hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_L3CACHE), 20);
+  ck_assert_int_eq(hwloc_topology_get_depth(t), 5);
+  mpibind_finalize(h);
+}
+END_TEST
+
 START_TEST(topology_file_getter)
 {
   char *path = ut_path("eas-tioga.xml");
@@ -395,6 +428,7 @@ int main(void)
   tcase_add_test(tc, null_handle);
   tcase_add_test(tc, calls_before_mapping);
   tcase_add_test(tc, caller_topology);
+  tcase_add_test(tc, load_filters);
   tcase_add_test(tc, topology_file_getter);
   suite_add_tcase(s, tc);
   return ut_run(s);

@@ -136,6 +136,19 @@ START_TEST(cpu_removes_gpus_of_other_socket)
 }
 END_TEST
 
+/* After mpibind() the handle's topology is the restricted one. */
+START_TEST(restricted_topology_getter)
+{
+  mpibind_t *h = ut_open("coral-lassen.xml");
+  ck_assert_int_eq(hwloc_get_nbobjs_by_type(mpibind_get_topology(h), HWLOC_OBJ_PU), 160);
+  ut_map(h, UT_IN(.ntasks = 2, .restrict_ids = "8", .restrict_type = MPIBIND_RESTRICT_MEM));
+  hwloc_topology_t t = mpibind_get_topology(h);
+  ck_assert_int_eq(hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU), 80);
+  ck_assert_int_eq(hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE), 1);
+  mpibind_finalize(h);
+}
+END_TEST
+
 /* hw_smt is recomputed on the restricted topology: with 2 PUs per core
  * left (hw 2) and smt 3 (<= 4 before restriction), s >= hw so the count
  * is of PUs (8), not 4 cores x 3. */
@@ -205,6 +218,7 @@ int main(void)
   tcase_add_test(tc, cpu_partly_outside);
   tcase_add_test(tc, mem_removes_gpus_of_other_socket);
   tcase_add_test(tc, cpu_removes_gpus_of_other_socket);
+  tcase_add_test(tc, restricted_topology_getter);
   tcase_add_test(tc, hw_smt_recomputed);
   tcase_add_test(tc, restriction_not_sticky);
   tcase_add_test(tc, mem_and_cpu_across_domains);
