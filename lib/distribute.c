@@ -15,6 +15,14 @@ struct domain {
   int ntasks;
 };
 
+static int in_subtree(hwloc_obj_t obj, hwloc_obj_t root)
+{
+  for (; obj; obj = obj->parent)
+    if (obj == root)
+      return 1;
+  return 0;
+}
+
 /* Parents that hold memory only (memory-side caches) are no root: the
  * level walk needs a level of the CPU hierarchy. */
 static hwloc_obj_t domain_root(hwloc_obj_t numa)
@@ -56,6 +64,20 @@ static int find_domains(mpibind_t *h, hwloc_topology_t topo,
     }
     d[n++] = (struct domain){.numa = numa, .root = root};
   }
+  /* Beyond ALGORITHM.md's two rules: hwloc 2 attaches memory it cannot
+   * place (CXL, expanders) to the Machine with the whole machine's CPUs.
+   * A domain whose root holds other domains would hand their CPUs out a
+   * second time: memory shared by several domains is not a domain. */
+  int kept = 0;
+  for (int i = 0; i < n; i++) {
+    int holds_other = 0;
+    for (int j = 0; j < n && !holds_other; j++)
+      holds_other = j != i && d[j].root != d[i].root &&
+                    in_subtree(d[j].root, d[i].root);
+    if (!holds_other)
+      d[kept++] = d[i];
+  }
+  n = kept;
   if (n == 0) {
     free(d);
     return mb_fail(h, "the topology has no NUMA node with CPUs: nothing to "
@@ -63,14 +85,6 @@ static int find_domains(mpibind_t *h, hwloc_topology_t topo,
   }
   *out = d;
   *nout = n;
-  return 0;
-}
-
-static int in_subtree(hwloc_obj_t obj, hwloc_obj_t root)
-{
-  for (; obj; obj = obj->parent)
-    if (obj == root)
-      return 1;
   return 0;
 }
 

@@ -279,6 +279,13 @@ int mb_gpu_list_allocate(mpibind_t *h, struct mb_gpu_list *list)
   for (int a = 0; a < h->nallocs; a++) {
     const char *var = h->allocs[a].var;
     unsigned vendor = vendor_of_var(var);
+    /* A node without that vendor's GPUs has nothing to allocate: sites
+     * export such variables everywhere, CPU nodes included. */
+    int any = 0;
+    for (int i = 0; i < list->n && !any; i++)
+      any = list->gpu[i].vendor == vendor;
+    if (!any)
+      continue;
     char *value = mb_strdup(h, h->allocs[a].value);
     if (!value)
       return -1;

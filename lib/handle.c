@@ -208,17 +208,13 @@ int mpibind_set_restrict_ids(mpibind_t *h, const char *ids)
     if (!set)
       return mb_fail(h, "out of memory");
     int bad = hwloc_bitmap_list_sscanf(set, ids) < 0;
-    int infinite = !bad && hwloc_bitmap_weight(set) < 0;
     hwloc_bitmap_free(set);
+    /* hwloc's parser skips what it does not understand; only its own
+     * characters make a list ("2-" is hwloc's open range: 2 and up). */
     if (bad || strspn(ids, "0123456789,-") != strlen(ids))
       return mb_fail(h,
                      "restrict list '%s' is invalid: expected a list of "
                      "ids such as 0-3,8,10-11",
-                     ids);
-    if (infinite)
-      return mb_fail(h,
-                     "restrict list '%s' is invalid: an open range has no "
-                     "end; expected a list of ids such as 0-3,8,10-11",
                      ids);
     if (!(copy = mb_strdup(h, ids)))
       return -1;

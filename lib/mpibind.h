@@ -115,7 +115,10 @@ MPIBIND_API int mpibind_topology_load_filters(hwloc_topology_t topo);
  * HIP_VISIBLE_DEVICES or ZE_AFFINITY_MASK.  Only the listed GPUs of that
  * variable's vendor are mapped, and the variable written for each task
  * uses the entries of this list (indexes, UUIDs or PCI bus ids, as given).
- * value "" allocates no GPU of that vendor; NULL removes a previous call. */
+ * value "" allocates no GPU of that vendor; NULL removes a previous call.
+ * On a node without GPUs of that vendor the variable is ignored (sites set
+ * such variables on CPU nodes too); on a node with them, an entry that
+ * names none of them makes mpibind() fail. */
 MPIBIND_API int mpibind_set_gpu_allocation(mpibind_t *handle, const char *var,
                                            const char *value);
 

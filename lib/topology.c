@@ -262,6 +262,32 @@ int mb_hw_smt(hwloc_topology_t topo)
   return (int)core->arity;
 }
 
+/* NUMA nodes without CPUs (GPU memory, CXL) go anyway in a restriction by
+ * CPUs (REMOVE_CPULESS).  hwloc 2.9 asserts (aborting the process) when
+ * such a node is attached below an object whose CPUs all stay, as hwloc 1
+ * exports of GPU nodes have it; removing them first, by nodeset, which
+ * has no such check, gives the same topology without the abort. */
+static int drop_cpuless_numa(hwloc_topology_t topo)
+{
+  hwloc_bitmap_t keep = hwloc_bitmap_alloc();
+  if (!keep)
+    return -1;
+  int cpuless = 0;
+  for (hwloc_obj_t n = hwloc_get_next_obj_by_type(topo, HWLOC_OBJ_NUMANODE,
+                                                   NULL);
+       n; n = hwloc_get_next_obj_by_type(topo, HWLOC_OBJ_NUMANODE, n)) {
+    if (n->cpuset && !hwloc_bitmap_iszero(n->cpuset))
+      hwloc_bitmap_set(keep, n->os_index);
+    else
+      cpuless = 1;
+  }
+  int rc = 0;
+  if (cpuless && !hwloc_bitmap_iszero(keep))
+    rc = hwloc_topology_restrict(topo, keep, HWLOC_RESTRICT_FLAG_BYNODESET);
+  hwloc_bitmap_free(keep);
+  return rc;
+}
+
 /* Step 2.  The restriction works on a copy so that neither the caller's
  * topology nor the loaded one changes: the same handle can map again with
  * another list. */
@@ -309,6 +335,13 @@ int mb_make_work_topology(mpibind_t *h)
   unsigned long flags =
       by_mem ? HWLOC_RESTRICT_FLAG_BYNODESET | HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS
              : HWLOC_RESTRICT_FLAG_REMOVE_CPULESS;
+  if (!by_mem && drop_cpuless_numa(work)) {
+    int e = errno;
+    hwloc_bitmap_free(set);
+    hwloc_topology_destroy(work);
+    return mb_fail(h, "cannot restrict the topology to CPUs '%s': %s",
+                   h->restrict_ids, strerror(e));
+  }
   if (hwloc_topology_restrict(work, set, flags)) {
     int e = errno;
     hwloc_bitmap_free(set);
