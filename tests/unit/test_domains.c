@@ -66,6 +66,25 @@ START_TEST(hbm_and_cpuless_skipped)
 }
 END_TEST
 
+/* xml/cxl-machine.xml: NUMA node 9 hangs from the Machine with the whole
+ * machine's cpuset (hwloc 2 gives memory children their parent's).  The
+ * literal rules of step 4 would make it a third domain rooted at the
+ * Machine, handing every CPU out a second time, against step 4's "Beyond
+ * the original" (no two tasks on the same CPUs with CXL memory); the
+ * library skips a domain whose root holds other domains.  2 domains. */
+START_TEST(cxl_on_machine_skipped)
+{
+  mpibind_t *h = ut_open("cxl-machine.xml");
+  ut_map(h, UT_IN(.ntasks = 2));
+  ut_expect(h, "4", "0,2,4,6;8,10,12,14", NULL);
+  ut_map(h, UT_IN(.ntasks = 3));
+  ut_expect(h, "2;2;4", "0,2;4,6;8,10,12,14", NULL);
+  ut_map(h, UT_IN(.ntasks = 1));
+  ut_expect(h, "16", "0-15", NULL);
+  mpibind_finalize(h);
+}
+END_TEST
+
 /* KNL quadrant/flat: MCDRAM (node 1) beside DDR (node 0) under the
  * Machine: one domain. */
 START_TEST(knl_quad_flat)
@@ -143,7 +162,7 @@ START_TEST(disjoint_and_nonempty)
                          "knl-quad-cache-hwloc1.xml", "knl-snc4-cache-hwloc1.xml",
                          "coral-lassen-hwloc1.xml", "coral-butte-hwloc1.xml",
                          "coral-rzansel-hwloc1.xml", "hbm-cxl.xml",
-                         "gpu-zero-weight.xml"};
+                         "gpu-zero-weight.xml", "cxl-machine.xml"};
   const char *file = files[_i];
   hwloc_topology_t t = load(file);
   int ncores = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE);
@@ -178,10 +197,11 @@ int main(void)
   TCase *tc = tcase_create("step4");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, hbm_and_cpuless_skipped);
+  tcase_add_test(tc, cxl_on_machine_skipped);
   tcase_add_test(tc, knl_quad_flat);
   tcase_add_test(tc, knl_snc4_flat_greedy);
   tcase_add_test(tc, lassen_gpu_memory_skipped);
-  tcase_add_loop_test(tc, disjoint_and_nonempty, 0, 9);
+  tcase_add_loop_test(tc, disjoint_and_nonempty, 0, 10);
   suite_add_tcase(s, tc);
   return ut_run(s);
 }

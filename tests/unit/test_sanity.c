@@ -155,6 +155,35 @@ START_TEST(every_topology)
 }
 END_TEST
 
+/* A restriction to every CPU (or every NUMA node), named by a list larger
+ * than the node, changes nothing: same mapping as without it, no crash
+ * (hwloc asserts on some such restrictions of hwloc 1 exports, whose
+ * CPU-less NUMA nodes sit in CPU-less groups). */
+START_TEST(restrict_to_everything)
+{
+  const char *file = files[_i];
+  mpibind_t *h = ut_open(file), *all = ut_open(file);
+  const char *lists[] = {"0-65535", "0-65535"};
+  for (int type = 0; type <= 1; type++)
+    for (int n = 1; n <= 9; n += 2) {
+      ut_map(all, UT_IN(.ntasks = n));
+      ut_map(h, UT_IN(.ntasks = n, .restrict_ids = lists[type], .restrict_type = type));
+      for (int i = 0; i < n; i++) {
+        ck_assert_msg(hwloc_bitmap_isequal(mpibind_get_cpus(h)[i], mpibind_get_cpus(all)[i]),
+                      "%s: ntasks %d restrict %s %s: task %d: cpus %s, unrestricted %s",
+                      file, n, type ? "mem" : "cpu", lists[type], i, ut_cpus_str(h, i),
+                      ut_cpus_str(all, i));
+        ck_assert_int_eq(mpibind_get_nthreads(h)[i], mpibind_get_nthreads(all)[i]);
+        char *a = ut_gpus_str(h, i), *b = ut_gpus_str(all, i);
+        ck_assert_msg(strcmp(a, b) == 0, "%s: ntasks %d restrict %s: task %d: gpus "
+                      "%s, unrestricted %s", file, n, type ? "mem" : "cpu", i, a, b);
+      }
+    }
+  mpibind_finalize(h);
+  mpibind_finalize(all);
+}
+END_TEST
+
 int main(void)
 {
   const char *topo = getenv("TOPOLOGIES"), *unit = getenv("UNIT_XML");
@@ -174,6 +203,7 @@ int main(void)
   TCase *tc = tcase_create("files");
   tcase_set_timeout(tc, 60);
   tcase_add_loop_test(tc, every_topology, 0, nfiles);
+  tcase_add_loop_test(tc, restrict_to_everything, 0, nfiles);
   suite_add_tcase(s, tc);
   return ut_run(s);
 }
