@@ -190,6 +190,18 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
                                                  : hwloc_topology_get_topology_cpuset(t);
     if (!hwloc_bitmap_intersects(set, have))
       return -1;
+    if (!in.restrict_type) {
+      /* hwloc 2.9 asserts in a restriction by CPUs when a CPU-less NUMA
+       * node sits in a CPU-less group (hwloc 1 exports): such nodes go
+       * with REMOVE_CPULESS anyway, so remove them first, by nodeset. */
+      hwloc_bitmap_t keep = hwloc_bitmap_alloc();
+      int i = 0;
+      for (hwloc_obj_t n; (n = hwloc_get_obj_by_type(t, HWLOC_OBJ_NUMANODE, i)); i++)
+        if (!hwloc_bitmap_iszero(n->cpuset))
+          hwloc_bitmap_set(keep, n->os_index);
+      ck_assert_int_eq(hwloc_topology_restrict(t, keep, HWLOC_RESTRICT_FLAG_BYNODESET), 0);
+      hwloc_bitmap_free(keep);
+    }
     if (hwloc_topology_restrict(t, set, in.restrict_type
                                 ? HWLOC_RESTRICT_FLAG_BYNODESET | HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS
                                 : HWLOC_RESTRICT_FLAG_REMOVE_CPULESS))
@@ -497,6 +509,35 @@ START_TEST(every_topology)
             compare(h, base, path, UT_IN(.ntasks = n, .greedy = greedy, .gpu_optim = gpu,
                                    .smt = smt, .restrict_ids = lists[l],
                                    .restrict_type = l == 2));
+  /* random restrictions (a fixed seed per file): PU subsets of several
+   * densities, NUMA node subsets */
+  unsigned seed = 12345u + (unsigned)_i;
+  hwloc_const_bitmap_t allcpus = hwloc_topology_get_topology_cpuset(t);
+  hwloc_const_bitmap_t allnodes = hwloc_topology_get_topology_nodeset(t);
+  for (int trial = 0; trial < 24; trial++) {
+    int mem = trial % 3 == 2;
+    int keep_in = 1 + trial % 7; /* keep about 1 in keep_in */
+    hwloc_const_bitmap_t from = mem ? allnodes : allcpus;
+    hwloc_bitmap_t b = hwloc_bitmap_alloc();
+    int id;
+    hwloc_bitmap_foreach_begin(id, from) {
+      seed = seed * 1103515245u + 12345u;
+      if ((seed >> 16) % keep_in == 0)
+        hwloc_bitmap_set(b, id);
+    }
+    hwloc_bitmap_foreach_end();
+    if (hwloc_bitmap_iszero(b))
+      hwloc_bitmap_set(b, hwloc_bitmap_last(from));
+    char *list;
+    hwloc_bitmap_list_asprintf(&list, b);
+    hwloc_bitmap_free(b);
+    int ns[] = {1, 2, 3, 5, 8, 13};
+    for (int k = 0; k < 6; k++)
+      for (int greedy = 0; greedy <= 1; greedy++)
+        compare(h, base, path, UT_IN(.ntasks = ns[k], .greedy = greedy,
+                                     .smt = trial % 2, .restrict_ids = list,
+                                     .restrict_type = mem));
+  }
   mpibind_finalize(h);
   hwloc_topology_destroy(base);
 }
