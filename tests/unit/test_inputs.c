@@ -391,6 +391,39 @@ START_TEST(load_filters)
 }
 END_TEST
 
+/* NULL returns to the live machine, after a caller's topology too. */
+START_TEST(back_to_live)
+{
+  hwloc_topology_t topo;
+  char *path = ut_path("coral-lassen.xml");
+  ck_assert_int_eq(hwloc_topology_init(&topo), 0);
+  ck_assert_int_eq(mpibind_topology_load_filters(topo), 0);
+  ck_assert_int_eq(hwloc_topology_set_xml(topo, path), 0);
+  ck_assert_int_eq(hwloc_topology_load(topo), 0);
+  mpibind_t *h = NULL;
+  ck_assert_int_eq(mpibind_init(&h), 0);
+  ck_assert_int_eq(mpibind_set_topology(h, topo), 0);
+  ut_map(h, UT_IN(.ntasks = 1));
+  ut_expect(h, "160", "8-87,96-175", "0,1,2,3");
+  ck_assert_int_eq(mpibind_set_topology(h, NULL), 0);
+  hwloc_topology_t live;
+  ck_assert_int_eq(hwloc_topology_init(&live), 0);
+  ck_assert_int_eq(hwloc_topology_load(live), 0);
+  /* one task with smt = hw_smt: every PU of the node (greedy over several
+   * domains, or all PUs of every core of the only one) */
+  int cd = hwloc_get_type_or_below_depth(live, HWLOC_OBJ_CORE);
+  hwloc_obj_t core = hwloc_get_obj_by_depth(live, cd, 0);
+  int hw = core->type == HWLOC_OBJ_PU ? 1 : (int)core->arity;
+  ut_map(h, UT_IN(.ntasks = 1, .smt = hw));
+  ck_assert_msg(hwloc_bitmap_isequal(mpibind_get_cpus(h)[0],
+                                     hwloc_topology_get_topology_cpuset(live)),
+                "one task on the live machine: cpus %s", ut_cpus_str(h, 0));
+  hwloc_topology_destroy(live);
+  mpibind_finalize(h);
+  hwloc_topology_destroy(topo);
+}
+END_TEST
+
 START_TEST(topology_file_getter)
 {
   char *path = ut_path("eas-tioga.xml");
@@ -430,6 +463,7 @@ int main(void)
   tcase_add_test(tc, caller_topology);
   tcase_add_test(tc, load_filters);
   tcase_add_test(tc, topology_file_getter);
+  tcase_add_test(tc, back_to_live);
   suite_add_tcase(s, tc);
   return ut_run(s);
 }

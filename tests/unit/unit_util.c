@@ -18,13 +18,6 @@ char *ut_fmt(const char *fmt, ...)
   return s;
 }
 
-const char *ut_topologies_dir(void)
-{
-  const char *d = getenv("TOPOLOGIES");
-  ck_assert_msg(d && *d, "TOPOLOGIES is not set (run through meson test)");
-  return d;
-}
-
 char *ut_path(const char *name)
 {
   if (strchr(name, '/'))

@@ -29,8 +29,6 @@ typedef struct {
  * (the shared real machines) and then in $UNIT_XML (the small files of
  * tests/unit/xml).  Returns a malloc'd string. */
 char *ut_path(const char *name);
-/* $TOPOLOGIES, checked to be set. */
-const char *ut_topologies_dir(void);
 
 /* A new handle on the topology file name (see ut_path). */
 mpibind_t *ut_open(const char *name);
