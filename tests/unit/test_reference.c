@@ -470,12 +470,11 @@ static void compare(mpibind_t *h, hwloc_topology_t base, const char *path, ut_in
   free(what);
 }
 
-START_TEST(every_topology)
+/* Compares the library (h) and the reference (on base) over many inputs. */
+static void exercise(mpibind_t *h, hwloc_topology_t base, const char *path, unsigned seed)
 {
-  const char *path = files[_i];
-  mpibind_t *h = ut_open(path);
+  hwloc_topology_t t = base;
   ck_assert_int_eq(mpibind_set_gpu_ids(h, MPIBIND_ID_NAME), 0);
-  hwloc_topology_t base = load(path), t = base;
   int npus = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU);
   int hw = hw_smt_of(t);
   int step = npus / 10 > 1 ? npus / 10 : 1;
@@ -511,7 +510,6 @@ START_TEST(every_topology)
                                    .restrict_type = l == 2));
   /* random restrictions (a fixed seed per file): PU subsets of several
    * densities, NUMA node subsets */
-  unsigned seed = 12345u + (unsigned)_i;
   hwloc_const_bitmap_t allcpus = hwloc_topology_get_topology_cpuset(t);
   hwloc_const_bitmap_t allnodes = hwloc_topology_get_topology_nodeset(t);
   for (int trial = 0; trial < 24; trial++) {
@@ -538,7 +536,47 @@ START_TEST(every_topology)
                                      .smt = trial % 2, .restrict_ids = list,
                                      .restrict_type = mem));
   }
+}
+
+START_TEST(every_topology)
+{
+  const char *path = files[_i];
+  mpibind_t *h = ut_open(path);
+  hwloc_topology_t base = load(path);
+  exercise(h, base, path, 12345u + (unsigned)_i);
   mpibind_finalize(h);
+  hwloc_topology_destroy(base);
+}
+END_TEST
+
+/* hwloc synthetic nodes (a caller's topology for the library): larger,
+ * SMT-3, NUMA nodes at two levels, interleaved PU numbering, no package. */
+static const char *synthetic[] = {
+  "pack:2 numa:2 l3:2 core:4 pu:2",
+  "pack:4 [numa] l3:4 core:8 pu:4",
+  "pack:2 [numa] group:2 [numa] core:4 pu:2",
+  "pack:2 core:4 pu:2(indexes=0,8,1,9,2,10,3,11,4,12,5,13,6,14,7,15)",
+  "numa:4 core:6 pu:1",
+  "pack:1 l3:3 core:5 pu:3",
+};
+
+START_TEST(synthetic_nodes)
+{
+  hwloc_topology_t base, mine;
+  ck_assert_int_eq(hwloc_topology_init(&base), 0);
+  hwloc_topology_set_all_types_filter(base, HWLOC_TYPE_FILTER_KEEP_STRUCTURE);
+  ck_assert_int_eq(hwloc_topology_set_synthetic(base, synthetic[_i]), 0);
+  ck_assert_int_eq(hwloc_topology_load(base), 0);
+  ck_assert_int_eq(hwloc_topology_init(&mine), 0);
+  ck_assert_int_eq(mpibind_topology_load_filters(mine), 0);
+  ck_assert_int_eq(hwloc_topology_set_synthetic(mine, synthetic[_i]), 0);
+  ck_assert_int_eq(hwloc_topology_load(mine), 0);
+  mpibind_t *h = NULL;
+  ck_assert_int_eq(mpibind_init(&h), 0);
+  ck_assert_int_eq(mpibind_set_topology(h, mine), 0);
+  exercise(h, base, ut_fmt("/synthetic %s", synthetic[_i]), 777u + (unsigned)_i);
+  mpibind_finalize(h);
+  hwloc_topology_destroy(mine);
   hwloc_topology_destroy(base);
 }
 END_TEST
@@ -561,6 +599,7 @@ int main(void)
   TCase *tc = tcase_create("files");
   tcase_set_timeout(tc, 60);
   tcase_add_loop_test(tc, every_topology, 0, nfiles);
+  tcase_add_loop_test(tc, synthetic_nodes, 0, (int)(sizeof synthetic / sizeof *synthetic));
   suite_add_tcase(s, tc);
   return ut_run(s);
 }
