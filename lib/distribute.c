@@ -159,13 +159,69 @@ static int tasks_per_domain(mpibind_t *h, struct domain *d, int nd, int gpu_on)
   return 0;
 }
 
-/* Adds the first p PUs of obj to set (all of them when it has fewer). */
-static int first_pus(hwloc_obj_t obj, int p, hwloc_bitmap_t set)
+/* "The objects of depth d inside R's cpuset" are exactly R's descendants
+ * at depth d with a non-empty cpuset (objects of one depth have disjoint
+ * cpusets), and they are consecutive cousins.  Walking them costs what
+ * they are; hwloc's *_inside_cpuset_by_depth helpers test every object of
+ * the level, which makes a mapping quadratic in the node's size. */
+/* Has o any PU?  A PU at the end of the first-child path says yes at the
+ * cost of the depth; hwloc_bitmap_iszero would scan o's cpuset from PU 0,
+ * which over a whole level is quadratic again. */
+static int has_pus(hwloc_obj_t o)
+{
+  hwloc_obj_t leaf = o;
+  while (leaf->first_child)
+    leaf = leaf->first_child;
+  return leaf->type == HWLOC_OBJ_PU || !hwloc_bitmap_iszero(o->cpuset);
+}
+
+static hwloc_obj_t below_next(hwloc_obj_t R, hwloc_obj_t o)
+{
+  while (o && !has_pus(o))
+    o = o->next_cousin;
+  return o && in_subtree(o, R) ? o : NULL;
+}
+
+static hwloc_obj_t below_first(hwloc_topology_t topo, hwloc_obj_t R, int d)
+{
+  hwloc_obj_t o = R;
+  while (o->depth < d && o->first_child)
+    o = o->first_child;
+  if (o->depth != d) /* an asymmetric tree: no such object on this path */
+    return hwloc_get_next_obj_inside_cpuset_by_depth(topo, R->cpuset, d,
+                                                     NULL);
+  return below_next(R, o);
+}
+
+static int count_below(hwloc_topology_t topo, hwloc_obj_t R, int d)
 {
   int n = 0;
-  for (int pu = hwloc_bitmap_first(obj->cpuset); pu >= 0 && n < p;
-       pu = hwloc_bitmap_next(obj->cpuset, pu), n++)
-    hwloc_bitmap_set(set, pu);
+  for (hwloc_obj_t o = below_first(topo, R, d); o;
+       o = below_next(R, o->next_cousin))
+    n++;
+  return n;
+}
+
+/* The first p PUs of obj (all of them when it has fewer) into pus[];
+ * returns how many.  *from is the first PU of the previous object of the
+ * same level, or -1: cousins are sorted by their first PU, so the search
+ * for this object's first PU starts there instead of at PU 0 (linear, not
+ * quadratic, in the node's size).  The PU down the first-child path is the
+ * object's lowest in a well-formed tree; a tree that is not gets the full
+ * search. */
+static int first_pus(hwloc_obj_t obj, int p, int *pus, int *from)
+{
+  int pu = hwloc_bitmap_next(obj->cpuset, *from);
+  hwloc_obj_t leaf = obj;
+  while (leaf->first_child)
+    leaf = leaf->first_child;
+  if (leaf->type == HWLOC_OBJ_PU && (int)leaf->os_index < pu &&
+      hwloc_bitmap_isset(obj->cpuset, leaf->os_index))
+    pu = hwloc_bitmap_first(obj->cpuset);
+  *from = pu;
+  int n = 0;
+  for (; pu >= 0 && n < p; pu = hwloc_bitmap_next(obj->cpuset, pu))
+    pus[n++] = pu;
   return n;
 }
 
@@ -179,8 +235,7 @@ static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
 
   int t = h->nthreads;
   if (t == 0) {
-    int count = hwloc_get_nbobjs_inside_cpuset_by_depth(
-        topo, R->cpuset, s < hw ? core_depth : pu_depth);
+    int count = count_below(topo, R, s < hw ? core_depth : pu_depth);
     if (1 < s && s < hw)
       count *= s;
     t = count >= k ? count / k : 1;
@@ -192,10 +247,10 @@ static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
   /* The level: the first from R down whose objects are at least as many
    * as the workers; the core level otherwise (and always with smt). */
   int depth = core_depth > R->depth ? core_depth : R->depth;
-  int m = hwloc_get_nbobjs_inside_cpuset_by_depth(topo, R->cpuset, depth);
+  int m = count_below(topo, R, depth);
   if (s == 0) {
     for (int dd = R->depth; dd < depth; dd++) {
-      int mm = hwloc_get_nbobjs_inside_cpuset_by_depth(topo, R->cpuset, dd);
+      int mm = count_below(topo, R, dd);
       if (mm >= workers) {
         depth = dd;
         m = mm;
@@ -220,50 +275,47 @@ static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
   }
 
   hwloc_obj_t *objs = malloc(m * sizeof(*objs));
-  hwloc_bitmap_t contrib = hwloc_bitmap_alloc();
-  if (!objs || !contrib) {
+  int *pus = malloc(p * sizeof(*pus));
+  if (!objs || !pus) {
     free(objs);
-    hwloc_bitmap_free(contrib);
+    free(pus);
     return mb_fail(h, "out of memory");
   }
   int i = 0;
-  for (hwloc_obj_t o = hwloc_get_next_obj_inside_cpuset_by_depth(
-           topo, R->cpuset, depth, NULL);
-       o && i < m;
-       o = hwloc_get_next_obj_inside_cpuset_by_depth(topo, R->cpuset, depth, o))
+  for (hwloc_obj_t o = below_first(topo, R, depth); o && i < m;
+       o = below_next(R, o->next_cousin))
     objs[i++] = o;
 
+  int from = -1;
   if (m >= k) {
     int o = 0;
     for (int j = 0; j < k; j++) {
-      int len = mb_split_part(m, k, j);
-      for (int x = 0; x < len; x++)
-        first_pus(objs[o++], p, h->out_cpus[first + j]);
+      hwloc_bitmap_t set = h->out_cpus[first + j];
+      for (int x = mb_split_part(m, k, j); x > 0; x--) {
+        int c = first_pus(objs[o++], p, pus, &from);
+        for (int y = 0; y < c; y++)
+          hwloc_bitmap_set(set, pus[y]);
+      }
     }
   } else {
     int task = first;
     for (int o = 0; o < m; o++) {
       int g = mb_split_part(k, m, o);
-      hwloc_bitmap_zero(contrib);
-      int c = first_pus(objs[o], p, contrib);
-      int pu = hwloc_bitmap_first(contrib);
-      if (c >= g) {
+      int c = first_pus(objs[o], p, pus, &from);
+      if (c >= g) { /* the PUs, in order, in g runs */
+        int y = 0;
         for (int j = 0; j < g; j++, task++)
-          for (int x = mb_split_part(c, g, j); x > 0; x--) {
-            hwloc_bitmap_set(h->out_cpus[task], pu);
-            pu = hwloc_bitmap_next(contrib, pu);
-          }
-      } else {
-        for (int grp = 0; grp < c; grp++) {
-          for (int x = mb_split_part(g, c, grp); x > 0; x--, task++)
-            hwloc_bitmap_set(h->out_cpus[task], pu);
-          pu = hwloc_bitmap_next(contrib, pu);
-        }
+          for (int x = mb_split_part(c, g, j); x > 0; x--)
+            hwloc_bitmap_set(h->out_cpus[task], pus[y++]);
+      } else { /* g tasks in c groups, a group per PU */
+        for (int y = 0; y < c; y++)
+          for (int x = mb_split_part(g, c, y); x > 0; x--, task++)
+            hwloc_bitmap_set(h->out_cpus[task], pus[y]);
       }
     }
   }
   free(objs);
-  hwloc_bitmap_free(contrib);
+  free(pus);
   return 0;
 }
 
