@@ -202,26 +202,33 @@ static int count_below(hwloc_topology_t topo, hwloc_obj_t R, int d)
   return n;
 }
 
-/* The first p PUs of obj (all of them when it has fewer) into pus[];
- * returns how many.  *from is the first PU of the previous object of the
- * same level, or -1: cousins are sorted by their first PU, so the search
- * for this object's first PU starts there instead of at PU 0 (linear, not
- * quadratic, in the node's size).  The PU down the first-child path is the
- * object's lowest in a well-formed tree; a tree that is not gets the full
- * search. */
-static int first_pus(hwloc_obj_t obj, int p, int *pus, int *from)
+/* The p lowest PU OS indexes of obj (all of them when it has fewer) into
+ * pus[], ascending; returns how many.  obj's PUs are its PU descendants,
+ * consecutive at the PU level: walking them costs obj's size, where
+ * searching obj's cpuset costs the node's size (quadratic over a level).
+ * PUs are not always numbered in logical order (hwloc sorts by the
+ * original first PU, and a restriction can remove it), hence the sort. */
+static int first_pus(hwloc_topology_t topo, hwloc_obj_t obj, int p, int *pus)
 {
-  int pu = hwloc_bitmap_next(obj->cpuset, *from);
-  hwloc_obj_t leaf = obj;
-  while (leaf->first_child)
-    leaf = leaf->first_child;
-  if (leaf->type == HWLOC_OBJ_PU && (int)leaf->os_index < pu &&
-      hwloc_bitmap_isset(obj->cpuset, leaf->os_index))
-    pu = hwloc_bitmap_first(obj->cpuset);
-  *from = pu;
+  hwloc_obj_t pu = obj;
+  while (pu->type != HWLOC_OBJ_PU && pu->first_child)
+    pu = pu->first_child;
+  if (pu->type != HWLOC_OBJ_PU) { /* a first child without PUs */
+    int first = hwloc_bitmap_first(obj->cpuset);
+    pu = first < 0 ? NULL : hwloc_get_pu_obj_by_os_index(topo, first);
+  }
   int n = 0;
-  for (; pu >= 0 && n < p; pu = hwloc_bitmap_next(obj->cpuset, pu))
-    pus[n++] = pu;
+  for (; pu && in_subtree(pu, obj); pu = pu->next_cousin) {
+    int idx = (int)pu->os_index;
+    if (n == p && idx >= pus[n - 1])
+      continue;
+    int at = n < p ? n++ : n - 1; /* insert, dropping the largest */
+    while (at > 0 && pus[at - 1] > idx) {
+      pus[at] = pus[at - 1];
+      at--;
+    }
+    pus[at] = idx;
+  }
   return n;
 }
 
@@ -286,13 +293,12 @@ static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
        o = below_next(R, o->next_cousin))
     objs[i++] = o;
 
-  int from = -1;
   if (m >= k) {
     int o = 0;
     for (int j = 0; j < k; j++) {
       hwloc_bitmap_t set = h->out_cpus[first + j];
       for (int x = mb_split_part(m, k, j); x > 0; x--) {
-        int c = first_pus(objs[o++], p, pus, &from);
+        int c = first_pus(topo, objs[o++], p, pus);
         for (int y = 0; y < c; y++)
           hwloc_bitmap_set(set, pus[y]);
       }
@@ -301,7 +307,7 @@ static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
     int task = first;
     for (int o = 0; o < m; o++) {
       int g = mb_split_part(k, m, o);
-      int c = first_pus(objs[o], p, pus, &from);
+      int c = first_pus(topo, objs[o], p, pus);
       if (c >= g) { /* the PUs, in order, in g runs */
         int y = 0;
         for (int j = 0; j < g; j++, task++)
