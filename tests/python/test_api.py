@@ -413,3 +413,31 @@ def test_apply_accepts_a_file_of_this_machine(handles, saved_affinity,
                                        .split("cpus ")[1].strip()))
     h.apply(0)
     assert os.sched_getaffinity(0) == set(cpus)
+
+
+def test_one_task_per_core_follows_hwloc_logical_order(handles):
+    """Tioga, restricted to 6 PUs of one domain, one per core: 6 tasks get
+    one core each (W = 6 = m at the core level, ALGORITHM.md), in hwloc's
+    logical core order, which lstopo (hwloc itself) prints for the same
+    restriction.  On Tioga that order is not the PU numbers' order."""
+    import shutil
+    import subprocess
+    lstopo = shutil.which("lstopo-no-graphics") or shutil.which("lstopo")
+    if not lstopo:
+        pytest.skip("lstopo (hwloc-nox) is not installed")
+    pus = [19, 30, 82, 87, 89, 95]
+    mask, words = sum(1 << p for p in pus), []
+    while mask:
+        words.append("0x%08x" % (mask & 0xffffffff))
+        mask >>= 32
+    out = subprocess.run(
+        [lstopo, "-i", topo(TIOGA), "--restrict", ",".join(reversed(words)),
+         "--only", "pu", "--of", "console"],
+        capture_output=True, text=True, check=True, timeout=60).stdout
+    order = [int(line.split("P#")[1].split(")")[0])
+             for line in out.splitlines() if "P#" in line]
+    assert sorted(order) == pus
+    h = handles(ntasks=6, restrict_ids=",".join(map(str, pus)),
+                topology_file=topo(TIOGA))
+    h.mpibind()
+    assert [h.get_cpus_ptask(t) for t in range(6)] == [[p] for p in order]
