@@ -9,6 +9,10 @@ meson test -C build --print-errorlogs --num-processes 2
 # Sanitized build: the library, the command, the preload and the C tests.
 # The Python and launcher suites load the library into interpreters and MPI
 # launchers that are not built with ASan, so they run in the build above.
+# Debian's hwloc PCI plugin leaks (through libpciaccess) and is unloaded
+# before LeakSanitizer looks, so the leak cannot even be named in a
+# suppression: the sanitized run discovers live topologies without it
+# (this machine has no PCI GPU; the GPU rules are tested on XML files).
 if [ -d build-asan ]; then
   meson setup --reconfigure build-asan >/dev/null
 else
@@ -16,5 +20,6 @@ else
     -Dbuildtype=debug >/dev/null
 fi
 meson compile -C build-asan
-UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite cli
+HWLOC_PLUGINS_BLACKLIST=hwloc_pci UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  meson test -C build-asan --print-errorlogs --num-processes 2 \
+  --suite unit --suite cli --suite preload
