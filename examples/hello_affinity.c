@@ -6,7 +6,6 @@
 #define _GNU_SOURCE
 #include <mpi.h>
 #include <omp.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,22 +42,35 @@ int main(int argc, char **argv)
   char cpus[4096];
   allowed_list(cpus, sizeof(cpus));
   const char *gpus = getenv("CUDA_VISIBLE_DEVICES");
-  char report[8192];
+  char report[16384];
   int len = snprintf(report, sizeof(report),
                      "rank %d/%d: cpus %s, OpenMP threads %d, "
                      "CUDA_VISIBLE_DEVICES=%s\n",
                      rank, size, cpus, omp_get_max_threads(),
                      gpus ? gpus : "(unset)");
+
+  /* Each OpenMP thread's CPUs, as the kernel has them; consecutive
+   * threads with the same CPUs are shown as one line. */
+  int nth = omp_get_max_threads();
+  char(*mine)[256] = calloc(nth, sizeof(*mine));
+  if (!mine)
+    MPI_Abort(MPI_COMM_WORLD, 1);
 #pragma omp parallel
-  {
-    char mine[4096];
-    allowed_list(mine, sizeof(mine));
-#pragma omp critical
-    if (len >= 0 && (size_t)len < sizeof(report))
+  allowed_list(mine[omp_get_thread_num()], sizeof(*mine));
+  for (int t = 0; t < nth && len >= 0 && (size_t)len < sizeof(report);) {
+    int last = t;
+    while (last + 1 < nth && strcmp(mine[last + 1], mine[t]) == 0)
+      last++;
+    if (last == t)
       len += snprintf(report + len, sizeof(report) - len,
-                      "  rank %d thread %d: cpus %s (on cpu %d)\n", rank,
-                      omp_get_thread_num(), mine, sched_getcpu());
+                      "  rank %d thread %d: cpus %s\n", rank, t, mine[t]);
+    else
+      len += snprintf(report + len, sizeof(report) - len,
+                      "  rank %d threads %d-%d: cpus %s\n", rank, t, last,
+                      mine[t]);
+    t = last + 1;
   }
+  free(mine);
   /* Print in rank order so the output reads as a table. */
   for (int r = 0; r < size; r++) {
     if (r == rank) {

@@ -3,6 +3,7 @@
 #  1. the mapping of this node and of a GPU node (a Lassen node's XML);
 #  2. a real MPI+OpenMP program launched with LD_PRELOAD=libmpibind-preload.so:
 #     the preload's report, then each rank's actual affinity and threads;
+#     the same under MPICH, and as if on the Lassen node (dry run);
 #  3. the seed's Python example under mpirun.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
@@ -21,16 +22,27 @@ if [ -r "$TOPO/coral-lassen.xml" ]; then
 fi
 
 echo
-echo "== An MPI+OpenMP program, 2 ranks, bound by the preload (MPIBIND=verbose)"
-echo "   mpirun -np 2 -x LD_PRELOAD=libmpibind-preload.so -x MPIBIND=v ./hello_affinity"
-timeout 120 mpirun --oversubscribe -np 2 \
-  -x LD_PRELOAD="$B/preload/libmpibind-preload.so" -x MPIBIND=v \
-  "$B/examples/hello_affinity"
+for np in 1 2; do
+  echo "== An MPI+OpenMP program, $np rank(s), bound by the preload (MPIBIND=verbose)"
+  echo "   mpirun -np $np -x LD_PRELOAD=libmpibind-preload.so -x MPIBIND=v ./hello_affinity"
+  timeout 120 mpirun --oversubscribe -np $np \
+    -x LD_PRELOAD="$B/preload/libmpibind-preload.so" -x MPIBIND=v \
+    "$B/examples/hello_affinity"
+  echo
+done
 
-echo
 echo "== The same program under MPICH's mpiexec, 4 ranks on this 2-core node"
 timeout 120 mpiexec.mpich -n 4 -genv LD_PRELOAD "$B/preload/libmpibind-preload.so" \
   "$B/examples/hello_affinity-mpich"
+
+if [ -r "$TOPO/coral-lassen.xml" ]; then
+  echo
+  echo "== The same program as if on the Lassen node: MPIBIND_TOPOFILE=coral-lassen.xml MPIBIND=v,dryrun"
+  echo "   (dryrun: each rank is told its threads and GPUs; this machine's CPUs stay as they are)"
+  timeout 120 mpiexec.mpich -n 4 -genv LD_PRELOAD "$B/preload/libmpibind-preload.so" \
+    -genv MPIBIND_TOPOFILE "$TOPO/coral-lassen.xml" -genv MPIBIND v,dryrun \
+    "$B/examples/hello_affinity-mpich"
+fi
 
 echo
 echo "== The seed's Python example (restrict_ids='0-7'), 4 ranks under mpirun"
