@@ -157,14 +157,28 @@ def launch(nranks, args, outdir, timeout=LAUNCH_TIMEOUT):
 
 # ---- the seed example -------------------------------------------------------
 
+def test_seed_example_is_the_seed_verbatim():
+    """examples/mpibind_example.py is the code block of shared/seed's
+    README, to the character: "runs as written" means that code."""
+    seed_dir = os.path.join(os.environ["MPIBIND_TOPOLOGIES"], "..", "seed")
+    with open(os.path.join(seed_dir, "mpibind-for-python-README.md")) as f:
+        readme = f.read()
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    with open(os.path.join(HERE, "..", "..", "examples",
+                           "mpibind_example.py")) as f:
+        assert f.read() == block
+
+
 @needs_mpirun
 def test_seed_example_as_written_under_mpirun(tmp_path):
-    """shared/seed's Python example, copied verbatim into seed_example.py,
-    with 4 ranks on this node: each rank ends bound to its task's CPUs of
-    the mapping of 4 tasks restricted to PUs 0-7."""
-    with open(os.path.join(HERE, "seed_example.py")) as f:
+    """shared/seed's Python example, copied verbatim into
+    examples/mpibind_example.py, with 4 ranks on this node: each rank ends
+    bound to its task's CPUs of the mapping of 4 tasks restricted to PUs
+    0-7."""
+    seed = os.path.join(HERE, "..", "..", "examples", "mpibind_example.py")
+    with open(seed) as f:
         assert "restrict_ids='0-7'" in f.read()
-    outs = launch(4, [sys.executable, "seed_example.py"], tmp_path / "out")
+    outs = launch(4, [sys.executable, seed], tmp_path / "out")
     after = {}
     for rank, out in outs.items():
         lines = out.splitlines()
