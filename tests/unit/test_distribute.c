@@ -306,9 +306,10 @@ START_TEST(many_tasks)
   mpibind_t *h = map("cts1-quartz-smt1.xml", UT_IN(.ntasks = ntasks));
   ut_expect(h, "1", ut_join(";", ntasks, cpus), NULL);
   int len = mpibind_mapping_snprint(NULL, 0, h);
-  char *rep = malloc(len + 1);
+  char *rep = ut_keep(malloc(len + 1));
   ck_assert_int_eq(mpibind_mapping_snprint(rep, len + 1, h), len);
   ck_assert_msg(strstr(rep, "mpibind: task 4999 nths  1 gpus  cpus 35\n"), "no last line");
+  free(cpus);
   mpibind_finalize(h);
 }
 END_TEST
@@ -332,12 +333,12 @@ END_TEST
 int main(void)
 {
   Suite *s = suite_create("distribute");
-  TCase *g = tcase_create("greedy");
+  TCase *g = ut_tcase("greedy");
   tcase_add_test(g, greedy_uneven_split);
   tcase_add_test(g, greedy_nthreads_given);
   tcase_add_test(g, greedy_off_one_task);
   suite_add_tcase(s, g);
-  TCase *w = tcase_create("weights");
+  TCase *w = ut_tcase("weights");
   tcase_add_test(w, gpu_weights_corona);
   tcase_add_test(w, pu_weights_corona);
   tcase_add_test(w, remainder_ties_lower_first);
@@ -346,7 +347,7 @@ int main(void)
   tcase_add_test(w, gpu_on_zero_weight);
   tcase_add_test(w, pu_weights_uneven);
   suite_add_tcase(s, w);
-  TCase *c = tcase_create("cpus");
+  TCase *c = ut_tcase("cpus");
   tcase_add_test(c, level_walk_cache);
   tcase_add_test(c, level_walk_core_two_pus);
   tcase_add_test(c, level_walk_core_all_pus);
@@ -361,7 +362,7 @@ int main(void)
   tcase_add_test(c, smt2_m_lt_k);
   tcase_add_test(c, many_tasks);
   suite_add_tcase(s, c);
-  TCase *gp = tcase_create("gpus");
+  TCase *gp = ut_tcase("gpus");
   tcase_add_test(gp, gpu_split_q_lt_k_uneven);
   suite_add_tcase(s, gp);
   return ut_run(s);

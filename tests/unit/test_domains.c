@@ -19,7 +19,6 @@ static hwloc_topology_t load(const char *file)
   ck_assert_int_eq(mpibind_topology_load_filters(t), 0);
   ck_assert_int_eq(hwloc_topology_set_xml(t, p), 0);
   ck_assert_int_eq(hwloc_topology_load(t), 0);
-  free(p);
   return t;
 }
 
@@ -30,7 +29,7 @@ static char *numa_cpus(hwloc_topology_t t, unsigned os)
   ck_assert_ptr_nonnull(n);
   char *s;
   hwloc_bitmap_list_asprintf(&s, n->cpuset);
-  return s;
+  return ut_keep(s);
 }
 
 /* First PU of cores first..last (logical indexes). */
@@ -45,7 +44,7 @@ static char *first_pus(hwloc_topology_t t, int first, int last)
   char *s;
   hwloc_bitmap_list_asprintf(&s, b);
   hwloc_bitmap_free(b);
-  return s;
+  return ut_keep(s);
 }
 
 /* xml/hbm-cxl.xml: 2 packages x 4 cores x 2 PUs, each package's group
@@ -116,7 +115,9 @@ START_TEST(knl_snc4_flat_greedy)
                   hwloc_get_numanode_obj_by_os_index(t, 1)->cpuset);
   char *s01;
   hwloc_bitmap_list_asprintf(&s01, b01);
+  ut_keep(s01);
   int w01 = hwloc_bitmap_weight(b01);
+  hwloc_bitmap_free(b01);
   int w2 = hwloc_bitmap_weight(hwloc_get_numanode_obj_by_os_index(t, 2)->cpuset);
   int w3 = hwloc_bitmap_weight(hwloc_get_numanode_obj_by_os_index(t, 3)->cpuset);
   ut_expect(h, ut_fmt("%d;%d;%d", w01, w2, w3),
@@ -194,7 +195,7 @@ END_TEST
 int main(void)
 {
   Suite *s = suite_create("domains");
-  TCase *tc = tcase_create("step4");
+  TCase *tc = ut_tcase("step4");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, hbm_and_cpuless_skipped);
   tcase_add_test(tc, cxl_on_machine_skipped);

@@ -206,7 +206,7 @@ static char *capture(int (*f)(mpibind_t *), mpibind_t *h, int *rc)
   close(saved);
   off_t len = lseek(fileno(tmp), 0, SEEK_END); /* written through fd 1 */
   ck_assert_int_ge(len, 0);
-  char *buf = calloc(1, len + 1);
+  char *buf = ut_keep(calloc(1, len + 1));
   lseek(fileno(tmp), 0, SEEK_SET);
   ck_assert_int_eq(read(fileno(tmp), buf, len), len);
   fclose(tmp);
@@ -242,7 +242,7 @@ static char *report(mpibind_t *h)
 {
   int len = mpibind_mapping_snprint(NULL, 0, h);
   ck_assert_int_ge(len, 0);
-  char *buf = malloc(len + 1);
+  char *buf = ut_keep(malloc(len + 1));
   ck_assert_int_eq(mpibind_mapping_snprint(buf, len + 1, h), len);
   ck_assert_int_eq((int)strlen(buf), len);
   return buf;
@@ -390,7 +390,7 @@ END_TEST
 int main(void)
 {
   Suite *s = suite_create("env_report");
-  TCase *e = tcase_create("env");
+  TCase *e = ut_tcase("env");
   tcase_add_test(e, no_gpu_node);
   tcase_add_test(e, nvidia);
   tcase_add_test(e, visible_index_whatever_id_kind);
@@ -403,7 +403,7 @@ int main(void)
   tcase_add_test(e, recomputed);
   tcase_add_test(e, env_vars_print);
   suite_add_tcase(s, e);
-  TCase *r = tcase_create("report");
+  TCase *r = ut_tcase("report");
   tcase_add_test(r, report_no_gpu);
   tcase_add_test(r, report_gpus_and_id_kinds);
   tcase_add_test(r, report_many_tasks);

@@ -66,8 +66,6 @@ static void compare(mpibind_t *ha, mpibind_t *hb, const struct pair *p, ut_in in
       char *ga = ut_gpus_str(ha, i), *gb = ut_gpus_str(hb, i);
       ck_assert_msg(strcmp(ga, gb) == 0, "%s: task %d: gpus %s vs %s",
                     describe(p->a, p->b, in), i, ga, gb);
-      free(ga);
-      free(gb);
     }
   }
 }
@@ -116,7 +114,7 @@ END_TEST
 int main(void)
 {
   Suite *s = suite_create("equivalence");
-  TCase *tc = tcase_create("exports");
+  TCase *tc = ut_tcase("exports");
   tcase_set_timeout(tc, 60);
   int npairs = (int)(sizeof pairs / sizeof pairs[0]);
   tcase_add_loop_test(tc, same_mapping, 0, npairs);

@@ -30,14 +30,14 @@ static void setup(void)
 {
   char tmpl[] = "/tmp/mpibind-unit-XXXXXX";
   ck_assert_ptr_nonnull(mkdtemp(tmpl));
-  tmpdir = strdup(tmpl);
+  tmpdir = ut_keep(strdup(tmpl));
 }
 
 static void teardown(void)
 {
   char *cmd = ut_fmt("rm -rf '%s'", tmpdir);
   (void)!system(cmd);
-  free(cmd);
+  ut_free_all();
 }
 
 /* The file is refused with a message naming it; the handle then takes a
@@ -176,6 +176,7 @@ END_TEST
 int main(void)
 {
   Suite *s = suite_create("errors");
+  /* not ut_tcase: teardown still needs tmpdir, it calls ut_free_all */
   TCase *tc = tcase_create("topology_file");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, missing);

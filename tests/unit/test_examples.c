@@ -154,12 +154,12 @@ END_TEST
 int main(void)
 {
   Suite *s = suite_create("examples");
-  TCase *q = tcase_create("quartz");
+  TCase *q = ut_tcase("quartz");
   tcase_add_test(q, quartz_4_restrict_0_7);
   tcase_add_test(q, quartz_3);
   tcase_add_test(q, quartz_1);
   suite_add_tcase(s, q);
-  TCase *l = tcase_create("lassen");
+  TCase *l = ut_tcase("lassen");
   tcase_add_test(l, lassen_1);
   tcase_add_test(l, lassen_2);
   tcase_add_test(l, lassen_4);
@@ -170,7 +170,7 @@ int main(void)
   tcase_add_test(l, lassen_2_restrict_mem_8);
   tcase_add_test(l, lassen_3_nthreads1_greedy0_gpu_optim0);
   suite_add_tcase(s, l);
-  TCase *t = tcase_create("tioga");
+  TCase *t = ut_tcase("tioga");
   tcase_add_test(t, tioga_4);
   tcase_add_test(t, tioga_8);
   tcase_add_test(t, tioga_2);

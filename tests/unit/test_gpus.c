@@ -300,9 +300,9 @@ START_TEST(gpu_bitmaps_are_positions)
   for (int i = 0; i < 4; i++) {
     char *s = NULL;
     hwloc_bitmap_list_asprintf(&s, g[i]);
+    ut_keep(s);
     ck_assert_msg(strcmp(s, want[i]) == 0, "task %d: GPU positions %s, expected %s",
                   i, s, want[i]);
-    free(s);
   }
   mpibind_finalize(h);
 }
@@ -402,7 +402,7 @@ END_TEST
 int main(void)
 {
   Suite *s = suite_create("gpus");
-  TCase *tc = tcase_create("step3");
+  TCase *tc = ut_tcase("step3");
   tcase_add_test(tc, lassen_nvml_over_cuda);
   tcase_add_test(tc, pascal_nvml_over_cuda_opencl);
   tcase_add_test(tc, g4dn_nvml_subtype);

@@ -442,7 +442,7 @@ END_TEST
 int main(void)
 {
   Suite *s = suite_create("inputs");
-  TCase *tc = tcase_create("step1");
+  TCase *tc = ut_tcase("step1");
   tcase_add_test(tc, defaults);
   tcase_add_test(tc, setters_roundtrip);
   tcase_add_test(tc, enum_values);

@@ -37,6 +37,23 @@ struct ref {
   int *ngpu_task;
 };
 
+static void ref_free(struct ref *r)
+{
+  for (int g = 0; g < r->ngpus; g++)
+    free(r->gpu[g].name);
+  free(r->gpu);
+  for (int i = 0; i < r->ntasks; i++) {
+    if (r->cpus)
+      hwloc_bitmap_free(r->cpus[i]);
+    if (r->gpus)
+      free(r->gpus[i]);
+  }
+  free(r->nth);
+  free(r->cpus);
+  free(r->gpus);
+  free(r->ngpu_task);
+}
+
 static int split(int n, int k, int j) { return n / k + (j < n % k); }
 
 static int backend_rank(hwloc_obj_t os)
@@ -174,8 +191,17 @@ static hwloc_topology_t load(const char *path)
   return t;
 }
 
+/* The restricted copy of reference() and its set, freed on any return. */
+static int restricted_fails(hwloc_topology_t t, hwloc_bitmap_t set)
+{
+  hwloc_bitmap_free(set);
+  hwloc_topology_destroy(t);
+  return -1;
+}
+
 /* Steps 1-5 on the loaded topology base (left unchanged); returns -1 on
- * an input error (no message needed here). */
+ * an input error (no message needed here).  The caller frees r with
+ * ref_free, whatever the return. */
 static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
 {
   hwloc_topology_t t = base;
@@ -185,11 +211,11 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
     ck_assert_int_eq(hwloc_topology_dup(&t, base), 0);
     hwloc_bitmap_t set = hwloc_bitmap_alloc();
     if (hwloc_bitmap_list_sscanf(set, in.restrict_ids) < 0)
-      return -1;
+      return restricted_fails(t, set);
     hwloc_const_bitmap_t have = in.restrict_type ? hwloc_topology_get_topology_nodeset(t)
                                                  : hwloc_topology_get_topology_cpuset(t);
     if (!hwloc_bitmap_intersects(set, have))
-      return -1;
+      return restricted_fails(t, set);
     if (!in.restrict_type) {
       /* hwloc 2.9 asserts in a restriction by CPUs when a CPU-less NUMA
        * node sits in a CPU-less group (hwloc 1 exports): such nodes go
@@ -205,7 +231,7 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
     if (hwloc_topology_restrict(t, set, in.restrict_type
                                 ? HWLOC_RESTRICT_FLAG_BYNODESET | HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS
                                 : HWLOC_RESTRICT_FLAG_REMOVE_CPULESS))
-      return -1;
+      return restricted_fails(t, set);
     hwloc_bitmap_free(set);
   }
   int hw = hw_smt_of(t), s = in.smt, k0 = in.ntasks;
@@ -247,8 +273,13 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
     }
   }
   nd = kept;
-  if (nd == 0)
+  if (nd == 0) {
+    free(numa);
+    free(root);
+    if (t != base)
+      hwloc_topology_destroy(t);
     return -1;
+  }
   int gpu_on = in.gpu_optim && r->ngpus > 0;
 
   /* Step 5. */
@@ -267,6 +298,8 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
       d += len;
       r->nth[task] = in.nthreads > 0 ? in.nthreads : hwloc_bitmap_weight(r->cpus[task]);
     }
+    free(numa);
+    free(root);
     if (t != base)
       hwloc_topology_destroy(t);
     return 0;
@@ -435,8 +468,10 @@ static void compare(mpibind_t *h, hwloc_topology_t base, const char *path, ut_in
   ck_assert_msg(!rref == !rlib, "%s: reference %s, library %s (%s)", what,
                 rref ? "fails" : "maps", rlib ? "fails" : "maps",
                 mpibind_get_error(h));
-  if (rref)
+  if (rref) {
+    ref_free(&r);
     return;
+  }
   ck_assert_msg(mpibind_get_num_gpus(h) == r.ngpus, "%s: %d GPUs, reference %d",
                 what, mpibind_get_num_gpus(h), r.ngpus);
   int *nth = mpibind_get_nthreads(h);
@@ -467,7 +502,7 @@ static void compare(mpibind_t *h, hwloc_topology_t base, const char *path, ut_in
                     "visible %s, reference %s", what, g, r.gpu[g].name,
                     v ? v : "(null)", r.gpu[g].visible);
     }
-  free(what);
+  ref_free(&r);
 }
 
 /* Compares the library (h) and the reference (on base) over many inputs. */
@@ -499,6 +534,10 @@ static void exercise(mpibind_t *h, hwloc_topology_t base, const char *path, unsi
   char *lists[3];
   hwloc_bitmap_list_asprintf(&lists[0], half);
   hwloc_bitmap_list_asprintf(&lists[1], odd);
+  ut_keep(lists[0]);
+  ut_keep(lists[1]);
+  hwloc_bitmap_free(half);
+  hwloc_bitmap_free(odd);
   lists[2] = ut_fmt("%d", hwloc_bitmap_last(hwloc_topology_get_topology_nodeset(t)));
   for (int l = 0; l < 3; l++)
     for (int n = 1; n <= 40; n += n < 10 ? 1 : 7)
@@ -528,6 +567,7 @@ static void exercise(mpibind_t *h, hwloc_topology_t base, const char *path, unsi
       hwloc_bitmap_set(b, hwloc_bitmap_last(from));
     char *list;
     hwloc_bitmap_list_asprintf(&list, b);
+    ut_keep(list);
     hwloc_bitmap_free(b);
     int ns[] = {1, 2, 3, 5, 8, 13};
     for (int k = 0; k < 6; k++)
@@ -596,10 +636,14 @@ int main(void)
   }
   qsort(files, nfiles, sizeof *files, cmp);
   Suite *s = suite_create("reference");
-  TCase *tc = tcase_create("files");
+  TCase *tc = ut_tcase("files");
   tcase_set_timeout(tc, 60);
   tcase_add_loop_test(tc, every_topology, 0, nfiles);
   tcase_add_loop_test(tc, synthetic_nodes, 0, (int)(sizeof synthetic / sizeof *synthetic));
   suite_add_tcase(s, tc);
-  return ut_run(s);
+  int rc = ut_run(s);
+  for (int i = 0; i < nfiles; i++)
+    free(files[i]);
+  free(files);
+  return rc;
 }

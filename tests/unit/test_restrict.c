@@ -208,7 +208,7 @@ END_TEST
 int main(void)
 {
   Suite *s = suite_create("restrict");
-  TCase *tc = tcase_create("step2");
+  TCase *tc = ut_tcase("step2");
   tcase_add_test(tc, unparsable);
   tcase_add_test(tc, open_range);
   tcase_add_test(tc, empty_range_selects_nothing);

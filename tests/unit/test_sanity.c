@@ -114,7 +114,6 @@ static void check(mpibind_t *h, const char *file, ut_in in,
   for (int i = 0; i < in.ntasks; i++)
     ck_assert_msg(atoi(v[i]) == nth[i], "%s: task %d: OMP_NUM_THREADS %s", what,
                   i, v[i]);
-  free(what);
 }
 
 START_TEST(every_topology)
@@ -200,10 +199,14 @@ int main(void)
   }
   qsort(files, nfiles, sizeof *files, cmp);
   Suite *s = suite_create("sanity");
-  TCase *tc = tcase_create("files");
+  TCase *tc = ut_tcase("files");
   tcase_set_timeout(tc, 60);
   tcase_add_loop_test(tc, every_topology, 0, nfiles);
   tcase_add_loop_test(tc, restrict_to_everything, 0, nfiles);
   suite_add_tcase(s, tc);
-  return ut_run(s);
+  int rc = ut_run(s);
+  for (int i = 0; i < nfiles; i++)
+    free(files[i]);
+  free(files);
+  return rc;
 }

@@ -8,6 +8,37 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The strings handed out since the test started (see ut_keep). */
+static void **kept;
+static size_t nkept, capkept;
+
+void *ut_keep(void *p)
+{
+  if (nkept == capkept) {
+    capkept = capkept ? 2 * capkept : 64;
+    kept = realloc(kept, capkept * sizeof *kept);
+    ck_assert_ptr_nonnull(kept);
+  }
+  kept[nkept++] = p;
+  return p;
+}
+
+void ut_free_all(void)
+{
+  for (size_t i = 0; i < nkept; i++)
+    free(kept[i]);
+  free(kept);
+  kept = NULL;
+  nkept = capkept = 0;
+}
+
+TCase *ut_tcase(const char *name)
+{
+  TCase *tc = tcase_create(name);
+  tcase_add_checked_fixture(tc, NULL, ut_free_all);
+  return tc;
+}
+
 char *ut_fmt(const char *fmt, ...)
 {
   va_list ap;
@@ -15,13 +46,13 @@ char *ut_fmt(const char *fmt, ...)
   va_start(ap, fmt);
   ck_assert_int_ge(vasprintf(&s, fmt, ap), 0);
   va_end(ap);
-  return s;
+  return ut_keep(s);
 }
 
 char *ut_path(const char *name)
 {
   if (strchr(name, '/'))
-    return strdup(name);
+    return ut_keep(strdup(name));
   const char *dirs[] = {getenv("TOPOLOGIES"), getenv("UNIT_XML")};
   for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
     if (!dirs[i])
@@ -29,7 +60,6 @@ char *ut_path(const char *name)
     char *p = ut_fmt("%s/%s", dirs[i], name);
     if (access(p, R_OK) == 0)
       return p;
-    free(p);
   }
   ck_abort_msg("topology %s not found in $TOPOLOGIES or $UNIT_XML", name);
   return NULL;
@@ -44,7 +74,6 @@ mpibind_t *ut_open(const char *name)
   int rc = mpibind_set_topology_file(h, p);
   ck_assert_msg(rc == 0, "mpibind_set_topology_file(%s): %s", p,
                 mpibind_get_error(h));
-  free(p);
   return h;
 }
 
@@ -103,7 +132,7 @@ int ut_count(const char *list)
 char *ut_item(const char *list, int i)
 {
   if (ut_count(list) == 1)
-    return strdup(list);
+    return ut_keep(strdup(list));
   const char *p = list;
   for (int k = 0; k < i; k++) {
     p = strchr(p, ';');
@@ -111,7 +140,7 @@ char *ut_item(const char *list, int i)
     p++;
   }
   const char *e = strchr(p, ';');
-  return strndup(p, e ? (size_t)(e - p) : strlen(p));
+  return ut_keep(strndup(p, e ? (size_t)(e - p) : strlen(p)));
 }
 
 char *ut_seq(int first, int last, int step, int width)
@@ -122,7 +151,7 @@ char *ut_seq(int first, int last, int step, int width)
   char *s = NULL;
   hwloc_bitmap_list_asprintf(&s, b);
   hwloc_bitmap_free(b);
-  return s;
+  return ut_keep(s);
 }
 
 char *ut_join(const char *sep, int n, char **items)
@@ -136,7 +165,7 @@ char *ut_join(const char *sep, int n, char **items)
       strcat(s, sep);
     strcat(s, items[i]);
   }
-  return s;
+  return ut_keep(s);
 }
 
 char *ut_gpus_str(mpibind_t *h, int task)
@@ -159,7 +188,7 @@ char *ut_cpus_str(mpibind_t *h, int task)
   ck_assert_ptr_nonnull(cpus);
   char *s = NULL;
   hwloc_bitmap_list_asprintf(&s, cpus[task]);
-  return s;
+  return ut_keep(s);
 }
 
 /* The per-task int array must list exactly the bitmap's PUs, ascending. */
@@ -188,7 +217,7 @@ static char **items(const char *list, int n)
       v[i] = (char *)list;
     return v;
   }
-  char *p = strdup(list); /* leaked: the items point into it */
+  char *p = ut_keep(strdup(list)); /* the items point into it */
   for (int i = 0; i < n; i++) {
     char *e = strchr(p, ';');
     if (e)
@@ -227,7 +256,6 @@ void ut_expect(mpibind_t *h, const char *nthreads, const char *cpus,
     char *got = ut_gpus_str(h, i);
     ck_assert_msg(strcmp(gv[i], got) == 0, "task %d: gpus '%s', expected '%s'",
                   i, got, gv[i]);
-    free(got);
   }
   hwloc_bitmap_free(want);
   free(nv);

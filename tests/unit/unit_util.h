@@ -25,9 +25,18 @@ typedef struct {
            .smt = 0, .restrict_ids = NULL,                              \
            .restrict_type = MPIBIND_RESTRICT_CPU, __VA_ARGS__})
 
+/* Strings: every char * the helpers below return is kept (ut_keep) until
+ * the end of the test and freed then by ut_free_all, the teardown of the
+ * test cases made by ut_tcase: callers never free them.  Tests keep their
+ * own malloc'd strings the same way. */
+void *ut_keep(void *p);
+void ut_free_all(void);
+/* tcase_create(name) with ut_free_all as checked teardown. */
+TCase *ut_tcase(const char *name);
+
 /* Path of a topology file: a name without '/' is looked up in $TOPOLOGIES
  * (the shared real machines) and then in $UNIT_XML (the small files of
- * tests/unit/xml).  Returns a malloc'd string. */
+ * tests/unit/xml). */
 char *ut_path(const char *name);
 
 /* A new handle on the topology file name (see ut_path). */
@@ -50,8 +59,7 @@ const char *ut_map_fails(mpibind_t *h, ut_in in);
 void ut_expect(mpibind_t *h, const char *nthreads, const char *cpus,
                const char *gpus);
 
-/* printf into a new string (tests leak them: each test is its own
- * process). */
+/* printf into a new string. */
 char *ut_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The hwloc list of: for x = first, first+step, ... <= last, the PUs
  * x .. x+width-1.  ut_seq(8, 84, 4, 1) = "8,12,...,84". */
