@@ -12,7 +12,6 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,28 +431,6 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
 static char **files;
 static int nfiles;
 
-static void add_dir(const char *dir)
-{
-  DIR *d = opendir(dir);
-  if (!d)
-    return;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    size_t l = strlen(e->d_name);
-    if (l > 4 && strcmp(e->d_name + l - 4, ".xml") == 0) {
-      files = realloc(files, (nfiles + 1) * sizeof *files);
-      if (!files || asprintf(&files[nfiles++], "%s/%s", dir, e->d_name) < 0)
-        abort();
-    }
-  }
-  closedir(d);
-}
-
-static int cmp(const void *a, const void *b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void compare(mpibind_t *h, hwloc_topology_t base, const char *path, ut_in in)
 {
   char *what = ut_fmt("%s: ntasks %d nthreads %d greedy %d gpu_optim %d smt %d "
@@ -623,18 +600,9 @@ END_TEST
 
 int main(void)
 {
-  const char *topo = getenv("TOPOLOGIES"), *unit = getenv("UNIT_XML");
-  if (!topo || !unit) {
-    fprintf(stderr, "TOPOLOGIES and UNIT_XML must be set (run through meson test)\n");
+  files = ut_topology_files(&nfiles);
+  if (!files)
     return 1;
-  }
-  add_dir(topo);
-  add_dir(unit);
-  if (nfiles == 0) {
-    fprintf(stderr, "no topology file in %s or %s\n", topo, unit);
-    return 1;
-  }
-  qsort(files, nfiles, sizeof *files, cmp);
   Suite *s = suite_create("reference");
   TCase *tc = ut_tcase("files");
   tcase_set_timeout(tc, 60);
@@ -642,8 +610,6 @@ int main(void)
   tcase_add_loop_test(tc, synthetic_nodes, 0, (int)(sizeof synthetic / sizeof *synthetic));
   suite_add_tcase(s, tc);
   int rc = ut_run(s);
-  for (int i = 0; i < nfiles; i++)
-    free(files[i]);
-  free(files);
+  ut_files_free(files, nfiles);
   return rc;
 }

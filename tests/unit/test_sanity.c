@@ -12,7 +12,6 @@
  *   - the report has one line per task; OMP_NUM_THREADS is nthreads.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,29 +20,6 @@
 
 static char **files;
 static int nfiles;
-
-static void add_dir(const char *dir)
-{
-  DIR *d = opendir(dir);
-  if (!d)
-    return;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    size_t l = strlen(e->d_name);
-    if (l > 4 && strcmp(e->d_name + l - 4, ".xml") == 0) {
-      files = realloc(files, (nfiles + 1) * sizeof *files);
-      /* not ut_fmt: no Check assertion outside a test */
-      if (!files || asprintf(&files[nfiles++], "%s/%s", dir, e->d_name) < 0)
-        abort();
-    }
-  }
-  closedir(d);
-}
-
-static int cmp(const void *a, const void *b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 static void check(mpibind_t *h, const char *file, ut_in in,
                   hwloc_const_bitmap_t node_cpus, int ncores)
@@ -185,19 +161,9 @@ END_TEST
 
 int main(void)
 {
-  const char *topo = getenv("TOPOLOGIES"), *unit = getenv("UNIT_XML");
-  if (!topo || !unit) {
-    fprintf(stderr, "TOPOLOGIES and UNIT_XML must be set (run through meson test)\n");
+  files = ut_topology_files(&nfiles);
+  if (!files)
     return 1;
-  }
-  add_dir(topo);
-  int nshared = nfiles;
-  add_dir(unit);
-  if (nshared == 0 || nfiles == nshared) {
-    fprintf(stderr, "no topology file in %s or %s\n", topo, unit);
-    return 1;
-  }
-  qsort(files, nfiles, sizeof *files, cmp);
   Suite *s = suite_create("sanity");
   TCase *tc = ut_tcase("files");
   tcase_set_timeout(tc, 60);
@@ -205,8 +171,6 @@ int main(void)
   tcase_add_loop_test(tc, restrict_to_everything, 0, nfiles);
   suite_add_tcase(s, tc);
   int rc = ut_run(s);
-  for (int i = 0; i < nfiles; i++)
-    free(files[i]);
-  free(files);
+  ut_files_free(files, nfiles);
   return rc;
 }

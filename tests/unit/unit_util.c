@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "unit_util.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,4 +271,57 @@ int ut_run(Suite *s)
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* Adds dir's *.xml files to *files; returns how many it added. */
+static int add_xml_files(const char *dir, char ***files, int *n)
+{
+  DIR *d = opendir(dir);
+  if (!d)
+    return 0;
+  int added = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t l = strlen(e->d_name);
+    if (l > 4 && strcmp(e->d_name + l - 4, ".xml") == 0) {
+      *files = realloc(*files, (*n + 1) * sizeof **files);
+      /* not ut_fmt: no Check assertion outside a test */
+      if (!*files || asprintf(&(*files)[(*n)++], "%s/%s", dir, e->d_name) < 0)
+        abort();
+      added++;
+    }
+  }
+  closedir(d);
+  return added;
+}
+
+static int cmp_paths(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **ut_topology_files(int *n)
+{
+  const char *topo = getenv("TOPOLOGIES"), *unit = getenv("UNIT_XML");
+  char **files = NULL;
+  *n = 0;
+  if (!topo || !unit) {
+    fprintf(stderr, "TOPOLOGIES and UNIT_XML must be set (run through meson test)\n");
+    return NULL;
+  }
+  if (add_xml_files(topo, &files, n) == 0 || add_xml_files(unit, &files, n) == 0) {
+    fprintf(stderr, "no topology file in %s or in %s\n", topo, unit);
+    ut_files_free(files, *n);
+    *n = 0;
+    return NULL;
+  }
+  qsort(files, *n, sizeof *files, cmp_paths);
+  return files;
+}
+
+void ut_files_free(char **files, int n)
+{
+  for (int i = 0; i < n; i++)
+    free(files[i]);
+  free(files);
 }

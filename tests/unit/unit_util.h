@@ -79,4 +79,11 @@ char *ut_cpus_str(mpibind_t *h, int task);
 /* A Check suite runner: runs s, returns the process exit status. */
 int ut_run(Suite *s);
 
+/* Every *.xml file of $TOPOLOGIES (the shared topologies) and $UNIT_XML
+ * (this suite's), sorted by path; *n receives their number.  NULL, with a
+ * message on stderr, when a directory is unset or holds none.  Free with
+ * ut_files_free. */
+char **ut_topology_files(int *n);
+void ut_files_free(char **files, int n);
+
 #endif
