@@ -388,21 +388,6 @@ static int alloc_outputs(mpibind_t *h)
   return 0;
 }
 
-static void free_outputs(mpibind_t *h)
-{
-  for (int i = 0; h->out_cpus && i < h->ntasks; i++) {
-    hwloc_bitmap_free(h->out_cpus[i]);
-    if (h->out_gpus)
-      hwloc_bitmap_free(h->out_gpus[i]);
-  }
-  free(h->out_nthreads);
-  free(h->out_cpus);
-  free(h->out_gpus);
-  h->out_nthreads = NULL;
-  h->out_cpus = h->out_gpus = NULL;
-  mb_gpu_list_free(&h->gpus);
-}
-
 /* The node's GPU list on the work topology.  Visible indexes and the
  * allocation are settled on the unrestricted topology: a restriction
  * changes which GPUs a job maps, not what the runtimes call them. */
@@ -454,11 +439,11 @@ int mpibind(mpibind_t *h)
   struct domain *d = NULL;
   int nd = 0;
   if (alloc_outputs(h)) {
-    free_outputs(h);
+    mb_clear_outputs(h);
     return mb_fail(h, "out of memory");
   }
   if (find_domains(h, h->work_topo, &d, &nd)) {
-    free_outputs(h);
+    mb_clear_outputs(h);
     return -1;
   }
   int rc = 0;
@@ -468,7 +453,7 @@ int mpibind(mpibind_t *h)
     rc = distribute_hierarchical(h, h->work_topo, d, nd);
   free(d);
   if (rc) {
-    free_outputs(h);
+    mb_clear_outputs(h);
     return -1;
   }
   h->mapped = 1;

@@ -37,28 +37,13 @@ static int add_var(mpibind_t *h, const char *name)
   return v;
 }
 
-static void clear_vars(mpibind_t *h)
-{
-  for (int v = 0; v < h->nvars; v++) {
-    for (int t = 0; t < h->ntasks; t++)
-      free(h->var_values[v][t]);
-    free(h->var_values[v]);
-    free(h->var_names[v]);
-  }
-  free(h->var_names);
-  free(h->var_values);
-  h->var_names = NULL;
-  h->var_values = NULL;
-  h->nvars = 0;
-}
-
 int mpibind_set_env_vars(mpibind_t *h)
 {
   if (!h)
     return -1;
   if (!h->mapped)
     return mb_fail(h, "no mapping yet: call mpibind() first");
-  clear_vars(h);
+  mb_clear_env(h);
   int v;
   if ((v = add_var(h, "OMP_NUM_THREADS")) < 0)
     goto oom;
@@ -91,7 +76,7 @@ int mpibind_set_env_vars(mpibind_t *h)
   }
   return 0;
 oom:
-  clear_vars(h);
+  mb_clear_env(h);
   return mb_fail(h, "out of memory");
 }
 

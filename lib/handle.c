@@ -61,33 +61,46 @@ int mpibind_init(mpibind_t **handle)
   return 0;
 }
 
+/* The cached id strings of one task (see mpibind_get_gpus_ptask). */
+static void free_gpus_ptask(mpibind_t *h, int task)
+{
+  if (!h->gpus_ptask || !h->gpus_ptask[task])
+    return;
+  for (int g = 0; h->gpus_ptask[task][g]; g++)
+    free(h->gpus_ptask[task][g]);
+  free(h->gpus_ptask[task]);
+  h->gpus_ptask[task] = NULL;
+}
+
+void mb_clear_env(mpibind_t *h)
+{
+  for (int v = 0; v < h->nvars; v++) {
+    for (int t = 0; t < h->ntasks; t++)
+      free(h->var_values[v][t]);
+    free(h->var_values[v]);
+    free(h->var_names[v]);
+  }
+  free(h->var_names);
+  free(h->var_values);
+  h->var_names = NULL;
+  h->var_values = NULL;
+  h->nvars = 0;
+}
+
+/* Every per-task array is sized by the current ntasks: the setter of
+ * ntasks clears them first.  Also frees a half-built mapping. */
 void mb_clear_outputs(mpibind_t *h)
 {
-  int ntasks = h->mapped ? h->ntasks : 0;
-  for (int i = 0; i < ntasks; i++) {
+  for (int i = 0; i < h->ntasks; i++) {
     if (h->out_cpus)
       hwloc_bitmap_free(h->out_cpus[i]);
     if (h->out_gpus)
       hwloc_bitmap_free(h->out_gpus[i]);
     if (h->cpus_ptask)
       free(h->cpus_ptask[i]);
-    if (h->gpus_ptask && h->gpus_ptask[i]) {
-      for (int g = 0; h->gpus_ptask[i][g]; g++)
-        free(h->gpus_ptask[i][g]);
-      free(h->gpus_ptask[i]);
-    }
+    free_gpus_ptask(h, i);
   }
-  for (int v = 0; v < h->nvars; v++) {
-    for (int i = 0; i < ntasks; i++)
-      free(h->var_values[v][i]);
-    free(h->var_values[v]);
-    free(h->var_names[v]);
-  }
-  free(h->var_values);
-  free(h->var_names);
-  h->var_values = NULL;
-  h->var_names = NULL;
-  h->nvars = 0;
+  mb_clear_env(h);
   free(h->out_nthreads);
   free(h->out_cpus);
   free(h->out_gpus);
@@ -120,9 +133,7 @@ int mpibind_finalize(mpibind_t *h)
 {
   if (!h)
     return 0;
-  mb_clear_outputs(h);
-  mb_free_work_topology(h);
-  mb_free_own_topology(h);
+  mb_free_own_topology(h); /* with the work topology and the outputs */
   free_allocs(h);
   free(h->restrict_ids);
   free(h->error);
@@ -219,8 +230,7 @@ int mpibind_set_restrict_ids(mpibind_t *h, const char *ids)
     if (!(copy = mb_strdup(h, ids)))
       return -1;
   }
-  mb_clear_outputs(h);
-  mb_free_work_topology(h);
+  mb_free_work_topology(h); /* and the outputs mapped on it */
   free(h->restrict_ids);
   h->restrict_ids = copy;
   return 0;
@@ -234,8 +244,7 @@ int mpibind_set_restrict_type(mpibind_t *h, int type)
                    "restrict type %d is invalid: expected "
                    "MPIBIND_RESTRICT_CPU (0) or MPIBIND_RESTRICT_MEM (1)",
                    type);
-  mb_clear_outputs(h);
-  mb_free_work_topology(h);
+  mb_free_work_topology(h); /* and the outputs mapped on it */
   h->restrict_type = type;
   return 0;
 }
@@ -253,16 +262,8 @@ int mpibind_set_gpu_ids(mpibind_t *h, int kind)
                    MPIBIND_ID_NAME);
   /* The id kind changes only how GPUs are named: the mapping stays, the
    * cached per-task strings go. */
-  if (h->gpus_ptask) {
-    for (int i = 0; i < h->ntasks; i++) {
-      if (!h->gpus_ptask[i])
-        continue;
-      for (int g = 0; h->gpus_ptask[i][g]; g++)
-        free(h->gpus_ptask[i][g]);
-      free(h->gpus_ptask[i]);
-      h->gpus_ptask[i] = NULL;
-    }
-  }
+  for (int i = 0; i < h->ntasks; i++)
+    free_gpus_ptask(h, i);
   h->gpu_id_kind = kind;
   return 0;
 }

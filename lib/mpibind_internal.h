@@ -92,6 +92,8 @@ int mb_fail(mpibind_t *h, const char *fmt, ...)
 /* Forgets every output of mpibind() (before a new mapping or an input
  * change that makes them stale). */
 void mb_clear_outputs(mpibind_t *h);
+/* Forgets the variables of mpibind_set_env_vars(). */
+void mb_clear_env(mpibind_t *h);
 /* A strdup that records out-of-memory on h. */
 char *mb_strdup(mpibind_t *h, const char *s);
 
