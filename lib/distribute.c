@@ -1,6 +1,6 @@
 /*
  * distribute.c - mpibind(): input checks, domains and the distribution of
- * tasks, CPUs and GPUs (ALGORITHM.md steps 1, 4 and 5).
+ * tasks, CPUs and GPUs (docs/algorithm.md steps 1, 4 and 5).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -64,7 +64,7 @@ static int find_domains(mpibind_t *h, hwloc_topology_t topo,
     }
     d[n++] = (struct domain){.numa = numa, .root = root};
   }
-  /* Beyond ALGORITHM.md's two rules: hwloc 2 attaches memory it cannot
+  /* Beyond docs/algorithm.md's two rules: hwloc 2 attaches memory it cannot
    * place (CXL, expanders) to the Machine with the whole machine's CPUs.
    * A domain whose root holds other domains would hand their CPUs out a
    * second time: memory shared by several domains is not a domain. */

@@ -1,5 +1,5 @@
 /*
- * env.c - the variables each task is told (ALGORITHM.md step 6).  They are
+ * env.c - the variables each task is told (docs/algorithm.md step 6).  They are
  * computed, never exported: the preload, the command and Python decide.
  */
 #define _GNU_SOURCE

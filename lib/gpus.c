@@ -1,5 +1,5 @@
 /*
- * gpus.c - the node's GPU list (ALGORITHM.md step 3) and the GPU
+ * gpus.c - the node's GPU list (docs/algorithm.md step 3) and the GPU
  * allocation a launch may have set (*_VISIBLE_DEVICES).
  */
 #define _GNU_SOURCE

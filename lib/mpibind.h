@@ -62,7 +62,7 @@ typedef struct mpibind_t mpibind_t;
 
 /* ---- Life cycle ------------------------------------------------------ */
 
-/* Creates a handle with the defaults of ALGORITHM.md (nthreads 0, greedy 1,
+/* Creates a handle with the defaults of docs/algorithm.md (nthreads 0, greedy 1,
  * gpu_optim 1, smt 0, no restriction, restrict type cpu, the live
  * topology, GPU IDs MPIBIND_ID_SMI).  ntasks has no default: it must be set.
  * On failure (out of memory) *handle is NULL. */
@@ -96,7 +96,7 @@ MPIBIND_API int mpibind_set_gpu_ids(mpibind_t *handle, int id_kind);
 
 /* Uses a topology the caller loaded.  The handle never modifies or frees
  * it (restriction works on a private copy).  For the mapping to follow
- * ALGORITHM.md it should be loaded with mpibind's filters: see
+ * docs/algorithm.md it should be loaded with mpibind's filters: see
  * mpibind_topology_load_filters().  NULL returns to the default. */
 MPIBIND_API int mpibind_set_topology(mpibind_t *handle, hwloc_topology_t topo);
 
@@ -106,7 +106,7 @@ MPIBIND_API int mpibind_set_topology(mpibind_t *handle, hwloc_topology_t topo);
  * live machine. */
 MPIBIND_API int mpibind_set_topology_file(mpibind_t *handle, const char *path);
 
-/* Sets the step-0 filters of ALGORITHM.md on a topology that is about to
+/* Sets the step-0 filters of docs/algorithm.md on a topology that is about to
  * be loaded by the caller. */
 MPIBIND_API int mpibind_topology_load_filters(hwloc_topology_t topo);
 
@@ -157,7 +157,7 @@ MPIBIND_API int mpibind_topology_check_system(mpibind_t *handle);
 
 /* ---- Mapping --------------------------------------------------------- */
 
-/* Computes the mapping (ALGORITHM.md steps 1-5).  On failure the previous
+/* Computes the mapping (docs/algorithm.md steps 1-5).  On failure the previous
  * outputs are gone and the message says why. */
 MPIBIND_API int mpibind(mpibind_t *handle);
 
@@ -196,7 +196,7 @@ MPIBIND_API int mpibind_mapping_ptask_snprint(char *buf, int size,
 /* Prints the report on stdout. */
 MPIBIND_API int mpibind_mapping_print(mpibind_t *handle);
 
-/* ---- Environment (ALGORITHM.md step 6) ------------------------------- */
+/* ---- Environment (docs/algorithm.md step 6) ------------------------------- */
 
 /* Computes the variables of every task.  Nothing is exported: the caller
  * decides what to do with them. */

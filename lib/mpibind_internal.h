@@ -8,7 +8,7 @@
 
 #include "mpibind.h"
 
-/* Backends of GPU OS devices, best first (ALGORITHM.md step 3). */
+/* Backends of GPU OS devices, best first (docs/algorithm.md step 3). */
 enum mb_backend {
   MB_BACKEND_SMI = 0,   /* NVML or RSMI */
   MB_BACKEND_LEVELZERO,

@@ -1,6 +1,6 @@
 /*
  * report.c - the one-line-per-task report every front end prints
- * (ALGORITHM.md step 6):  mpibind: task %2d nths %2d gpus %s cpus %s
+ * (docs/algorithm.md step 6):  mpibind: task %2d nths %2d gpus %s cpus %s
  */
 #define _GNU_SOURCE
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * topology.c - where the topology comes from (ALGORITHM.md step 0), the
+ * topology.c - where the topology comes from (docs/algorithm.md step 0), the
  * restriction of step 2, and the terms "core level" and "hw_smt".
  */
 #define _GNU_SOURCE

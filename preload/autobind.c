@@ -78,7 +78,7 @@ static void trace(int local, int count, int how, int bound, const char *cpus) {
   free(line);
 }
 
-/* The number of hardware threads per core (ALGORITHM.md step 0). */
+/* The number of hardware threads per core (docs/algorithm.md step 0). */
 static int hw_smt(hwloc_topology_t topo) {
   int depth = hwloc_get_type_or_below_depth(topo, HWLOC_OBJ_CORE);
   hwloc_obj_t core;
@@ -253,7 +253,7 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
     bound = 1;
   }
 
-  /* Export the task's variables (ALGORITHM.md step 6). */
+  /* Export the task's variables (docs/algorithm.md step 6). */
   {
     int nnames = 0, has_cuda = 0;
     char **names = mpibind_get_env_var_names(h, &nnames);

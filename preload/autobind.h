@@ -3,7 +3,7 @@
  * LD_PRELOAD library (libmpibind-preload.so) and the launch wrapper
  * (`mpibind [options] -- program`).
  *
- * The tuning comes from the environment only (INTERFACES.md, "Automatic
+ * The tuning comes from the environment only (docs/interfaces.md, "Automatic
  * binding"); a front end that takes options turns them into these
  * variables before the call:
  *

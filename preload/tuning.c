@@ -1,6 +1,6 @@
 /*
  * tuning.c - the MPIBIND* variables (grammar of mpibind's --mpibind=
- * option, INTERFACES.md "Automatic binding").
+ * option, docs/interfaces.md "Automatic binding").
  *
  * Contract: every problem is reported with the variable's name and value
  * and what was expected; the first problem is kept, but the whole MPIBIND

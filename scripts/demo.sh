@@ -9,7 +9,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 B=$MPIBIND_TOP/build
-TOPO=$MPIBIND_TOP/../shared/topologies
+TOPO=$MPIBIND_TOP/tests/data/topologies
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 echo

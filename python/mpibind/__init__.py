@@ -137,7 +137,7 @@ def topology_set_xml(path):
 class MpibindHandle:
     """One mapping problem: its inputs, and after mpibind() its mapping.
 
-    Every keyword left None keeps the library's default (ALGORITHM.md).
+    Every keyword left None keeps the library's default (docs/algorithm.md).
     topology_file applies to this handle only; without it the handle uses
     the file of topology_set_xml(), if any, else the live machine.
     Changing an input discards the mapping: call mpibind() again.

@@ -26,7 +26,7 @@ class NodeShare:
     cpus: List[int]           # PU OS indexes
     gpus: List[str]           # GPU IDs of the requested kind
     nthreads: int
-    env: Dict[str, str] = field(default_factory=dict)  # ALGORITHM.md step 6
+    env: Dict[str, str] = field(default_factory=dict)  # docs/algorithm.md step 6
     report: str = ""          # this task's report line
 
 

@@ -81,7 +81,7 @@ def parse_list(text):
 
 
 def report_line(task, nths, gpus, cpus):
-    """One line of ALGORITHM.md's report format."""
+    """One line of docs/algorithm.md's report format."""
     return "mpibind: task %2d nths %2d gpus %s cpus %s" % (
         task, nths, ",".join(gpus), hwlist(cpus))
 

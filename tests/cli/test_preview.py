@@ -1,8 +1,8 @@
 """Preview mode of the `mpibind` command: the worked examples of
-ALGORITHM.md through the real command, the GPU ID kinds, --env, and the
+docs/algorithm.md through the real command, the GPU ID kinds, --env, and the
 live node.
 
-Every expected value is built from ALGORITHM.md's tables and rules (or, for
+Every expected value is built from docs/algorithm.md's tables and rules (or, for
 GPU PCI bus ids and UUIDs, read from the XML file here), never from the
 command's own output.
 """
@@ -16,7 +16,7 @@ import pytest
 from conftest import (check_error, hwlist, parse_list, parse_report, report,
                       run, topo)
 
-# --- The reference nodes, as ALGORITHM.md describes them ----------------
+# --- The reference nodes, as docs/algorithm.md describes them ----------------
 
 # cts1-quartz-smt1.xml: 2 sockets x 18 cores, SMT-1, PUs 0-35, no GPU.
 QUARTZ = "cts1-quartz-smt1.xml"
@@ -105,7 +105,7 @@ def test_worked_example(name, topofile, options, rows):
 
 
 def test_lassen_ntasks4_exact_text():
-    """The acceptance line of issue 2, spelled out: the four lines of the
+    """The acceptance example of the command, spelled out: the four lines of the
     ntasks-4 row of the Lassen table, cpus every 4th PU."""
     res = run(["-n", "4", "--topology", topo(LASSEN)])
     assert res.returncode == 0, res.stderr

@@ -1,7 +1,7 @@
 """Launch-wrapper mode, `mpibind [options] -- program args...`, run for
 real: standalone, under Open MPI's mpirun and under MPICH's mpiexec.
 
-What a rank should get comes from ALGORITHM.md's tables (GPU nodes through
+What a rank should get comes from docs/algorithm.md's tables (GPU nodes through
 --topology plus --dryrun) or from the preview of the same node
 (`mpibind -n N`, itself checked against hwloc-calc in test_preview.py).
 What it got is read from the kernel (/proc/<pid>/status) and from the
@@ -358,7 +358,7 @@ def test_off_under_launchers_changes_nothing(launcher):
             assert recs[r][var] == "unset", var
 
 
-# GPU nodes: their XML file plus dryrun; expectations from ALGORITHM.md.
+# GPU nodes: their XML file plus dryrun; expectations from docs/algorithm.md.
 def test_lassen_8_ranks_dryrun_openmpi():
     res = run(["--dryrun", "--topology", topo("coral-lassen.xml"), "--"]
               + probe(OMPI_RANK), prefix=mpirun_prefix(8), timeout=120)

@@ -6,7 +6,7 @@ the preload (libmpibind-preload.so) or the wrapper (`mpibind -- prog`).
 Each rank reports what it actually got (its /proc affinity, its OpenMP
 threads and their affinity, its environment); the expected mapping of each
 rank comes from the mpibind command's preview of the same inputs (and, as
-anchors independent of the library, from ALGORITHM.md's worked examples
+anchors independent of the library, from docs/algorithm.md's worked examples
 and rules), never from the program under test.  "Unbound" means as the
 same launch without the preload.  The classes are run as separate meson
 tests (see meson.build).
@@ -407,7 +407,7 @@ class TestModes:
 
 # --- GPU nodes through MPIBIND_TOPOFILE + dryrun --------------------------
 
-# The vendor of each file's GPUs (ALGORITHM.md's worked examples): which
+# The vendor of each file's GPUs (docs/algorithm.md's worked examples): which
 # variable carries the visible indexes.
 GPU_NODES = {"coral-lassen.xml": ("CUDA_VISIBLE_DEVICES", 4),
              "eas-tioga.xml": ("ROCR_VISIBLE_DEVICES", 8)}
@@ -480,7 +480,7 @@ class TestGpu:
 
     # A CUDA_VISIBLE_DEVICES set at launch is the allocation: only those
     # GPUs are mapped and each task's value is made of the list's entries.
-    # Expected, from ALGORITHM.md on coral-lassen (GPUs 0,1 on socket 0,
+    # Expected, from docs/algorithm.md on coral-lassen (GPUs 0,1 on socket 0,
     # 2,3 on socket 1, as the preview of 2 tasks shows):
     #  "2,3": both GPUs on socket 1, so the GPU weights put both tasks there,
     #         one GPU each in GPU-list order, with socket 1's threads, which
@@ -515,7 +515,7 @@ class TestGpu:
 
     def test_preset_rocr_visible_devices(self):
         """eas-tioga, ROCR_VISIBLE_DEVICES=4,5,0,1 at launch, 2 tasks.  From
-        ALGORITHM.md's tioga table (4 tasks: GPUs 4,5; 2,3; 6,7; 0,1 by
+        docs/algorithm.md's tioga table (4 tasks: GPUs 4,5; 2,3; 6,7; 0,1 by
         domain): 2 tasks < 4 domains, so greedy: task 0 spans domains 0-1,
         task 1 domains 2-3, 64 PUs each; each gets the allocated GPUs of its
         domains only: 4,5 and 0,1 (without the allocation: 4,5,2,3 and
@@ -560,7 +560,7 @@ class TestGpu:
         assert [x["env"]["CUDA_DEVICE_ORDER"] for x in r.records] == ["FASTEST_FIRST"] * 2, str(r)
         assert all(x["env"]["CUDA_VISIBLE_DEVICES"] for x in r.records), str(r)
 
-    # Anchors independent of the library: ALGORITHM.md's worked examples,
+    # Anchors independent of the library: docs/algorithm.md's worked examples,
     # as each rank is told under the preload (the preview is checked too).
     @pytest.mark.parametrize("node,n,var,gpus,nths", [
         ("coral-lassen.xml", 4, "CUDA_VISIBLE_DEVICES", ["0", "1", "2", "3"], [10] * 4),

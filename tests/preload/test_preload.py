@@ -2,7 +2,7 @@
 started with the variables a launcher gives its tasks, the real preload,
 real hwloc topologies.
 
-What they pin down (INTERFACES.md "Automatic binding", issue 3):
+What they pin down (docs/interfaces.md "Automatic binding", issue 3):
 - task detection for every launcher family, the MPI launcher's variables
   before Slurm's, Slurm's `2(x3),1` tasks-per-node syntax;
 - contradicting launcher variables and bad tuning: one line naming the
@@ -12,7 +12,7 @@ What they pin down (INTERFACES.md "Automatic binding", issue 3):
 - the per-node topology cache: one discovery, safety against foreign
   files and directories, stale files replaced; the MPIBIND_TRACE format.
 
-Expected mappings come from ALGORITHM.md's worked examples (through
+Expected mappings come from docs/algorithm.md's worked examples (through
 MPIBIND_TOPOFILE + dryrun) or from the machine itself (one task gets every
 CPU the process may use), never from the program's own output.
 """
@@ -134,14 +134,14 @@ def assert_untouched(r, ctx=""):
         assert v not in r.env, f"{ctx}: {v} exported\n{r}"
 
 
-# ALGORITHM.md, coral-lassen.xml: ntasks -> per task (nthreads, cpus, gpus)
+# docs/algorithm.md, coral-lassen.xml: ntasks -> per task (nthreads, cpus, gpus)
 LASSEN_ROWS = {
     1: [(160, set(range(8, 88)) | set(range(96, 176)), "0,1,2,3")],
     2: [(20, stepped(8, 84, 4), "0,1"), (20, stepped(96, 172, 4), "2,3")],
     4: [(10, stepped(8, 44, 4), "0"), (10, stepped(48, 84, 4), "1"),
         (10, stepped(96, 132, 4), "2"), (10, stepped(136, 172, 4), "3")],
 }
-# ALGORITHM.md, eas-tioga.xml, ntasks 4
+# docs/algorithm.md, eas-tioga.xml, ntasks 4
 TIOGA_4 = [(16, set(range(0, 16)), "4,5"), (16, set(range(16, 32)), "2,3"),
            (16, set(range(32, 48)), "6,7"), (16, set(range(48, 64)), "0,1")]
 
@@ -336,7 +336,7 @@ def test_already_applied(tmp):
 
 
 def test_live_one_task_gets_everything(tmp):
-    """ALGORITHM.md: one task maps to every PU of the node (the live
+    """docs/algorithm.md: one task maps to every PU of the node (the live
     topology covers what the process may use)."""
     r = run(tmp, {**task_env(0, 1), "MPIBIND": "on"})
     t = r.trace[0]

@@ -2,7 +2,7 @@
 
 The tests run against the BUILD tree: meson passes PYTHONPATH (the
 configured package), MPIBIND_LIBRARY (the built libmpibind.so) and
-MPIBIND_TOPOLOGIES (the shared topology files).
+MPIBIND_TOPOLOGIES (tests/data/topologies).
 """
 
 import os
@@ -12,8 +12,7 @@ import pytest
 
 TOPOLOGIES = os.environ.get(
     "MPIBIND_TOPOLOGIES",
-    os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared",
-                 "topologies"))
+    os.path.join(os.path.dirname(__file__), "..", "data", "topologies"))
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -50,7 +49,7 @@ def to_hwloc_list(cpus):
 
 
 def report_line(task, nthreads, gpus, cpus):
-    """ALGORITHM.md's report format, written out from the spec."""
+    """docs/algorithm.md's report format, written out from the spec."""
     return "mpibind: task %2d nths %2d gpus %s cpus %s" % (
         task, nthreads, ",".join(gpus), to_hwloc_list(cpus))
 
@@ -58,7 +57,7 @@ def report_line(task, nthreads, gpus, cpus):
 def xml_gpus(path):
     """The GPU OS devices of an hwloc XML file with NVML or RSMI devices,
     read straight from the XML: {visible index: {name, busid, uuid,
-    vendor}}.  The visible index is the number in the name (ALGORITHM.md
+    vendor}}.  The visible index is the number in the name (docs/algorithm.md
     step 3)."""
     gpus = {}
 

@@ -95,7 +95,7 @@ def test_nthreads_is_the_input_then_the_per_task_list(handles):
     assert h.nthreads == [3, 3]
     # One task per socket, 3 workers: the level walk stops at the first
     # level with >= 3 objects, Lassen's 10 L3s (2 cores each) a socket,
-    # and the task gets the first PU of each (ALGORITHM.md, hierarchical).
+    # and the task gets the first PU of each (docs/algorithm.md, hierarchical).
     assert h.get_cpus_ptask(0) == list(range(8, 81, 8))
     assert h.get_cpus_ptask(1) == list(range(96, 169, 8))
 
@@ -126,7 +126,7 @@ def test_reading_before_mpibind_raises(handles):
 @pytest.mark.parametrize("name, inputs, expected", [
     (LASSEN, {}, 4), (TIOGA, {}, 8), (QUARTZ, {}, 0), (PASCAL, {}, 2),
     # Restricting to the second socket's memory removes the first socket
-    # and, with it, the two GPUs attached to it (ALGORITHM.md step 2).
+    # and, with it, the two GPUs attached to it (docs/algorithm.md step 2).
     (LASSEN, dict(restrict_ids="8", restrict_type="mem"), 2),
 ])
 def test_num_gpus(handles, name, inputs, expected):
@@ -417,7 +417,7 @@ def test_apply_accepts_a_file_of_this_machine(handles, saved_affinity,
 
 def test_one_task_per_core_follows_hwloc_logical_order(handles):
     """Tioga, restricted to 6 PUs of one domain, one per core: 6 tasks get
-    one core each (W = 6 = m at the core level, ALGORITHM.md), in hwloc's
+    one core each (W = 6 = m at the core level, docs/algorithm.md), in hwloc's
     logical core order, which lstopo (hwloc itself) prints for the same
     restriction.  On Tioga that order is not the PU numbers' order."""
     import shutil

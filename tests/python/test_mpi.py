@@ -2,7 +2,7 @@
 mpi4py node helper (mpibind.mpi.node_mapping).
 
 What each rank must get on this machine is derived here from the kernel's
-description of the node (sysfs) and ALGORITHM.md's rules, independently of
+description of the node (sysfs) and docs/algorithm.md's rules, independently of
 the library.
 """
 
@@ -25,7 +25,7 @@ needs_mpirun = pytest.mark.skipif(MPIRUN is None,
                                   reason="Open MPI's mpirun is not installed")
 
 
-# ---- what ALGORITHM.md gives on this node ------------------------------------
+# ---- what docs/algorithm.md gives on this node ------------------------------------
 
 def read_list(path):
     with open(path) as f:
@@ -38,7 +38,7 @@ def read_list(path):
 
 
 def split(n, k):
-    """ALGORITHM.md's split(n, k)."""
+    """docs/algorithm.md's split(n, k)."""
     return [n // k + (1 if j < n % k else 0) for j in range(k)]
 
 
@@ -54,7 +54,7 @@ def live_node(restrict):
     """This node's levels below the domain root, as lists of objects (each
     a sorted list of PU ids), restricted to the PUs in restrict and to the
     PUs this process may use.  Only for a node with a single NUMA domain
-    holding CPUs (ALGORITHM.md step 4); None otherwise."""
+    holding CPUs (docs/algorithm.md step 4); None otherwise."""
     domains = [d for d in glob.glob("/sys/devices/system/node/node*/cpulist")
                if read_list(d)]
     if len(domains) > 1:
@@ -96,7 +96,7 @@ def live_node(restrict):
 
 
 def expected_live_mapping(ntasks, restrict):
-    """(nthreads, cpus) per task by ALGORITHM.md's hierarchical
+    """(nthreads, cpus) per task by docs/algorithm.md's hierarchical
     distribution over one domain (no GPU on this node, defaults: nthreads
     0, smt 0)."""
     levels = live_node(restrict)
@@ -158,10 +158,9 @@ def launch(nranks, args, outdir, timeout=LAUNCH_TIMEOUT):
 # ---- the seed example -------------------------------------------------------
 
 def test_seed_example_is_the_seed_verbatim():
-    """examples/mpibind_example.py is the code block of shared/seed's
-    README, to the character: "runs as written" means that code."""
-    seed_dir = os.path.join(os.environ["MPIBIND_TOPOLOGIES"], "..", "seed")
-    with open(os.path.join(seed_dir, "mpibind-for-python-README.md")) as f:
+    """examples/mpibind_example.py is the code block of the seed user
+    document (docs/python-seed.md), to the character: "runs as written" means that code."""
+    with open(os.path.join(HERE, "..", "..", "docs", "python-seed.md")) as f:
         readme = f.read()
     block = readme.split("```python\n", 1)[1].split("```", 1)[0]
     with open(os.path.join(HERE, "..", "..", "examples",
@@ -171,7 +170,7 @@ def test_seed_example_is_the_seed_verbatim():
 
 @needs_mpirun
 def test_seed_example_as_written_under_mpirun(tmp_path):
-    """shared/seed's Python example, copied verbatim into
+    """The seed document's Python example, copied verbatim into
     examples/mpibind_example.py, with 4 ranks on this node: each rank ends
     bound to its task's CPUs of the mapping of 4 tasks restricted to PUs
     0-7."""

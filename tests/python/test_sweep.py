@@ -1,6 +1,6 @@
-"""Every topology file in shared/topologies, many inputs, through Python:
+"""Every topology file in tests/data/topologies, many inputs, through Python:
 each mapping either succeeds and is sane, or raises ValueError or
-MpibindError; none crashes.  "Sane" is what ALGORITHM.md guarantees for
+MpibindError; none crashes.  "Sane" is what docs/algorithm.md guarantees for
 any input: one entry per task, every task some CPUs of the node (of the
 restriction when there is one), at least one thread, GPUs named by the
 node's GPU IDs, and the report and the variables saying the same."""

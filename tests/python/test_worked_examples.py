@@ -1,4 +1,4 @@
-"""Every worked example of ALGORITHM.md, through the Python API.
+"""Every worked example of docs/algorithm.md, through the Python API.
 
 The expected lists are written from the tables' text: "8,12,...,44" is
 range(8, 45, 4), "0-15" is range(0, 16), and so on.
@@ -103,7 +103,7 @@ def test_worked_example(example, handles):
     assert h.nthreads == nthreads
     assert [h.get_cpus_ptask(t) for t in range(n)] == cpus
     assert [h.get_gpus_ptask(t) for t in range(n)] == gpus_
-    # The report carries the same, in ALGORITHM.md's format.
+    # The report carries the same, in docs/algorithm.md's format.
     expected = [report_line(t, nthreads[t], gpus_[t], cpus[t])
                 for t in range(n)]
     assert h.mapping_snprint().splitlines() == expected

@@ -1,5 +1,5 @@
 /*
- * test_distribute.c - ALGORITHM.md step 5: greedy and hierarchical
+ * test_distribute.c - docs/algorithm.md step 5: greedy and hierarchical
  * distribution, weights, largest remainders, the level walk, PU and GPU
  * splitting.  Each expected value is derived in the comment above it from
  * the rules, on the topology's structure:

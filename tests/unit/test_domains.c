@@ -1,5 +1,5 @@
 /*
- * test_domains.c - ALGORITHM.md step 4: one domain per NUMA node, skipping
+ * test_domains.c - docs/algorithm.md step 4: one domain per NUMA node, skipping
  * memory without CPUs (GPU memory, CXL expanders) and a second memory on
  * the same CPUs (HBM, MCDRAM beside DDR).
  *

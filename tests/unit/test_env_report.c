@@ -1,5 +1,5 @@
 /*
- * test_env_report.c - ALGORITHM.md step 6: the variables a task is told,
+ * test_env_report.c - docs/algorithm.md step 6: the variables a task is told,
  * and the one-line report "mpibind: task %2d nths %2d gpus %s cpus %s".
  */
 #define _GNU_SOURCE

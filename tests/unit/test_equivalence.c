@@ -1,5 +1,5 @@
 /*
- * test_equivalence.c - ALGORITHM.md, "Beyond the original" of step 3 and
+ * test_equivalence.c - docs/algorithm.md, "Beyond the original" of step 3 and
  * step 4: the same machine exported by two hwloc versions (2.x with
  * NVML/OpenCL devices; 1.x with DRM devices, GPU memories as NUMA nodes,
  * extra groups) maps the same: same nthreads, CPUs, and GPUs (visible

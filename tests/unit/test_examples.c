@@ -1,5 +1,5 @@
 /*
- * test_examples.c - every worked example of ALGORITHM.md, with the
+ * test_examples.c - every worked example of docs/algorithm.md, with the
  * expected values written from its tables (the "..." expanded by the
  * pattern each row states).
  */

@@ -1,11 +1,11 @@
 /*
- * test_gpus.c - ALGORITHM.md step 3: the node's GPU list (which OS
+ * test_gpus.c - docs/algorithm.md step 3: the node's GPU list (which OS
  * devices are GPUs, in which order, with which IDs).
  *
  * Expected lists are read from the topology files (OS device names,
  * subtypes, PCI parents and info attributes), in hwloc's OS device order.
  * The small files of xml/ (see xml/gen_xml.py) exhibit the rules that no
- * shared file shows.
+ * real-machine file (tests/data/topologies) shows.
  */
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /*
- * test_inputs.c - ALGORITHM.md step 1 (input checks), the handle's
+ * test_inputs.c - docs/algorithm.md step 1 (input checks), the handle's
  * defaults, the error convention of mpibind.h (a one-line message naming
  * the value; a NULL handle is an error, not a crash), and the topology
  * sources (a file, a caller's topology).

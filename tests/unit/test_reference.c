@@ -1,13 +1,13 @@
 /*
  * test_reference.c - the library against a second, independent reading of
- * ALGORITHM.md steps 0-5, written here directly on hwloc (it shares no
+ * docs/algorithm.md steps 0-5, written here directly on hwloc (it shares no
  * code with lib/), over every topology file and many inputs: same
  * nthreads, same CPUs, same GPUs (by OS device name, in task order).
  *
  * The reference is deliberately plain: arrays of hwloc objects, the rules
- * in the order ALGORITHM.md states them, plus one the library adds to step
+ * in the order docs/algorithm.md states them, plus one the library adds to step
  * 4 (a CPU-less NUMA node hwloc 2 hangs from the Machine is no domain).  Visible indexes are compared on
- * unrestricted topologies only (ALGORITHM.md leaves open whether OpenCL
+ * unrestricted topologies only (docs/algorithm.md leaves open whether OpenCL
  * and DRM positions count the GPUs a restriction removed).
  */
 #define _GNU_SOURCE

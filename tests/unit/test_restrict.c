@@ -1,5 +1,5 @@
 /*
- * test_restrict.c - ALGORITHM.md step 2: the restriction by PU OS indexes
+ * test_restrict.c - docs/algorithm.md step 2: the restriction by PU OS indexes
  * (cpu) or NUMA OS indexes (mem), parsed with hwloc's list syntax.
  *
  * hwloc_bitmap_list_sscanf() semantics, which the library follows:

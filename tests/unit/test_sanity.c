@@ -1,6 +1,6 @@
 /*
  * test_sanity.c - properties every mapping has, on every topology file
- * (the shared machines and tests/unit/xml), for many inputs:
+ * (the real machines of tests/data/topologies and tests/unit/xml), for many inputs:
  *   - mpibind() succeeds (no crash, no error) for any valid input;
  *   - every task has nthreads >= 1 (= the input when given) and a
  *     non-empty CPU set inside the node's CPUs;

@@ -1,7 +1,7 @@
 /*
  * unit_util.h - helpers shared by the unit tests of libmpibind.
  *
- * Expected values in the tests come from ALGORITHM.md (its rules and its
+ * Expected values in the tests come from docs/algorithm.md (its rules and its
  * worked examples) or from reading the topology files, never from the
  * library's own output.  These helpers only load a topology, set inputs
  * and compare results with such expectations.
@@ -14,7 +14,7 @@
 #include "mpibind.h"
 
 /* Inputs of one mapping; UT_IN(.ntasks = 4, ...) starts from the defaults
- * of ALGORITHM.md. */
+ * of docs/algorithm.md. */
 typedef struct {
   int ntasks, nthreads, greedy, gpu_optim, smt;
   const char *restrict_ids;
@@ -79,7 +79,7 @@ char *ut_cpus_str(mpibind_t *h, int task);
 /* A Check suite runner: runs s, returns the process exit status. */
 int ut_run(Suite *s);
 
-/* Every *.xml file of $TOPOLOGIES (the shared topologies) and $UNIT_XML
+/* Every *.xml file of $TOPOLOGIES (tests/data/topologies, real machines) and $UNIT_XML
  * (this suite's), sorted by path; *n receives their number.  NULL, with a
  * message on stderr, when a directory is unset or holds none.  Free with
  * ut_files_free. */

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Writes the small hwloc 2 XML topologies used by the unit tests.
 
-The shared topologies in ../shared/topologies are real machines; these
-files exhibit GPU-list and domain rules of ALGORITHM.md that no real file
+The topologies in tests/data/topologies are real machines; these
+files exhibit GPU-list and domain rules of docs/algorithm.md that no real file
 shows.  Each node has packages of cores; core c of the whole node has PUs
 c*smt .. c*smt+smt-1.  Run from this directory to regenerate; the output is
 committed, so the tests do not need Python.
@@ -232,7 +232,7 @@ FILES = {
     "hbm-cxl.xml": node(2, 2, 4, hbm=True, extra_groups=[(9, [])]),
     # hwloc 2's way for memory it cannot place (CXL, expanders): NUMA node
     # 9 attached to the Machine, with (as hwloc gives memory children)
-    # the Machine's cpuset.  Not in ALGORITHM.md's two skip rules; the
+    # the Machine's cpuset.  Not in docs/algorithm.md's two skip rules; the
     # library skips a domain whose root holds other domains' roots.
     "cxl-machine.xml": node(2, 2, 4, machine_numa=[9]),
 }
