@@ -3,7 +3,7 @@
  *
  * mpibind maps the tasks (processes) of one node onto the node's hardware:
  * which CPUs each task runs on, how many threads it should start, and which
- * GPUs it should see.  The mapping is specified in design/ALGORITHM.md; the
+ * GPUs it should see.  The mapping is specified in docs/algorithm.md; the
  * names below are those of LLNL's mpibind so that existing code builds
  * unchanged against this library.
  *

@@ -1,7 +1,7 @@
 /*
  * mpibind - the command line front end of libmpibind.
  *
- * Two modes share one option parser (design/INTERFACES.md, "Command line"):
+ * Two modes share one option parser (docs/interfaces.md, "Command line"):
  *
  *   mpibind -n N [options]            preview: print the mapping of N tasks
  *                                     on this node (or on --topology's node)

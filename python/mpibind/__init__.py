@@ -7,7 +7,7 @@
     print(h.mapping_snprint())
 
 A thin layer over libmpibind (CFFI, ABI mode): the mapping is the C
-library's (design/ALGORITHM.md); this module checks Python values, turns C
+library's (docs/algorithm.md); this module checks Python values, turns C
 failures into exceptions and C arrays into lists.
 
 Errors:
