@@ -105,7 +105,7 @@ def run(tmp, env=None, preload=True, cache=None, argv=None):
     e.update(env or {})
     if preload:
         e["LD_PRELOAD"] = PRELOAD
-    p = subprocess.run(argv or ["/usr/bin/python3", "-c", PROBE], env=e,
+    p = subprocess.run(argv or [sys.executable, "-c", PROBE], env=e,
                        capture_output=True, text=True, timeout=60)
     return Run(p, str(trace))
 
@@ -430,7 +430,7 @@ def test_cache_concurrent_tasks_discover_once(tmp):
         e = clean_env()
         e.update(task_env(rank, n), MPIBIND_CACHE_DIR=str(cache),
                  MPIBIND_TRACE=str(trace), LD_PRELOAD=PRELOAD)
-        procs.append(subprocess.Popen(["/usr/bin/python3", "-c", "pass"], env=e))
+        procs.append(subprocess.Popen([sys.executable, "-c", "pass"], env=e))
     assert all(p.wait(timeout=60) == 0 for p in procs)
     lines = [TRACE_RE.match(l.rstrip("\n")) for l in open(trace)]
     assert len(lines) == n and all(lines)
