@@ -58,7 +58,7 @@ static int find_domains(mpibind_t *h, hwloc_topology_t topo,
       struct domain *nd = realloc(d, cap * sizeof(*d));
       if (!nd) {
         free(d);
-        return mb_fail(h, "out of memory");
+        return mb_oom(h);
       }
       d = nd;
     }
@@ -80,8 +80,9 @@ static int find_domains(mpibind_t *h, hwloc_topology_t topo,
   n = kept;
   if (n == 0) {
     free(d);
-    return mb_fail(h, "the topology has no NUMA node with CPUs: nothing to "
-                      "map tasks onto");
+    return mb_fail_kind(h, MPIBIND_ENOMAP,
+                        "the topology has no NUMA node with CPUs: nothing to "
+                        "map tasks onto");
   }
   *out = d;
   *nout = n;
@@ -132,12 +133,13 @@ static int tasks_per_domain(mpibind_t *h, struct domain *d, int nd, int gpu_on)
     }
   }
   if (W <= 0)
-    return mb_fail(h, "the domains have no CPU: nothing to map tasks onto");
+    return mb_fail_kind(h, MPIBIND_ENOMAP,
+                        "the domains have no CPU: nothing to map tasks onto");
 
   long long left = h->ntasks;
   char *extra = calloc(nd, 1);
   if (!extra)
-    return mb_fail(h, "out of memory");
+    return mb_oom(h);
   for (int i = 0; i < nd; i++) {
     d[i].ntasks = (int)((long long)h->ntasks * d[i].weight / W);
     left -= d[i].ntasks;
@@ -266,8 +268,9 @@ static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
     }
   }
   if (m <= 0)
-    return mb_fail(h, "no CPU under the domain rooted at %s %u",
-                   hwloc_obj_type_string(R->type), R->logical_index);
+    return mb_fail_kind(h, MPIBIND_ENOMAP,
+                        "no CPU under the domain rooted at %s %u",
+                        hwloc_obj_type_string(R->type), R->logical_index);
 
   int p = 1;
   if (s > 0) {
@@ -286,7 +289,7 @@ static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
   if (!objs || !pus) {
     free(objs);
     free(pus);
-    return mb_fail(h, "out of memory");
+    return mb_oom(h);
   }
   int i = 0;
   for (hwloc_obj_t o = below_first(topo, R, depth); o && i < m;
@@ -379,6 +382,7 @@ static int alloc_outputs(mpibind_t *h)
   h->out_gpus = calloc(n, sizeof(hwloc_bitmap_t));
   if (!h->out_nthreads || !h->out_cpus || !h->out_gpus)
     return -1;
+  h->out_ntasks = n; /* what mb_clear_outputs frees, whatever ntasks is */
   for (int i = 0; i < n; i++) {
     h->out_cpus[i] = hwloc_bitmap_alloc();
     h->out_gpus[i] = hwloc_bitmap_alloc();
@@ -417,8 +421,7 @@ static int gpu_list(mpibind_t *h, hwloc_topology_t base)
 
 int mpibind(mpibind_t *h)
 {
-  if (!h)
-    return -1;
+  MB_NEED_HANDLE(h, -1);
   mb_clear_outputs(h);
   if (h->ntasks < 1)
     return mb_fail(h, "ntasks is not set: expected an integer >= 1");
@@ -440,7 +443,7 @@ int mpibind(mpibind_t *h)
   int nd = 0;
   if (alloc_outputs(h)) {
     mb_clear_outputs(h);
-    return mb_fail(h, "out of memory");
+    return mb_oom(h);
   }
   if (find_domains(h, h->work_topo, &d, &nd)) {
     mb_clear_outputs(h);

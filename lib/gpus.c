@@ -131,7 +131,7 @@ int mb_gpu_list_build(mpibind_t *h, hwloc_topology_t topo,
       struct mb_gpu *nc = realloc(c, cap * sizeof(*c));
       if (!nc) {
         free(c);
-        return mb_fail(h, "out of memory");
+        return mb_oom(h);
       }
       c = nc;
     }
@@ -152,7 +152,7 @@ int mb_gpu_list_build(mpibind_t *h, hwloc_topology_t topo,
   list->gpu = calloc(n > 0 ? n : 1, sizeof(*list->gpu));
   if (!list->gpu) {
     free(c);
-    return mb_fail(h, "out of memory");
+    return mb_oom(h);
   }
   for (int i = 0; i < n; i++) {
     int best = 1;
@@ -179,7 +179,7 @@ int mb_gpu_list_build(mpibind_t *h, hwloc_topology_t topo,
                  g->dev, g->func) < 0)
       g->pcibus = NULL;
     if (!g->name || !g->uuid || !g->pcibus)
-      rc = mb_fail(h, "out of memory");
+      rc = mb_oom(h);
   }
   if (rc) {
     mb_gpu_list_free(list);
@@ -217,7 +217,7 @@ int mb_gpu_list_build(mpibind_t *h, hwloc_topology_t topo,
   }
   if (rc) {
     mb_gpu_list_free(list);
-    return mb_fail(h, "out of memory");
+    return mb_oom(h);
   }
   if (ref) { /* keep what the reference list kept */
     int kept = 0;
@@ -292,7 +292,7 @@ int mb_gpu_list_allocate(mpibind_t *h, struct mb_gpu_list *list)
     char *keep = calloc(list->n > 0 ? list->n : 1, 1);
     if (!keep) {
       free(value);
-      return mb_fail(h, "out of memory");
+      return mb_oom(h);
     }
     char *save = NULL;
     for (char *e = strtok_r(value, ",", &save); e;
@@ -322,7 +322,7 @@ int mb_gpu_list_allocate(mpibind_t *h, struct mb_gpu_list *list)
         if (!(list->gpu[found].alloc_entry = strdup(e))) {
           free(keep);
           free(value);
-          return mb_fail(h, "out of memory");
+          return mb_oom(h);
         }
       }
     }

@@ -31,11 +31,42 @@ int mpibind_topology_load_filters(hwloc_topology_t topo)
 
 void mb_free_work_topology(mpibind_t *h)
 {
-  mb_clear_outputs(h);
   if (h->work_is_copy)
     hwloc_topology_destroy(h->work_topo);
   h->work_topo = NULL;
   h->work_is_copy = 0;
+}
+
+void mb_free_retired_topologies(mpibind_t *h)
+{
+  for (int i = 0; i < h->nretired; i++)
+    hwloc_topology_destroy(h->retired[i]);
+  free(h->retired);
+  h->retired = NULL;
+  h->nretired = 0;
+}
+
+/* A topology setter replaces the loaded and the work topology, which a
+ * caller may hold (mpibind_get_topology) and stale outputs refer to: they
+ * are kept until the next mpibind() (the LIFETIME rule of mpibind.h). */
+static int retire_topologies(mpibind_t *h)
+{
+  hwloc_topology_t *r =
+      realloc(h->retired, (h->nretired + 2) * sizeof(*h->retired));
+  if (!r)
+    return mb_oom(h);
+  h->retired = r;
+  if (h->work_is_copy)
+    h->retired[h->nretired++] = h->work_topo;
+  if (h->own_topo)
+    h->retired[h->nretired++] = h->own_topo;
+  h->work_topo = NULL;
+  h->work_is_copy = 0;
+  h->own_topo = NULL;
+  free(h->topo_file);
+  h->topo_file = NULL;
+  mb_inputs_changed(h);
+  return 0;
 }
 
 void mb_free_own_topology(mpibind_t *h)
@@ -52,13 +83,13 @@ static int load_live(mpibind_t *h)
 {
   hwloc_topology_t t;
   if (hwloc_topology_init(&t))
-    return mb_fail(h, "cannot initialize an hwloc topology: %s",
-                   strerror(errno));
+    return mb_fail_kind(h, errno, "cannot initialize an hwloc topology: %s",
+                        strerror(errno));
   if (mpibind_topology_load_filters(t) || hwloc_topology_load(t)) {
     int e = errno;
     hwloc_topology_destroy(t);
-    return mb_fail(h, "cannot discover this machine's topology: %s",
-                   strerror(e));
+    return mb_fail_kind(h, e, "cannot discover this machine's topology: %s",
+                        strerror(e));
   }
   h->own_topo = t;
   return 0;
@@ -130,23 +161,32 @@ static int check_system(mpibind_t *h, hwloc_topology_t topo, const char *what)
 
 int mpibind_set_topology_file(mpibind_t *h, const char *path)
 {
-  if (!h)
-    return -1;
+  MB_NEED_HANDLE(h, -1);
   if (!path) {
-    mb_free_own_topology(h);
+    if (retire_topologies(h))
+      return -1;
     h->user_topo = NULL;
     return 0;
   }
+  if (mb_check_hwloc(h))
+    return -1;
   struct stat st;
   if (!*path)
     return mb_fail(h, "topology file '' is invalid: expected the path of "
                       "an hwloc XML file");
   if (stat(path, &st) != 0)
-    return mb_fail(h, "topology file '%s': %s", path, strerror(errno));
+    return mb_fail_kind(h, errno, "topology file '%s': %s", path,
+                        strerror(errno));
+  if (S_ISDIR(st.st_mode))
+    return mb_fail_kind(h, EISDIR,
+                        "topology file '%s' is a directory: expected an "
+                        "hwloc XML file",
+                        path);
   if (!S_ISREG(st.st_mode))
     return mb_fail(h, "topology file '%s' is not a regular file", path);
   if (access(path, R_OK) != 0)
-    return mb_fail(h, "topology file '%s': %s", path, strerror(errno));
+    return mb_fail_kind(h, errno, "topology file '%s': %s", path,
+                        strerror(errno));
   if (st.st_size == 0)
     return mb_fail(h,
                    "topology file '%s' is empty: expected an hwloc XML "
@@ -181,7 +221,11 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
   }
   free(probe.error);
 
-  mb_free_own_topology(h);
+  if (retire_topologies(h)) {
+    hwloc_topology_destroy(t);
+    free(copy);
+    return -1;
+  }
   h->user_topo = NULL;
   h->own_topo = t;
   h->topo_file = copy;
@@ -190,15 +234,17 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
 
 int mpibind_set_topology(mpibind_t *h, hwloc_topology_t topo)
 {
-  if (!h)
+  MB_NEED_HANDLE(h, -1);
+  if (retire_topologies(h))
     return -1;
-  mb_free_own_topology(h);
   h->user_topo = topo;
   return 0;
 }
 
 hwloc_topology_t mb_base_topology(mpibind_t *h)
 {
+  if (mb_check_hwloc(h))
+    return NULL;
   if (h->user_topo)
     return h->user_topo;
   if (!h->own_topo && load_live(h))
@@ -208,24 +254,21 @@ hwloc_topology_t mb_base_topology(mpibind_t *h)
 
 int mpibind_topology_load(mpibind_t *h)
 {
-  if (!h)
-    return -1;
+  MB_NEED_HANDLE(h, -1);
   return mb_base_topology(h) ? 0 : -1;
 }
 
 hwloc_topology_t mpibind_get_topology(mpibind_t *h)
 {
-  if (!h)
-    return NULL;
-  if (h->work_topo)
+  MB_NEED_HANDLE(h, NULL);
+  if (h->work_topo && h->mapped && !h->stale)
     return h->work_topo;
   return mb_base_topology(h);
 }
 
 int mpibind_topology_check_system(mpibind_t *h)
 {
-  if (!h)
-    return -1;
+  MB_NEED_HANDLE(h, -1);
   hwloc_topology_t t = mb_base_topology(h);
   if (!t)
     return -1;
@@ -241,7 +284,7 @@ int mpibind_topology_check_system(mpibind_t *h)
     /* Name the file in the message: the user typed it. */
     char *w = NULL;
     if (asprintf(&w, "topology file '%s'", h->topo_file) < 0)
-      return mb_fail(h, "out of memory");
+      return mb_oom(h);
     int rc = check_system(h, t, w);
     free(w);
     return rc;
@@ -305,7 +348,7 @@ int mb_make_work_topology(mpibind_t *h)
   int by_mem = h->restrict_type == MPIBIND_RESTRICT_MEM;
   hwloc_bitmap_t set = hwloc_bitmap_alloc();
   if (!set)
-    return mb_fail(h, "out of memory");
+    return mb_oom(h);
   if (hwloc_bitmap_list_sscanf(set, h->restrict_ids) < 0) {
     hwloc_bitmap_free(set);
     return mb_fail(h, "restrict list '%s' is invalid: expected a list of ids "
@@ -329,26 +372,32 @@ int mb_make_work_topology(mpibind_t *h)
 
   hwloc_topology_t work;
   if (hwloc_topology_dup(&work, base)) {
+    int e = errno;
     hwloc_bitmap_free(set);
-    return mb_fail(h, "cannot copy the topology: %s", strerror(errno));
+    return mb_fail_kind(h, e == ENOMEM ? ENOMEM : MPIBIND_ENOMAP,
+                        "cannot copy the topology: %s", strerror(e));
   }
   unsigned long flags =
       by_mem ? HWLOC_RESTRICT_FLAG_BYNODESET | HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS
              : HWLOC_RESTRICT_FLAG_REMOVE_CPULESS;
+  /* hwloc refuses (EINVAL) a set that would leave no CPU, such as a GPU's
+   * memory alone: the list does not fit this topology (EINVAL too). */
   if (!by_mem && drop_cpuless_numa(work)) {
     int e = errno;
     hwloc_bitmap_free(set);
     hwloc_topology_destroy(work);
-    return mb_fail(h, "cannot restrict the topology to CPUs '%s': %s",
-                   h->restrict_ids, strerror(e));
+    return mb_fail_kind(h, e == ENOMEM ? ENOMEM : EINVAL,
+                        "cannot restrict the topology to CPUs '%s': %s",
+                        h->restrict_ids, strerror(e));
   }
   if (hwloc_topology_restrict(work, set, flags)) {
     int e = errno;
     hwloc_bitmap_free(set);
     hwloc_topology_destroy(work);
-    return mb_fail(h, "cannot restrict the topology to %s '%s': %s",
-                   by_mem ? "NUMA nodes" : "CPUs", h->restrict_ids,
-                   strerror(e));
+    return mb_fail_kind(h, e == ENOMEM ? ENOMEM : EINVAL,
+                        "cannot restrict the topology to %s '%s': %s",
+                        by_mem ? "NUMA nodes" : "CPUs", h->restrict_ids,
+                        strerror(e));
   }
   hwloc_bitmap_free(set);
   h->work_topo = work;
