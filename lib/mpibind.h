@@ -30,6 +30,9 @@
  *                       the topology has no CPU to map tasks onto)
  *       ENODATA         an output read before mpibind(), or after an
  *                       input changed (see LIFETIME)
+ *       EXDEV           binding with a topology that is not this
+ *                       machine's (a file or the caller's): hwloc's kind
+ *                       for a binding that cannot be enforced
  *       ELIBBAD         the hwloc library loaded at run time has another
  *                       API major version than the one mpibind was built
  *                       against

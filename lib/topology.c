@@ -113,7 +113,8 @@ static int load_xml(hwloc_topology_t *out, const char *path,
 /* Does topo describe the machine running this process?  A foreign file is
  * fine for previewing a mapping, never for binding.  Reads the host name
  * the export recorded and the kernel's list of online CPUs: both cheap,
- * and together they catch a file from another machine or kind of node. */
+ * and together they catch a file from another machine or kind of node.
+ * The kind is EXDEV, hwloc's for "the binding cannot be enforced". */
 static int check_system(mpibind_t *h, hwloc_topology_t topo, const char *what)
 {
   hwloc_obj_t root = hwloc_get_root_obj(topo);
@@ -121,36 +122,36 @@ static int check_system(mpibind_t *h, hwloc_topology_t topo, const char *what)
   char here[256] = "";
   if (host && gethostname(here, sizeof(here) - 1) == 0 &&
       strcmp(host, here) != 0)
-    return mb_fail(h,
-                   "%s describes host '%s', not this host '%s'", what, host,
-                   here);
+    return mb_fail_kind(h, EXDEV, "%s describes host '%s', not this host '%s'",
+                        what, host, here);
 
   char *line = NULL;
   size_t cap = 0;
   FILE *f = fopen("/sys/devices/system/cpu/online", "r");
   if (!f)
-    return mb_fail(h, "cannot read /sys/devices/system/cpu/online: %s",
-                   strerror(errno));
+    return mb_fail_kind(h, errno,
+                        "cannot read /sys/devices/system/cpu/online: %s",
+                        strerror(errno));
   ssize_t len = getline(&line, &cap, f);
   fclose(f);
   hwloc_bitmap_t online = hwloc_bitmap_alloc();
   int rc = 0;
   if (len <= 0 || !online) {
-    rc = mb_fail(h, "cannot read /sys/devices/system/cpu/online");
+    rc = mb_fail_kind(h, EIO, "cannot read /sys/devices/system/cpu/online");
   } else {
     line[strcspn(line, "\n")] = '\0';
     if (hwloc_bitmap_list_sscanf(online, line) < 0) {
-      rc = mb_fail(h, "cannot parse /sys/devices/system/cpu/online '%s'",
+      rc = mb_fail_kind(h, EIO, "cannot parse /sys/devices/system/cpu/online '%s'",
                    line);
     } else if (!hwloc_bitmap_isincluded(
                    hwloc_topology_get_topology_cpuset(topo), online)) {
       char *pus = NULL;
       hwloc_bitmap_list_asprintf(&pus,
                                  hwloc_topology_get_topology_cpuset(topo));
-      rc = mb_fail(h,
-                   "%s does not describe this machine: its PUs %s are not "
-                   "among this machine's online CPUs %s",
-                   what, pus ? pus : "?", line);
+      rc = mb_fail_kind(h, EXDEV,
+                        "%s does not describe this machine: its PUs %s are "
+                        "not among this machine's online CPUs %s",
+                        what, pus ? pus : "?", line);
       free(pus);
     }
   }
@@ -276,10 +277,10 @@ int mpibind_topology_check_system(mpibind_t *h)
     return 0; /* discovered here */
   const char *what = h->user_topo ? "the caller's topology" : "topology file";
   if (!hwloc_topology_is_thissystem(t))
-    return mb_fail(h,
-                   "%s is not this system's (hwloc would not bind with "
-                   "it): load it with HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM",
-                   what);
+    return mb_fail_kind(h, EXDEV,
+                        "%s is not this system's (hwloc would not bind with "
+                        "it): load it with HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM",
+                        what);
   if (h->topo_file) {
     /* Name the file in the message: the user typed it. */
     char *w = NULL;

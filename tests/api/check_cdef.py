@@ -1,6 +1,6 @@
 """Every declaration of the Python module's cdef (python/mpibind/_capi.py)
 is the header's: the same function with the same return and parameter
-types, and the same enum values.  CFFI in ABI mode calls what the cdef says
+types, the same enum values and the same integer #define constants.  CFFI in ABI mode calls what the cdef says
 without seeing the header, so a drift here is a silent wrong call.
 
 Both are parsed with pycparser (what CFFI itself uses) and compared as
@@ -23,26 +23,35 @@ typedef struct mpibind_t mpibind_t;
 """
 
 
-def header_text(path):
-    """The header's declarations as plain C: no comments, no preprocessor
-    lines, no MPIBIND_API, no extern "C"."""
-    text = open(path, encoding="utf-8").read()
+def split_defines(text):
+    """text without comments and preprocessor lines, and its integer
+    #define constants."""
     text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
     text = re.sub(r"//[^\n]*", " ", text)
     lines = []
+    defines = {}
     skip = False
     for line in text.splitlines():
         s = line.strip()
         if skip or s.startswith("#"):
+            m = re.match(r"#\s*define\s+(\w+)\s+(\d+|0x[0-9a-fA-F]+)\s*$", s)
+            if m and not skip:
+                defines[m.group(1)] = int(m.group(2), 0)
             skip = s.endswith("\\")
             continue
         lines.append(line)
-    text = "\n".join(lines)
+    return "\n".join(lines), defines
+
+
+def header_text(path):
+    """The header's declarations as plain C: no comments, no preprocessor
+    lines, no MPIBIND_API, no extern "C"; and its #define constants."""
+    text, defines = split_defines(open(path, encoding="utf-8").read())
     text = text.replace('extern "C" {', "").replace("MPIBIND_API", "")
     text = re.sub(r"typedef struct mpibind_t mpibind_t;", "", text)
     # the closing brace of extern "C" is alone on its line
     text = re.sub(r"^\s*}\s*$", "", text, flags=re.M)
-    return text
+    return text, defines
 
 
 def cdef_text(path):
@@ -52,7 +61,7 @@ def cdef_text(path):
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and \
                 any(getattr(t, "id", None) == "CDEF" for t in node.targets):
-            return ast.literal_eval(node.value)
+            return split_defines(ast.literal_eval(node.value))
     sys.exit("%s has no CDEF" % path)
 
 
@@ -89,9 +98,16 @@ def declarations(text, what):
 
 
 def main(header, capi):
-    h_funcs, h_enums = declarations(header_text(header), header)
-    c_funcs, c_enums = declarations(cdef_text(capi), capi)
+    h_text, h_defines = header_text(header)
+    c_text, c_defines = cdef_text(capi)
+    h_funcs, h_enums = declarations(h_text, header)
+    c_funcs, c_enums = declarations(c_text, capi)
     bad = 0
+    for name, value in sorted(c_defines.items()):
+        if h_defines.get(name) != value:
+            print("#define %s: header %s, cdef %s"
+                  % (name, h_defines.get(name), value))
+            bad += 1
     for name, sig in sorted(c_funcs.items()):
         if name not in h_funcs:
             print("cdef declares %s, which the header does not" % name)
