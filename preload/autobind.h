@@ -71,6 +71,14 @@ int mpibind_auto_apply(int standalone);
  */
 int mpibind_auto_apply_task(int local, int count, const char *source);
 
+/*
+ * The program the wrapper is about to exec, before mpibind_auto_apply(1):
+ * an interpreter (Python) is not given OMP_PLACES/OMP_PROC_BIND unless
+ * MPIBIND has `place_threads` (its OpenMP runtime loads late and would pin
+ * the whole process to its first place).  NULL: the running process.
+ */
+void mpibind_auto_set_program(const char *argv0);
+
 #ifdef __cplusplus
 }
 #endif

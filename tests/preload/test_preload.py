@@ -338,7 +338,8 @@ def test_already_applied(tmp):
 def test_live_one_task_gets_everything(tmp):
     """docs/algorithm.md: one task maps to every PU of the node (the live
     topology covers what the process may use)."""
-    r = run(tmp, {**task_env(0, 1), "MPIBIND": "on"})
+    # the probe is Python: place_threads asks for OMP_PLACES/OMP_PROC_BIND
+    r = run(tmp, {**task_env(0, 1), "MPIBIND": "on,place_threads"})
     t = r.trace[0]
     assert r.rc == 0 and t and t[6] == "1", r
     assert parse_list(t[7]) == set(BASE_AFF), r
@@ -366,10 +367,10 @@ def test_live_tasks_bound_and_disjoint(tmp):
 
 
 def test_words_and_user_values(tmp):
-    r = run(tmp, {**task_env(1, 4), **lassen_env(), "MPIBIND": "dryrun,omp_places,visible_devices"})
+    r = run(tmp, {**task_env(1, 4), **lassen_env(), "MPIBIND": "dryrun,omp_places,visible_devices,place_threads"})
     assert "OMP_PLACES" not in r.env and "CUDA_VISIBLE_DEVICES" not in r.env, r
     assert "CUDA_DEVICE_ORDER" not in r.env and r.env["OMP_PROC_BIND"] == "spread", r
-    r = run(tmp, {**task_env(1, 4), **lassen_env(), "MPIBIND": "dryrun,omp_proc_bind"})
+    r = run(tmp, {**task_env(1, 4), **lassen_env(), "MPIBIND": "dryrun,omp_proc_bind,place_threads"})
     assert "OMP_PROC_BIND" not in r.env and r.env["OMP_PLACES"] == "threads", r
     # the user's values stay
     r = run(tmp, {**task_env(1, 4), **lassen_env(), "OMP_PLACES": "cores",

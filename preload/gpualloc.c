@@ -1,0 +1,205 @@
+/*
+ * gpualloc.c - the GPU allocation a task starts with (issue 7.5).
+ *
+ * A *_VISIBLE_DEVICES set at launch is either the node's allocation, the
+ * same in every task (`srun --gpus=4`, a variable exported in the job
+ * script), or each task's own list (`srun --gpus-per-task=1`, Flux
+ * `-o gpu-affinity=per-task`, site scripts that give local task i GPU i).
+ * Taken as the node's allocation, a per-task list makes every task map the
+ * node as if it had one GPU.  Every task of the node must compute the same
+ * mapping, so a per-task list is recognized from what each task can see:
+ *
+ * - Slurm (the task number came from SLURM_LOCALID): SLURM_STEP_GPUS is the
+ *   step's GPUs on this node; a task's list that is a part of it, not all
+ *   of it, is the task's own, and the node's mapping covers SLURM_STEP_GPUS.
+ * - Other launchers: the list is local task i's share of the node's GPUs in
+ *   index order (k GPUs each: i*k to i*k+k-1), as per-task launchers give
+ *   them; the node's mapping then covers all of the vendor's GPUs.
+ *
+ * The task then keeps its list and takes the CPUs of the node mapping's
+ * task that has exactly those GPUs.  When no task of the mapping has them
+ * (more tasks than GPUs, a list that is not a share after all), the list
+ * is taken as the node's allocation, as before.  Known ambiguity: without
+ * Slurm, a list exported alike to every task that happens to be task 0's
+ * share (CUDA_VISIBLE_DEVICES=0 with as many tasks as GPUs) is taken as
+ * task 0's own by task 0 only.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autobind-internal.h"
+
+const char *const mpibind_auto_gpu_vars[MPIBIND_AUTO_NGPU_VARS] = {
+    "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
+    "ZE_AFFINITY_MASK"};
+
+/* Per variable: the task's own list when it is per-task, else NULL. */
+static char *own[MPIBIND_AUTO_NGPU_VARS];
+
+int mpibind_auto_gpu_var_index(const char *name) {
+  for (int i = 0; i < MPIBIND_AUTO_NGPU_VARS; i++)
+    if (strcmp(name, mpibind_auto_gpu_vars[i]) == 0)
+      return i;
+  return -1;
+}
+
+int mpibind_auto_gpu_per_task(const char *name) {
+  int i = mpibind_auto_gpu_var_index(name);
+  return i >= 0 && own[i] != NULL;
+}
+
+/* Number of entries of a comma list; *entry (when entry != NULL) is the
+ * n-th one, trimmed, as [start, len). */
+static int entry_at(const char *list, int n, const char **start, size_t *len) {
+  int k = 0;
+  const char *p = list;
+  for (;;) {
+    const char *e = strchr(p, ',');
+    const char *b = p, *f = e ? e : p + strlen(p);
+    while (b < f && isspace((unsigned char)*b))
+      b++;
+    while (f > b && isspace((unsigned char)f[-1]))
+      f--;
+    if (f > b) {
+      if (k == n && start) {
+        *start = b;
+        *len = (size_t)(f - b);
+        return 1;
+      }
+      k++;
+    }
+    if (e == NULL)
+      break;
+    p = e + 1;
+  }
+  return start ? 0 : k;
+}
+
+static int count_entries(const char *list) {
+  return entry_at(list, 0, NULL, NULL);
+}
+
+static int has_entry(const char *list, const char *s, size_t len) {
+  const char *b;
+  size_t l;
+  for (int i = 0; entry_at(list, i, &b, &l); i++)
+    if (l == len && strncmp(b, s, len) == 0)
+      return 1;
+  return 0;
+}
+
+/* Every entry of a is one of b. */
+static int subset(const char *a, const char *b) {
+  const char *s;
+  size_t l;
+  for (int i = 0; entry_at(a, i, &s, &l); i++)
+    if (!has_entry(b, s, l))
+      return 0;
+  return 1;
+}
+
+static int same_set(const char *a, const char *b) {
+  return subset(a, b) && subset(b, a);
+}
+
+/* The list is exactly local task `local`'s share in index order. */
+static int is_share(const char *list, int local) {
+  int k = count_entries(list);
+  const char *s;
+  size_t l;
+  if (k <= 0)
+    return 0;
+  for (int i = 0; entry_at(list, i, &s, &l); i++) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "%ld", (long)local * k + i);
+    if (strlen(buf) != l || strncmp(buf, s, l) != 0)
+      return 0;
+  }
+  return 1;
+}
+
+int mpibind_auto_gpu_inputs(mpibind_t *h, const char *source, int local,
+                            int count, char **msg) {
+  int slurm = source && strcmp(source, "SLURM_LOCALID") == 0;
+  const char *step = slurm ? getenv("SLURM_STEP_GPUS") : NULL;
+  for (int i = 0; i < MPIBIND_AUTO_NGPU_VARS; i++) {
+    const char *var = mpibind_auto_gpu_vars[i];
+    const char *value = getenv(var);
+    const char *alloc = value;
+    free(own[i]);
+    own[i] = NULL;
+    if (value == NULL)
+      continue;
+    if (count_entries(value) > 0) {
+      if (step && count_entries(step) > 0 && !same_set(value, step) &&
+          subset(value, step)) {
+        alloc = step;
+        own[i] = strdup(value);
+      } else if (source && !slurm && count > 1 && is_share(value, local)) {
+        alloc = NULL; /* all of the vendor's GPUs */
+        own[i] = strdup(value);
+      }
+    }
+    if (alloc && mpibind_set_gpu_allocation(h, var, alloc) != 0) {
+      *msg = mpibind_auto_strdupf("%s='%s': %s", var, alloc,
+                                  mpibind_get_error(h));
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The task of the mapping whose value of var (as it would be told) has
+ * the same entries as `list`; -1 when none or several. */
+static int slot_of(mpibind_t *h, const char *var, const char *list) {
+  char **vals = mpibind_get_env_var_values(h, var);
+  int n = mpibind_get_ntasks(h), found = -1;
+  for (int s = 0; vals && s < n; s++)
+    if (vals[s] && same_set(vals[s], list)) {
+      if (found >= 0)
+        return -1;
+      found = s;
+    }
+  return found;
+}
+
+int mpibind_auto_gpu_slot(mpibind_t *h, int local, int *slot, char **what) {
+  int s = -1, any = 0;
+  *slot = local;
+  for (int i = 0; i < MPIBIND_AUTO_NGPU_VARS; i++) {
+    int si;
+    if (own[i] == NULL)
+      continue;
+    any = 1;
+    si = slot_of(h, mpibind_auto_gpu_vars[i], own[i]);
+    if (si < 0 || (s >= 0 && si != s)) {
+      s = -1;
+      break;
+    }
+    s = si;
+  }
+  if (!any)
+    return 0;
+  if (s >= 0) {
+    *slot = s;
+    free(*what);
+    *what = mpibind_auto_strdupf(
+        "GPU lists given per task: the node's mapping covers the node's "
+        "GPUs, and each task takes the CPUs of the mapping's task that has "
+        "its GPUs");
+    return 0;
+  }
+  /* not a share after all: the list is the node's allocation */
+  for (int i = 0; i < MPIBIND_AUTO_NGPU_VARS; i++) {
+    if (own[i] == NULL)
+      continue;
+    if (mpibind_set_gpu_allocation(h, mpibind_auto_gpu_vars[i], own[i]) != 0)
+      return -1;
+    free(own[i]);
+    own[i] = NULL;
+  }
+  return mpibind(h) == 0 && mpibind_set_env_vars(h) == 0 ? 0 : -1;
+}
