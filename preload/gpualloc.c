@@ -12,23 +12,31 @@
  * - Slurm (the task number came from SLURM_LOCALID): SLURM_STEP_GPUS is the
  *   step's GPUs on this node; a task's list that is a part of it, not all
  *   of it, is the task's own, and the node's mapping covers SLURM_STEP_GPUS.
- * - Other launchers: the list is local task i's share of the node's GPUs in
- *   index order (k GPUs each: i*k to i*k+k-1), as per-task launchers give
- *   them; the node's mapping then covers all of the vendor's GPUs.
+ * - Other launchers, when the launcher's process (the task's parent) has the
+ *   variable in its environment: that value is the node's allocation, and a
+ *   task's list that is a part of it, not all of it, is the task's own.
+ * - Otherwise (the launcher's process has no such variable: a per-task
+ *   launcher, a site script, or a launcher flag such as `mpirun -x`): the
+ *   list is the task's own when it is local task i's share of the node's
+ *   GPUs in index order (k GPUs each: i*k to i*k+k-1), as per-task
+ *   launchers give them; the node's mapping then covers all of the
+ *   vendor's GPUs.
  *
  * The task then keeps its list and takes the CPUs of the node mapping's
  * task that has exactly those GPUs.  When no task of the mapping has them
  * (more tasks than GPUs, a list that is not a share after all), the list
- * is taken as the node's allocation, as before.  Known ambiguity: without
- * Slurm, a list exported alike to every task that happens to be task 0's
- * share (CUDA_VISIBLE_DEVICES=0 with as many tasks as GPUs) is taken as
- * task 0's own by task 0 only.
+ * is taken as the node's allocation, as before.  Known limit of the last
+ * case: a list given alike to every task by a launcher flag (not exported
+ * in the launcher's environment) that equals one task's share is taken by
+ * that task as its own; export the variable instead (`export
+ * CUDA_VISIBLE_DEVICES=2,3; mpirun ...`).
  */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "autobind-internal.h"
 
@@ -121,35 +129,95 @@ static int is_share(const char *list, int local) {
   return 1;
 }
 
+/* The launcher's process's environment (its parent's, as it was at its
+ * exec): NUL-separated, *len bytes; NULL when it cannot be read. */
+static char *parent_environ(size_t *len) {
+  char path[64];
+  size_t cap = 8192, n = 0;
+  char *buf;
+  FILE *f;
+  snprintf(path, sizeof path, "/proc/%ld/environ", (long)getppid());
+  f = fopen(path, "re");
+  buf = f ? malloc(cap) : NULL;
+  if (buf == NULL) {
+    if (f)
+      fclose(f);
+    return NULL;
+  }
+  for (;;) {
+    size_t r;
+    if (n + 1 >= cap) {
+      char *b = realloc(buf, cap * 2);
+      if (b == NULL) {
+        free(buf);
+        fclose(f);
+        return NULL;
+      }
+      buf = b;
+      cap *= 2;
+    }
+    r = fread(buf + n, 1, cap - n - 1, f);
+    if (r == 0)
+      break;
+    n += r;
+  }
+  fclose(f);
+  buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+/* The value of `var` in a NUL-separated environment, or NULL. */
+static const char *env_value(const char *env, size_t len, const char *var) {
+  size_t vl = strlen(var);
+  for (size_t i = 0; env && i < len; i += strlen(env + i) + 1)
+    if (strncmp(env + i, var, vl) == 0 && env[i + vl] == '=')
+      return env + i + vl + 1;
+  return NULL;
+}
+
 int mpibind_auto_gpu_inputs(mpibind_t *h, const char *source, int local,
                             int count, char **msg) {
   int slurm = source && strcmp(source, "SLURM_LOCALID") == 0;
   const char *step = slurm ? getenv("SLURM_STEP_GPUS") : NULL;
+  char *penv = NULL;
+  size_t plen = 0;
+  int rc = 0;
   for (int i = 0; i < MPIBIND_AUTO_NGPU_VARS; i++) {
     const char *var = mpibind_auto_gpu_vars[i];
     const char *value = getenv(var);
-    const char *alloc = value;
+    const char *alloc = value, *node = NULL;
     free(own[i]);
     own[i] = NULL;
-    if (value == NULL)
-      continue;
-    if (count_entries(value) > 0) {
-      if (step && count_entries(step) > 0 && !same_set(value, step) &&
-          subset(value, step)) {
-        alloc = step;
-        own[i] = strdup(value);
-      } else if (source && !slurm && count > 1 && is_share(value, local)) {
+    if (value == NULL || count_entries(value) == 0)
+      goto set;
+    if (slurm) {
+      node = step;
+    } else if (source && count > 1) {
+      if (penv == NULL)
+        penv = parent_environ(&plen);
+      node = penv ? env_value(penv, plen, var) : NULL;
+      if (penv && node == NULL && is_share(value, local)) {
         alloc = NULL; /* all of the vendor's GPUs */
         own[i] = strdup(value);
+        goto set;
       }
     }
+    if (node && count_entries(node) > 0 && !same_set(value, node) &&
+        subset(value, node)) {
+      alloc = node;
+      own[i] = strdup(value);
+    }
+  set:
     if (alloc && mpibind_set_gpu_allocation(h, var, alloc) != 0) {
       *msg = mpibind_auto_strdupf("%s='%s': %s", var, alloc,
                                   mpibind_get_error(h));
-      return -1;
+      rc = -1;
+      break;
     }
   }
-  return 0;
+  free(penv);
+  return rc;
 }
 
 /* The task of the mapping whose value of var (as it would be told) has
