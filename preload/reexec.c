@@ -22,7 +22,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,19 +32,11 @@
 
 #define REEXEC_VAR "MPIBIND_REEXEC"
 
-static int first_phdr(struct dl_phdr_info *info, size_t size, void *arg) {
-  (void)size;
-  *(const void **)arg = info->dlpi_phdr;
-  return 1; /* the first object is the program */
-}
-
-/* The kernel loaded the program itself (not `ld.so ./prog`): its program
- * headers are the ones the kernel passed in AT_PHDR. */
-static int started_by_kernel(void) {
-  const void *phdr = NULL;
-  dl_iterate_phdr(first_phdr, &phdr);
-  return phdr != NULL && phdr == (const void *)getauxval(AT_PHDR);
-}
+/* The kernel loaded the program with its dynamic loader as interpreter
+ * (AT_BASE is the loader's address), not the loader itself as the program
+ * (`ld.so ./prog`: AT_BASE is 0, and glibc rewrites AT_PHDR and AT_EXECFN
+ * to look like the program's). */
+static int started_by_kernel(void) { return getauxval(AT_BASE) != 0; }
 
 static int under_valgrind(void) {
   const char *p = getenv("LD_PRELOAD");

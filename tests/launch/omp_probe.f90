@@ -75,7 +75,7 @@ program omp_probe
   aff(omp_get_thread_num())%s = status_cpus('/proc/thread-self/status')
   !$omp end critical
   !$omp end parallel
-  line = 'OMPPROBE {"lang":"fortran","cpus":"' // status_cpus('/proc/self/status') // &
+  line = 'OMPPLACE {"lang":"fortran","cpus":"' // status_cpus('/proc/self/status') // &
        '","max_threads":' // itoa(maxt) // ',"num_places":' // itoa(omp_get_num_places()) // &
        ',"proc_bind":' // itoa(int(omp_get_proc_bind())) // ',"threads_lists":['
   do i = 0, n - 1

@@ -5,7 +5,7 @@
  * into executables (gcc, g++, clang + LLVM libomp) and into a shared library
  * that a program without OpenMP links (omp_probe_main.c).
  *
- * Output: one line, "OMPPROBE " and a JSON object:
+ * Output: one line, "OMPPLACE " and a JSON object:
  *   lang            what was built (argument of omp_probe_report)
  *   cpus            Cpus_allowed_list of the process (/proc/self/status)
  *   max_threads     omp_get_max_threads() before the parallel region
@@ -118,7 +118,7 @@ int omp_probe_report(const char *lang)
   if (!out)
     return 2;
   size_t len = (size_t)sprintf(out,
-      "OMPPROBE {\"lang\":\"%s\",\"pid\":%ld,\"cpus\":\"%s\",\"max_threads\":%d,"
+      "OMPPLACE {\"lang\":\"%s\",\"pid\":%ld,\"cpus\":\"%s\",\"max_threads\":%d,"
       "\"num_places\":%d,\"proc_bind\":%d,\"threads\":[",
       lang, (long)getpid(), cpus ? cpus : "", max_threads,
       omp_get_num_places(), (int)omp_get_proc_bind());
