@@ -12,6 +12,9 @@
  * - Slurm (the task number came from SLURM_LOCALID): SLURM_STEP_GPUS is the
  *   step's GPUs on this node; a task's list that is a part of it, not all
  *   of it, is the task's own, and the node's mapping covers SLURM_STEP_GPUS.
+ *   Slurm 22.05 sets SLURM_STEP_GPUS to the task's own list under
+ *   --gpus-per-task: then a list shorter than SLURM_GPUS_ON_NODE is the
+ *   task's own, and the mapping covers all of the vendor's GPUs.
  * - Other launchers, when the launcher's process (the task's parent) has the
  *   variable in its environment: that value is the node's allocation, and a
  *   task's list that is a part of it, not all of it, is the task's own.
@@ -192,7 +195,18 @@ int mpibind_auto_gpu_inputs(mpibind_t *h, const char *source, int local,
     if (value == NULL || count_entries(value) == 0)
       goto set;
     if (slurm) {
+      /* Slurm 22.05 sets SLURM_STEP_GPUS per task too: then only the count
+       * SLURM_GPUS_ON_NODE says that the step has more GPUs here */
+      const char *on_node = getenv("SLURM_GPUS_ON_NODE");
+      char *end = NULL;
+      long n = on_node ? strtol(on_node, &end, 10) : 0;
       node = step;
+      if ((step == NULL || same_set(step, value)) && end && end != on_node &&
+          *end == '\0' && n > count_entries(value)) {
+        alloc = NULL; /* all of the vendor's GPUs */
+        own[i] = strdup(value);
+        goto set;
+      }
     } else if (source && count > 1) {
       if (penv == NULL)
         penv = parent_environ(&plen);
@@ -220,6 +234,16 @@ int mpibind_auto_gpu_inputs(mpibind_t *h, const char *source, int local,
   return rc;
 }
 
+/* The mapping writes variable i (the node has GPUs of its vendor). */
+static int var_mapped(mpibind_t *h, int i) {
+  int n = 0;
+  char **names = mpibind_get_env_var_names(h, &n);
+  for (int k = 0; names && k < n; k++)
+    if (strcmp(names[k], mpibind_auto_gpu_vars[i]) == 0)
+      return 1;
+  return 0;
+}
+
 /* The task of the mapping whose value of var (as it would be told) has
  * the same entries as `list`; -1 when none or several. */
 static int slot_of(mpibind_t *h, const char *var, const char *list) {
@@ -239,7 +263,9 @@ int mpibind_auto_gpu_slot(mpibind_t *h, int local, int *slot, char **what) {
   *slot = local;
   for (int i = 0; i < MPIBIND_AUTO_NGPU_VARS; i++) {
     int si;
-    if (own[i] == NULL)
+    /* Slurm sets every vendor's variable alike: only those of the node's
+     * GPUs (the variables the mapping writes) choose the task */
+    if (own[i] == NULL || !var_mapped(h, i))
       continue;
     any = 1;
     si = slot_of(h, mpibind_auto_gpu_vars[i], own[i]);
@@ -249,8 +275,11 @@ int mpibind_auto_gpu_slot(mpibind_t *h, int local, int *slot, char **what) {
     }
     s = si;
   }
-  if (!any)
+  if (!any) {
+    /* no per-task list of the node's vendors: the others are ignored by
+     * the mapping anyway; nothing to choose */
     return 0;
+  }
   if (s >= 0) {
     *slot = s;
     free(*what);
