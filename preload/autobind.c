@@ -314,7 +314,10 @@ static void report(struct task_run *r) {
   report_mapping(r->h);
 }
 
-/* The task's memory on the NUMA node(s) of its CPUs (`membind`). */
+/* The task's memory on the NUMA node(s) of its CPUs (`membind`): strict
+ * (MPOL_BIND: allocations come from those nodes only), for the calling
+ * thread and the threads it starts later (Linux memory policies are per
+ * thread; at load, the process has one thread). */
 static int bind_memory(struct task_run *r, hwloc_const_bitmap_t cpus) {
   hwloc_topology_t topo = mpibind_get_topology(r->h);
   hwloc_bitmap_t nodes = hwloc_bitmap_alloc();
@@ -326,7 +329,7 @@ static int bind_memory(struct task_run *r, hwloc_const_bitmap_t cpus) {
   hwloc_bitmap_list_asprintf(&list, nodes);
   if (hwloc_bitmap_iszero(nodes) ||
       hwloc_set_membind(topo, nodes, HWLOC_MEMBIND_BIND,
-                        HWLOC_MEMBIND_BYNODESET) != 0) {
+                        HWLOC_MEMBIND_BYNODESET | HWLOC_MEMBIND_STRICT) != 0) {
     r->msg = mpibind_auto_strdupf("MPIBIND=membind: cannot bind task %d's "
                                   "memory to NUMA node%s %s: %s",
                                   r->local, hwloc_bitmap_weight(nodes) == 1 ? "" : "s",

@@ -524,3 +524,80 @@ def test_trace_format(tmp):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"] + sys.argv[1:]))
+
+
+# --- issue 7.6: membind; issue 11.3: bound=1 means the kernel's mask ---------
+
+# get_mempolicy(2) through the C library's syscall(): the policy the task's
+# threads allocate with, and its NUMA nodes.
+MEMPOLICY_PROBE = r"""
+import ctypes, json, os, platform
+nr = {"x86_64": 239, "aarch64": 236, "ppc64le": 260}[platform.machine()]
+libc = ctypes.CDLL(None, use_errno=True)
+mode = ctypes.c_int(-1)
+words = 64
+mask = (ctypes.c_ulong * words)()
+rc = libc.syscall(nr, ctypes.byref(mode), mask, ctypes.c_ulong(words * 64), None, ctypes.c_ulong(0))
+nodes = [w * 64 + b for w in range(words) for b in range(64) if mask[w] >> b & 1]
+print(json.dumps({"aff": sorted(os.sched_getaffinity(0)), "env": dict(os.environ),
+                  "rc": rc, "mode": mode.value, "nodes": nodes}))
+"""
+MPOL_DEFAULT, MPOL_BIND = 0, 2
+
+
+def machine_numa_nodes():
+    base = "/sys/devices/system/node"
+    return {int(d[4:]) for d in os.listdir(base) if d.startswith("node") and d[4:].isdigit()}
+
+
+def numa_of_cpu(cpu):
+    d = f"/sys/devices/system/cpu/cpu{cpu}"
+    return {int(n[4:]) for n in os.listdir(d) if n.startswith("node") and n[4:].isdigit()}
+
+
+@pytest.mark.skipif(__import__("platform").machine() not in ("x86_64", "aarch64", "ppc64le"),
+                    reason="get_mempolicy's syscall number is known for x86_64, aarch64, ppc64le")
+def test_membind(tmp):
+    """MPIBIND=membind binds each task's memory to the NUMA node(s) of its
+    CPUs (MPOL_BIND, as srun --mem-bind=local), and says so in verbose
+    mode; without it the policy stays the default."""
+    argv = ["/usr/bin/python3", "-c", MEMPOLICY_PROBE]
+    plain = run(tmp, task_env(0, 2), argv=argv)
+    assert plain.rc == 0 and plain.probe["rc"] == 0, plain
+    assert plain.probe["mode"] == MPOL_DEFAULT, plain
+    for rank in (0, 1):
+        r = run(tmp, {**task_env(rank, 2), "MPIBIND": "membind,v"}, argv=argv)
+        assert r.rc == 0 and r.probe["rc"] == 0, r
+        assert r.probe["mode"] == MPOL_BIND, r
+        want = set().union(*(numa_of_cpu(c) for c in r.probe["aff"]))
+        assert want and set(r.probe["nodes"]) == want, r
+        assert set(r.probe["nodes"]) <= machine_numa_nodes(), r
+        said = [l for l in r.stderr.splitlines() if "memory of task" in l]
+        if rank == 0:
+            assert len(said) == 1 and "NUMA node" in said[0], r
+        else:
+            assert said == [], r      # printed by the node's task 0 only
+
+
+def test_bound_means_the_kernel_mask(tmp):
+    """HWLOC_XMLFILE makes hwloc describe a file instead of the machine;
+    a binding on such a topology is a silent no-op in hwloc.  bound=1 and
+    MPIBIND_APPLIED=1 only after the kernel's mask was read back and equals
+    the task's CPUs; otherwise one line and the task runs unbound."""
+    if len(BASE_AFF) < 2:
+        pytest.skip("needs two CPUs (one task of two must get fewer than all)")
+    xml = tmp / "this-node.xml"
+    p = subprocess.run(["lstopo-no-graphics", "--of", "xml", str(xml)], capture_output=True)
+    if p.returncode != 0:
+        pytest.skip("lstopo-no-graphics (hwloc-nox) is not installed")
+    fresh = tmp / "fresh-cache"
+    r = run(tmp, {**task_env(0, 2), "HWLOC_XMLFILE": str(xml)}, cache=fresh)
+    t = r.trace[0]
+    assert r.rc == 0 and t, r
+    if r.probe["aff"] == BASE_AFF:          # hwloc bound nothing
+        assert t[6] == "0", f"bound=1 although the mask is unchanged\n{r}"
+        assert r.env.get("MPIBIND_APPLIED") != "1", r
+        lines = [l for l in r.stderr.splitlines() if "mpibind" in l]
+        assert len(lines) == 1 and "kernel reports" in lines[0], r
+    else:                                   # it did bind: then it is true
+        assert t[6] == "1" and parse_list(t[7]) == set(r.probe["aff"]), r
