@@ -472,7 +472,7 @@ static int apply_task(struct task_run *r) {
     /* keep the launcher's binding: nothing is bound or exported */
     if (r->local == 0 && (t->verbose || t->dryrun))
       fprintf(stderr, "mpibind: %s; keeping the launcher's binding\n",
-              r->job_what);
+              r->job_what ? r->job_what : "the job's CPUs here are unknown");
     setenv("MPIBIND_APPLIED", "0", 1);
     trace(r->local, r->count, r->how, 0, "");
     run_free(r);

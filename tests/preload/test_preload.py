@@ -601,3 +601,46 @@ def test_bound_means_the_kernel_mask(tmp):
         assert len(lines) == 1 and "kernel reports" in lines[0], r
     else:                                   # it did bind: then it is true
         assert t[6] == "1" and parse_list(t[7]) == set(r.probe["aff"]), r
+
+
+# --- issue 7.4: the job's CPUs under Slurm, from the step's variables --------
+
+def slurm_step(rank, size, job_cpus, bind_type, bind_list):
+    env = task_env(rank, size, "SLURM")
+    env.update({"SLURM_JOB_CPUS_PER_NODE": job_cpus, "SLURM_CPU_BIND_TYPE": bind_type,
+                "SLURM_CPU_BIND_LIST": bind_list})
+    return env
+
+
+@pytest.mark.skipif(len(BASE_AFF) < 2, reason="needs two CPUs")
+def test_slurm_step_cpus(tmp):
+    """A step that has some of the node's CPUs (SLURM_JOB_CPUS_PER_NODE below
+    the node's count): the tasks map within the union of the masks srun
+    binds them to; a job with every CPU of its nodes maps the node."""
+    last = BASE_AFF[-1]
+    mask = hex(1 << last)
+    r = run(tmp, {**slurm_step(0, 1, "1", "mask_cpu:", mask), "MPIBIND": "v"})
+    assert r.rc == 0 and r.probe["aff"] == [last], r
+    assert r.trace[0][6] == "1" and parse_list(r.trace[0][7]) == {last}, r
+    assert any(f"mapping within CPUs {last}" in l for l in r.stderr.splitlines()), r
+    # map_cpu lists CPU numbers
+    r = run(tmp, slurm_step(0, 1, "1", "map_cpu:", str(last)))
+    assert r.probe["aff"] == [last], r
+    # the job has the node (every node of it has at least this node's CPUs)
+    r = run(tmp, slurm_step(0, 1, f"{len(BASE_AFF)}(x2)", "mask_cpu:", mask))
+    assert r.probe["aff"] == BASE_AFF, r
+
+
+@pytest.mark.skipif(len(BASE_AFF) < 2, reason="needs two CPUs")
+def test_slurm_step_cpus_unknown(tmp):
+    """Part of the node, and no task masks (--cpu-bind=none): the step's CPUs
+    cannot be known, so the task keeps Slurm's binding and verbose mode
+    says why; nothing is exported."""
+    r = run(tmp, {**slurm_step(0, 1, "1", "none", ""), "MPIBIND": "v"})
+    assert r.rc == 0 and r.probe["aff"] == BASE_AFF, r
+    assert r.env.get("MPIBIND_APPLIED") == "0" and "OMP_NUM_THREADS" not in r.env, r
+    lines = [l for l in r.stderr.splitlines() if "mpibind" in l]
+    assert len(lines) == 1 and "unknown" in lines[0] and "keeping" in lines[0], r
+    assert r.trace[0][6] == "0", r
+    r = run(tmp, slurm_step(0, 1, "1", "none", ""))
+    assert [l for l in r.stderr.splitlines() if "mpibind" in l] == [], r
