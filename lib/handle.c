@@ -217,6 +217,7 @@ int mpibind_finalize(mpibind_t *h)
   mb_free_own_topology(h); /* with the work topology */
   free_allocs(h);
   free(h->restrict_ids);
+  hwloc_bitmap_free(h->job_cpus);
   free(h->error);
   free(h);
   return 0;
@@ -311,6 +312,24 @@ int mpibind_set_restrict_ids(mpibind_t *h, const char *ids)
   mb_inputs_changed(h);
   free(h->restrict_ids);
   h->restrict_ids = copy;
+  return 0;
+}
+
+int mpibind_set_job_cpus(mpibind_t *h, hwloc_const_bitmap_t cpus)
+{
+  CHECK_HANDLE(h);
+  hwloc_bitmap_t copy = NULL;
+  if (cpus) {
+    if (hwloc_bitmap_iszero(cpus) || hwloc_bitmap_weight(cpus) < 0)
+      return mb_fail(h, "the job's CPUs are %s: expected a finite, non-empty "
+                        "set of PU OS indexes",
+                     hwloc_bitmap_iszero(cpus) ? "empty" : "infinite");
+    if (!(copy = hwloc_bitmap_dup(cpus)))
+      return mb_fail(h, "out of memory");
+  }
+  mb_free_work_topology(h); /* and the outputs mapped on it */
+  hwloc_bitmap_free(h->job_cpus);
+  h->job_cpus = copy;
   return 0;
 }
 

@@ -137,6 +137,16 @@ MPIBIND_API int mpibind_set_smt(mpibind_t *handle, int smt);
  * The string is copied. */
 MPIBIND_API int mpibind_set_restrict_ids(mpibind_t *handle, const char *ids);
 MPIBIND_API int mpibind_set_restrict_type(mpibind_t *handle, int type);
+/* The CPUs (PU OS indexes) the launch gave this job on this node, when
+ * they are narrower than what the process may use (jobs that share a node
+ * without cpuset cgroups: a Slurm step with task/affinity only, Flux's
+ * affinity containment, taskset or numactl around a launcher).  The
+ * mapping then stays within them, on top of any restrict list: no task
+ * is ever given a CPU outside them.  The set is copied; NULL removes it.
+ * mpibind() fails, naming both, when they leave no CPU of the topology.
+ * Beyond the original (docs/algorithm.md, "The job's CPUs"). */
+MPIBIND_API int mpibind_set_job_cpus(mpibind_t *handle,
+                                     hwloc_const_bitmap_t cpus);
 /* Kind of GPU ID reported by mpibind_get_gpus_ptask and the reports. */
 MPIBIND_API int mpibind_set_gpu_ids(mpibind_t *handle, int id_kind);
 

@@ -58,6 +58,7 @@ struct mpibind_t {
   int restrict_type;
   int gpu_id_kind;
   char *restrict_ids;    /* NULL: no restriction */
+  hwloc_bitmap_t job_cpus; /* NULL: the topology's CPUs (see set_job_cpus) */
   struct mb_alloc *allocs;
   int nallocs;
 

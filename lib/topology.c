@@ -332,6 +332,51 @@ static int drop_cpuless_numa(hwloc_topology_t topo)
   return rc;
 }
 
+/* The job's CPUs (mpibind_set_job_cpus): a last restriction, by CPUs, of
+ * the work topology, after the user's list.  Nothing is copied when the
+ * topology has no CPU outside them (a whole-node launch maps as before). */
+static int restrict_to_job(mpibind_t *h)
+{
+  if (!h->job_cpus)
+    return 0;
+  hwloc_const_bitmap_t have = hwloc_topology_get_topology_cpuset(h->work_topo);
+  if (hwloc_bitmap_isincluded(have, h->job_cpus))
+    return 0;
+  if (!hwloc_bitmap_intersects(have, h->job_cpus)) {
+    char *have_s = NULL, *job_s = NULL;
+    hwloc_bitmap_list_asprintf(&have_s, have);
+    hwloc_bitmap_list_asprintf(&job_s, h->job_cpus);
+    int rc = mb_fail(h,
+                     "the job's CPUs %s are none of the CPUs %s left to map%s%s%s",
+                     job_s ? job_s : "?", have_s ? have_s : "?",
+                     h->restrict_ids ? " (after the restrict list '" : "",
+                     h->restrict_ids ? h->restrict_ids : "",
+                     h->restrict_ids ? "')" : "");
+    free(have_s);
+    free(job_s);
+    return rc;
+  }
+  if (!h->work_is_copy) {
+    hwloc_topology_t work;
+    if (hwloc_topology_dup(&work, h->work_topo))
+      return mb_fail(h, "cannot copy the topology: %s", strerror(errno));
+    h->work_topo = work;
+    h->work_is_copy = 1;
+  }
+  if (drop_cpuless_numa(h->work_topo) ||
+      hwloc_topology_restrict(h->work_topo, h->job_cpus,
+                              HWLOC_RESTRICT_FLAG_REMOVE_CPULESS)) {
+    int e = errno;
+    char *job_s = NULL;
+    hwloc_bitmap_list_asprintf(&job_s, h->job_cpus);
+    int rc = mb_fail(h, "cannot restrict the topology to the job's CPUs %s: %s",
+                     job_s ? job_s : "?", strerror(e));
+    free(job_s);
+    return rc;
+  }
+  return 0;
+}
+
 /* Step 2.  The restriction works on a copy so that neither the caller's
  * topology nor the loaded one changes: the same handle can map again with
  * another list. */
@@ -343,7 +388,7 @@ int mb_make_work_topology(mpibind_t *h)
   mb_free_work_topology(h);
   if (!h->restrict_ids) {
     h->work_topo = base;
-    return 0;
+    return restrict_to_job(h);
   }
 
   int by_mem = h->restrict_type == MPIBIND_RESTRICT_MEM;
@@ -403,5 +448,5 @@ int mb_make_work_topology(mpibind_t *h)
   hwloc_bitmap_free(set);
   h->work_topo = work;
   h->work_is_copy = 1;
-  return 0;
+  return restrict_to_job(h);
 }

@@ -7,6 +7,7 @@
 #define MPIBIND_AUTOBIND_INTERNAL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <hwloc.h>
 #include "mpibind.h"
 
@@ -30,6 +31,9 @@ struct mpibind_auto_tuning {
   int no_omp_places;    /* do not set OMP_PLACES */
   int no_omp_proc_bind; /* do not set OMP_PROC_BIND */
   int no_visible_devices; /* do not set *_VISIBLE_DEVICES/ZE_AFFINITY_MASK */
+  int membind;          /* `membind`: memory on the task's NUMA node(s) */
+  int place_threads;    /* `place_threads`: OMP_PLACES/OMP_PROC_BIND even
+                           in an interpreter (see autobind.c) */
   const char *restrict_ids; /* NULL: not given (points into environ) */
   int restrict_type;        /* -1: not given */
   const char *topofile;     /* NULL: not given */
@@ -93,5 +97,72 @@ int mpibind_auto_topology(mpibind_t *h, int *how, hwloc_topology_t *owned,
  * process has no topology left. */
 void mpibind_auto_plugins_off_begin(int *restore);
 void mpibind_auto_plugins_off_end(int restore);
+
+/* ---- gpualloc.c: the GPU allocation a task starts with -------------- */
+
+#define MPIBIND_AUTO_NGPU_VARS 4
+/* CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES,
+ * ZE_AFFINITY_MASK: when set at launch, the GPU allocation. */
+extern const char *const mpibind_auto_gpu_vars[MPIBIND_AUTO_NGPU_VARS];
+/* Index of `name` in mpibind_auto_gpu_vars, or -1. */
+int mpibind_auto_gpu_var_index(const char *name);
+/* Gives the handle the node's GPU allocation from the variables set at
+ * launch, recognizing per-task lists (see gpualloc.c).  0, or -1 with
+ * *msg. */
+int mpibind_auto_gpu_inputs(mpibind_t *h, const char *source, int local,
+                            int count, char **msg);
+/* After mpibind() and mpibind_set_env_vars(): *slot is the task of the
+ * node's mapping this task takes (its own number, or, with per-task GPU
+ * lists, the task that has its GPUs; *what then says so).  When no task
+ * has them, maps again with the lists as the node's allocation.  0, or -1
+ * with the handle's error. */
+int mpibind_auto_gpu_slot(mpibind_t *h, int local, int *slot, char **what);
+/* 1 when the task's value of `name` is its own per-task list (kept). */
+int mpibind_auto_gpu_per_task(const char *name);
+
+/* ---- jobcpus.c: the CPUs the launch gave the job on this node ------ */
+
+/* The affinity of `pid` (0: the calling thread) into `set`; 0 or -1. */
+int mpibind_auto_affinity(pid_t pid, hwloc_bitmap_t set);
+
+/* `source`: the variable that gave the task number (NULL: no launcher, the
+ * wrapper run directly); `allowed`: the CPUs of the topology.  Returns 1
+ * with `cpus` and *what (malloc'ed phrase for the verbose report) when the
+ * job's CPUs on this node are fewer than `allowed`; 0 when the whole
+ * topology is the job's (or nothing narrower is known); -1 with *what
+ * saying why when they cannot be known and the task must not be bound. */
+int mpibind_auto_job_cpus(const char *source, hwloc_const_bitmap_t allowed,
+                          hwloc_bitmap_t cpus, char **what);
+
+/* ---- openmp.c: the OpenMP runtime already in the process ----------- */
+
+/* 1 when an OpenMP runtime (4.5 or later) is loaded. */
+int mpibind_auto_omp_loaded(void);
+/* NULL when the loaded runtime (if any) follows OMP_PROC_BIND and
+ * OMP_PLACES as they are now in the environment, for a task bound to
+ * task_cpus; otherwise a phrase saying what it got wrong. */
+const char *mpibind_auto_omp_stale(hwloc_const_bitmap_t task_cpus);
+/* omp_set_num_threads(n) when a runtime is loaded. */
+void mpibind_auto_omp_set_num_threads(int n);
+
+/* ---- reexec.c: the program started again in the same process -------- */
+
+/* 1 when this image is the re-executed one (MPIBIND_REEXEC is our pid). */
+int mpibind_auto_reexec_done(void);
+/* Removes MPIBIND_REEXEC from the environment (the program never sees it). */
+void mpibind_auto_reexec_forget(void);
+/* 1 when a re-exec is allowed here (see reexec.c for the exclusions). */
+int mpibind_auto_reexec_possible(void);
+/* Re-executes the program (never returns) or returns -1. */
+int mpibind_auto_reexec(void);
+
+/* ---- autobind.c: the load-time application -------------------------- */
+
+/* mpibind_auto_apply(0) from the preload's constructor: sets *restart to
+ * 1 (and then skips omp_set_num_threads) when an OpenMP runtime already
+ * loaded has stale places or binding and a re-exec is possible; the
+ * caller then calls mpibind_auto_reexec(), and on its failure
+ * mpibind_auto_omp_set_num_threads(*nthreads). */
+int mpibind_auto_apply_at_load(int *restart, int *nthreads);
 
 #endif /* MPIBIND_AUTOBIND_INTERNAL_H */
