@@ -128,6 +128,52 @@ static int check_system(mpibind_t *h, hwloc_topology_t topo, const char *what)
   return rc;
 }
 
+/* The XML format version a file declares (<topology version="3.0">), as
+ * its major number; 0 when the start of the file declares none.  Only the
+ * first kilobytes are read: the root element comes right after the
+ * prolog. */
+static int xml_format_major(const char *path, char *ver, size_t cap)
+{
+  char buf[4096];
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *p = strstr(buf, "<topology");
+  if (!p || !(p = strstr(p, "version=\"")))
+    return 0;
+  p += strlen("version=\"");
+  size_t len = strcspn(p, "\"");
+  if (len == 0 || len >= cap)
+    return 0;
+  memcpy(ver, p, len);
+  ver[len] = '\0';
+  return atoi(ver);
+}
+
+/* Why hwloc refused the file, in a user's terms.  hwloc 2 reads XML
+ * formats 1.x and 2.x only; hwloc 3 writes 3.0 by default, and can still
+ * write a 2.x file (its v2 export flag). */
+static int xml_load_failed(mpibind_t *h, const char *path)
+{
+  char ver[32];
+  int major = xml_format_major(path, ver, sizeof(ver));
+  if (major > 2)
+    return mb_fail(h,
+                   "topology file '%s' comes from a newer hwloc (XML format "
+                   "%s) than this one (hwloc %s reads formats 1.x and 2.x): "
+                   "export it again in format 2 with that hwloc's "
+                   "'lstopo --of xml --export-xml-flags v2 FILE' (or "
+                   "HWLOC_TOPOLOGY_EXPORT_XML_FLAG_V2)",
+                   path, ver, HWLOC_VERSION);
+  return mb_fail(h,
+                 "topology file '%s' is not a valid hwloc XML topology "
+                 "(truncated or not XML?)",
+                 path);
+}
+
 int mpibind_set_topology_file(mpibind_t *h, const char *path)
 {
   if (!h)
@@ -164,10 +210,7 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
   hwloc_topology_t t;
   if (load_xml(&t, path, HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM)) {
     free(copy);
-    return mb_fail(h,
-                   "topology file '%s' is not a valid hwloc XML topology "
-                   "(truncated or not XML?)",
-                   path);
+    return xml_load_failed(h, path);
   }
   mpibind_t probe = {0};
   if (check_system(&probe, t, "topology file") == 0) {
