@@ -232,6 +232,61 @@ static int first_pus(hwloc_topology_t topo, hwloc_obj_t obj, int p, int *pus)
   return n;
 }
 
+/* How many of k tasks (k > m) each of the m objects serves.  When every
+ * object contributes as many PUs, split(k, m) as in docs/algorithm.md.
+ * When they contribute different numbers (a core that lost a hardware
+ * thread), each serves tasks in proportion to its PUs, the leftovers going
+ * to the largest remainders, the lower object first among equals (this is
+ * split(k, m) again when they are all equal): with as many tasks as PUs,
+ * one task per PU.  pus is scratch space for p PUs.  NULL when out of
+ * memory. */
+static int *tasks_per_object(hwloc_topology_t topo, hwloc_obj_t *objs, int m,
+                             int k, int p, int *pus)
+{
+  int *g = calloc(m, sizeof(*g));
+  int *c = calloc(m, sizeof(*c));
+  char *extra = calloc(m, 1);
+  if (!g || !c || !extra) {
+    free(g);
+    free(c);
+    free(extra);
+    return NULL;
+  }
+  long long C = 0;
+  int uneven = 0;
+  for (int o = 0; o < m; o++) {
+    c[o] = first_pus(topo, objs[o], p, pus);
+    C += c[o];
+    uneven |= c[o] != c[0];
+  }
+  if (!uneven || C == 0) {
+    for (int o = 0; o < m; o++)
+      g[o] = mb_split_part(k, m, o);
+  } else {
+    int left = k;
+    for (int o = 0; o < m; o++) {
+      g[o] = (int)((long long)k * c[o] / C);
+      left -= g[o];
+    }
+    for (; left > 0; left--) {
+      int best = -1;
+      long long best_rem = -1;
+      for (int o = 0; o < m; o++) {
+        long long rem = (long long)k * c[o] % C;
+        if (!extra[o] && rem > best_rem) {
+          best = o;
+          best_rem = rem;
+        }
+      }
+      extra[best] = 1;
+      g[best]++;
+    }
+  }
+  free(c);
+  free(extra);
+  return g;
+}
+
 /* CPUs of the k tasks first..first+k-1 under root R. */
 static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
                           int first, int k, int hw)
@@ -304,9 +359,15 @@ static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
       }
     }
   } else {
+    int *groups = tasks_per_object(topo, objs, m, k, p, pus);
+    if (!groups) {
+      free(objs);
+      free(pus);
+      return mb_fail(h, "out of memory");
+    }
     int task = first;
     for (int o = 0; o < m; o++) {
-      int g = mb_split_part(k, m, o);
+      int g = groups[o];
       int c = first_pus(topo, objs[o], p, pus);
       if (c >= g) { /* the PUs, in order, in g runs */
         int y = 0;
@@ -319,6 +380,7 @@ static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
             hwloc_bitmap_set(h->out_cpus[task], pus[y]);
       }
     }
+    free(groups);
   }
   free(objs);
   free(pus);

@@ -297,19 +297,28 @@ int mb_core_depth(hwloc_topology_t topo)
   return hwloc_get_type_or_below_depth(topo, HWLOC_OBJ_CORE);
 }
 
+/* The most hardware threads any core has (docs/algorithm.md, "Beyond the
+ * original"): a core that lost a thread (offline CPU, cgroup, a site's
+ * reserved system threads) says nothing about the others, wherever it is
+ * in the order. */
 int mb_hw_smt(hwloc_topology_t topo)
 {
-  hwloc_obj_t core = hwloc_get_obj_by_depth(topo, mb_core_depth(topo), 0);
-  if (!core || core->type == HWLOC_OBJ_PU || core->arity == 0)
-    return 1;
-  return (int)core->arity;
+  int depth = mb_core_depth(topo);
+  int hw = 1;
+  for (hwloc_obj_t core = hwloc_get_obj_by_depth(topo, depth, 0); core;
+       core = core->next_cousin)
+    if (core->type != HWLOC_OBJ_PU && (int)core->arity > hw)
+      hw = (int)core->arity;
+  return hw;
 }
 
 /* NUMA nodes without CPUs (GPU memory, CXL) go anyway in a restriction by
  * CPUs (REMOVE_CPULESS).  hwloc 2.9 asserts (aborting the process) when
  * such a node is attached below an object whose CPUs all stay, as hwloc 1
  * exports of GPU nodes have it; removing them first, by nodeset, which
- * has no such check, gives the same topology without the abort. */
+ * has no such check, gives the same topology without the abort.  Also
+ * used after a restriction by CPUs without REMOVE_CPULESS (below), where
+ * it removes the NUMA nodes that lost their CPUs. */
 static int drop_cpuless_numa(hwloc_topology_t topo)
 {
   hwloc_bitmap_t keep = hwloc_bitmap_alloc();
@@ -328,6 +337,126 @@ static int drop_cpuless_numa(hwloc_topology_t topo)
   if (cpuless && !hwloc_bitmap_iszero(keep))
     rc = hwloc_topology_restrict(topo, keep, HWLOC_RESTRICT_FLAG_BYNODESET);
   hwloc_bitmap_free(keep);
+  return rc;
+}
+
+/* What hwloc_topology_restrict drops besides the set it is given (hwloc
+ * 2.9, topology.c): by CPUs with REMOVE_CPULESS, the NUMA nodes whose CPUs
+ * all go (or that have none); by nodeset with REMOVE_MEMLESS, the PUs none
+ * of whose local NUMA nodes stays (or that have none: CPUs whose NUMA node
+ * is offline, memory-less or outside the cgroup's mems). */
+static void also_dropped(hwloc_topology_t topo, int by_nodeset,
+                         hwloc_const_bitmap_t dropped, hwloc_bitmap_t out)
+{
+  hwloc_bitmap_zero(out);
+  hwloc_obj_type_t type = by_nodeset ? HWLOC_OBJ_PU : HWLOC_OBJ_NUMANODE;
+  for (hwloc_obj_t o = hwloc_get_next_obj_by_type(topo, type, NULL); o;
+       o = hwloc_get_next_obj_by_type(topo, type, o)) {
+    hwloc_const_bitmap_t mine = by_nodeset ? o->nodeset : o->cpuset;
+    if (hwloc_bitmap_iszero(o->cpuset) || hwloc_bitmap_isincluded(mine, dropped))
+      hwloc_bitmap_set(out, o->os_index);
+  }
+}
+
+/* Would hwloc_topology_restrict, dropping the CPUs dcpu and the NUMA nodes
+ * dnode, reach one of its assertions?  At each object its recursion
+ * visits, hwloc 2.9 asserts that an object keeping all of the kind being
+ * restricted (CPUs, or NUMA nodes by nodeset) loses none of the other
+ * kind, unless it has none of the first.  A node whose CPUs lack a NUMA
+ * node breaks that by nodeset; a CPU-less NUMA node below CPUs that all
+ * stay (hwloc 1 exports) breaks it by CPUs.  This replays the walk. */
+static int restrict_would_assert(hwloc_obj_t obj, int by_nodeset,
+                                 hwloc_const_bitmap_t dcpu,
+                                 hwloc_const_bitmap_t dnode)
+{
+  hwloc_const_bitmap_t mine = by_nodeset ? obj->complete_nodeset
+                                         : obj->complete_cpuset;
+  hwloc_const_bitmap_t other = by_nodeset ? obj->complete_cpuset
+                                          : obj->complete_nodeset;
+  hwloc_const_bitmap_t dmine = by_nodeset ? dnode : dcpu;
+  hwloc_const_bitmap_t dother = by_nodeset ? dcpu : dnode;
+  if (!mine || !other)
+    return 0;
+  int modified = hwloc_bitmap_intersects(mine, dmine);
+  if (!modified) {
+    if (!hwloc_bitmap_iszero(dother) && hwloc_bitmap_intersects(other, dother) &&
+        !hwloc_bitmap_iszero(mine))
+      return 1;
+    modified = hwloc_bitmap_iszero(mine);
+  }
+  if (!modified)
+    return 0;
+  for (hwloc_obj_t c = obj->first_child; c; c = c->next_sibling)
+    if (restrict_would_assert(c, by_nodeset, dcpu, dnode))
+      return 1;
+  for (hwloc_obj_t c = obj->memory_first_child; c; c = c->next_sibling)
+    if (restrict_would_assert(c, by_nodeset, dcpu, dnode))
+      return 1;
+  return 0;
+}
+
+/* Restricts work to the CPUs set (docs/algorithm.md step 2), removing the
+ * NUMA nodes left without CPUs.  Where hwloc's REMOVE_CPULESS would abort
+ * or refuse (no NUMA node keeps a CPU: the CPUs named lack a NUMA node),
+ * the same is done in two steps that have no such check: the CPUs alone,
+ * then the NUMA nodes that lost theirs (when some NUMA node keeps CPUs;
+ * otherwise they stay, CPU-less, and are no domain). */
+static int restrict_cpus(hwloc_topology_t work, hwloc_const_bitmap_t set)
+{
+  if (drop_cpuless_numa(work))
+    return -1;
+  hwloc_bitmap_t dcpu = hwloc_bitmap_alloc(), dnode = hwloc_bitmap_alloc();
+  if (!dcpu || !dnode) {
+    hwloc_bitmap_free(dcpu);
+    hwloc_bitmap_free(dnode);
+    errno = ENOMEM;
+    return -1;
+  }
+  hwloc_bitmap_not(dcpu, set);
+  also_dropped(work, 0, dcpu, dnode);
+  int safe = !hwloc_bitmap_isincluded(
+                 hwloc_topology_get_topology_nodeset(work), dnode) &&
+             !restrict_would_assert(hwloc_get_root_obj(work), 0, dcpu, dnode);
+  hwloc_bitmap_free(dcpu);
+  hwloc_bitmap_free(dnode);
+  if (safe)
+    return hwloc_topology_restrict(work, set,
+                                   HWLOC_RESTRICT_FLAG_REMOVE_CPULESS);
+  if (hwloc_topology_restrict(work, set, 0))
+    return -1;
+  return drop_cpuless_numa(work);
+}
+
+/* Restricts work to the NUMA nodes set with the CPUs local to them.  keep
+ * receives those CPUs (empty: the nodes have none, nothing is done).
+ * Where hwloc's REMOVE_MEMLESS would abort (CPUs without a NUMA node), the
+ * same in two steps that have no such check: the CPUs, then the nodes. */
+static int restrict_nodes(hwloc_topology_t work, hwloc_const_bitmap_t set,
+                          hwloc_bitmap_t keep)
+{
+  hwloc_bitmap_t dnode = hwloc_bitmap_alloc(), dcpu = hwloc_bitmap_alloc();
+  if (!dnode || !dcpu) {
+    hwloc_bitmap_free(dcpu);
+    hwloc_bitmap_free(dnode);
+    errno = ENOMEM;
+    return -1;
+  }
+  hwloc_bitmap_not(dnode, set);
+  also_dropped(work, 1, dnode, dcpu);
+  hwloc_bitmap_andnot(keep, hwloc_topology_get_topology_cpuset(work), dcpu);
+  int rc = 0;
+  if (hwloc_bitmap_iszero(keep))
+    rc = 0;
+  else if (!restrict_would_assert(hwloc_get_root_obj(work), 1, dcpu, dnode))
+    rc = hwloc_topology_restrict(work, set,
+                                 HWLOC_RESTRICT_FLAG_BYNODESET |
+                                     HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS);
+  else if (hwloc_topology_restrict(work, keep, 0))
+    rc = -1;
+  else
+    rc = hwloc_topology_restrict(work, set, HWLOC_RESTRICT_FLAG_BYNODESET);
+  hwloc_bitmap_free(dnode);
+  hwloc_bitmap_free(dcpu);
   return rc;
 }
 
@@ -371,29 +500,32 @@ int mb_make_work_topology(mpibind_t *h)
   }
 
   hwloc_topology_t work;
-  if (hwloc_topology_dup(&work, base)) {
+  hwloc_bitmap_t keep = hwloc_bitmap_alloc();
+  if (!keep || hwloc_topology_dup(&work, base)) {
+    int e = keep ? errno : ENOMEM;
+    hwloc_bitmap_free(keep);
     hwloc_bitmap_free(set);
-    return mb_fail(h, "cannot copy the topology: %s", strerror(errno));
+    return mb_fail(h, "cannot copy the topology: %s", strerror(e));
   }
-  unsigned long flags =
-      by_mem ? HWLOC_RESTRICT_FLAG_BYNODESET | HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS
-             : HWLOC_RESTRICT_FLAG_REMOVE_CPULESS;
-  if (!by_mem && drop_cpuless_numa(work)) {
-    int e = errno;
-    hwloc_bitmap_free(set);
+  int rc = by_mem ? restrict_nodes(work, set, keep) : restrict_cpus(work, set);
+  int e = errno;
+  hwloc_bitmap_free(set);
+  if (rc == 0 && by_mem && hwloc_bitmap_iszero(keep)) {
+    hwloc_bitmap_free(keep);
     hwloc_topology_destroy(work);
-    return mb_fail(h, "cannot restrict the topology to CPUs '%s': %s",
-                   h->restrict_ids, strerror(e));
+    return mb_fail(h,
+                   "restrict list '%s' selects only NUMA nodes without "
+                   "CPUs (memory only): expected a NUMA node with local "
+                   "CPUs",
+                   h->restrict_ids);
   }
-  if (hwloc_topology_restrict(work, set, flags)) {
-    int e = errno;
-    hwloc_bitmap_free(set);
+  hwloc_bitmap_free(keep);
+  if (rc) {
     hwloc_topology_destroy(work);
     return mb_fail(h, "cannot restrict the topology to %s '%s': %s",
                    by_mem ? "NUMA nodes" : "CPUs", h->restrict_ids,
                    strerror(e));
   }
-  hwloc_bitmap_free(set);
   h->work_topo = work;
   h->work_is_copy = 1;
   return 0;

@@ -153,11 +153,19 @@ static int inside(hwloc_topology_t t, int d, hwloc_const_bitmap_t s, hwloc_obj_t
   return m;
 }
 
+/* Beyond the original: the largest number of PUs of any core, not the
+ * first core's. */
 static int hw_smt_of(hwloc_topology_t t)
 {
-  int d = hwloc_get_type_or_below_depth(t, HWLOC_OBJ_CORE);
-  hwloc_obj_t o = hwloc_get_obj_by_depth(t, d, 0);
-  return o->type == HWLOC_OBJ_PU ? 1 : (int)o->arity;
+  int d = hwloc_get_type_or_below_depth(t, HWLOC_OBJ_CORE), hw = 1;
+  int n = hwloc_get_nbobjs_by_depth(t, d);
+  for (int i = 0; i < n; i++) {
+    hwloc_obj_t o = hwloc_get_obj_by_depth(t, d, i);
+    int pus = hwloc_bitmap_weight(o->cpuset);
+    if (pus > hw)
+      hw = pus;
+  }
+  return hw;
 }
 
 static void add_gpu(struct ref *r, int task, int g)
@@ -375,8 +383,39 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
     } else {
       int task = first;
       hwloc_bitmap_t c = hwloc_bitmap_alloc();
+      /* Beyond the original: objects contributing different numbers of
+       * PUs (cores that lost a thread) serve tasks in proportion to them,
+       * by largest remainders (split(k, m) when all are equal). */
+      int *cnt = calloc(m, sizeof(int)), *grp = calloc(m, sizeof(int)), C = 0;
       for (int o = 0; o < m; o++) {
-        int g = split(k, m, o);
+        hwloc_bitmap_zero(c);
+        first_pus(objs[o], p, c);
+        C += cnt[o] = hwloc_bitmap_weight(c);
+      }
+      int even = 1;
+      for (int o = 0; o < m; o++)
+        even &= cnt[o] == cnt[0];
+      if (even) {
+        for (int o = 0; o < m; o++)
+          grp[o] = split(k, m, o);
+      } else {
+        int rest = k;
+        for (int o = 0; o < m; o++)
+          rest -= grp[o] = (int)((long long)k * cnt[o] / C);
+        char *more = calloc(m, 1);
+        while (rest-- > 0) {
+          int best = -1;
+          for (int o = 0; o < m; o++)
+            if (!more[o] && (best < 0 || (long long)k * cnt[o] % C >
+                                             (long long)k * cnt[best] % C))
+              best = o;
+          more[best] = 1;
+          grp[best]++;
+        }
+        free(more);
+      }
+      for (int o = 0; o < m; o++) {
+        int g = grp[o];
         hwloc_bitmap_zero(c);
         first_pus(objs[o], p, c);
         int nc = hwloc_bitmap_weight(c);
@@ -394,6 +433,8 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
               hwloc_bitmap_set(r->cpus[task++], pus[grp]);
         }
       }
+      free(cnt);
+      free(grp);
       hwloc_bitmap_free(c);
     }
     /* GPUs of R */
