@@ -9,7 +9,7 @@
 #include "mpibind_internal.h"
 
 struct domain {
-  hwloc_obj_t numa;
+  hwloc_obj_t numa;   /* NULL: CPUs without a NUMA node (see below) */
   hwloc_obj_t root;
   long long weight;
   int ntasks;
@@ -33,6 +33,75 @@ static hwloc_obj_t domain_root(hwloc_obj_t numa)
   return r;
 }
 
+static int add_domain(mpibind_t *h, struct domain **d, int *n, int *cap,
+                      int at, hwloc_obj_t numa, hwloc_obj_t root)
+{
+  if (*n == *cap) {
+    int ncap = *cap ? 2 * *cap : 8;
+    struct domain *nd = realloc(*d, ncap * sizeof(**d));
+    if (!nd)
+      return mb_fail(h, "out of memory");
+    *d = nd;
+    *cap = ncap;
+  }
+  memmove(&(*d)[at + 1], &(*d)[at], (*n - at) * sizeof(**d));
+  (*d)[at] = (struct domain){.numa = numa, .root = root};
+  (*n)++;
+  return 0;
+}
+
+/* Logical index of the first PU of obj: the tree order of domains. */
+static unsigned first_pu_logical(hwloc_topology_t topo, hwloc_obj_t obj)
+{
+  hwloc_obj_t pu = hwloc_get_pu_obj_by_os_index(
+      topo, (unsigned)hwloc_bitmap_first(obj->cpuset));
+  return pu ? pu->logical_index : 0;
+}
+
+/* docs/algorithm.md, "Beyond the original": CPUs that no NUMA domain
+ * covers (hwloc 2 hides a NUMA node that is offline, has no memory, or is
+ * outside the cgroup's cpuset.mems) still belong to exactly one domain.
+ * Each such CPU goes up to its highest ancestor that holds no CPU of a
+ * NUMA domain, never above its package: that object is a domain (a
+ * package whose NUMA node is missing, a sub-NUMA cluster's object, or, on
+ * a node without packages, the machine).  Domains keep tree order: each
+ * goes before the first NUMA domain that comes after it, so the NUMA
+ * domains keep their order. */
+static int add_numaless_domains(mpibind_t *h, hwloc_topology_t topo,
+                                struct domain **d, int *n, int *cap)
+{
+  hwloc_bitmap_t covered = hwloc_bitmap_alloc();
+  hwloc_bitmap_t left = hwloc_bitmap_alloc();
+  int rc = 0;
+  if (!covered || !left) {
+    rc = mb_fail(h, "out of memory");
+    goto out;
+  }
+  for (int i = 0; i < *n; i++)
+    hwloc_bitmap_or(covered, covered, (*d)[i].root->cpuset);
+  hwloc_bitmap_andnot(left, hwloc_topology_get_topology_cpuset(topo), covered);
+  while (rc == 0 && !hwloc_bitmap_iszero(left)) {
+    hwloc_obj_t root = hwloc_get_pu_obj_by_os_index(
+        topo, (unsigned)hwloc_bitmap_first(left));
+    if (!root) /* a CPU hwloc lists in no PU: nothing to bind to */
+      break;
+    while (root->type != HWLOC_OBJ_PACKAGE && root->parent &&
+           !hwloc_bitmap_intersects(root->parent->cpuset, covered))
+      root = root->parent;
+    unsigned first = first_pu_logical(topo, root);
+    int at = *n;
+    for (int i = 0; i < *n && at == *n; i++)
+      if ((*d)[i].numa && first_pu_logical(topo, (*d)[i].root) > first)
+        at = i;
+    rc = add_domain(h, d, n, cap, at, NULL, root);
+    hwloc_bitmap_andnot(left, left, root->cpuset);
+  }
+out:
+  hwloc_bitmap_free(covered);
+  hwloc_bitmap_free(left);
+  return rc;
+}
+
 static int find_domains(mpibind_t *h, hwloc_topology_t topo,
                         struct domain **out, int *nout)
 {
@@ -53,16 +122,10 @@ static int find_domains(mpibind_t *h, hwloc_topology_t topo,
       seen = d[i].root == root;
     if (seen)
       continue;
-    if (n == cap) {
-      cap = cap ? 2 * cap : 8;
-      struct domain *nd = realloc(d, cap * sizeof(*d));
-      if (!nd) {
-        free(d);
-        return mb_fail(h, "out of memory");
-      }
-      d = nd;
+    if (add_domain(h, &d, &n, &cap, n, numa, root)) {
+      free(d);
+      return -1;
     }
-    d[n++] = (struct domain){.numa = numa, .root = root};
   }
   /* Beyond docs/algorithm.md's two rules: hwloc 2 attaches memory it cannot
    * place (CXL, expanders) to the Machine with the whole machine's CPUs.
@@ -78,10 +141,13 @@ static int find_domains(mpibind_t *h, hwloc_topology_t topo,
       d[kept++] = d[i];
   }
   n = kept;
+  if (add_numaless_domains(h, topo, &d, &n, &cap)) {
+    free(d);
+    return -1;
+  }
   if (n == 0) {
     free(d);
-    return mb_fail(h, "the topology has no NUMA node with CPUs: nothing to "
-                      "map tasks onto");
+    return mb_fail(h, "the topology has no CPU: nothing to map tasks onto");
   }
   *out = d;
   *nout = n;
@@ -116,8 +182,11 @@ static int tasks_per_domain(mpibind_t *h, struct domain *d, int nd, int gpu_on)
     if (gpu_on) {
       for (int g = 0; g < h->gpus.n; g++) {
         hwloc_obj_t loc = h->gpus.gpu[g].locality;
-        if (loc && loc->nodeset &&
-            hwloc_bitmap_isset(loc->nodeset, d[i].numa->os_index))
+        if (!loc)
+          continue;
+        if (d[i].numa ? loc->nodeset &&
+                            hwloc_bitmap_isset(loc->nodeset, d[i].numa->os_index)
+                      : hwloc_bitmap_intersects(loc->cpuset, d[i].root->cpuset))
           w++;
       }
     }
@@ -127,7 +196,8 @@ static int tasks_per_domain(mpibind_t *h, struct domain *d, int nd, int gpu_on)
   if (!gpu_on || W == 0) { /* the original divides by zero here */
     W = 0;
     for (int i = 0; i < nd; i++) {
-      d[i].weight = hwloc_bitmap_weight(d[i].numa->cpuset);
+      d[i].weight = hwloc_bitmap_weight(d[i].numa ? d[i].numa->cpuset
+                                                  : d[i].root->cpuset);
       W += d[i].weight;
     }
   }

@@ -206,6 +206,90 @@ static int restricted_fails(hwloc_topology_t t, hwloc_bitmap_t set)
   return -1;
 }
 
+/* Step 2's hwloc_topology_restrict, as the original calls it, where that
+ * works; beyond the original, where CPUs lack a NUMA node (hwloc would
+ * abort or refuse), the same rule said otherwise:
+ *  - by CPUs, when no NUMA node keeps a CPU, the CPUs alone (the NUMA
+ *    nodes stay, CPU-less: no domain);
+ *  - by NUMA nodes, first the nodes (no flag), then the PUs left without a
+ *    local node.  Nothing left: an error. */
+static int restrict_safely(hwloc_topology_t t, hwloc_bitmap_t set, int mem)
+{
+  int numaless = 0, i = 0;
+  for (hwloc_obj_t pu; (pu = hwloc_get_obj_by_type(t, HWLOC_OBJ_PU, i)); i++)
+    numaless |= hwloc_bitmap_iszero(pu->nodeset);
+  if (!mem) {
+    int some = 0;
+    for (int j = 0; j < hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE); j++)
+      some |= hwloc_bitmap_intersects(
+          hwloc_get_obj_by_type(t, HWLOC_OBJ_NUMANODE, j)->cpuset, set);
+    return hwloc_topology_restrict(t, set, some ? HWLOC_RESTRICT_FLAG_REMOVE_CPULESS : 0);
+  }
+  if (!numaless)
+    return hwloc_topology_restrict(t, set, HWLOC_RESTRICT_FLAG_BYNODESET |
+                                               HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS);
+  hwloc_bitmap_t cpus = hwloc_bitmap_alloc();
+  for (int j = 0; j < hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU); j++) {
+    hwloc_obj_t pu = hwloc_get_obj_by_type(t, HWLOC_OBJ_PU, j);
+    if (hwloc_bitmap_intersects(pu->nodeset, set))
+      hwloc_bitmap_set(cpus, pu->os_index);
+  }
+  int rc = hwloc_bitmap_iszero(cpus) ||
+           hwloc_topology_restrict(t, set, HWLOC_RESTRICT_FLAG_BYNODESET) ||
+           hwloc_topology_restrict(t, cpus, 0);
+  hwloc_bitmap_free(cpus);
+  return rc ? -1 : 0;
+}
+
+/* Beyond the original: the CPUs no NUMA domain covers.  Top down, every
+ * object not above a package (the machine when there is no package) whose
+ * PUs are all uncovered and not yet taken is a domain.  They go, by their
+ * first PU, before the first NUMA domain that comes after them.  Returns
+ * the new number of domains. */
+static int numaless_domains(hwloc_topology_t t, hwloc_obj_t *numa, hwloc_obj_t *root,
+                            int nd, int cap)
+{
+  hwloc_bitmap_t left = hwloc_bitmap_dup(hwloc_topology_get_topology_cpuset(t));
+  for (int i = 0; i < nd; i++)
+    hwloc_bitmap_andnot(left, left, root[i]->cpuset);
+  int pkg = hwloc_get_type_depth(t, HWLOC_OBJ_PACKAGE);
+  int from = pkg >= 0 ? pkg : 0;
+  hwloc_obj_t add[cap + 1];
+  int na = 0;
+  for (int depth = from; depth < hwloc_topology_get_depth(t) && !hwloc_bitmap_iszero(left); depth++)
+    for (hwloc_obj_t o = hwloc_get_obj_by_depth(t, depth, 0); o; o = o->next_cousin)
+      if (!hwloc_bitmap_iszero(o->cpuset) && hwloc_bitmap_isincluded(o->cpuset, left)) {
+        add[na++] = o;
+        hwloc_bitmap_andnot(left, left, o->cpuset);
+      }
+  hwloc_bitmap_free(left);
+  /* by first PU */
+  for (int i = 0; i < na; i++)
+    for (int j = i + 1; j < na; j++)
+      if (hwloc_bitmap_first(add[j]->cpuset) >= 0 &&
+          hwloc_get_pu_obj_by_os_index(t, hwloc_bitmap_first(add[j]->cpuset))->logical_index <
+              hwloc_get_pu_obj_by_os_index(t, hwloc_bitmap_first(add[i]->cpuset))->logical_index) {
+        hwloc_obj_t x = add[i];
+        add[i] = add[j];
+        add[j] = x;
+      }
+  for (int a = 0; a < na; a++) {
+    unsigned first = hwloc_get_pu_obj_by_os_index(t, hwloc_bitmap_first(add[a]->cpuset))->logical_index;
+    int at = nd;
+    for (int i = nd - 1; i >= 0; i--)
+      if (numa[i] && hwloc_get_pu_obj_by_os_index(t, hwloc_bitmap_first(root[i]->cpuset))->logical_index > first)
+        at = i;
+    for (int i = nd; i > at; i--) {
+      numa[i] = numa[i - 1];
+      root[i] = root[i - 1];
+    }
+    numa[at] = NULL;
+    root[at] = add[a];
+    nd++;
+  }
+  return nd;
+}
+
 /* Steps 1-5 on the loaded topology base (left unchanged); returns -1 on
  * an input error (no message needed here).  The caller frees r with
  * ref_free, whatever the return. */
@@ -232,12 +316,11 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
       for (hwloc_obj_t n; (n = hwloc_get_obj_by_type(t, HWLOC_OBJ_NUMANODE, i)); i++)
         if (!hwloc_bitmap_iszero(n->cpuset))
           hwloc_bitmap_set(keep, n->os_index);
-      ck_assert_int_eq(hwloc_topology_restrict(t, keep, HWLOC_RESTRICT_FLAG_BYNODESET), 0);
+      if (!hwloc_bitmap_iszero(keep)) /* else no NUMA node has CPUs: none goes */
+        ck_assert_int_eq(hwloc_topology_restrict(t, keep, HWLOC_RESTRICT_FLAG_BYNODESET), 0);
       hwloc_bitmap_free(keep);
     }
-    if (hwloc_topology_restrict(t, set, in.restrict_type
-                                ? HWLOC_RESTRICT_FLAG_BYNODESET | HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS
-                                : HWLOC_RESTRICT_FLAG_REMOVE_CPULESS))
+    if (restrict_safely(t, set, in.restrict_type))
       return restricted_fails(t, set);
     hwloc_bitmap_free(set);
   }
@@ -253,7 +336,8 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
 
   /* Step 4. */
   int nd = 0, nnuma = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE);
-  hwloc_obj_t *numa = calloc(nnuma + 1, sizeof *numa), *root = calloc(nnuma + 1, sizeof *root);
+  int cap = nnuma + hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU) + 1;
+  hwloc_obj_t *numa = calloc(cap, sizeof *numa), *root = calloc(cap, sizeof *root);
   for (int i = 0; i < nnuma; i++) {
     hwloc_obj_t n = hwloc_get_obj_by_type(t, HWLOC_OBJ_NUMANODE, i);
     if (hwloc_bitmap_iszero(n->cpuset))
@@ -280,6 +364,7 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
     }
   }
   nd = kept;
+  nd = numaless_domains(t, numa, root, nd, cap);
   if (nd == 0) {
     free(numa);
     free(root);
@@ -316,13 +401,14 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
   for (int d = 0; d < nd; d++) {
     if (gpu_on)
       for (int g = 0; g < r->ngpus; g++)
-        w[d] += hwloc_bitmap_isset(r->gpu[g].loc->nodeset, numa[d]->os_index);
+        w[d] += numa[d] ? hwloc_bitmap_isset(r->gpu[g].loc->nodeset, numa[d]->os_index)
+                        : hwloc_bitmap_intersects(r->gpu[g].loc->cpuset, root[d]->cpuset);
     W += w[d];
   }
   if (!gpu_on || W == 0) {
     W = 0;
     for (int d = 0; d < nd; d++)
-      W += w[d] = hwloc_bitmap_weight(numa[d]->cpuset);
+      W += w[d] = hwloc_bitmap_weight(numa[d] ? numa[d]->cpuset : root[d]->cpuset);
   }
   int *n = calloc(nd, sizeof *n), left = k0;
   char *got = calloc(nd, 1);
