@@ -443,10 +443,17 @@ static int restrict_nodes(hwloc_topology_t work, hwloc_const_bitmap_t set,
   }
   hwloc_bitmap_not(dnode, set);
   also_dropped(work, 1, dnode, dcpu);
+  /* A list naming every NUMA node removes no memory, so no CPU loses any:
+   * CPUs without a NUMA node of their own stay (docs/algorithm.md step 2,
+   * beyond the original). */
+  int all = hwloc_bitmap_isincluded(hwloc_topology_get_topology_nodeset(work),
+                                    set);
+  if (all)
+    hwloc_bitmap_zero(dcpu);
   hwloc_bitmap_andnot(keep, hwloc_topology_get_topology_cpuset(work), dcpu);
   int rc = 0;
-  if (hwloc_bitmap_iszero(keep))
-    rc = 0;
+  if (all || hwloc_bitmap_iszero(keep))
+    rc = 0; /* nothing to remove, or nothing would be left */
   else if (!restrict_would_assert(hwloc_get_root_obj(work), 1, dcpu, dnode))
     rc = hwloc_topology_restrict(work, set,
                                  HWLOC_RESTRICT_FLAG_BYNODESET |

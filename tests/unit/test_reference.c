@@ -82,8 +82,31 @@ static int busid_less(hwloc_obj_t a, hwloc_obj_t b)
   return x->func < y->func;
 }
 
-/* Step 3. */
-static int gpu_list(hwloc_topology_t t, struct rgpu **out)
+/* Beyond the original: a PCI function of class 3D (0302) or other display
+ * (0380) from NVIDIA, AMD or Intel, or VGA (0300) from NVIDIA or AMD, is a
+ * GPU when no OS device is. */
+static int pci_gpu(hwloc_obj_t pci)
+{
+  unsigned v = pci->attr->pcidev.vendor_id, c = pci->attr->pcidev.class_id;
+  if (v != 0x10de && v != 0x1002 && v != 0x8086)
+    return 0;
+  return c == 0x0302 || c == 0x0380 || (c == 0x0300 && v != 0x8086);
+}
+
+/* Did the GPU on this PCI bus id have a CPU object with CPUs in base? */
+static int had_cpus(hwloc_topology_t base, hwloc_obj_t pci)
+{
+  struct hwloc_pcidev_attr_s *a = &pci->attr->pcidev;
+  for (hwloc_obj_t p = hwloc_get_next_pcidev(base, NULL); p; p = hwloc_get_next_pcidev(base, p)) {
+    struct hwloc_pcidev_attr_s *b = &p->attr->pcidev;
+    if (a->domain == b->domain && a->bus == b->bus && a->dev == b->dev && a->func == b->func)
+      return !hwloc_bitmap_iszero(hwloc_get_non_io_ancestor_obj(base, p)->cpuset);
+  }
+  return 0;
+}
+
+/* Step 3 (base: the unrestricted topology, or t itself). */
+static int gpu_list(hwloc_topology_t t, hwloc_topology_t base, struct rgpu **out)
 {
   int n = 0;
   struct rgpu *c = NULL;
@@ -100,7 +123,10 @@ static int gpu_list(hwloc_topology_t t, struct rgpu **out)
     c[n++] = (struct rgpu){.os = os, .pci = os->parent, .rank = r,
                            .loc = hwloc_get_non_io_ancestor_obj(t, os)};
   }
-  struct rgpu *g = calloc(n + 1, sizeof *g);
+  int npci = 0;
+  for (hwloc_obj_t p = hwloc_get_next_pcidev(t, NULL); p; p = hwloc_get_next_pcidev(t, p))
+    npci++;
+  struct rgpu *g = calloc(n + npci + 1, sizeof *g);
   int k = 0;
   for (int i = 0; i < n; i++) {
     int best = c[i].rank;
@@ -111,13 +137,56 @@ static int gpu_list(hwloc_topology_t t, struct rgpu **out)
       g[k++] = c[i];
   }
   free(c);
+  for (hwloc_obj_t p = hwloc_get_next_pcidev(t, NULL); p; p = hwloc_get_next_pcidev(t, p)) {
+    int has = 0;
+    for (int i = 0; i < k; i++)
+      has |= g[i].pci == p;
+    if (!has && pci_gpu(p))
+      g[k++] = (struct rgpu){.os = NULL, .pci = p, .rank = 5,
+                             .loc = hwloc_get_non_io_ancestor_obj(t, p)};
+  }
+  /* On a restricted topology, a GPU whose CPU object lost all its CPUs is
+   * gone (hwloc kept it only for the memory beside it). */
+  if (t != base) {
+    int kept = 0;
+    for (int i = 0; i < k; i++)
+      if (!hwloc_bitmap_iszero(g[i].loc->cpuset) || !had_cpus(base, g[i].pci))
+        g[kept++] = g[i];
+    k = kept;
+  }
+  /* Visible indexes: a vendor's library numbers (NVML, RSMI, LevelZero,
+   * CUDA: the digits of the name) when all of its GPUs have one and no
+   * two the same; else, beyond the original, bus positions for all. */
   for (int i = 0; i < k; i++) {
-    const char *name = g[i].os->name;
-    g[i].name = strdup(name);
+    char bus[32];
+    struct hwloc_pcidev_attr_s *a = &g[i].pci->attr->pcidev;
+    snprintf(bus, sizeof bus, "%04x:%02x:%02x.%x", a->domain, a->bus, a->dev, a->func);
+    g[i].name = strdup(g[i].os ? g[i].os->name : bus);
+  }
+  for (int i = 0; i < k; i++) {
+    const char *name = g[i].name;
     const char *digits = name;
     while (*digits && !isdigit((unsigned char)*digits))
       digits++;
-    if (g[i].rank <= 2 && *digits) {
+    int by_name = 1;
+    for (int j = 0; j < k; j++) {
+      if (g[j].pci->attr->pcidev.vendor_id != g[i].pci->attr->pcidev.vendor_id)
+        continue;
+      const char *dj = g[j].name;
+      while (*dj && !isdigit((unsigned char)*dj))
+        dj++;
+      if (g[j].rank > 2 || !*dj)
+        by_name = 0;
+      for (int l = 0; l < j && by_name; l++) {
+        const char *dl = g[l].name;
+        while (*dl && !isdigit((unsigned char)*dl))
+          dl++;
+        if (g[l].pci->attr->pcidev.vendor_id == g[j].pci->attr->pcidev.vendor_id &&
+            strcmp(dl, dj) == 0)
+          by_name = 0;
+      }
+    }
+    if (by_name) {
       snprintf(g[i].visible, sizeof g[i].visible, "%s", digits);
     } else {
       int pos = 0;
@@ -225,6 +294,8 @@ static int restrict_safely(hwloc_topology_t t, hwloc_bitmap_t set, int mem)
           hwloc_get_obj_by_type(t, HWLOC_OBJ_NUMANODE, j)->cpuset, set);
     return hwloc_topology_restrict(t, set, some ? HWLOC_RESTRICT_FLAG_REMOVE_CPULESS : 0);
   }
+  if (hwloc_bitmap_isincluded(hwloc_topology_get_topology_nodeset(t), set))
+    return 0; /* every NUMA node: no memory goes, no CPU goes */
   if (!numaless)
     return hwloc_topology_restrict(t, set, HWLOC_RESTRICT_FLAG_BYNODESET |
                                                HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS);
@@ -326,7 +397,7 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
   }
   int hw = hw_smt_of(t), s = in.smt, k0 = in.ntasks;
   r->ntasks = k0;
-  r->ngpus = gpu_list(t, &r->gpu);
+  r->ngpus = gpu_list(t, base, &r->gpu);
   r->nth = calloc(k0, sizeof(int));
   r->cpus = calloc(k0, sizeof(hwloc_bitmap_t));
   r->gpus = calloc(k0, sizeof(int *));

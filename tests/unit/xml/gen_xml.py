@@ -285,7 +285,8 @@ FILES = {
     # One vendor's GPUs from several backends: NVIDIA known by DRM only
     # (two) and by CUDA (two, numbered 0 and 1 inside a job that saw only
     # them); AMD all by RSMI, not in bus order (kept); Intel by LevelZero
-    # with a repeated number (two exports' ze0).
+    # with a repeated number (ze0, and a device named by its subtype only,
+    # "accel0").
     "gpu-mixed.xml": node(2, 2, 4, io={
         0: [(0x0000, (0x00, 0x0f), [
             ("0000:01:00.0", NV, "0302", [drm("card0"), drm("renderD128")]),
@@ -297,7 +298,8 @@ FILES = {
             ("0000:81:00.0", NV, "0302", [drm("renderD129")]),
             ("0000:82:00.0", NV, "0302", [cuda(1)]),
             ("0000:84:00.0", AMD, "0380", [("rsmi0", GPU, "RSMI", [])]),
-            ("0000:85:00.0", INTEL, "0380", [ze(0)]),
+            ("0000:85:00.0", INTEL, "0380",
+             [("accel0", COPROC, "LevelZero", [("Backend", "LevelZero")])]),
         ])],
     }),
 }
