@@ -9,6 +9,15 @@
  * 4 (a CPU-less NUMA node hwloc 2 hangs from the Machine is no domain).  Visible indexes are compared on
  * unrestricted topologies only (docs/algorithm.md leaves open whether OpenCL
  * and DRM positions count the GPUs a restriction removed).
+ *
+ * The rules of "Beyond the original" for nodes the original maps badly
+ * are written here again, each in its own terms rather than the
+ * library's: restrictions hwloc cannot apply (restrict_safely), CPUs
+ * without a NUMA node (numaless_domains, top down where the library goes
+ * up from each PU), hardware threads from every core (hw_smt_of), tasks in
+ * proportion to uneven cores, PCI-only GPUs (pci_gpu) and one numbering
+ * per vendor (gpu_list).  They change nothing where the original maps
+ * correctly, which the real machines here check.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
