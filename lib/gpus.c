@@ -278,9 +278,22 @@ static int vendor_uses_names(const struct mb_gpu_list *list, unsigned vendor)
  * partitions of one device). */
 static int number_visible(struct mb_gpu_list *list)
 {
+  /* by_name[i]: does GPU i's vendor use the names?  Decided once per
+   * vendor, at its first GPU. */
+  char *by_name = calloc(list->n > 0 ? list->n : 1, 1);
+  if (!by_name)
+    return -1;
   for (int i = 0; i < list->n; i++) {
+    int first = 0;
+    while (list->gpu[first].vendor != list->gpu[i].vendor)
+      first++;
+    by_name[i] = first < i ? by_name[first]
+                           : (char)vendor_uses_names(list, list->gpu[i].vendor);
+  }
+  int rc = 0;
+  for (int i = 0; i < list->n && rc == 0; i++) {
     struct mb_gpu *g = &list->gpu[i];
-    if (vendor_uses_names(list, g->vendor)) {
+    if (by_name[i]) {
       g->visible = number_in_name(g->name);
     } else {
       int pos = 0;
@@ -294,9 +307,10 @@ static int number_visible(struct mb_gpu_list *list)
         g->visible = NULL;
     }
     if (!g->visible)
-      return -1;
+      rc = -1;
   }
-  return 0;
+  free(by_name);
+  return rc;
 }
 
 /* On a restricted topology: the GPUs of the node's list (ref) that are
