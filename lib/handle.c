@@ -325,7 +325,7 @@ int mpibind_set_job_cpus(mpibind_t *h, hwloc_const_bitmap_t cpus)
                         "set of PU OS indexes",
                      hwloc_bitmap_iszero(cpus) ? "empty" : "infinite");
     if (!(copy = hwloc_bitmap_dup(cpus)))
-      return mb_fail(h, "out of memory");
+      return mb_oom(h);
   }
   mb_free_work_topology(h); /* and the outputs mapped on it */
   hwloc_bitmap_free(h->job_cpus);

@@ -13,19 +13,25 @@
 /* MPIBIND_ID_UNIV .. MPIBIND_ID_NAME */
 #define MB_NUM_ID_KINDS 4
 
-/* Backends of GPU OS devices, best first (docs/algorithm.md step 3). */
+/* Backends of GPU OS devices, best first (docs/algorithm.md step 3); the
+ * order is the preference among the OS devices of one PCI device.  PCI is
+ * a GPU that hwloc shows only as a PCI function (no OS device stands for
+ * it). */
 enum mb_backend {
   MB_BACKEND_SMI = 0,   /* NVML or RSMI */
   MB_BACKEND_LEVELZERO,
   MB_BACKEND_CUDA,
   MB_BACKEND_OPENCL,
   MB_BACKEND_DRM_RENDER,
+  MB_BACKEND_PCI,
   MB_BACKEND_NONE       /* not a GPU on its own */
 };
 
 /* One entry of the node's GPU list. */
 struct mb_gpu {
-  hwloc_obj_t osdev;     /* in the topology the list was built on */
+  hwloc_obj_t obj;       /* the OS device, or the PCI device for a GPU seen
+                          * only on the bus; in the topology the list was
+                          * built on */
   hwloc_obj_t locality;  /* nearest non-I/O ancestor */
   enum mb_backend backend;
   unsigned vendor;       /* PCI vendor id */

@@ -160,6 +160,52 @@ static int check_system(mpibind_t *h, hwloc_topology_t topo, const char *what)
   return rc;
 }
 
+/* The XML format version a file declares (<topology version="3.0">), as
+ * its major number; 0 when the start of the file declares none.  Only the
+ * first kilobytes are read: the root element comes right after the
+ * prolog. */
+static int xml_format_major(const char *path, char *ver, size_t cap)
+{
+  char buf[4096];
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *p = strstr(buf, "<topology");
+  if (!p || !(p = strstr(p, "version=\"")))
+    return 0;
+  p += strlen("version=\"");
+  size_t len = strcspn(p, "\"");
+  if (len == 0 || len >= cap)
+    return 0;
+  memcpy(ver, p, len);
+  ver[len] = '\0';
+  return atoi(ver);
+}
+
+/* Why hwloc refused the file, in a user's terms.  hwloc 2 reads XML
+ * formats 1.x and 2.x only; hwloc 3 writes 3.0 by default, and can still
+ * write a 2.x file (its v2 export flag). */
+static int xml_load_failed(mpibind_t *h, const char *path)
+{
+  char ver[32];
+  int major = xml_format_major(path, ver, sizeof(ver));
+  if (major > 2)
+    return mb_fail(h,
+                   "topology file '%s' comes from a newer hwloc (XML format "
+                   "%s) than this one (hwloc %s reads formats 1.x and 2.x): "
+                   "export it again in format 2 with that hwloc's "
+                   "'lstopo --of xml --export-xml-flags v2 FILE' (or "
+                   "HWLOC_TOPOLOGY_EXPORT_XML_FLAG_V2)",
+                   path, ver, HWLOC_VERSION);
+  return mb_fail(h,
+                 "topology file '%s' is not a valid hwloc XML topology "
+                 "(truncated or not XML?)",
+                 path);
+}
+
 int mpibind_set_topology_file(mpibind_t *h, const char *path)
 {
   MB_NEED_HANDLE(h, -1);
@@ -205,10 +251,7 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
   hwloc_topology_t t;
   if (load_xml(&t, path, HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM)) {
     free(copy);
-    return mb_fail(h,
-                   "topology file '%s' is not a valid hwloc XML topology "
-                   "(truncated or not XML?)",
-                   path);
+    return xml_load_failed(h, path);
   }
   mpibind_t probe = {0};
   if (check_system(&probe, t, "topology file") == 0) {
@@ -298,19 +341,28 @@ int mb_core_depth(hwloc_topology_t topo)
   return hwloc_get_type_or_below_depth(topo, HWLOC_OBJ_CORE);
 }
 
+/* The most hardware threads any core has (docs/algorithm.md, "Beyond the
+ * original"): a core that lost a thread (offline CPU, cgroup, a site's
+ * reserved system threads) says nothing about the others, wherever it is
+ * in the order. */
 int mb_hw_smt(hwloc_topology_t topo)
 {
-  hwloc_obj_t core = hwloc_get_obj_by_depth(topo, mb_core_depth(topo), 0);
-  if (!core || core->type == HWLOC_OBJ_PU || core->arity == 0)
-    return 1;
-  return (int)core->arity;
+  int depth = mb_core_depth(topo);
+  int hw = 1;
+  for (hwloc_obj_t core = hwloc_get_obj_by_depth(topo, depth, 0); core;
+       core = core->next_cousin)
+    if (core->type != HWLOC_OBJ_PU && (int)core->arity > hw)
+      hw = (int)core->arity;
+  return hw;
 }
 
 /* NUMA nodes without CPUs (GPU memory, CXL) go anyway in a restriction by
  * CPUs (REMOVE_CPULESS).  hwloc 2.9 asserts (aborting the process) when
  * such a node is attached below an object whose CPUs all stay, as hwloc 1
  * exports of GPU nodes have it; removing them first, by nodeset, which
- * has no such check, gives the same topology without the abort. */
+ * has no such check, gives the same topology without the abort.  Also
+ * used after a restriction by CPUs without REMOVE_CPULESS (below), where
+ * it removes the NUMA nodes that lost their CPUs. */
 static int drop_cpuless_numa(hwloc_topology_t topo)
 {
   hwloc_bitmap_t keep = hwloc_bitmap_alloc();
@@ -329,6 +381,133 @@ static int drop_cpuless_numa(hwloc_topology_t topo)
   if (cpuless && !hwloc_bitmap_iszero(keep))
     rc = hwloc_topology_restrict(topo, keep, HWLOC_RESTRICT_FLAG_BYNODESET);
   hwloc_bitmap_free(keep);
+  return rc;
+}
+
+/* What hwloc_topology_restrict drops besides the set it is given (hwloc
+ * 2.9, topology.c): by CPUs with REMOVE_CPULESS, the NUMA nodes whose CPUs
+ * all go (or that have none); by nodeset with REMOVE_MEMLESS, the PUs none
+ * of whose local NUMA nodes stays (or that have none: CPUs whose NUMA node
+ * is offline, memory-less or outside the cgroup's mems). */
+static void also_dropped(hwloc_topology_t topo, int by_nodeset,
+                         hwloc_const_bitmap_t dropped, hwloc_bitmap_t out)
+{
+  hwloc_bitmap_zero(out);
+  hwloc_obj_type_t type = by_nodeset ? HWLOC_OBJ_PU : HWLOC_OBJ_NUMANODE;
+  for (hwloc_obj_t o = hwloc_get_next_obj_by_type(topo, type, NULL); o;
+       o = hwloc_get_next_obj_by_type(topo, type, o)) {
+    hwloc_const_bitmap_t mine = by_nodeset ? o->nodeset : o->cpuset;
+    if (hwloc_bitmap_iszero(o->cpuset) || hwloc_bitmap_isincluded(mine, dropped))
+      hwloc_bitmap_set(out, o->os_index);
+  }
+}
+
+/* Would hwloc_topology_restrict, dropping the CPUs dcpu and the NUMA nodes
+ * dnode, reach one of its assertions?  At each object its recursion
+ * visits, hwloc 2.9 asserts that an object keeping all of the kind being
+ * restricted (CPUs, or NUMA nodes by nodeset) loses none of the other
+ * kind, unless it has none of the first.  A node whose CPUs lack a NUMA
+ * node breaks that by nodeset; a CPU-less NUMA node below CPUs that all
+ * stay (hwloc 1 exports) breaks it by CPUs.  This replays the walk. */
+static int restrict_would_assert(hwloc_obj_t obj, int by_nodeset,
+                                 hwloc_const_bitmap_t dcpu,
+                                 hwloc_const_bitmap_t dnode)
+{
+  hwloc_const_bitmap_t mine = by_nodeset ? obj->complete_nodeset
+                                         : obj->complete_cpuset;
+  hwloc_const_bitmap_t other = by_nodeset ? obj->complete_cpuset
+                                          : obj->complete_nodeset;
+  hwloc_const_bitmap_t dmine = by_nodeset ? dnode : dcpu;
+  hwloc_const_bitmap_t dother = by_nodeset ? dcpu : dnode;
+  if (!mine || !other)
+    return 0;
+  int modified = hwloc_bitmap_intersects(mine, dmine);
+  if (!modified) {
+    if (!hwloc_bitmap_iszero(dother) && hwloc_bitmap_intersects(other, dother) &&
+        !hwloc_bitmap_iszero(mine))
+      return 1;
+    modified = hwloc_bitmap_iszero(mine);
+  }
+  if (!modified)
+    return 0;
+  for (hwloc_obj_t c = obj->first_child; c; c = c->next_sibling)
+    if (restrict_would_assert(c, by_nodeset, dcpu, dnode))
+      return 1;
+  for (hwloc_obj_t c = obj->memory_first_child; c; c = c->next_sibling)
+    if (restrict_would_assert(c, by_nodeset, dcpu, dnode))
+      return 1;
+  return 0;
+}
+
+/* Restricts work to the CPUs set (docs/algorithm.md step 2), removing the
+ * NUMA nodes left without CPUs.  Where hwloc's REMOVE_CPULESS would abort
+ * or refuse (no NUMA node keeps a CPU: the CPUs named lack a NUMA node),
+ * the same is done in two steps that have no such check: the CPUs alone,
+ * then the NUMA nodes that lost theirs (when some NUMA node keeps CPUs;
+ * otherwise they stay, CPU-less, and are no domain). */
+static int restrict_cpus(hwloc_topology_t work, hwloc_const_bitmap_t set)
+{
+  if (drop_cpuless_numa(work))
+    return -1;
+  hwloc_bitmap_t dcpu = hwloc_bitmap_alloc(), dnode = hwloc_bitmap_alloc();
+  if (!dcpu || !dnode) {
+    hwloc_bitmap_free(dcpu);
+    hwloc_bitmap_free(dnode);
+    errno = ENOMEM;
+    return -1;
+  }
+  hwloc_bitmap_not(dcpu, set);
+  also_dropped(work, 0, dcpu, dnode);
+  int safe = !hwloc_bitmap_isincluded(
+                 hwloc_topology_get_topology_nodeset(work), dnode) &&
+             !restrict_would_assert(hwloc_get_root_obj(work), 0, dcpu, dnode);
+  hwloc_bitmap_free(dcpu);
+  hwloc_bitmap_free(dnode);
+  if (safe)
+    return hwloc_topology_restrict(work, set,
+                                   HWLOC_RESTRICT_FLAG_REMOVE_CPULESS);
+  if (hwloc_topology_restrict(work, set, 0))
+    return -1;
+  return drop_cpuless_numa(work);
+}
+
+/* Restricts work to the NUMA nodes set with the CPUs local to them.  keep
+ * receives those CPUs (empty: the nodes have none, nothing is done).
+ * Where hwloc's REMOVE_MEMLESS would abort (CPUs without a NUMA node), the
+ * same in two steps that have no such check: the CPUs, then the nodes. */
+static int restrict_nodes(hwloc_topology_t work, hwloc_const_bitmap_t set,
+                          hwloc_bitmap_t keep)
+{
+  hwloc_bitmap_t dnode = hwloc_bitmap_alloc(), dcpu = hwloc_bitmap_alloc();
+  if (!dnode || !dcpu) {
+    hwloc_bitmap_free(dcpu);
+    hwloc_bitmap_free(dnode);
+    errno = ENOMEM;
+    return -1;
+  }
+  hwloc_bitmap_not(dnode, set);
+  also_dropped(work, 1, dnode, dcpu);
+  /* A list naming every NUMA node removes no memory, so no CPU loses any:
+   * CPUs without a NUMA node of their own stay (docs/algorithm.md step 2,
+   * beyond the original). */
+  int all = hwloc_bitmap_isincluded(hwloc_topology_get_topology_nodeset(work),
+                                    set);
+  if (all)
+    hwloc_bitmap_zero(dcpu);
+  hwloc_bitmap_andnot(keep, hwloc_topology_get_topology_cpuset(work), dcpu);
+  int rc = 0;
+  if (all || hwloc_bitmap_iszero(keep))
+    rc = 0; /* nothing to remove, or nothing would be left */
+  else if (!restrict_would_assert(hwloc_get_root_obj(work), 1, dcpu, dnode))
+    rc = hwloc_topology_restrict(work, set,
+                                 HWLOC_RESTRICT_FLAG_BYNODESET |
+                                     HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS);
+  else if (hwloc_topology_restrict(work, keep, 0))
+    rc = -1;
+  else
+    rc = hwloc_topology_restrict(work, set, HWLOC_RESTRICT_FLAG_BYNODESET);
+  hwloc_bitmap_free(dnode);
+  hwloc_bitmap_free(dcpu);
   return rc;
 }
 
@@ -359,13 +538,12 @@ static int restrict_to_job(mpibind_t *h)
   if (!h->work_is_copy) {
     hwloc_topology_t work;
     if (hwloc_topology_dup(&work, h->work_topo))
-      return mb_fail(h, "cannot copy the topology: %s", strerror(errno));
+      return mb_fail_kind(h, errno == ENOMEM ? ENOMEM : MPIBIND_ENOMAP,
+                          "cannot copy the topology: %s", strerror(errno));
     h->work_topo = work;
     h->work_is_copy = 1;
   }
-  if (drop_cpuless_numa(h->work_topo) ||
-      hwloc_topology_restrict(h->work_topo, h->job_cpus,
-                              HWLOC_RESTRICT_FLAG_REMOVE_CPULESS)) {
+  if (restrict_cpus(h->work_topo, h->job_cpus)) {
     int e = errno;
     char *job_s = NULL;
     hwloc_bitmap_list_asprintf(&job_s, h->job_cpus);
@@ -417,35 +595,34 @@ int mb_make_work_topology(mpibind_t *h)
   }
 
   hwloc_topology_t work;
-  if (hwloc_topology_dup(&work, base)) {
-    int e = errno;
+  hwloc_bitmap_t keep = hwloc_bitmap_alloc();
+  if (!keep || hwloc_topology_dup(&work, base)) {
+    int e = keep ? errno : ENOMEM;
+    hwloc_bitmap_free(keep);
     hwloc_bitmap_free(set);
     return mb_fail_kind(h, e == ENOMEM ? ENOMEM : MPIBIND_ENOMAP,
                         "cannot copy the topology: %s", strerror(e));
   }
-  unsigned long flags =
-      by_mem ? HWLOC_RESTRICT_FLAG_BYNODESET | HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS
-             : HWLOC_RESTRICT_FLAG_REMOVE_CPULESS;
-  /* hwloc refuses (EINVAL) a set that would leave no CPU, such as a GPU's
-   * memory alone: the list does not fit this topology (EINVAL too). */
-  if (!by_mem && drop_cpuless_numa(work)) {
-    int e = errno;
-    hwloc_bitmap_free(set);
+  int rc = by_mem ? restrict_nodes(work, set, keep) : restrict_cpus(work, set);
+  int e = errno;
+  hwloc_bitmap_free(set);
+  if (rc == 0 && by_mem && hwloc_bitmap_iszero(keep)) {
+    hwloc_bitmap_free(keep);
     hwloc_topology_destroy(work);
-    return mb_fail_kind(h, e == ENOMEM ? ENOMEM : EINVAL,
-                        "cannot restrict the topology to CPUs '%s': %s",
-                        h->restrict_ids, strerror(e));
+    return mb_fail(h,
+                   "restrict list '%s' selects only NUMA nodes without "
+                   "CPUs (memory only): expected a NUMA node with local "
+                   "CPUs",
+                   h->restrict_ids);
   }
-  if (hwloc_topology_restrict(work, set, flags)) {
-    int e = errno;
-    hwloc_bitmap_free(set);
+  hwloc_bitmap_free(keep);
+  if (rc) {
     hwloc_topology_destroy(work);
     return mb_fail_kind(h, e == ENOMEM ? ENOMEM : EINVAL,
                         "cannot restrict the topology to %s '%s': %s",
                         by_mem ? "NUMA nodes" : "CPUs", h->restrict_ids,
                         strerror(e));
   }
-  hwloc_bitmap_free(set);
   h->work_topo = work;
   h->work_is_copy = 1;
   return restrict_to_job(h);
