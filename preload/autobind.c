@@ -297,6 +297,8 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
   }
   setenv("MPIBIND_APPLIED", "1", 1);
   trace(local, count, how, bound, cpus);
+  if (t->draw && local == 0)
+    mpibind_auto_draw(h, t->draw);
   goto out;
 
 fail:

@@ -33,6 +33,8 @@ const char mpibind_auto_help_text[] =
     "mpibind:     visible_devices     do not set *_VISIBLE_DEVICES\n"
     "mpibind:     dryrun              compute, report and export; do not bind\n"
     "mpibind:     strict              a problem fails the launch (default: warn, run unbound)\n"
+    "mpibind:     draw:PATH           the node's task 0 draws the mapping into PATH-HOST.EXT\n"
+    "mpibind:                         (.svg, .png, .pdf by hwloc's lstopo; .xml annotated)\n"
     "mpibind:     help                this text\n"
     "mpibind:   MPIBIND_RESTRICT=LIST     hwloc list of CPU (or NUMA) OS indexes, e.g. 0-3,8\n"
     "mpibind:   MPIBIND_RESTRICT_TYPE=cpu|mem  what MPIBIND_RESTRICT lists (default cpu)\n"
@@ -43,7 +45,8 @@ const char mpibind_auto_help_text[] =
 
 #define WORDS_EXPECTED                                                       \
   "on, off, v, verbose, smt:K, greedy[:0|1], gpu[:0|1], gpu_optim[:0|1], "  \
-  "omp_places, omp_proc_bind, visible_devices, dryrun, strict, help"
+  "omp_places, omp_proc_bind, visible_devices, dryrun, strict, draw:PATH, " \
+  "help"
 
 char *mpibind_auto_strdupf(const char *fmt, ...) {
   va_list ap;
@@ -151,6 +154,19 @@ static void parse_mpibind(struct mpibind_auto_tuning *t, const char *value) {
                           "smt:K with K a number of hardware threads per "
                           "core, 0 to choose)",
                           value, (int)len, w));
+    } else if (len >= 4 && strncasecmp(w, "draw", 4) == 0 &&
+               (len == 4 || w[4] == ':')) {
+      /* draw:PATH, the path as typed (case kept); the last one wins */
+      if (len > 5) {
+        free(t->draw);
+        t->draw = strndup(w + 5, len - 5);
+      } else {
+        keep_error(t, mpibind_auto_strdupf(
+                          "MPIBIND='%s': missing file in '%.*s' (expected "
+                          "draw:PATH, PATH ending in .svg, .png, .pdf or "
+                          ".xml)",
+                          value, (int)len, w));
+      }
     } else if (bool_word(t, value, w, len, "greedy", &b)) {
       if (b >= 0)
         t->greedy = b;
@@ -256,4 +272,6 @@ int mpibind_auto_tuning_read(struct mpibind_auto_tuning *t) {
 void mpibind_auto_tuning_free(struct mpibind_auto_tuning *t) {
   free(t->error);
   t->error = NULL;
+  free(t->draw);
+  t->draw = NULL;
 }

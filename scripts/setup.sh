@@ -7,9 +7,11 @@ MPIBIND_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$MPIBIND_TOP"
 
 # Everything the build, the tests and the demo use, from Debian's archive.
+# hwloc, not hwloc-nox: the two conflict, and hwloc's lstopo has the PNG
+# and PDF output of `mpibind --draw` (it ships lstopo-no-graphics too).
 MPIBIND_PACKAGES=(
   gcc gfortran pkg-config meson ninja-build
-  libhwloc-dev hwloc-nox check
+  libhwloc-dev hwloc check
   python3 python3-cffi python3-pytest python3-mpi4py
   openmpi-bin libopenmpi-dev mpich libmpich-dev
   slurmctld slurmd slurm-client munge
