@@ -15,6 +15,7 @@ MPIBIND_PACKAGES=(
   python3 python3-cffi python3-pytest python3-mpi4py
   openmpi-bin libopenmpi-dev mpich libmpich-dev
   slurmctld slurmd slurm-client munge
+  scdoc python3-mesonpy python3-venv
 )
 
 as_root() {
