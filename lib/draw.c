@@ -574,68 +574,65 @@ static int run_renderer(char *const argv[], char **why)
   return -1;
 }
 
-/* lstopo options: OS indexes as in the report, every core drawn (a
- * factorized core could hide a task), no binding colour of the drawing
- * process, the legend of the XML only (no date: the same mapping gives the
- * same picture). */
-static int render(mpibind_t *h, enum format fmt, const char *xml,
-                  const char *out, const char *path)
+/* Runs lstopo (or lstopo-no-graphics) on xml into out in the given
+ * output format.  Options: OS indexes as in the report, every core drawn
+ * (a factorized core could hide a task), no binding colour of the drawing
+ * process, the legend of the XML only (no date: the same mapping gives
+ * the same picture).  Returns as run_renderer(), and -1 also when the
+ * renderer wrote nothing. */
+static int lstopo(const char *prog, const char *format, const char *xml,
+                  const char *out, char **why)
 {
-  static const char *const of[] = {"xml", "svg", "png", "pdf"};
-  /* Native SVG names every box (class and id attributes), so lstopo-
-   * no-graphics first; PNG and PDF need lstopo's cairo output. */
-  const char *progs[2] = {"lstopo", NULL};
-  if (fmt == FMT_SVG) {
-    progs[0] = "lstopo-no-graphics";
-    progs[1] = "lstopo";
+  char *argv[] = {(char *)prog, "-i", (char *)xml, "--if", "xml",
+                  "--of", (char *)format, "-f", "-p", "--no-factorize",
+                  "--binding-color", "none", "--no-default-legend",
+                  (char *)out, NULL};
+  int rc = run_renderer(argv, why);
+  struct stat st;
+  if (rc == 0 && (stat(out, &st) != 0 || st.st_size == 0)) {
+    *why = strdup("it wrote nothing");
+    rc = -1;
   }
-  for (int i = 0; i < 2 && progs[i]; i++) {
-    const char *format = fmt == FMT_SVG && i == 1 ? "nativesvg" : of[fmt];
-    char *argv[] = {(char *)progs[i], "-i", (char *)xml, "--if", "xml",
-                    "--of", (char *)format, "-f", "-p", "--no-factorize",
-                    "--binding-color", "none", "--no-default-legend",
-                    (char *)out, NULL};
+  return rc;
+}
+
+/* hwloc's native SVG: lstopo-no-graphics (Debian hwloc-nox and hwloc),
+ * else lstopo's "nativesvg" (it names every box with class and id
+ * attributes, which cairo's SVG does not).  Returns 0, ENOENT when
+ * neither is in PATH, -1 with a message on h otherwise. */
+static int render_svg(mpibind_t *h, const char *xml, const char *out,
+                      const char *path)
+{
+  static const char *const progs[][2] = {{"lstopo-no-graphics", "svg"},
+                                         {"lstopo", "nativesvg"}};
+  for (int i = 0; i < 2; i++) {
     char *why = NULL;
-    int rc = run_renderer(argv, &why);
+    int rc = lstopo(progs[i][0], progs[i][1], xml, out, &why);
     if (rc == ENOENT)
       continue;
     if (rc != 0) {
-      mb_fail(h, "cannot draw '%s': %s failed: %s", path, progs[i],
+      mb_fail(h, "cannot draw '%s': %s failed: %s", path, progs[i][0],
               why ? why : "unknown error");
       free(why);
       return -1;
     }
-    struct stat st;
-    if (stat(out, &st) != 0 || st.st_size == 0)
-      return mb_fail(h, "cannot draw '%s': %s wrote nothing", path,
-                     progs[i]);
-    return fmt == FMT_SVG ? fix_svg_viewbox(h, out, path) : 0;
+    return fix_svg_viewbox(h, out, path);
   }
-  if (fmt == FMT_SVG)
-    return mb_fail(h,
-                   "cannot draw '%s': no renderer: neither lstopo-no-graphics "
-                   "nor lstopo is in PATH (expected hwloc's lstopo, Debian "
-                   "package hwloc-nox or hwloc)",
-                   path);
-  return mb_fail(h,
-                 "cannot draw '%s': no renderer: lstopo is not in PATH "
-                 "(expected hwloc's lstopo with %s output, Debian package "
-                 "hwloc; or draw .svg or .xml)",
-                 path, fmt == FMT_PNG ? "PNG" : "PDF");
+  return ENOENT;
 }
 
-/* $TMPDIR/mpibind-draw-XXXXXX.xml, created empty; caller unlinks and
+/* $TMPDIR/mpibind-draw-XXXXXX<suffix>, created empty; caller unlinks and
  * frees. */
-static char *temp_xml(mpibind_t *h)
+static char *temp_file(mpibind_t *h, const char *suffix)
 {
   const char *dir = getenv("TMPDIR");
   char *tmp = NULL;
-  if (asprintf(&tmp, "%s/mpibind-draw-XXXXXX.xml",
-               dir && *dir ? dir : "/tmp") < 0) {
+  if (asprintf(&tmp, "%s/mpibind-draw-XXXXXX%s", dir && *dir ? dir : "/tmp",
+               suffix) < 0) {
     mb_fail(h, "out of memory");
     return NULL;
   }
-  int fd = mkstemps(tmp, 4);
+  int fd = mkstemps(tmp, (int)strlen(suffix));
   if (fd < 0) {
     mb_fail(h, "cannot create a temporary file '%s': %s", tmp,
             strerror(errno));
@@ -644,6 +641,69 @@ static char *temp_xml(mpibind_t *h)
   }
   close(fd);
   return tmp;
+}
+
+/* PNG or PDF: lstopo's own (cairo) output where it has it (Debian hwloc);
+ * else hwloc's native SVG converted by rsvg-convert (Debian hwloc-nox,
+ * whose lstopo has no PNG or PDF, and librsvg2-bin). */
+static int render_raster(mpibind_t *h, enum format fmt, const char *xml,
+                         const char *out, const char *path)
+{
+  const char *name = fmt == FMT_PNG ? "png" : "pdf";
+  char *why = NULL;
+  int rc = lstopo("lstopo", name, xml, out, &why);
+  if (rc == 0)
+    return 0;
+
+  char *svg = temp_file(h, ".svg");
+  if (!svg) {
+    free(why);
+    return -1;
+  }
+  int src = render_svg(h, xml, svg, path);
+  int conv = ENOENT;
+  char *cwhy = NULL;
+  if (src == 0) {
+    char *argv[] = {"rsvg-convert", "-f", (char *)name, "-b", "white",
+                    "-o", (char *)out, svg, NULL};
+    conv = run_renderer(argv, &cwhy);
+  }
+  unlink(svg);
+  free(svg);
+  if (src == 0 && conv == 0) {
+    free(why);
+    return 0;
+  }
+  if (src == 0 && conv != ENOENT)
+    mb_fail(h, "cannot draw '%s': rsvg-convert failed: %s", path,
+            cwhy ? cwhy : "unknown error");
+  else if (src != -1)
+    mb_fail(h,
+            "cannot draw '%s': no renderer for %s: lstopo %s, and "
+            "lstopo-no-graphics with rsvg-convert are not both in PATH "
+            "(expected hwloc's lstopo with cairo, Debian package hwloc, or "
+            "Debian packages hwloc-nox and librsvg2-bin; or draw .svg or "
+            ".xml)",
+            path, fmt == FMT_PNG ? "PNG" : "PDF",
+            rc == ENOENT ? "is not in PATH" : why ? why : "failed");
+  free(why);
+  free(cwhy);
+  return -1;
+}
+
+static int render(mpibind_t *h, enum format fmt, const char *xml,
+                  const char *out, const char *path)
+{
+  if (fmt != FMT_SVG)
+    return render_raster(h, fmt, xml, out, path);
+  int rc = render_svg(h, xml, out, path);
+  if (rc == ENOENT)
+    return mb_fail(h,
+                   "cannot draw '%s': no renderer: neither lstopo-no-graphics "
+                   "nor lstopo is in PATH (expected hwloc's lstopo, Debian "
+                   "package hwloc-nox or hwloc)",
+                   path);
+  return rc;
 }
 
 static int export_xml(mpibind_t *h, hwloc_topology_t copy, const char *xml,
@@ -680,7 +740,7 @@ int mpibind_draw(mpibind_t *h, const char *path)
   if (copy) {
     if (fmt == FMT_XML) {
       rc = export_xml(h, copy, out, path);
-    } else if ((xml = temp_xml(h)) != NULL) {
+    } else if ((xml = temp_file(h, ".xml")) != NULL) {
       rc = export_xml(h, copy, xml, path);
       if (rc == 0)
         rc = render(h, fmt, xml, out, path);

@@ -301,12 +301,50 @@ def rgb(fill):
                                           fill).groups())
 
 
+def lstopo_has_cairo():
+    lstopo = shutil.which("lstopo")
+    return bool(lstopo) and "png" in subprocess.run(
+        [lstopo, "--help"], capture_output=True, text=True).stdout
+
+
+def renderer_bin(tmp_path, *names):
+    """A PATH directory holding only the named programs (symlinks)."""
+    d = tmp_path / ("bin-" + "-".join(names))
+    d.mkdir()
+    for n in names:
+        os.symlink(shutil.which(n), d / n)
+    return str(d)
+
+
+def png_routes(tmp_path):
+    """The PATHs under which a PNG can be drawn here: lstopo's cairo
+    output (Debian hwloc), hwloc's SVG converted by rsvg-convert (Debian
+    hwloc-nox + librsvg2-bin)."""
+    routes = []
+    if lstopo_has_cairo():
+        routes.append(renderer_bin(tmp_path, "lstopo"))
+    if shutil.which("lstopo-no-graphics") and shutil.which("rsvg-convert"):
+        routes.append(renderer_bin(tmp_path, "lstopo-no-graphics",
+                                   "rsvg-convert"))
+    if not routes:
+        pytest.skip("no PNG renderer: neither hwloc's lstopo with cairo nor "
+                    "lstopo-no-graphics with rsvg-convert is installed")
+    return routes
+
+
 def test_png_size_and_colours(tmp_path):
-    if not shutil.which("lstopo"):
-        pytest.skip("hwloc's lstopo (PNG output) is not installed")
     args = ["-n", "4", "--topology", topo("coral-lassen.xml")]
-    png = tmp_path / "map.png"
-    draw(args, png)
+    svg = tmp_path / "map.svg"
+    draw(args, svg)
+    key = Svg(svg).key(4)
+    for n, path in enumerate(png_routes(tmp_path)):
+        png = tmp_path / f"map{n}.png"
+        res = run_bare(args + ["--draw", str(png)], clean_env(PATH=path))
+        assert res.returncode == 0, (path, res.stderr)
+        check_png(png, key)
+
+
+def check_png(png, key):
     data = png.read_bytes()
     w, h = struct.unpack(">II", data[16:24])
     assert data[12:16] == b"IHDR"
@@ -315,17 +353,16 @@ def test_png_size_and_colours(tmp_path):
     assert 1000 <= w <= 4000 and 900 <= h <= 4000, (w, h)
     pw, ph, colours = png_pixels(data)
     assert (pw, ph) == (w, h)
-    svg = tmp_path / "map.svg"
-    draw(args, svg)
-    for t, fill in Svg(svg).key(4).items():
+    for t, fill in key.items():
         assert rgb(fill) in colours, (t, fill)
 
 
 def test_pdf_and_annotated_xml(tmp_path):
     args = ["-n", "2", "--topology", topo("coral-lassen.xml")]
-    if shutil.which("lstopo"):
-        pdf = tmp_path / "map.PDF"
-        draw(args, pdf)
+    for n, path in enumerate(png_routes(tmp_path)):
+        pdf = tmp_path / f"map{n}.PDF"
+        res = run_bare(args + ["--draw", str(pdf)], clean_env(PATH=path))
+        assert res.returncode == 0, (path, res.stderr)
         assert pdf.read_bytes()[:5] == b"%PDF-"
     xml = tmp_path / "map.xml"
     res = draw(args, xml)
@@ -371,6 +408,22 @@ def test_missing_renderer(tmp_path, name):
                     "--draw", str(out / name)],
                    clean_env(PATH=str(empty)))
     one_line_exit_2(res, str(out / name), "no renderer", "lstopo", "PATH")
+    assert os.listdir(out) == []
+
+
+def test_lstopo_without_png_and_no_converter(tmp_path):
+    """Debian's hwloc-nox: `lstopo` is lstopo-no-graphics, without PNG;
+    without rsvg-convert there is no way to PNG: one line saying why."""
+    if not shutil.which("lstopo-no-graphics"):
+        pytest.skip("hwloc's lstopo-no-graphics is not installed")
+    d = tmp_path / "bin"
+    d.mkdir()
+    os.symlink(shutil.which("lstopo-no-graphics"), d / "lstopo")
+    out = tmp_path / "out"
+    out.mkdir()
+    res = run_bare(["-n", "2", "--topology", topo("coral-lassen.xml"),
+                    "--draw", str(out / "m.png")], clean_env(PATH=str(d)))
+    one_line_exit_2(res, "no renderer for PNG", "rsvg-convert", "PATH")
     assert os.listdir(out) == []
 
 
