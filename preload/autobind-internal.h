@@ -38,6 +38,7 @@ struct mpibind_auto_tuning {
   int restrict_type;        /* -1: not given */
   const char *topofile;     /* NULL: not given */
   int nthreads;             /* from OMP_NUM_THREADS; -1: not given */
+  char *draw;               /* draw:PATH (malloc'ed), or NULL */
   char *error;              /* first problem found (malloc'ed), or NULL */
 };
 
@@ -50,6 +51,14 @@ void mpibind_auto_tuning_free(struct mpibind_auto_tuning *t);
 
 /* The grammar, for `help` (several lines, each ending in '\n'). */
 extern const char mpibind_auto_help_text[];
+
+/* ---- drawnode.c: MPIBIND=draw:PATH ------------------------------------ */
+
+/* Draws h's mapping (computed) into PATH with "-<host>" before its
+ * extension, by mpibind_draw(); called by the node's task 0 only, after
+ * the task is applied.  A failure is one warning line on stderr and
+ * changes nothing else: the picture is a by-product of the launch. */
+void mpibind_auto_draw(mpibind_t *h, const char *path);
 
 /* ---- launcher.c: the node-local task number and count -------------- */
 
