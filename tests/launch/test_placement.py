@@ -190,6 +190,23 @@ class TestOpenMP:
         assert recs[0]["cpus"] == task.cpus and recs[0]["num_places"] == 0, str(r)
         check_once(trace, [recs[0]["pid"]])
 
+    def test_under_valgrind(self, trace):
+        """valgrind -- prog: the preload applies in valgrind's launcher (the
+        rank's first process, no OpenMP runtime), which then starts the
+        tool and the program with the variables set; no re-exec is tried
+        under the tool, the program runs once, placed."""
+        import shutil
+        if not shutil.which("valgrind"):
+            pytest.skip("valgrind is not installed")
+        need("mpich")
+        task = preview(1)[0]
+        r = launch("mpich", 1, ["valgrind", "-q", omp_probe("C")],
+                   env={"MPIBIND_TRACE": trace}, timeout=120)
+        recs = omp_records(r.stdout)
+        assert r.rc == 0 and len(recs) == 1, str(r)
+        check_placed(recs[0], task, str(r))
+        check_once(trace, [recs[0]["pid"]])
+
     def test_verbose_says_restart(self):
         need("mpich")
         r = launch("mpich", 1, [omp_probe("C")], env={"MPIBIND": "v"})
