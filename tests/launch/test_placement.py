@@ -501,6 +501,26 @@ class TestSrun:
         assert any("mapping within CPUs" in l and "SLURM_CPU_BIND_LIST" in l
                    for l in r.stderr.splitlines()), r.stderr
 
+    def test_two_jobs_share_a_node(self, cluster, two_cpus):
+        """Two 1-CPU steps on one node at the same time (no cgroup): each task
+        stays on its own step's CPU; neither lands on the other's."""
+        import threading
+        show = ALLOWED + "; sleep 3"
+        out = [None, None]
+
+        def one(i):
+            out[i] = srun(cluster, ["-w", "n1", "-N1", "-n1", "-c1", "sh", "-c", show])
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        got = []
+        for r in out:
+            assert r.returncode == 0, (r, cluster.logs())
+            got += allowed_lists(r.stdout)
+        assert sorted(map(sorted, got)) == [[0], [1]], out
+
     def test_exclusive_one_task_gets_the_node(self, cluster):
         """A whole-node step maps as before: srun binds its one task to one
         CPU, mpibind gives it the node."""
