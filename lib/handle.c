@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mb_parse.h"
 #include "mpibind_internal.h"
 
 static const char null_handle_msg[] = "mpibind: the handle is NULL";
@@ -24,8 +25,11 @@ int mb_fail(mpibind_t *h, const char *fmt, ...)
   if (vasprintf(&msg, fmt, ap) < 0)
     msg = NULL;
   va_end(ap);
+  /* One line, whatever the user's values inside it hold. */
+  char *esc = mb_escape(msg);
+  free(msg);
   free(h->error);
-  h->error = msg; /* NULL (out of memory) reads back as a generic text */
+  h->error = esc; /* NULL (out of memory) reads back as a generic text */
   return -1;
 }
 
@@ -213,20 +217,15 @@ int mpibind_set_restrict_ids(mpibind_t *h, const char *ids)
   CHECK_HANDLE(h);
   char *copy = NULL;
   if (ids && *ids) {
-    /* Parse now so that a typo is reported where it was made; whether the
-     * list selects anything depends on the topology (mpibind()). */
-    hwloc_bitmap_t set = hwloc_bitmap_alloc();
-    if (!set)
-      return mb_fail(h, "out of memory");
-    int bad = hwloc_bitmap_list_sscanf(set, ids) < 0;
-    hwloc_bitmap_free(set);
-    /* hwloc's parser skips what it does not understand; only its own
-     * characters make a list ("2-" is hwloc's open range: 2 and up). */
-    if (bad || strspn(ids, "0123456789,-") != strlen(ids))
-      return mb_fail(h,
-                     "restrict list '%s' is invalid: expected a list of "
-                     "ids such as 0-3,8,10-11",
-                     ids);
+    /* Checked now so that a typo is reported where it was made; whether
+     * the list selects anything depends on the topology (mpibind()). */
+    char *why = NULL;
+    if (mb_list_parse(ids, NULL, 0, &why) < 0) {
+      mb_fail(h, "restrict list '%s' is invalid: %s", ids,
+              why ? why : "out of memory");
+      free(why);
+      return -1;
+    }
     if (!(copy = mb_strdup(h, ids)))
       return -1;
   }

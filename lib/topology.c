@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mb_parse.h"
 #include "mpibind_internal.h"
 
 int mpibind_topology_load_filters(hwloc_topology_t topo)
@@ -306,14 +307,20 @@ int mb_make_work_topology(mpibind_t *h)
   hwloc_bitmap_t set = hwloc_bitmap_alloc();
   if (!set)
     return mb_fail(h, "out of memory");
-  if (hwloc_bitmap_list_sscanf(set, h->restrict_ids) < 0) {
-    hwloc_bitmap_free(set);
-    return mb_fail(h, "restrict list '%s' is invalid: expected a list of ids "
-                      "such as 0-3,8,10-11",
-                   h->restrict_ids);
-  }
   hwloc_const_bitmap_t have = by_mem ? hwloc_topology_get_topology_nodeset(base)
                                      : hwloc_topology_get_topology_cpuset(base);
+  /* Ids beyond the node's last select nothing: the set costs what the
+   * node is, not what the list's numbers say. */
+  int last = hwloc_bitmap_last(have);
+  char *why = NULL;
+  if (mb_list_parse(h->restrict_ids, set, last < 0 ? 0 : (unsigned)last,
+                    &why) < 0) {
+    mb_fail(h, "restrict list '%s' is invalid: %s", h->restrict_ids,
+            why ? why : "out of memory");
+    free(why);
+    hwloc_bitmap_free(set);
+    return -1;
+  }
   if (!hwloc_bitmap_intersects(set, have)) {
     char *have_s = NULL;
     hwloc_bitmap_list_asprintf(&have_s, have);
