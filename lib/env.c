@@ -44,6 +44,11 @@ int mpibind_set_env_vars(mpibind_t *h)
   if (!h->mapped)
     return mb_fail(h, "no mapping yet: call mpibind() first");
   mb_clear_env(h);
+  int nvars = 3;
+  for (int slot = 0; slot < 3; slot++)
+    nvars += h->node_vendors[slot] != 0;
+  if (mb_check_env_memory(h, nvars))
+    return -1;
   int v;
   if ((v = add_var(h, "OMP_NUM_THREADS")) < 0)
     goto oom;

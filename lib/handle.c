@@ -95,7 +95,10 @@ void mb_clear_env(mpibind_t *h)
  * ntasks clears them first.  Also frees a half-built mapping. */
 void mb_clear_outputs(mpibind_t *h)
 {
-  for (int i = 0; i < h->ntasks; i++) {
+  /* Constant time when there is nothing to free: ntasks may be huge
+   * (set_ntasks(INT_MAX)) while no mapping exists. */
+  int any = h->out_cpus || h->out_gpus || h->cpus_ptask || h->gpus_ptask;
+  for (int i = 0; any && i < h->ntasks; i++) {
     if (h->out_cpus)
       hwloc_bitmap_free(h->out_cpus[i]);
     if (h->out_gpus)
@@ -261,7 +264,7 @@ int mpibind_set_gpu_ids(mpibind_t *h, int kind)
                    MPIBIND_ID_NAME);
   /* The id kind changes only how GPUs are named: the mapping stays, the
    * cached per-task strings go. */
-  for (int i = 0; i < h->ntasks; i++)
+  for (int i = 0; h->gpus_ptask && i < h->ntasks; i++)
     free_gpus_ptask(h, i);
   h->gpu_id_kind = kind;
   return 0;

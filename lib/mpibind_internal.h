@@ -114,6 +114,14 @@ void mb_gpu_list_free(struct mb_gpu_list *list);
 const char *mb_gpu_id(const struct mb_gpu *g, int kind);
 int mb_vendor_slot(unsigned vendor);   /* 0 NVIDIA, 1 AMD, 2 Intel, -1 */
 
+/* cost.c: 0 when the outputs of h->ntasks tasks on topo fit in the memory
+ * this process can have, -1 with a message otherwise (checked before any
+ * of them is allocated). */
+int mb_check_mapping_memory(mpibind_t *h, hwloc_topology_t topo);
+/* The same for the nvars variables of mpibind_set_env_vars. */
+int mb_check_env_memory(mpibind_t *h, int nvars);
+int mb_check_memory(mpibind_t *h, unsigned long long need, const char *what);
+
 /* distribute.c */
 int mb_distribute(mpibind_t *h);
 

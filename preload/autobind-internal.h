@@ -47,6 +47,17 @@ void mpibind_auto_tuning_free(struct mpibind_auto_tuning *t);
 /* The grammar, for `help` (several lines, each ending in '\n'). */
 extern const char mpibind_auto_help_text[];
 
+/* ---- applied.c: MPIBIND_APPLIED names the task it speaks of --------- */
+
+/* Returns 1 when this task was already handled: MPIBIND_APPLIED is 0 or 1
+ * and MPIBIND_APPLIED_TASK names this process or a process of the same
+ * task (same launcher and tuning variables, plus `extra` when not NULL).
+ * explicit_request (the wrapper, run with options) never skips.  Also
+ * remembers this task's key for mpibind_auto_applied_mark. */
+int mpibind_auto_applied_check(const char *extra, int explicit_request);
+/* Exports MPIBIND_APPLIED=bound (0 or 1) and MPIBIND_APPLIED_TASK. */
+void mpibind_auto_applied_mark(int bound);
+
 /* ---- launcher.c: the node-local task number and count -------------- */
 
 /* Returns 1 and fills *local, *count and *source (the name of the

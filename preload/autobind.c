@@ -20,6 +20,7 @@
 
 #include "autobind-internal.h"
 #include "autobind.h"
+#include "mb_parse.h"
 
 static const char *const gpu_vars[] = {"CUDA_VISIBLE_DEVICES",
                                        "ROCR_VISIBLE_DEVICES",
@@ -37,15 +38,19 @@ static int is_gpu_var(const char *name) {
  * the task number is unknown) and gives the return value of the contract. */
 static int problem(const struct mpibind_auto_tuning *t, int local,
                    const char *msg) {
-  if (local <= 0)
-    fprintf(stderr, "mpibind: %s; %s\n", msg ? msg : "out of memory",
+  if (local <= 0) {
+    /* msg echoes the user's values: one line whatever they hold */
+    char *esc = mb_escape(msg);
+    fprintf(stderr, "mpibind: %s; %s\n", esc ? esc : "out of memory",
             t->strict ? "strict: failing the launch"
                       : "running unbound");
+    free(esc);
+  }
   /* The task's processes (a shell script's commands, a program's
    * children) inherit the preload: MPIBIND_APPLIED=0 tells them this task
    * was handled, so that the line is not repeated by each of them. */
   if (!t->strict)
-    setenv("MPIBIND_APPLIED", "0", 1);
+    mpibind_auto_applied_mark(0);
   return t->strict ? -1 : 1;
 }
 
@@ -295,7 +300,7 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
     if (nths && nths[local] > 0 && set_threads)
       set_threads(nths[local]);
   }
-  setenv("MPIBIND_APPLIED", "1", 1);
+  mpibind_auto_applied_mark(1);
   trace(local, count, how, bound, cpus);
   goto out;
 
@@ -312,18 +317,13 @@ out:
   return rc;
 }
 
-/* 1: bound by an earlier step (the wrapper, a parent process); 0: an
- * earlier step reported a problem and left the task unbound. */
-static int already_applied(void) {
-  const char *v = getenv("MPIBIND_APPLIED");
-  return v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "0") == 0);
-}
-
 int mpibind_auto_apply_task(int local, int count, const char *source) {
   struct mpibind_auto_tuning t;
   int rc;
-  (void)source;
-  if (already_applied())
+  char task[64];
+  /* the task number came from the communicator, not from variables */
+  snprintf(task, sizeof task, "%s %d/%d", source ? source : "", local, count);
+  if (mpibind_auto_applied_check(task, 0))
     return 0;
   mpibind_auto_tuning_read(&t);
   if (t.off) {
@@ -341,7 +341,8 @@ int mpibind_auto_apply(int standalone) {
   const char *source = NULL;
   char *lerr = NULL;
 
-  if (already_applied())
+  /* standalone is the wrapper: its options are an explicit request */
+  if (mpibind_auto_applied_check(NULL, standalone))
     return 0;
   mpibind_auto_tuning_read(&t);
   if (t.off) {

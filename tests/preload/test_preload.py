@@ -329,8 +329,14 @@ def test_not_a_rank_is_left_alone(tmp):
 
 
 def test_already_applied(tmp):
+    """Skipped when MPIBIND_APPLIED_TASK names this very task (its key:
+    the same launcher and tuning variables); see test_hardening.py for a
+    mark that names another task."""
+    first = run(tmp, {**task_env(1, 2), "MPIBIND": "v"})
+    mark = first.env["MPIBIND_APPLIED_TASK"]
     for v in ("1", "0"):
-        r = run(tmp, {**task_env(1, 2), "MPIBIND_APPLIED": v, "MPIBIND": "v"})
+        r = run(tmp, {**task_env(1, 2), "MPIBIND_APPLIED": v, "MPIBIND": "v",
+                      "MPIBIND_APPLIED_TASK": mark})
         assert_untouched(r)
         assert r.env["MPIBIND_APPLIED"] == v and r.lines() == [] and r.trace == [], r
 
