@@ -95,7 +95,10 @@ MPIBIND_API int mpibind_set_restrict_type(mpibind_t *handle, int type);
 MPIBIND_API int mpibind_set_gpu_ids(mpibind_t *handle, int id_kind);
 
 /* Uses a topology the caller loaded.  The handle never modifies or frees
- * it (restriction works on a private copy).  For the mapping to follow
+ * it (restriction works on a private copy).  A topology without what a
+ * mapping needs (no PU, no NUMA node, PU objects that disagree with its
+ * cpuset) is refused here, as mpibind_set_topology_file refuses such a
+ * file.  For the mapping to follow
  * docs/algorithm.md it should be loaded with mpibind's filters: see
  * mpibind_topology_load_filters().  NULL returns to the default. */
 MPIBIND_API int mpibind_set_topology(mpibind_t *handle, hwloc_topology_t topo);
@@ -152,7 +155,10 @@ MPIBIND_API hwloc_topology_t mpibind_get_topology(mpibind_t *handle);
 /* 0 when the handle's topology describes the machine this process runs
  * on (the live topology always does; a file or a caller's topology must
  * have this host's name, when it records one, and exactly this machine's
- * online PUs); -1 with a message saying what differs otherwise. */
+ * online PUs: every online CPU is in its complete cpuset, and every PU it
+ * maps onto is online, so that a topology limited to this process's
+ * allowed CPUs (a cgroup) passes and a file of part of the machine does
+ * not); -1 with a message saying what differs otherwise. */
 MPIBIND_API int mpibind_topology_check_system(mpibind_t *handle);
 
 /* ---- Mapping --------------------------------------------------------- */

@@ -113,13 +113,21 @@ static int check_system(mpibind_t *h, hwloc_topology_t topo, const char *what)
       rc = mb_fail(h, "cannot parse /sys/devices/system/cpu/online '%s'",
                    line);
     } else if (!hwloc_bitmap_isincluded(
+                   online, hwloc_topology_get_complete_cpuset(topo)) ||
+               !hwloc_bitmap_isincluded(
                    hwloc_topology_get_topology_cpuset(topo), online)) {
+      /* Every online CPU known to the topology (its complete cpuset, which
+       * also holds the PUs a cgroup hides), and every PU it maps onto
+       * online.  "Among the online CPUs" alone let a file of part of this
+       * machine map the node's tasks onto that part (a file listing CPU 0
+       * alone bound task 1 of 2 to CPU 0 on a 2-CPU machine); a subset is
+       * asked for with a restriction, not with a file. */
       char *pus = NULL;
       hwloc_bitmap_list_asprintf(&pus,
-                                 hwloc_topology_get_topology_cpuset(topo));
+                                 hwloc_topology_get_complete_cpuset(topo));
       rc = mb_fail(h,
                    "%s does not describe this machine: its PUs %s are not "
-                   "among this machine's online CPUs %s",
+                   "exactly this machine's online CPUs %s",
                    what, pus ? pus : "?", line);
       free(pus);
     }
@@ -127,6 +135,34 @@ static int check_system(mpibind_t *h, hwloc_topology_t topo, const char *what)
   hwloc_bitmap_free(online);
   free(line);
   return rc;
+}
+
+/* Does topo have what a mapping needs?  hwloc loads XML files that it
+ * cannot map onto (a lone NUMA node without PUs): refused here, where the
+ * topology is given, rather than crashing or failing later. */
+static int check_mappable(mpibind_t *h, hwloc_topology_t topo,
+                          const char *what, const char *name)
+{
+  hwloc_const_bitmap_t cpus = hwloc_topology_get_topology_cpuset(topo);
+  int npus = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
+  int weight = cpus ? hwloc_bitmap_weight(cpus) : -1;
+  if (npus <= 0)
+    return mb_fail(h,
+                   "%s%s%s%s has no PU (hardware thread): expected a "
+                   "topology with PUs to map tasks onto",
+                   what, name ? " '" : "", name ? name : "", name ? "'" : "");
+  if (weight != npus)
+    return mb_fail(h,
+                   "%s%s%s%s is inconsistent: its cpuset has %d CPUs but it "
+                   "has %d PU objects",
+                   what, name ? " '" : "", name ? name : "", name ? "'" : "",
+                   weight, npus);
+  if (hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE) <= 0)
+    return mb_fail(h,
+                   "%s%s%s%s has no NUMA node: expected a topology with "
+                   "memory domains",
+                   what, name ? " '" : "", name ? name : "", name ? "'" : "");
+  return 0;
 }
 
 int mpibind_set_topology_file(mpibind_t *h, const char *path)
@@ -170,6 +206,11 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
                    "(truncated or not XML?)",
                    path);
   }
+  if (check_mappable(h, t, "topology file", path)) {
+    hwloc_topology_destroy(t);
+    free(copy);
+    return -1;
+  }
   mpibind_t probe = {0};
   if (check_system(&probe, t, "topology file") == 0) {
     hwloc_topology_t limited;
@@ -192,6 +233,8 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
 int mpibind_set_topology(mpibind_t *h, hwloc_topology_t topo)
 {
   if (!h)
+    return -1;
+  if (topo && check_mappable(h, topo, "the caller's topology", NULL))
     return -1;
   mb_free_own_topology(h);
   h->user_topo = topo;
