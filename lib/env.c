@@ -9,12 +9,6 @@
 
 #include "mpibind_internal.h"
 
-static const char *const vendor_vars[3] = {
-    "CUDA_VISIBLE_DEVICES", /* NVIDIA */
-    "ROCR_VISIBLE_DEVICES", /* AMD */
-    "ZE_AFFINITY_MASK",     /* Intel: beyond the original */
-};
-
 static int add_var(mpibind_t *h, const char *name)
 {
   int v = h->nvars;
@@ -72,7 +66,7 @@ int mpibind_set_env_vars(mpibind_t *h)
   for (int slot = 0; slot < 3; slot++) {
     if (!h->node_vendors[slot])
       continue;
-    if ((v = add_var(h, vendor_vars[slot])) < 0)
+    if ((v = add_var(h, mb_gpu_var_written(slot))) < 0)
       goto oom;
     for (int t = 0; t < h->ntasks; t++)
       if (!(h->var_values[v][t] =

@@ -270,23 +270,17 @@ int mpibind_set_gpu_ids(mpibind_t *h, int kind)
   return 0;
 }
 
-static const char *const alloc_vars[] = {
-    "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
-    "ZE_AFFINITY_MASK"};
-
 int mpibind_set_gpu_allocation(mpibind_t *h, const char *var,
                                const char *value)
 {
   CHECK_HANDLE(h);
-  int known = 0;
-  for (size_t i = 0; var && i < sizeof(alloc_vars) / sizeof(*alloc_vars); i++)
-    known |= strcmp(var, alloc_vars[i]) == 0;
-  if (!known)
-    return mb_fail(h,
-                   "GPU allocation variable '%s' is unknown: expected "
-                   "CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, "
-                   "HIP_VISIBLE_DEVICES or ZE_AFFINITY_MASK",
-                   var ? var : "(null)");
+  if (!mb_gpu_var_vendor(var)) {
+    char *names = mb_gpu_vars_expected();
+    mb_fail(h, "GPU allocation variable '%s' is unknown: expected %s",
+            var ? var : "(null)", names ? names : "a GPU variable");
+    free(names);
+    return -1;
+  }
   mb_clear_outputs(h);
   int at = 0;
   while (at < h->nallocs && strcmp(h->allocs[at].var, var) != 0)

@@ -125,6 +125,13 @@ MPIBIND_API int mpibind_topology_load_filters(hwloc_topology_t topo);
 MPIBIND_API int mpibind_set_gpu_allocation(mpibind_t *handle, const char *var,
                                            const char *value);
 
+/* The GPU variables mpibind knows, for i from 0 (NULL past the last):
+ * the names mpibind_set_gpu_allocation accepts, and the only ones
+ * mpibind_set_env_vars may set besides OMP_*.  Front ends read the GPU
+ * allocation from the environment, and recognise these variables among
+ * the results, through this list rather than a copy of their own. */
+MPIBIND_API const char *mpibind_get_gpu_var(int i);
+
 MPIBIND_API int mpibind_get_ntasks(mpibind_t *handle);
 MPIBIND_API int mpibind_get_greedy(mpibind_t *handle);
 MPIBIND_API int mpibind_get_gpu_optim(mpibind_t *handle);

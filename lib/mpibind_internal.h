@@ -105,6 +105,16 @@ void mb_free_work_topology(mpibind_t *h);
 int mb_core_depth(hwloc_topology_t topo);
 int mb_hw_smt(hwloc_topology_t topo);
 
+/* PCI vendor ids of the GPU makers mpibind knows. */
+#define MB_VENDOR_NVIDIA 0x10de
+#define MB_VENDOR_AMD 0x1002
+#define MB_VENDOR_INTEL 0x8086
+
+/* gpuvars.c: the one table of GPU variables (see mpibind_get_gpu_var). */
+unsigned mb_gpu_var_vendor(const char *name); /* 0: not a GPU variable */
+const char *mb_gpu_var_written(int slot);     /* written for vendor slot */
+char *mb_gpu_vars_expected(void); /* "A, B or C" (malloc'ed), for messages */
+
 /* gpus.c */
 int mb_gpu_list_build(mpibind_t *h, hwloc_topology_t topo,
                       const struct mb_gpu_list *ref,

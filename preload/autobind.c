@@ -22,14 +22,11 @@
 #include "autobind.h"
 #include "mb_parse.h"
 
-static const char *const gpu_vars[] = {"CUDA_VISIBLE_DEVICES",
-                                       "ROCR_VISIBLE_DEVICES",
-                                       "HIP_VISIBLE_DEVICES",
-                                       "ZE_AFFINITY_MASK"};
-
+/* The GPU variables are the library's (mpibind_get_gpu_var). */
 static int is_gpu_var(const char *name) {
-  for (size_t i = 0; i < sizeof gpu_vars / sizeof gpu_vars[0]; i++)
-    if (strcmp(name, gpu_vars[i]) == 0)
+  const char *v;
+  for (int i = 0; (v = mpibind_get_gpu_var(i)) != NULL; i++)
+    if (strcmp(name, v) == 0)
       return 1;
   return 0;
 }
@@ -81,18 +78,6 @@ static void trace(int local, int count, int how, int bound, const char *cpus) {
     close(fd);
   }
   free(line);
-}
-
-/* The number of hardware threads per core (docs/algorithm.md step 0). */
-static int hw_smt(hwloc_topology_t topo) {
-  int depth = hwloc_get_type_or_below_depth(topo, HWLOC_OBJ_CORE);
-  hwloc_obj_t core;
-  if (depth < 0)
-    return 1;
-  core = hwloc_get_obj_by_depth(topo, depth, 0);
-  if (core == NULL || core->type == HWLOC_OBJ_PU || core->arity == 0)
-    return 1;
-  return (int)core->arity;
 }
 
 /* "MPIBIND='..' MPIBIND_RESTRICT='..' ..." for the tuning actually given,
@@ -185,11 +170,11 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
     goto fail;
   }
   /* A *_VISIBLE_DEVICES set at launch is the job's GPU allocation. */
-  for (size_t i = 0; i < sizeof gpu_vars / sizeof gpu_vars[0]; i++) {
-    const char *alloc = getenv(gpu_vars[i]);
-    if (alloc != NULL &&
-        mpibind_set_gpu_allocation(h, gpu_vars[i], alloc) != 0) {
-      msg = mpibind_auto_strdupf("%s='%s': %s", gpu_vars[i], alloc,
+  for (int i = 0; mpibind_get_gpu_var(i) != NULL; i++) {
+    const char *var = mpibind_get_gpu_var(i);
+    const char *alloc = getenv(var);
+    if (alloc != NULL && mpibind_set_gpu_allocation(h, var, alloc) != 0) {
+      msg = mpibind_auto_strdupf("%s='%s': %s", var, alloc,
                                  mpibind_get_error(h));
       goto fail;
     }
@@ -218,18 +203,8 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
     goto fail;
   }
 
-  if (t->smt > 0) {
-    hwloc_topology_t topo = mpibind_get_topology(h);
-    int k = topo ? hw_smt(topo) : 0;
-    if (topo && t->smt > k) {
-      msg = mpibind_auto_strdupf(
-          "MPIBIND='%s': smt:%d exceeds the %d hardware thread%s per core "
-          "of this node (expected smt:0 to smt:%d)",
-          v ? v : "", t->smt, k, k == 1 ? "" : "s", k);
-      goto fail;
-    }
-  }
-
+  /* smt above the node's hardware threads per core is the library's
+   * rule (mpibind() refuses it, and tuning_context names MPIBIND). */
   if (mpibind(h) != 0 || mpibind_set_env_vars(h) != 0) {
     char *ctx = tuning_context();
     msg = mpibind_auto_strdupf("cannot map %d task%s on this node%s%s: %s",

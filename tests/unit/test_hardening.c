@@ -173,6 +173,39 @@ START_TEST(huge_ntasks_costs_nothing_until_mapped)
 }
 END_TEST
 
+/* One table of GPU variables: the list the front ends read is exactly
+ * what the allocation setter accepts and what the variables use. */
+START_TEST(gpu_vars_table)
+{
+  static const char *const want[] = {"CUDA_VISIBLE_DEVICES",
+                                     "ROCR_VISIBLE_DEVICES",
+                                     "HIP_VISIBLE_DEVICES", "ZE_AFFINITY_MASK"};
+  mpibind_t *h = ut_open("eas-tioga.xml"); /* AMD GPUs */
+  int n = 0;
+  for (; mpibind_get_gpu_var(n); n++) {
+    ck_assert_str_eq(mpibind_get_gpu_var(n), want[n]);
+    ck_assert_int_eq(mpibind_set_gpu_allocation(h, want[n], NULL), 0);
+  }
+  ck_assert_int_eq(n, 4);
+  ck_assert_ptr_null(mpibind_get_gpu_var(-1));
+  ck_assert_int_eq(mpibind_set_gpu_allocation(h, "GPU_DEVICE_ORDINAL", "0"),
+                   -1);
+  const char *m = mpibind_get_error(h);
+  for (int i = 0; i < n; i++)
+    ck_assert_msg(strstr(m, want[i]), "%s", m);
+  ut_map(h, UT_IN(.ntasks = 2));
+  ck_assert_int_eq(mpibind_set_env_vars(h), 0);
+  int count = 0;
+  char **names = mpibind_get_env_var_names(h, &count);
+  int gpu_vars = 0;
+  for (int v = 0; v < count; v++)
+    for (int i = 0; i < n; i++)
+      gpu_vars += strcmp(names[v], mpibind_get_gpu_var(i)) == 0;
+  ck_assert_int_eq(gpu_vars, 1); /* ROCR_VISIBLE_DEVICES */
+  mpibind_finalize(h);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("hardening");
@@ -182,6 +215,7 @@ int main(void)
   tcase_add_test(tc, topology_without_pu_refused);
   tcase_add_test(tc, part_of_this_machine_is_not_this_machine);
   tcase_add_test(tc, huge_ntasks_costs_nothing_until_mapped);
+  tcase_add_test(tc, gpu_vars_table);
   suite_add_tcase(s, tc);
   return ut_run(s);
 }
