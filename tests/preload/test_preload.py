@@ -53,13 +53,9 @@ def clean_env():
     return {k: v for k, v in os.environ.items() if not k.startswith(DROP_PREFIXES)}
 
 
-def parse_list(s):
-    """hwloc list syntax -> set of int."""
-    out = set()
-    for part in filter(None, s.split(",")):
-        a, _, b = part.partition("-")
-        out.update(range(int(a), int(b or a) + 1))
-    return out
+# hwloc list syntax -> set of int: the pytest suites' shared parser
+# (tests/pyhelpers, on PYTHONPATH).
+from mpibind_testutil import parse_list  # noqa: E402,F401
 
 
 def stepped(first, last, step):
