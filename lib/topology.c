@@ -109,7 +109,11 @@ static int check_system(mpibind_t *h, hwloc_topology_t topo, const char *what)
     rc = mb_fail(h, "cannot read /sys/devices/system/cpu/online");
   } else {
     line[strcspn(line, "\n")] = '\0';
-    if (hwloc_bitmap_list_sscanf(online, line) < 0) {
+    char *why = NULL;
+    /* The kernel's list, read by the project's one list parser. */
+    int bad = mb_list_parse(line, online, MB_LIST_MAX, &why) < 0;
+    free(why);
+    if (bad) {
       rc = mb_fail(h, "cannot parse /sys/devices/system/cpu/online '%s'",
                    line);
     } else if (!hwloc_bitmap_isincluded(

@@ -13,6 +13,7 @@ MPIBIND_PACKAGES=(
   python3 python3-cffi python3-pytest python3-mpi4py
   openmpi-bin libopenmpi-dev mpich libmpich-dev
   slurmctld slurmd slurm-client munge
+  clang libclang-rt-14-dev
 )
 
 as_root() {
