@@ -91,8 +91,14 @@ static void human(char *buf, size_t size, unsigned long long bytes)
     snprintf(buf, size, "%.1f MiB", bytes / (double)(1ULL << 20));
 }
 
+/* Below this, the outputs fit anywhere a hwloc topology does: the limits
+ * are not read (they cost a few file reads per mapping). */
+#define SMALL (16ULL << 20)
+
 int mb_check_memory(mpibind_t *h, unsigned long long need, const char *what)
 {
+  if (need < SMALL)
+    return 0;
   const char *source;
   unsigned long long have = available(&source);
   if (!source || need <= have)
