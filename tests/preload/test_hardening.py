@@ -138,3 +138,31 @@ def test_nested_launch_applies(tmp):
     assert r.probe["child"]["env"]["MPIBIND_APPLIED"] == "1"
     assert (r.probe["child"]["env"]["MPIBIND_APPLIED_TASK"] !=
             r.probe["env"]["MPIBIND_APPLIED_TASK"]), r
+
+
+def test_real_nested_mpiexec_applies(tmp):
+    """A task of mpiexec.mpich that runs mpiexec.mpich itself: the inner
+    launch's ranks inherit the outer task's MPIBIND_APPLIED=1, and are
+    still mapped, each bound to its own CPUs."""
+    import shutil
+    import subprocess
+    from test_preload import PRELOAD, clean_env
+    mpiexec = shutil.which("mpiexec.mpich")
+    if mpiexec is None:
+        pytest.skip("MPICH's mpiexec.mpich is not installed")
+    inner = (f"{mpiexec} -n 2 /usr/bin/python3 -c "
+             "'import os; print(sorted(os.sched_getaffinity(0)))'")
+    e = clean_env()
+    e.update({"LD_PRELOAD": PRELOAD, "MPIBIND_TRACE": str(tmp / "trace"),
+              "MPIBIND_CACHE_DIR": str(tmp / "cache")})
+    p = subprocess.run([mpiexec, "-n", "1", "/bin/sh", "-c", inner], env=e,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p
+    from test_preload import TRACE_RE
+    trace = [TRACE_RE.match(l.rstrip("\n")) for l in open(tmp / "trace")]
+    tasks = sorted((t[3], t[4]) for t in trace)
+    assert tasks == [("0", "1"), ("0", "2"), ("1", "2")], (trace, p)
+    assert all(t[6] == "1" for t in trace), trace
+    if len(BASE_AFF) >= 2:
+        inner_cpus = sorted(t[7] for t in trace if t[4] == "2")
+        assert len(set(inner_cpus)) == 2, inner_cpus  # not the same CPUs
