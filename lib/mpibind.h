@@ -87,8 +87,12 @@ MPIBIND_API int mpibind_set_nthreads(mpibind_t *handle, int nthreads);
 MPIBIND_API int mpibind_set_greedy(mpibind_t *handle, int greedy);
 MPIBIND_API int mpibind_set_gpu_optim(mpibind_t *handle, int gpu_optim);
 MPIBIND_API int mpibind_set_smt(mpibind_t *handle, int smt);
-/* hwloc list syntax ("0-3,8,10-11"); NULL or "" removes the restriction.
- * The string is copied. */
+/* The restrict-list grammar, one for every front end: ids and ranges
+ * separated by commas, "0-3,8,10-11", with "N-" for N and up; decimal ids
+ * from 0 to 2147483647 (leading zeros are decimal), ranges ascending, no
+ * blank or empty item.  The whole list is checked here; ids beyond the
+ * node select nothing (and cost nothing).  NULL or "" removes the
+ * restriction.  The string is copied. */
 MPIBIND_API int mpibind_set_restrict_ids(mpibind_t *handle, const char *ids);
 MPIBIND_API int mpibind_set_restrict_type(mpibind_t *handle, int type);
 /* Kind of GPU ID reported by mpibind_get_gpus_ptask and the reports. */
@@ -171,7 +175,9 @@ MPIBIND_API int mpibind_topology_check_system(mpibind_t *handle);
 /* ---- Mapping --------------------------------------------------------- */
 
 /* Computes the mapping (docs/algorithm.md steps 1-5).  On failure the previous
- * outputs are gone and the message says why. */
+ * outputs are gone and the message says why.  The memory the outputs need
+ * is known before they are allocated: more than this process can have
+ * (available memory, ulimit -v/-d) fails at once, naming ntasks. */
 MPIBIND_API int mpibind(mpibind_t *handle);
 
 /* ---- Outputs (valid after a successful mpibind()) -------------------- */
