@@ -60,6 +60,17 @@ extern const char mpibind_auto_help_text[];
  * changes nothing else: the picture is a by-product of the launch. */
 void mpibind_auto_draw(mpibind_t *h, const char *path);
 
+/* ---- applied.c: MPIBIND_APPLIED names the task it speaks of --------- */
+
+/* Returns 1 when this task was already handled: MPIBIND_APPLIED is 0 or 1
+ * and MPIBIND_APPLIED_TASK names this process or a process of the same
+ * task (same launcher and tuning variables, plus `extra` when not NULL).
+ * explicit_request (the wrapper, run with options) never skips.  Also
+ * remembers this task's key for mpibind_auto_applied_mark. */
+int mpibind_auto_applied_check(const char *extra, int explicit_request);
+/* Exports MPIBIND_APPLIED=bound (0 or 1) and MPIBIND_APPLIED_TASK. */
+void mpibind_auto_applied_mark(int bound);
+
 /* ---- launcher.c: the node-local task number and count -------------- */
 
 /* Returns 1 and fills *local, *count and *source (the name of the
@@ -109,11 +120,8 @@ void mpibind_auto_plugins_off_end(int restore);
 
 /* ---- gpualloc.c: the GPU allocation a task starts with -------------- */
 
-#define MPIBIND_AUTO_NGPU_VARS 4
-/* CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES,
- * ZE_AFFINITY_MASK: when set at launch, the GPU allocation. */
-extern const char *const mpibind_auto_gpu_vars[MPIBIND_AUTO_NGPU_VARS];
-/* Index of `name` in mpibind_auto_gpu_vars, or -1. */
+/* The GPU variables are the library's (mpibind_get_gpu_var): when set at
+ * launch, the GPU allocation.  Index of `name` among them, or -1. */
 int mpibind_auto_gpu_var_index(const char *name);
 /* Gives the handle the node's GPU allocation from the variables set at
  * launch, recognizing per-task lists (see gpualloc.c).  0, or -1 with

@@ -20,20 +20,25 @@
 
 #include "autobind-internal.h"
 #include "autobind.h"
+#include "mb_parse.h"
 
 /* Reports a problem (printed by the node's task 0, or by every task when
  * the task number is unknown) and gives the return value of the contract. */
 static int problem(const struct mpibind_auto_tuning *t, int local,
                    const char *msg) {
-  if (local <= 0)
-    fprintf(stderr, "mpibind: %s; %s\n", msg ? msg : "out of memory",
+  if (local <= 0) {
+    /* msg echoes the user's values: one line whatever they hold */
+    char *esc = mb_escape(msg);
+    fprintf(stderr, "mpibind: %s; %s\n", esc ? esc : "out of memory",
             t->strict ? "strict: failing the launch"
                       : "running unbound");
+    free(esc);
+  }
   /* The task's processes (a shell script's commands, a program's
    * children) inherit the preload: MPIBIND_APPLIED=0 tells them this task
    * was handled, so that the line is not repeated by each of them. */
   if (!t->strict)
-    setenv("MPIBIND_APPLIED", "0", 1);
+    mpibind_auto_applied_mark(0);
   return t->strict ? -1 : 1;
 }
 
@@ -64,18 +69,6 @@ static void trace(int local, int count, int how, int bound, const char *cpus) {
     close(fd);
   }
   free(line);
-}
-
-/* The number of hardware threads per core (docs/algorithm.md step 0). */
-static int hw_smt(hwloc_topology_t topo) {
-  int depth = hwloc_get_type_or_below_depth(topo, HWLOC_OBJ_CORE);
-  hwloc_obj_t core;
-  if (depth < 0)
-    return 1;
-  core = hwloc_get_obj_by_depth(topo, depth, 0);
-  if (core == NULL || core->type == HWLOC_OBJ_PU || core->arity == 0)
-    return 1;
-  return (int)core->arity;
 }
 
 /* "MPIBIND='..' MPIBIND_RESTRICT='..' ..." for the tuning actually given,
@@ -269,19 +262,9 @@ static int limit_to_job(struct task_run *r) {
 /* Step 4: the node's mapping, and the task's share of it. */
 static int map_node(struct task_run *r) {
   mpibind_t *h = r->h;
-  const char *v = getenv("MPIBIND");
   hwloc_bitmap_t *sets;
-  if (r->t->smt > 0) {
-    hwloc_topology_t topo = mpibind_get_topology(h);
-    int k = topo ? hw_smt(topo) : 0;
-    if (topo && r->t->smt > k) {
-      r->msg = mpibind_auto_strdupf(
-          "MPIBIND='%s': smt:%d exceeds the %d hardware thread%s per core "
-          "of this node (expected smt:0 to smt:%d)",
-          v ? v : "", r->t->smt, k, k == 1 ? "" : "s", k);
-      return -1;
-    }
-  }
+  /* smt above the node's hardware threads per core is the library's
+   * rule (mpibind() refuses it, and tuning_context names MPIBIND). */
   if (mpibind(h) != 0 || mpibind_set_env_vars(h) != 0) {
     char *ctx = tuning_context();
     r->msg = mpibind_auto_strdupf(
@@ -473,7 +456,7 @@ static int apply_task(struct task_run *r) {
     if (r->local == 0 && (t->verbose || t->dryrun))
       fprintf(stderr, "mpibind: %s; keeping the launcher's binding\n",
               r->job_what ? r->job_what : "the job's CPUs here are unknown");
-    setenv("MPIBIND_APPLIED", "0", 1);
+    mpibind_auto_applied_mark(0);
     trace(r->local, r->count, r->how, 0, "");
     run_free(r);
     return 0;
@@ -491,7 +474,7 @@ static int apply_task(struct task_run *r) {
     fprintf(stderr, "mpibind: the program's OpenMP runtime read OMP_* "
                     "before mpibind ran (%s): starting the program again\n",
             r->stale);
-  setenv("MPIBIND_APPLIED", "1", 1);
+  mpibind_auto_applied_mark(1);
   trace(r->local, r->count, r->how, r->bound, r->cpus);
   /* a restart draws in the program's second start */
   if (t->draw && r->local == 0 && !r->restart)
@@ -507,19 +490,15 @@ fail:
   return rc;
 }
 
-/* 1: bound by an earlier step (the wrapper, a parent process); 0: an
- * earlier step reported a problem and left the task unbound. */
-static int already_applied(void) {
-  const char *v = getenv("MPIBIND_APPLIED");
-  return v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "0") == 0);
-}
-
 /* Reads the tuning and runs apply_task; 0 without doing anything when the
- * task was handled before or MPIBIND has `off`. */
-static int apply_with_tuning(struct task_run *r) {
+ * task was handled before (mpibind_auto_applied_check: `extra` names the
+ * task when its number came from elsewhere than the launcher's variables,
+ * explicit_request is the wrapper's) or MPIBIND has `off`. */
+static int apply_with_tuning(struct task_run *r, const char *extra,
+                             int explicit_request) {
   struct mpibind_auto_tuning t;
   int rc;
-  if (already_applied())
+  if (mpibind_auto_applied_check(extra, explicit_request))
     return 0;
   mpibind_auto_tuning_read(&t);
   if (t.off) {
@@ -534,10 +513,13 @@ static int apply_with_tuning(struct task_run *r) {
 
 int mpibind_auto_apply_task(int local, int count, const char *source) {
   struct task_run r = {0};
+  char task[64];
+  /* the task number came from the communicator, not from variables */
+  snprintf(task, sizeof task, "%s %d/%d", source ? source : "", local, count);
   r.local = local;
   r.count = count;
   r.source = source;
-  return apply_with_tuning(&r);
+  return apply_with_tuning(&r, task, 0);
 }
 
 /* The launcher's variables; returns 0 (found, or standalone), 1 (nothing to
@@ -571,9 +553,10 @@ static int detect(struct task_run *r, int standalone, int *rc) {
 int mpibind_auto_apply(int standalone) {
   struct task_run r = {0};
   int rc = 0;
-  if (already_applied() || detect(&r, standalone, &rc))
+  /* standalone is the wrapper: its options are an explicit request */
+  if (detect(&r, standalone, &rc))
     return rc;
-  return apply_with_tuning(&r);
+  return apply_with_tuning(&r, NULL, standalone);
 }
 
 int mpibind_auto_apply_at_load(int *restart, int *nthreads) {
@@ -581,10 +564,10 @@ int mpibind_auto_apply_at_load(int *restart, int *nthreads) {
   int rc = 0;
   *restart = 0;
   *nthreads = 0;
-  if (already_applied() || detect(&r, 0, &rc))
+  if (detect(&r, 0, &rc))
     return rc;
   r.at_load = 1;
-  rc = apply_with_tuning(&r);
+  rc = apply_with_tuning(&r, NULL, 0);
   *restart = r.restart;
   *nthreads = r.t_nthreads_given ? 0 : r.nthreads_out;
   return rc;
