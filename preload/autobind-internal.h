@@ -75,15 +75,37 @@ enum {
   MPIBIND_TOPO_FILE
 };
 
-/* Gives the handle its topology: from the per-node cache when a valid one
- * exists, otherwise discovered live (mpibind_topology_load) and written to
- * the cache for the node's other tasks.  On success returns 0, sets *how,
- * and *owned to a topology the caller must destroy after
- * mpibind_finalize() (NULL when the handle owns it).  Returns -1 with
- * *error when the topology cannot be had at all.  Cache problems are never
- * errors: they cost a discovery. */
-int mpibind_auto_topology(mpibind_t *h, int *how, hwloc_topology_t *owned,
-                          char **error);
+/* Gives the handle its topology: MPIBIND_TOPOFILE's file (first parsed
+ * in the helper; it must describe this node unless dryrun), or the
+ * per-node cache when a valid one exists, otherwise a discovery in the
+ * helper, written to the cache for the node's other tasks.  The handle
+ * owns the topology.  On success returns 0 and sets *how; returns -1 with
+ * *error (one line) when the topology cannot be had.  Cache problems are
+ * never errors: they cost a discovery. */
+int mpibind_auto_topology(mpibind_t *h, const struct mpibind_auto_tuning *t,
+                          int *how, char **error);
+
+/* ---- discover.c: hwloc's risky work in a child ----------------------- */
+
+/* Removes from the environment the HWLOC_* variables that make hwloc
+ * describe something other than this machine (HWLOC_XMLFILE,
+ * HWLOC_SYNTHETIC, HWLOC_FSROOT, ...; HWLOC_COMPONENTS unless it only
+ * excludes components).  For the helper, before its discovery. */
+void mpibind_auto_hwloc_env_scrub(void);
+
+/* Runs the live discovery in the helper `mpibind-discover`, killed after
+ * MPIBIND_DISCOVERY_TIMEOUT seconds (default 10).  0 with *xml (hwloc's
+ * export, malloc'ed, NUL-terminated, *len bytes), or -1 with *error (one
+ * line saying what happened to the helper). */
+int mpibind_auto_discover_xml(char **xml, size_t *len, char **error);
+
+/* Parses the user's XML file `path` in the helper first.  0: this process
+ * may parse it too (the helper loaded it, or refused it with a message
+ * the library will give again); -1 with *error (one line naming `what`
+ * and the path) when it crashed or hung hwloc, or the helper could not
+ * run. */
+int mpibind_auto_check_xml_file(const char *path, const char *what,
+                                char **error);
 
 /* hwloc loads every plugin it finds (libxml2, OpenCL, GL with X11, PCI)
  * when the process's first topology is created: about 15 ms per task, for

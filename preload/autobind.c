@@ -132,7 +132,6 @@ static void export_var(const char *name, const char *value, int keep_user) {
 
 static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
   mpibind_t *h = NULL;
-  hwloc_topology_t owned = NULL;
   int how = MPIBIND_TOPO_NONE, bound = 0, rc = 0;
   char *msg = NULL, *cpus = NULL;
   const char *v;
@@ -190,28 +189,8 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
     }
   }
 
-  if (t->topofile) {
-    int restore, rc;
-    mpibind_auto_plugins_off_begin(&restore);
-    rc = mpibind_set_topology_file(h, t->topofile);
-    mpibind_auto_plugins_off_end(restore);
-    if (rc != 0) {
-      msg = mpibind_auto_strdupf("MPIBIND_TOPOFILE='%s': %s", t->topofile,
-                                 mpibind_get_error(h));
-      goto fail;
-    }
-    how = MPIBIND_TOPO_FILE;
-    /* dryrun only reports: a file of another node is how one previews a
-     * GPU node's mapping */
-    if (!t->dryrun && mpibind_topology_check_system(h) != 0) {
-      msg = mpibind_auto_strdupf(
-          "MPIBIND_TOPOFILE='%s' does not describe this node: %s",
-          t->topofile, mpibind_get_error(h));
-      goto fail;
-    }
-  } else if (mpibind_auto_topology(h, &how, &owned, &msg) != 0) {
+  if (mpibind_auto_topology(h, t, &how, &msg) != 0)
     goto fail;
-  }
 
   if (t->smt > 0) {
     hwloc_topology_t topo = mpibind_get_topology(h);
@@ -307,8 +286,6 @@ out:
   free(cpus);
   if (h)
     mpibind_finalize(h);
-  if (owned)
-    hwloc_topology_destroy(owned);
   return rc;
 }
 

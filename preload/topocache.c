@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,66 +248,113 @@ void mpibind_auto_plugins_off_end(int restore) {
     unsetenv("HWLOC_PLUGINS_PATH");
 }
 
-/* Loads the cache file when it is ours and matches the key; gives the
- * handle its topology.  0 on success (*topo is the caller's to destroy). */
-static int load_cache(int dirfd, const char *name, const char *key,
-                      mpibind_t *h, hwloc_topology_t *topo) {
-  struct stat st;
-  size_t len, klen = strlen(key);
-  char *buf;
-  hwloc_topology_t t;
-  int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+/* How long the record of a failed discovery keeps the node's other tasks
+ * from trying again (each would wait for the same hung plugin). */
+#define FAILED_SECONDS 60
+#define FAILED_MARK "failed: "
+
+enum cache_result { CACHE_MISS = 0, CACHE_HIT, CACHE_FAILED };
+
+/* Opens a cache file without following a symlink and without blocking
+ * (a FIFO there must not hang the task), and accepts only a regular file
+ * of this user that nobody else may write.  -1 otherwise. */
+static int open_owned_regular(int dirfd, const char *name, int flags,
+                              struct stat *st) {
+  int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+                  0600);
   if (fd < 0)
     return -1;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-      st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+  if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode) ||
+      st->st_uid != geteuid() || (st->st_mode & (S_IWGRP | S_IWOTH)) != 0) {
     close(fd);
     return -1;
   }
-  buf = read_fd_all(fd, &len);
-  close(fd);
-  if (buf == NULL)
-    return -1;
-  if (len <= klen || memcmp(buf, key, klen) != 0 ||
-      strlen(buf + klen) != len - klen) {
-    free(buf);
-    return -1;
-  }
-  {
-    int restore, rc;
-    mpibind_auto_plugins_off_begin(&restore);
-    rc = hwloc_topology_init(&t);
-    mpibind_auto_plugins_off_end(restore);
-    if (rc != 0) {
-      free(buf);
+  return fd;
+}
+
+/* Reads exactly n bytes at offset off; 0 on success. */
+static int read_exact(int fd, char *buf, size_t n, off_t off) {
+  while (n > 0) {
+    ssize_t r = pread(fd, buf, n, off);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
       return -1;
-    }
+    buf += r;
+    off += r;
+    n -= (size_t)r;
   }
-  /* The XML came from a live discovery of this very machine (the key says
-   * so): binding through it must act on this system. */
-  if (mpibind_topology_load_filters(t) != 0 ||
-      hwloc_topology_set_flags(t, HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM) != 0 ||
-      hwloc_topology_set_xmlbuffer(t, buf + klen, (int)(len - klen + 1)) !=
-          0 ||
-      hwloc_topology_load(t) != 0) {
-    hwloc_topology_destroy(t);
-    free(buf);
-    return -1;
-  }
-  free(buf);
-  if (mpibind_set_topology(h, t) != 0 ||
-      mpibind_topology_check_system(h) != 0) {
-    mpibind_set_topology(h, NULL);
-    hwloc_topology_destroy(t);
-    return -1;
-  }
-  *topo = t;
   return 0;
 }
 
-/* Removes temporary files of crashed writers and cache files of other
- * keys that nobody has written for a day. */
-static void remove_stale(int dirfd, const char *keep) {
+/* Reads the cache file when it is ours and starts with the key; the key
+ * is checked before anything else is read, so a foreign or huge file
+ * costs the length of the key.  On CACHE_HIT *body is the XML (malloc'ed,
+ * *len bytes); on CACHE_FAILED *body is the failed discovery's message. */
+static enum cache_result read_cache(int dirfd, const char *name,
+                                    const char *key, char **body,
+                                    size_t *len) {
+  struct stat st;
+  size_t klen = strlen(key);
+  char *buf;
+  enum cache_result res = CACHE_MISS;
+  int fd = open_owned_regular(dirfd, name, O_RDONLY, &st);
+  *body = NULL;
+  if (fd < 0)
+    return CACHE_MISS;
+  if ((uintmax_t)st.st_size <= klen || (uintmax_t)st.st_size > SIZE_MAX - 1)
+    goto out;
+  buf = malloc(klen);
+  if (buf == NULL || read_exact(fd, buf, klen, 0) != 0 ||
+      memcmp(buf, key, klen) != 0) {
+    free(buf);
+    goto out;
+  }
+  free(buf);
+  *len = (size_t)st.st_size - klen;
+  *body = malloc(*len + 1);
+  if (*body == NULL || read_exact(fd, *body, *len, (off_t)klen) != 0) {
+    free(*body);
+    *body = NULL;
+    goto out;
+  }
+  (*body)[*len] = '\0';
+  if (strncmp(*body, FAILED_MARK, strlen(FAILED_MARK)) == 0) {
+    if (time(NULL) - st.st_mtime < FAILED_SECONDS) {
+      res = CACHE_FAILED;
+      memmove(*body, *body + strlen(FAILED_MARK),
+              *len - strlen(FAILED_MARK) + 1);
+      (*body)[strcspn(*body, "\n")] = '\0';
+      goto out;
+    }
+  } else if (strlen(*body) == *len) {
+    res = CACHE_HIT;
+    goto out;
+  }
+  free(*body);
+  *body = NULL;
+out:
+  close(fd);
+  return res;
+}
+
+/* Gives the handle the topology of XML that hwloc wrote for this machine
+ * (from the cache or straight from the helper).  0 on success. */
+static int load_xml_text(mpibind_t *h, const char *xml, size_t len) {
+  int restore, rc;
+  mpibind_auto_plugins_off_begin(&restore);
+  rc = mpibind_set_topology_xml(h, xml, len);
+  mpibind_auto_plugins_off_end(restore);
+  if (rc == 0 && mpibind_topology_check_system(h) != 0)
+    rc = -1;
+  if (rc != 0)
+    mpibind_set_topology_xml(h, NULL, 0);
+  return rc;
+}
+
+/* Removes temporary files of crashed writers and cache (and lock) files
+ * of other keys that nobody has written for a day. */
+static void remove_stale(int dirfd, const char *keep, const char *keep_lock) {
   int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   DIR *d;
   struct dirent *e;
@@ -323,7 +371,7 @@ static void remove_stale(int dirfd, const char *keep) {
     int tmp = strncmp(e->d_name, ".topo-", 6) == 0;
     if (!tmp && strncmp(e->d_name, "topo-", 5) != 0)
       continue;
-    if (strcmp(e->d_name, keep) == 0)
+    if (strcmp(e->d_name, keep) == 0 || strcmp(e->d_name, keep_lock) == 0)
       continue;
     if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
       continue;
@@ -347,19 +395,14 @@ static int write_all(int fd, const char *p, size_t n) {
   return 0;
 }
 
-/* Writes key + XML of the handle's (not yet restricted) topology into
- * the cache, atomically: readers see the old file or the whole new one. */
+/* Writes key + body into the cache, atomically: readers see the old file
+ * or the whole new one, never a part. */
 static void write_cache(int dirfd, const char *name, const char *key,
-                        mpibind_t *h) {
-  hwloc_topology_t t = mpibind_get_topology(h);
-  char *xml = NULL;
-  int xlen = 0, fd;
+                        const char *body, size_t blen) {
   char *tmpname = NULL;
-  if (t == NULL || hwloc_topology_export_xmlbuffer(t, &xml, &xlen, 0) != 0)
-    return;
+  int fd = -1, ok;
   /* A name no other live process uses: pid and time; O_EXCL settles the
    * rest. */
-  fd = -1;
   for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -367,7 +410,7 @@ static void write_cache(int dirfd, const char *name, const char *key,
     tmpname = mpibind_auto_strdupf(".topo-%ld-%ld-%d", (long)getpid(),
                                    (long)ts.tv_nsec, attempt);
     if (tmpname == NULL)
-      break;
+      return;
     fd = openat(dirfd, tmpname,
                 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0 && errno != EEXIST)
@@ -375,30 +418,28 @@ static void write_cache(int dirfd, const char *name, const char *key,
   }
   if (fd < 0) {
     free(tmpname);
-    hwloc_free_xmlbuffer(t, xml);
     return;
   }
-  /* xlen counts the terminating NUL, which is not written */
-  if (write_all(fd, key, strlen(key)) != 0 ||
-      write_all(fd, xml, strlen(xml)) != 0 || close(fd) != 0 ||
-      renameat(dirfd, tmpname, dirfd, name) != 0)
+  ok = write_all(fd, key, strlen(key)) == 0 && write_all(fd, body, blen) == 0;
+  /* closed whatever happened: a failed write must not leak the file */
+  if (close(fd) != 0)
+    ok = 0;
+  if (!ok || renameat(dirfd, tmpname, dirfd, name) != 0)
     unlinkat(dirfd, tmpname, 0);
   free(tmpname);
-  hwloc_free_xmlbuffer(t, xml);
-  remove_stale(dirfd, name);
 }
 
-/* Waits for the directory lock, at most LOCK_WAIT_SECONDS. */
-static int lock_dir(int dirfd) {
-  struct timespec start, now, nap = {0, 1000000};
-  clock_gettime(CLOCK_MONOTONIC, &start);
+/* flock with a bound on the wait.  0 when held. */
+static int lock_within(int fd, int op, double deadline) {
+  struct timespec nap = {0, 1000000};
   for (;;) {
-    if (flock(dirfd, LOCK_EX | LOCK_NB) == 0)
+    struct timespec now;
+    if (flock(fd, op | LOCK_NB) == 0)
       return 0;
     if (errno != EWOULDBLOCK && errno != EINTR)
       return -1;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec - start.tv_sec >= LOCK_WAIT_SECONDS)
+    if (now.tv_sec + now.tv_nsec / 1e9 >= deadline)
       return -1;
     nanosleep(&nap, NULL);
     if (nap.tv_nsec < 16000000)
@@ -406,56 +447,168 @@ static int lock_dir(int dirfd) {
   }
 }
 
-static int discover(mpibind_t *h, char **error) {
-  if (mpibind_topology_load(h) != 0) {
-    *error = mpibind_auto_strdupf("cannot discover this node's topology: %s",
+static double monotonic_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Discovers in the helper and loads the result; when dirfd >= 0, the XML
+ * (or the failure, for the node's other tasks) goes to the cache. */
+static int discover(mpibind_t *h, int dirfd, const char *name,
+                    const char *key, char **error) {
+  char *xml = NULL;
+  size_t len = 0;
+  if (mpibind_auto_discover_xml(&xml, &len, error) != 0) {
+    if (dirfd >= 0 && *error != NULL) {
+      char *rec = mpibind_auto_strdupf(FAILED_MARK "%s\n", *error);
+      if (rec)
+        write_cache(dirfd, name, key, rec, strlen(rec));
+      free(rec);
+    }
+    return -1;
+  }
+  if (load_xml_text(h, xml, len) != 0) {
+    *error = mpibind_auto_strdupf(
+        "cannot load the topology discovered by the helper: %s",
+        mpibind_get_error(h));
+    free(xml);
+    return -1;
+  }
+  if (dirfd >= 0)
+    write_cache(dirfd, name, key, xml, len);
+  free(xml);
+  return 0;
+}
+
+/* What one look at the cache gave: 1 the handle has its topology, -1 a
+ * recent discovery failed (message in *error), 0 nothing usable. */
+static int try_cache(mpibind_t *h, int dirfd, const char *name,
+                     const char *key, char **error) {
+  char *body = NULL;
+  size_t len = 0;
+  enum cache_result r = read_cache(dirfd, name, key, &body, &len);
+  int rc = 0;
+  if (r == CACHE_HIT && load_xml_text(h, body, len) == 0)
+    rc = 1;
+  else if (r == CACHE_FAILED) {
+    *error = mpibind_auto_strdupf("%s (a failure of this node's first task)",
+                                  body);
+    rc = -1;
+  }
+  free(body);
+  return rc;
+}
+
+/* The per-node cache protocol.  Readers take no lock: the file is
+ * replaced by rename, never written in place.  A task that finds no
+ * usable file takes the key's lock file exclusively and discovers; the
+ * others wait for a shared hold of that lock (they all get it together
+ * when the discoverer is done) and then read the file, in parallel. */
+static int cached_topology(mpibind_t *h, int dirfd, const char *name,
+                           const char *lockname, const char *key, int *how,
+                           char **error) {
+  double deadline = monotonic_now() + LOCK_WAIT_SECONDS;
+  struct stat st;
+  int lockfd, rc;
+
+  if ((rc = try_cache(h, dirfd, name, key, error)) != 0) {
+    *how = MPIBIND_TOPO_CACHE;
+    return rc > 0 ? 0 : -1;
+  }
+  lockfd = open_owned_regular(dirfd, lockname, O_RDWR | O_CREAT, &st);
+  for (;;) {
+    if (lockfd < 0 || lock_within(lockfd, LOCK_EX, 0) == 0)
+      break; /* no lock to be had (then discover alone), or ours */
+    /* someone is discovering: wait until done, then read */
+    if (lock_within(lockfd, LOCK_SH, deadline) != 0) {
+      close(lockfd); /* waited long enough: discover alone */
+      lockfd = -1;
+      break;
+    }
+    flock(lockfd, LOCK_UN);
+    if ((rc = try_cache(h, dirfd, name, key, error)) != 0) {
+      close(lockfd);
+      *how = MPIBIND_TOPO_CACHE;
+      return rc > 0 ? 0 : -1;
+    }
+  }
+  /* the first task may have written it while this one took the lock */
+  if (lockfd >= 0 && (rc = try_cache(h, dirfd, name, key, error)) != 0) {
+    close(lockfd);
+    *how = MPIBIND_TOPO_CACHE;
+    return rc > 0 ? 0 : -1;
+  }
+  rc = discover(h, dirfd, name, key, error);
+  if (rc == 0)
+    *how = MPIBIND_TOPO_DISCOVERED;
+  if (lockfd >= 0)
+    close(lockfd); /* releases the lock */
+  remove_stale(dirfd, name, lockname);
+  return rc;
+}
+
+/* MPIBIND_TOPOFILE: a user's file, parsed first in the helper (hwloc's
+ * parser crashes on some malformed files), then here. */
+static int topofile_topology(mpibind_t *h,
+                             const struct mpibind_auto_tuning *t,
+                             char **error) {
+  int restore, rc;
+  if (mpibind_auto_check_xml_file(t->topofile, "MPIBIND_TOPOFILE", error) !=
+      0)
+    return -1;
+  mpibind_auto_plugins_off_begin(&restore);
+  rc = mpibind_set_topology_file(h, t->topofile);
+  mpibind_auto_plugins_off_end(restore);
+  if (rc != 0) {
+    *error = mpibind_auto_strdupf("MPIBIND_TOPOFILE='%s': %s", t->topofile,
                                   mpibind_get_error(h));
+    return -1;
+  }
+  /* dryrun only reports: a file of another node is how one previews a
+   * GPU node's mapping */
+  if (!t->dryrun && mpibind_topology_check_system(h) != 0) {
+    *error = mpibind_auto_strdupf(
+        "MPIBIND_TOPOFILE='%s' does not describe this node: %s", t->topofile,
+        mpibind_get_error(h));
     return -1;
   }
   return 0;
 }
 
-int mpibind_auto_topology(mpibind_t *h, int *how, hwloc_topology_t *owned,
-                          char **error) {
-  char *key = cache_key();
-  char *name = NULL;
-  int dirfd = -1, locked = 0, rc;
+int mpibind_auto_topology(mpibind_t *h, const struct mpibind_auto_tuning *t,
+                          int *how, char **error) {
+  char *key = NULL, *name = NULL, *lockname = NULL;
+  int dirfd = -1, rc;
 
-  *owned = NULL;
   *error = NULL;
+  *how = MPIBIND_TOPO_NONE;
+  if (t->topofile) {
+    rc = topofile_topology(h, t, error);
+    if (rc == 0)
+      *how = MPIBIND_TOPO_FILE;
+    return rc;
+  }
+  key = cache_key();
   if (key != NULL) {
-    dirfd = cache_dirfd();
-    name = mpibind_auto_strdupf("topo-%016llx.xml",
-                                (unsigned long long)fnv1a(key));
+    unsigned long long hash = (unsigned long long)fnv1a(key);
+    name = mpibind_auto_strdupf("topo-%016llx.xml", hash);
+    lockname = mpibind_auto_strdupf("topo-%016llx.lock", hash);
+    if (name && lockname)
+      dirfd = cache_dirfd();
   }
-  if (dirfd >= 0 && name != NULL) {
-    if (load_cache(dirfd, name, key, h, owned) == 0) {
-      *how = MPIBIND_TOPO_CACHE;
-      goto done;
-    }
-    locked = lock_dir(dirfd) == 0;
-    /* the first task may have written it while this one waited */
-    if (locked && load_cache(dirfd, name, key, h, owned) == 0) {
-      *how = MPIBIND_TOPO_CACHE;
-      goto done;
-    }
-  }
-  rc = discover(h, error);
-  if (rc != 0)
-    goto fail;
-  *how = MPIBIND_TOPO_DISCOVERED;
-  if (dirfd >= 0 && name != NULL && locked)
-    write_cache(dirfd, name, key, h);
-done:
-  if (dirfd >= 0)
-    close(dirfd); /* releases the lock */
-  free(key);
-  free(name);
-  return 0;
-fail:
-  if (dirfd >= 0)
+  if (dirfd >= 0) {
+    rc = cached_topology(h, dirfd, name, lockname, key, how, error);
     close(dirfd);
+  } else {
+    rc = discover(h, -1, NULL, NULL, error);
+    if (rc == 0)
+      *how = MPIBIND_TOPO_DISCOVERED;
+  }
   free(key);
   free(name);
-  return -1;
+  free(lockname);
+  if (rc != 0 && *error == NULL)
+    *error = mpibind_auto_strdupf("cannot have this node's topology");
+  return rc;
 }

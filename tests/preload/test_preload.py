@@ -411,9 +411,11 @@ def test_cache_one_discovery_then_reuse(tmp):
     assert topology_of(r) == "discovered", r
     st = os.stat(cache, follow_symlinks=False)
     assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
-    files = [f for f in os.listdir(cache)]
-    assert len(files) == 1 and re.fullmatch(r"topo-[0-9a-f]{16}\.xml", files[0]), files
-    assert stat.S_IMODE(os.stat(cache / files[0]).st_mode) == 0o600
+    files = sorted(os.listdir(cache))
+    # the topology and the lock file of its key (readers take no lock)
+    assert len(files) == 2 and re.fullmatch(r"topo-[0-9a-f]{16}\.lock", files[0]), files
+    assert files[1] == files[0][:-5] + ".xml", files
+    assert stat.S_IMODE(os.stat(cache / files[1]).st_mode) == 0o600
     q = run(tmp, task_env(1, 2), cache=cache)
     assert topology_of(q) == "cache", q
     # the same mapping either way
@@ -439,7 +441,7 @@ def test_cache_concurrent_tasks_discover_once(tmp):
 
 
 def only_file(cache):
-    (name,) = [f for f in os.listdir(cache) if f.startswith("topo-")]
+    (name,) = [f for f in os.listdir(cache) if f.startswith("topo-") and f.endswith(".xml")]
     return cache / name
 
 
