@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <hwloc.h>
 #include "mpibind.h"
+#include "autobind.h"
 
 /* ---- Messages -------------------------------------------------------- */
 
@@ -99,21 +100,16 @@ void mpibind_auto_hwloc_env_scrub(void);
  * line saying what happened to the helper). */
 int mpibind_auto_discover_xml(char **xml, size_t *len, char **error);
 
-/* Parses the user's XML file `path` in the helper first.  0: this process
- * may parse it too (the helper loaded it, or refused it with a message
- * the library will give again); -1 with *error (one line naming `what`
- * and the path) when it crashed or hung hwloc, or the helper could not
- * run. */
-int mpibind_auto_check_xml_file(const char *path, const char *what,
-                                char **error);
+/* hwloc loads every plugin it finds (libxml2, OpenCL, GL with X11, PCI,
+ * a site's CUDA/NVML/RSMI/LevelZero) when the process's first topology
+ * is created: about 15 ms per task, and GPU runtimes pulled into the
+ * task, for nothing when the topology comes from XML.  Between _begin and
+ * _end, a topology created by this process starts without plugins (the
+ * user's HWLOC_PLUGINS_PATH, saved in *saved, comes back at _end).
+ * Plugins come back once the process has no topology left. */
+void mpibind_auto_plugins_off_begin(char **saved);
+void mpibind_auto_plugins_off_end(char *saved);
 
-/* hwloc loads every plugin it finds (libxml2, OpenCL, GL with X11, PCI)
- * when the process's first topology is created: about 15 ms per task, for
- * nothing when the topology comes from XML.  Between _begin and _end, a
- * topology created by this process starts without plugins (the user's own
- * HWLOC_PLUGINS_PATH, if any, is left alone).  Plugins come back once the
- * process has no topology left. */
-void mpibind_auto_plugins_off_begin(int *restore);
-void mpibind_auto_plugins_off_end(int restore);
+/* mpibind_auto_check_xml_file(): see autobind.h. */
 
 #endif /* MPIBIND_AUTOBIND_INTERNAL_H */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "autobind-internal.h"
@@ -69,11 +70,22 @@ static void trace(int local, int count, int how, int bound, const char *cpus) {
       cpus ? cpus : "");
   if (line == NULL)
     return;
-  fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  /* O_NONBLOCK: a FIFO there must not hang the task; only a regular file
+   * is written to. */
+  fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
   if (fd >= 0) {
-    ssize_t w = write(fd, line, strlen(line));
-    (void)w;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      ssize_t w = write(fd, line, strlen(line));
+      (void)w;
+    } else if (local <= 0) {
+      fprintf(stderr, "mpibind: MPIBIND_TRACE='%s' is not a regular file: "
+                      "no trace written\n", path);
+    }
     close(fd);
+  } else if (local <= 0 && errno == ENXIO) {
+    fprintf(stderr, "mpibind: MPIBIND_TRACE='%s' is a FIFO without a "
+                    "reader: no trace written\n", path);
   }
   free(line);
 }

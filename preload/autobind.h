@@ -71,6 +71,17 @@ int mpibind_auto_apply(int standalone);
  */
 int mpibind_auto_apply_task(int local, int count, const char *source);
 
+/*
+ * Parses the user's XML topology file `path` first in the helper
+ * `mpibind-discover` (a child process), since hwloc's parser crashes on
+ * some malformed files.  Returns 0 when the caller may parse it too (the
+ * helper loaded it, or refused it with a message the library will give
+ * again); -1 with *error (malloc'ed, one line naming `what` and the path)
+ * when it crashed or hung hwloc, or the helper could not run.
+ */
+int mpibind_auto_check_xml_file(const char *path, const char *what,
+                                char **error);
+
 #ifdef __cplusplus
 }
 #endif

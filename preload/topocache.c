@@ -236,16 +236,22 @@ static int cache_dirfd(void) {
 /* A directory that cannot exist: no plugin is found there. */
 #define NO_PLUGINS_PATH "/nonexistent/mpibind-no-hwloc-plugins"
 
-void mpibind_auto_plugins_off_begin(int *restore) {
-  *restore = 0;
-  if (getenv("HWLOC_PLUGINS_PATH") == NULL &&
-      setenv("HWLOC_PLUGINS_PATH", NO_PLUGINS_PATH, 1) == 0)
-    *restore = 1;
+void mpibind_auto_plugins_off_begin(char **saved) {
+  const char *v = getenv("HWLOC_PLUGINS_PATH");
+  /* Even the user's own plugin directory: loading XML needs no plugin,
+   * and a site's GPU plugins would pull their GPU runtimes into the
+   * task. */
+  *saved = v ? strdup(v) : NULL;
+  setenv("HWLOC_PLUGINS_PATH", NO_PLUGINS_PATH, 1);
 }
 
-void mpibind_auto_plugins_off_end(int restore) {
-  if (restore)
+void mpibind_auto_plugins_off_end(char *saved) {
+  if (saved) {
+    setenv("HWLOC_PLUGINS_PATH", saved, 1);
+    free(saved);
+  } else {
     unsetenv("HWLOC_PLUGINS_PATH");
+  }
 }
 
 /* How long the record of a failed discovery keeps the node's other tasks
@@ -341,7 +347,8 @@ out:
 /* Gives the handle the topology of XML that hwloc wrote for this machine
  * (from the cache or straight from the helper).  0 on success. */
 static int load_xml_text(mpibind_t *h, const char *xml, size_t len) {
-  int restore, rc;
+  char *restore;
+  int rc;
   mpibind_auto_plugins_off_begin(&restore);
   rc = mpibind_set_topology_xml(h, xml, len);
   mpibind_auto_plugins_off_end(restore);
@@ -553,7 +560,8 @@ static int cached_topology(mpibind_t *h, int dirfd, const char *name,
 static int topofile_topology(mpibind_t *h,
                              const struct mpibind_auto_tuning *t,
                              char **error) {
-  int restore, rc;
+  char *restore;
+  int rc;
   if (mpibind_auto_check_xml_file(t->topofile, "MPIBIND_TOPOFILE", error) !=
       0)
     return -1;

@@ -24,6 +24,9 @@ and no C pointer is kept across calls.
 """
 
 import operator
+import os
+import signal
+import subprocess
 
 from ._capi import ffi, lib, LIBRARY_PATH
 from . import _config
@@ -110,10 +113,46 @@ def _pystr(ptr):
     return ffi.string(ptr).decode("utf-8", "replace")
 
 
+def _helper():
+    root = _config.BUILD_ROOT + os.sep
+    here = os.path.realpath(LIBRARY_PATH) if os.sep in LIBRARY_PATH else ""
+    return _config.HELPER_BUILD if here.startswith(root) else _config.HELPER
+
+
+def _parse_in_child(what, data):
+    """hwloc's XML parser crashes on some malformed files (an object
+    without complete_cpuset, a bitmap written ',,0x0'): the helper
+    mpibind-discover parses the file first, so that such a file gives a
+    ValueError instead of killing the interpreter."""
+    path = data.decode("utf-8", "surrogateescape")
+    env = dict(os.environ, MPIBIND="off")
+    try:
+        seconds = int(os.environ.get("MPIBIND_DISCOVERY_TIMEOUT", "10"))
+    except ValueError:
+        seconds = 10
+    try:
+        p = subprocess.run([_helper(), "--check", data], env=env,
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=max(seconds, 1))
+    except subprocess.TimeoutExpired:
+        raise ValueError("%s '%s': hwloc did not finish parsing it within %d "
+                         "seconds: expected an hwloc XML export"
+                         % (what, path, max(seconds, 1))) from None
+    except OSError as err:
+        raise MpibindError("%s '%s': cannot check it in the helper %s: %s"
+                           % (what, path, _helper(), err.strerror)) from None
+    if p.returncode < 0:
+        sig = -p.returncode
+        raise ValueError("%s '%s' crashes hwloc's XML parser (signal %d, %s): "
+                         "expected an hwloc XML export (lstopo --of xml)"
+                         % (what, path, sig, signal.strsignal(sig)))
+
+
 def _check_topology_file(path):
     """Reads path with a scratch handle: ValueError with the C message when
     the file is missing or not a topology."""
     data = _cstr("topology file", path)
+    _parse_in_child("topology file", data)
     hp = ffi.new("mpibind_t **")
     if lib.mpibind_init(hp) != 0 or hp[0] == ffi.NULL:
         raise MemoryError("mpibind: cannot create a handle")
@@ -387,6 +426,8 @@ class MpibindHandle:
     @topology_file.setter
     def topology_file(self, value):
         data = ffi.NULL if value is None else _cstr("topology_file", value)
+        if value is not None:
+            _parse_in_child("topology file", data)
         self._set(lib.mpibind_set_topology_file, data)
 
     def set_gpu_ids(self, kind):
