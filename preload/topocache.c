@@ -1,23 +1,36 @@
 /*
- * topocache.c - one hardware discovery per node.
+ * topocache.c - where a task's topology comes from, with at most one
+ * hardware discovery per node.
  *
- * The first task of a node discovers the topology (with mpibind's own
- * filters, through mpibind_topology_load) and exports it as XML into a
- * private per-user directory; the node's other tasks load that XML, which
- * costs a fraction of a discovery.  A flock on the directory makes the
- * tasks that start together wait for the first instead of all discovering.
+ * MPIBIND_TOPOFILE: the user's file, parsed first in the helper (hwloc's
+ * parser crashes on some malformed files), then here.  Otherwise the
+ * per-node cache: the first task of a node runs the discovery in the
+ * helper (discover.c: hwloc's I/O plugins never run inside a task) and
+ * writes hwloc's XML into a private per-user directory; the node's other
+ * tasks load that XML, without any plugin, at a fraction of the cost.
+ *
+ * Locking: readers take no lock (files are replaced by rename, never
+ * written in place).  A task that finds no usable file takes the key's
+ * lock file exclusively and discovers; the others wait for a shared hold
+ * of it, which they all get together when it is released, and read in
+ * parallel.  One lock per key: jobs of other keys never wait on it.
  *
  * Safety: the directory must be a real directory (not a symlink) owned by
  * the user and writable by nobody else; files are opened relative to it
- * without following symlinks and must be owned by the user too.  A file
- * is used only when its header equals the live machine's key (host name,
- * boot id, hwloc version, the process's cpuset cgroup and its CPUs and
- * memories, online CPUs, HWLOC_* variables) and the loaded topology passes
- * mpibind_topology_check_system(); anything else is ignored and replaced.
+ * without following symlinks and without blocking (a FIFO is no hang) and
+ * must be regular files of the user.  A file is used only when its header
+ * equals the live machine's key (host name, boot id, hwloc version, the
+ * process's cpuset cgroup and its CPUs and memories, online CPUs, HWLOC_*
+ * variables), compared before anything else is read, and the loaded
+ * topology passes mpibind_topology_check_system(); anything else is
+ * ignored and replaced.
  *
  * File: <dir>/topo-<16 hex digits of the key's hash>.xml, containing the
  * key text (lines "name=value", starting with "mpibind-topology-cache 1"
- * and ending with "end") immediately followed by hwloc's XML export.
+ * and ending with "end") immediately followed by hwloc's XML export, or
+ * by "failed: <message>" when the discovery failed (honoured for a minute
+ * so that the node's tasks do not each wait for the same hung plugin).
+ * Lock: <dir>/topo-<same digits>.lock.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
