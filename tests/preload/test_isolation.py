@@ -153,12 +153,16 @@ def test_good_xml_still_accepted_everywhere(tmp_path):
     {"HWLOC_XMLFILE": LASSEN},
     {"HWLOC_SYNTHETIC": "pack:4 core:8 pu:2"},
     {"HWLOC_COMPONENTS": "synthetic", "HWLOC_SYNTHETIC": "pack:2 pu:64"},
-    {"HWLOC_FSROOT": "/nonexistent-root"},
+    {"HWLOC_FSROOT": "@EMPTY_ROOT@"},  # a root with empty /sys and /proc
     {"HWLOC_XMLFILE": LASSEN, "HWLOC_THISSYSTEM": "1"},
 ])
 def test_discovery_ignores_machine_replacing_env(tmp_path, env):
     """Users set these for other tools: the binding must still be this
     machine's (one task gets exactly this process's CPUs, bound)."""
+    if env.get("HWLOC_FSROOT") == "@EMPTY_ROOT@":
+        for d in ("sys", "proc"):
+            (tmp_path / "root" / d).mkdir(parents=True)
+        env = {**env, "HWLOC_FSROOT": str(tmp_path / "root")}
     p = task(tmp_path, 0, 1, env)
     (t,) = traces(tmp_path)
     assert p.returncode == 0 and t and t[5] == "discovered" and t[6] == "1", p
