@@ -7,6 +7,8 @@
 #define MPIBIND_AUTOBIND_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 #include <hwloc.h>
 #include "mpibind.h"
 #include "autobind.h"
@@ -85,6 +87,43 @@ enum {
  * never errors: they cost a discovery. */
 int mpibind_auto_topology(mpibind_t *h, const struct mpibind_auto_tuning *t,
                           int *how, char **error);
+
+/* The text that identifies this machine as the process sees it (host,
+ * boot, hwloc version, uid, cpuset cgroup and its CPUs and memories,
+ * online CPUs, HWLOC_* variables), lines ending with "end\n"; NULL when
+ * out of memory or without a host name. */
+char *mpibind_auto_machine_key(void);
+
+/* ---- keyfile.c: compute once per node, read everywhere else ------------ */
+
+/* The private per-user cache directory (MPIBIND_CACHE_DIR, else
+ * $XDG_RUNTIME_DIR/mpibind, else /tmp/mpibind-<uid>) as a descriptor, or
+ * -1 when no safe one exists. */
+int mpibind_auto_cache_dirfd(void);
+uint64_t mpibind_auto_hash(const char *s);
+/* pread of exactly n bytes; 0 on success. */
+int mpibind_auto_pread_exact(int fd, char *buf, size_t n, off_t off);
+
+struct mpibind_auto_once {
+  /* Reads what it needs of a valid file's body (len bytes at offset off
+   * of fd) and takes it into ctx: 1 used, 0 unusable (then the work is
+   * done here). */
+  int (*use)(void *ctx, int fd, off_t off, size_t len);
+  /* Does the work into ctx and gives the body written for the others
+   * (*body malloc'ed, or NULL to write nothing).  0, or -1 with *error
+   * (one line, recorded for the others for a minute). */
+  int (*make)(void *ctx, char **body, size_t *len, char **error);
+};
+
+/* The file `name` of dirfd holds key + body: use it when valid; else the
+ * first task to come takes the key's lock (name up to its first '.' plus
+ * ".lock"), makes the body and writes it, while the others wait (at most
+ * 30 s) and then use it.  dirfd < 0: make, write nothing.  *made says
+ * whether the work was done here.  0, or -1 with *error (the work's
+ * failure, here or recorded by another task). */
+int mpibind_auto_once(int dirfd, const char *name, const char *key,
+                      const struct mpibind_auto_once *ops, void *ctx,
+                      int *made, char **error);
 
 /* ---- discover.c: hwloc's risky work in a child ----------------------- */
 
