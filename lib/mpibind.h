@@ -126,6 +126,15 @@ MPIBIND_API int mpibind_set_topology_file(mpibind_t *handle, const char *path);
 MPIBIND_API int mpibind_set_topology_xml(mpibind_t *handle, const char *buf,
                                          size_t len);
 
+/* Binds the calling process, all its threads, to the CPUs of the hwloc
+ * list cpus (PU OS indexes, e.g. one task's entry of a stored mapping)
+ * without any topology: for a front end that keeps each task's share of
+ * a node's mapping and must not load the whole node again to bind.  The
+ * handle only receives the message of a failure (a bad list, CPUs the
+ * kernel refuses).  Unlike mpibind_apply(), nothing checks that the list
+ * comes from this machine's mapping: that is the caller's part. */
+MPIBIND_API int mpibind_apply_cpus(mpibind_t *handle, const char *cpus);
+
 /* Sets the step-0 filters of docs/algorithm.md on a topology that is about to
  * be loaded by the caller. */
 MPIBIND_API int mpibind_topology_load_filters(hwloc_topology_t topo);

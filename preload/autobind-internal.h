@@ -94,6 +94,43 @@ int mpibind_auto_topology(mpibind_t *h, const struct mpibind_auto_tuning *t,
  * out of memory or without a host name. */
 char *mpibind_auto_machine_key(void);
 
+/* What the node's mapping must be recomputed for when it changes: the
+ * MPIBIND_TOPOFILE's or the cache file's identity (inode, size, times). */
+char *mpibind_auto_topology_identity(const struct mpibind_auto_tuning *t,
+                                     const char *machine);
+
+/* ---- nodemap.c: the node's mapping once per node ----------------------- */
+
+/* One task's share of the node's mapping. */
+struct mpibind_auto_share {
+  char *cpus;    /* the task's CPUs, hwloc list */
+  int nthreads;  /* its thread count */
+  int nvars;     /* its variables (docs/algorithm.md step 6), in order */
+  char **names;
+  char **values;
+  char *report;  /* "mpibind: N GPUs on this node" + the node's report,
+                    when asked for */
+};
+
+/* Maps the node: gives a handle on which mpibind() and
+ * mpibind_set_env_vars() succeeded (the caller of
+ * mpibind_auto_node_mapping keeps owning it), or -1 with *error. */
+typedef int (*mpibind_auto_map_fn)(void *ctx, mpibind_t **mapped,
+                                   char **error);
+
+/* Fills *s with task `local`'s share of the mapping of `count` tasks: read
+ * from the node's mapping file when one exists for this machine, this
+ * topology and `inputs` (the text of every other input of the mapping:
+ * tuning, GPU allocation), otherwise computed with map() by the node's
+ * first task and written for the others.  *shared: read from the file.
+ * 0, or -1 with *error (this task's failure or the first task's). */
+int mpibind_auto_node_mapping(const struct mpibind_auto_tuning *t,
+                              const char *inputs, int local, int count,
+                              int want_report, mpibind_auto_map_fn map,
+                              void *map_ctx, struct mpibind_auto_share *s,
+                              int *shared, char **error);
+void mpibind_auto_share_free(struct mpibind_auto_share *s);
+
 /* ---- keyfile.c: compute once per node, read everywhere else ------------ */
 
 /* The private per-user cache directory (MPIBIND_CACHE_DIR, else

@@ -121,20 +121,6 @@ static char *tuning_context(void) {
   return s;
 }
 
-static void report_mapping(mpibind_t *h) {
-  int n = mpibind_mapping_snprint(NULL, 0, h);
-  char *buf;
-  fprintf(stderr, "mpibind: %d GPUs on this node\n", mpibind_get_num_gpus(h));
-  if (n < 0)
-    return;
-  buf = malloc((size_t)n + 1);
-  if (buf == NULL)
-    return;
-  if (mpibind_mapping_snprint(buf, n + 1, h) >= 0)
-    fputs(buf, stderr);
-  free(buf);
-}
-
 /* Sets a variable unless the user's own value must be kept. */
 static void export_var(const char *name, const char *value, int keep_user) {
   if (value == NULL)
@@ -142,8 +128,81 @@ static void export_var(const char *name, const char *value, int keep_user) {
   setenv(name, value, keep_user ? 0 : 1);
 }
 
+/* Computing the node's mapping (nodemap.c calls it on the node's first
+ * task): the topology, the smt check that needs it, the mapping and its
+ * variables. */
+struct map_ctx {
+  mpibind_t *h;
+  const struct mpibind_auto_tuning *t;
+  int count;
+  int *how;
+};
+
+static int map_node(void *vctx, mpibind_t **mapped, char **error) {
+  struct map_ctx *c = vctx;
+  const struct mpibind_auto_tuning *t = c->t;
+  const char *v = getenv("MPIBIND");
+  if (mpibind_auto_topology(c->h, t, c->how, error) != 0)
+    return -1;
+  if (t->smt > 0) {
+    hwloc_topology_t topo = mpibind_get_topology(c->h);
+    int k = topo ? hw_smt(topo) : 0;
+    if (topo && t->smt > k) {
+      *error = mpibind_auto_strdupf(
+          "MPIBIND='%s': smt:%d exceeds the %d hardware thread%s per core "
+          "of this node (expected smt:0 to smt:%d)",
+          v ? v : "", t->smt, k, k == 1 ? "" : "s", k);
+      return -1;
+    }
+  }
+  if (mpibind(c->h) != 0 || mpibind_set_env_vars(c->h) != 0) {
+    char *ctx = tuning_context();
+    *error = mpibind_auto_strdupf(
+        "cannot map %d task%s on this node%s%s: %s", c->count,
+        c->count == 1 ? "" : "s", ctx && *ctx ? " with " : "", ctx ? ctx : "",
+        mpibind_get_error(c->h));
+    free(ctx);
+    return -1;
+  }
+  *mapped = c->h;
+  return 0;
+}
+
+/* The task's share of the node's mapping; every input of the mapping
+ * other than the topology goes into the text that keys the node's file. */
+static int node_mapping(const struct mpibind_auto_tuning *t, mpibind_t *h,
+                        int local, int count, int *how,
+                        struct mpibind_auto_share *share, char **msg) {
+  struct map_ctx c = {h, t, count, how};
+  char *inputs = mpibind_auto_strdupf(
+      "smt=%d greedy=%d gpu_optim=%d nthreads=%d dryrun=%d restrict_type=%d\n"
+      "restrict=%s\n",
+      t->smt, t->greedy, t->gpu_optim, t->nthreads, t->dryrun,
+      t->restrict_type, t->restrict_ids ? t->restrict_ids : "(none)");
+  int shared = 0, rc;
+  for (size_t i = 0; inputs && i < sizeof gpu_vars / sizeof gpu_vars[0]; i++) {
+    const char *alloc = getenv(gpu_vars[i]);
+    char *more = mpibind_auto_strdupf("%s%s=%s\n", inputs, gpu_vars[i],
+                                      alloc ? alloc : "(unset)");
+    free(inputs);
+    inputs = more;
+  }
+  if (inputs == NULL) {
+    *msg = NULL;
+    return -1;
+  }
+  rc = mpibind_auto_node_mapping(t, inputs, local, count,
+                                 (t->verbose || t->dryrun) && local == 0,
+                                 map_node, &c, share, &shared, msg);
+  if (rc == 0 && shared)
+    *how = t->topofile ? MPIBIND_TOPO_FILE : MPIBIND_TOPO_CACHE;
+  free(inputs);
+  return rc;
+}
+
 static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
   mpibind_t *h = NULL;
+  struct mpibind_auto_share share = {0};
   int how = MPIBIND_TOPO_NONE, bound = 0, rc = 0;
   char *msg = NULL, *cpus = NULL;
   const char *v;
@@ -201,44 +260,18 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
     }
   }
 
-  if (mpibind_auto_topology(h, t, &how, &msg) != 0)
+  /* The node's mapping, computed once per node (nodemap.c). */
+  if (node_mapping(t, h, local, count, &how, &share, &msg) != 0)
     goto fail;
+  cpus = strdup(share.cpus);
 
-  if (t->smt > 0) {
-    hwloc_topology_t topo = mpibind_get_topology(h);
-    int k = topo ? hw_smt(topo) : 0;
-    if (topo && t->smt > k) {
-      msg = mpibind_auto_strdupf(
-          "MPIBIND='%s': smt:%d exceeds the %d hardware thread%s per core "
-          "of this node (expected smt:0 to smt:%d)",
-          v ? v : "", t->smt, k, k == 1 ? "" : "s", k);
-      goto fail;
-    }
-  }
-
-  if (mpibind(h) != 0 || mpibind_set_env_vars(h) != 0) {
-    char *ctx = tuning_context();
-    msg = mpibind_auto_strdupf("cannot map %d task%s on this node%s%s: %s",
-                               count, count == 1 ? "" : "s",
-                               ctx && *ctx ? " with " : "", ctx ? ctx : "",
-                               mpibind_get_error(h));
-    free(ctx);
-    goto fail;
-  }
-  {
-    hwloc_bitmap_t *sets = mpibind_get_cpus(h);
-    if (sets && sets[local] &&
-        hwloc_bitmap_list_asprintf(&cpus, sets[local]) < 0)
-      cpus = NULL;
-  }
-
-  if ((t->verbose || t->dryrun) && local == 0)
-    report_mapping(h);
+  if ((t->verbose || t->dryrun) && local == 0 && share.report)
+    fputs(share.report, stderr);
 
   if (!t->dryrun) {
-    if (mpibind_apply(h, local) != 0) {
+    if (mpibind_apply_cpus(h, share.cpus) != 0) {
       msg = mpibind_auto_strdupf("cannot bind task %d to CPUs %s: %s", local,
-                                 cpus ? cpus : "?", mpibind_get_error(h));
+                                 share.cpus, mpibind_get_error(h));
       goto fail;
     }
     bound = 1;
@@ -246,11 +279,9 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
 
   /* Export the task's variables (docs/algorithm.md step 6). */
   {
-    int nnames = 0, has_cuda = 0;
-    char **names = mpibind_get_env_var_names(h, &nnames);
-    for (int i = 0; names && i < nnames; i++) {
-      const char *name = names[i];
-      char **vals;
+    int has_cuda = 0;
+    for (int i = 0; i < share.nvars; i++) {
+      const char *name = share.names[i];
       int keep = 0;
       if (strcmp(name, "OMP_NUM_THREADS") == 0) {
         keep = 1; /* the user's value was the nthreads input */
@@ -268,9 +299,7 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
         if (strcmp(name, "CUDA_VISIBLE_DEVICES") == 0)
           has_cuda = 1;
       }
-      vals = mpibind_get_env_var_values(h, name);
-      if (vals)
-        export_var(name, vals[local], keep);
+      export_var(name, share.values[i], keep);
     }
     /* CUDA numbers devices fastest first unless told otherwise; the
      * visible indexes mpibind writes follow the PCI bus order. */
@@ -280,11 +309,10 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
   /* GNU libgomp read OMP_NUM_THREADS before this ran (its constructor
    * runs first): tell the runtime directly. */
   if (t->nthreads < 0) {
-    int *nths = mpibind_get_nthreads(h);
     void (*set_threads)(int) =
         (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
-    if (nths && nths[local] > 0 && set_threads)
-      set_threads(nths[local]);
+    if (share.nthreads > 0 && set_threads)
+      set_threads(share.nthreads);
   }
   setenv("MPIBIND_APPLIED", "1", 1);
   trace(local, count, how, bound, cpus);
@@ -296,6 +324,7 @@ fail:
 out:
   free(msg);
   free(cpus);
+  mpibind_auto_share_free(&share);
   if (h)
     mpibind_finalize(h);
   return rc;

@@ -215,6 +215,38 @@ static int load_xml_text(mpibind_t *h, const char *xml, size_t len) {
   return rc;
 }
 
+char *mpibind_auto_topology_identity(const struct mpibind_auto_tuning *t,
+                                     const char *machine) {
+  struct stat st;
+  if (t->topofile) {
+    if (stat(t->topofile, &st) != 0)
+      return mpibind_auto_strdupf("topofile=%s none", t->topofile);
+    return mpibind_auto_strdupf(
+        "topofile=%s %ju %ju %jd %ld.%09ld %ld.%09ld", t->topofile,
+        (uintmax_t)st.st_dev, (uintmax_t)st.st_ino, (intmax_t)st.st_size,
+        (long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec,
+        (long)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec);
+  }
+  char *name = mpibind_auto_strdupf(
+      "topo-%016llx.xml", (unsigned long long)mpibind_auto_hash(machine));
+  int dirfd = mpibind_auto_cache_dirfd();
+  char *id;
+  if (name && dirfd >= 0 &&
+      fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    id = mpibind_auto_strdupf("topology=%s %ju %jd %ld.%09ld %ld.%09ld", name,
+                              (uintmax_t)st.st_ino, (intmax_t)st.st_size,
+                              (long)st.st_mtim.tv_sec,
+                              (long)st.st_mtim.tv_nsec,
+                              (long)st.st_ctim.tv_sec,
+                              (long)st.st_ctim.tv_nsec);
+  else
+    id = mpibind_auto_strdupf("topology=%s none", name ? name : "?");
+  if (dirfd >= 0)
+    close(dirfd);
+  free(name);
+  return id;
+}
+
 /* The topology through the per-node cache (keyfile.c). */
 struct topo_ctx {
   mpibind_t *h;

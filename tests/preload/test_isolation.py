@@ -254,6 +254,19 @@ def cache_name(tmp):
     return name
 
 
+def test_readers_take_no_lock_on_node_mapping(tmp_path):
+    assert task(tmp_path, 0, 2).returncode == 0
+    (lock,) = [f for f in os.listdir(tmp_path / "cache")
+               if f.startswith("map-") and f.endswith(".lock")]
+    fd = os.open(tmp_path / "cache" / lock, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        p = task(tmp_path, 1, 2, timeout=20)
+        assert p.returncode == 0 and traces(tmp_path)[-1][5] == "cache", p
+    finally:
+        os.close(fd)
+
+
 def test_fifo_at_cache_name_does_not_block(tmp_path):
     name = cache_name(tmp_path)
     cache = tmp_path / "c"
@@ -324,7 +337,8 @@ def test_readers_take_no_lock(tmp_path):
     the key's lock, even while another task holds it (a reader never
     waits behind another)."""
     assert task(tmp_path, 0, 2).returncode == 0
-    (lock,) = [f for f in os.listdir(tmp_path / "cache") if f.endswith(".lock")]
+    (lock,) = [f for f in os.listdir(tmp_path / "cache")
+               if f.startswith("topo-") and f.endswith(".lock")]
     fd = os.open(tmp_path / "cache" / lock, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:

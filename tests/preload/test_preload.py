@@ -411,11 +411,14 @@ def test_cache_one_discovery_then_reuse(tmp):
     assert topology_of(r) == "discovered", r
     st = os.stat(cache, follow_symlinks=False)
     assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
-    files = sorted(os.listdir(cache))
+    files = sorted(f for f in os.listdir(cache) if f.startswith("topo-"))
     # the topology and the lock file of its key (readers take no lock)
     assert len(files) == 2 and re.fullmatch(r"topo-[0-9a-f]{16}\.lock", files[0]), files
     assert files[1] == files[0][:-5] + ".xml", files
     assert stat.S_IMODE(os.stat(cache / files[1]).st_mode) == 0o600
+    # and the node's mapping, with its lock
+    maps = sorted(f for f in os.listdir(cache) if f.startswith("map-"))
+    assert len(maps) == 2 and re.fullmatch(r"map-[0-9a-f]{16}\.txt", maps[1]), maps
     q = run(tmp, task_env(1, 2), cache=cache)
     assert topology_of(q) == "cache", q
     # the same mapping either way
@@ -513,7 +516,9 @@ def test_cache_file_of_another_user_is_refused(tmp):
 def test_topofile_skips_discovery(tmp):
     cache = tmp / "never"
     r = run(tmp, {**task_env(0, 1), **lassen_env()}, cache=cache)
-    assert topology_of(r) == "file" and not cache.exists(), r
+    assert topology_of(r) == "file", r
+    # no topology cached or discovered (the node's mapping is kept)
+    assert not [f for f in os.listdir(cache) if f.startswith("topo-")], r
 
 
 def test_trace_format(tmp):
