@@ -22,8 +22,10 @@
  *   MPIBIND_CACHE_DIR      where the per-node topology cache lives
  *                          (default $XDG_RUNTIME_DIR/mpibind or
  *                          /tmp/mpibind-<uid>)
- *   MPIBIND_TRACE          file to which each applying process appends
- *                          one line (see below)
+ *   MPIBIND_TRACE          regular file to which each applying process
+ *                          appends one line (see below)
+ *   MPIBIND_DISCOVERY_TIMEOUT  seconds the discovery helper may take
+ *                          (default 10)
  *
  * MPIBIND_TRACE line, written with a single O_APPEND write:
  *   host=<hostname> pid=<pid> task=<local>/<count>

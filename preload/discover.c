@@ -206,6 +206,12 @@ static int run_helper(char *const argv[], struct child_output *o,
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
   posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
+  /* None of the task's other descriptors (the launcher's pipes and
+   * sockets): a helper that hangs until it is killed must not keep them
+   * open. */
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
   /* The task may block signals (an MPI library's progress thread setup):
    * the helper starts with none blocked. */
   posix_spawnattr_t attr;
