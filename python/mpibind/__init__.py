@@ -113,10 +113,30 @@ def _pystr(ptr):
     return ffi.string(ptr).decode("utf-8", "replace")
 
 
+def _library_file():
+    """The file of the C library this process loaded (found through the
+    linker path when LIBRARY_PATH is a bare soname)."""
+    if os.sep in LIBRARY_PATH:
+        return os.path.realpath(LIBRARY_PATH)
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split(None, 5)[-1].strip()
+                if os.path.basename(path).startswith("libmpibind.so"):
+                    return os.path.realpath(path)
+    except OSError:
+        pass
+    return ""
+
+
 def _helper():
-    root = _config.BUILD_ROOT + os.sep
-    here = os.path.realpath(LIBRARY_PATH) if os.sep in LIBRARY_PATH else ""
-    return _config.HELPER_BUILD if here.startswith(root) else _config.HELPER
+    """The helper of the library in use, as the preload finds its own: the
+    build tree's for a library of the build tree (tests), else the
+    installed one."""
+    root = os.path.realpath(_config.BUILD_ROOT) + os.sep
+    if _library_file().startswith(root):
+        return _config.HELPER_BUILD
+    return _config.HELPER
 
 
 def _parse_in_child(what, data):
