@@ -10,7 +10,9 @@ What they pin down (docs/interfaces.md "Automatic binding", issue 3):
   nothing exported; `strict` fails; MPIBIND=off and non-ranks: no trace;
 - the exported variables and the MPIBIND words that suppress them;
 - the per-node topology cache: one discovery, safety against foreign
-  files and directories, stale files replaced; the MPIBIND_TRACE format.
+  files and directories, stale files replaced; the MPIBIND_TRACE format;
+- the node's mapping computed once: each other task reads its own record
+  only, keyed by every input, unsafe files refused.
 
 Expected mappings come from docs/algorithm.md's worked examples (through
 MPIBIND_TOPOFILE + dryrun) or from the machine itself (one task gets every
