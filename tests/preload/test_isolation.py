@@ -33,6 +33,8 @@ import time
 import pytest
 
 PRELOAD = os.environ["MPIBIND_TEST_PRELOAD"]
+# under -Db_sanitize, the sanitizer runtimes listed before the preload
+SANITIZER_PRELOAD = " ".join(PRELOAD.split()[:-1])
 TOPOS = os.environ["MPIBIND_TEST_TOPOLOGIES"]
 CASES = os.environ["MPIBIND_TEST_CASES"]
 CLI = os.environ["MPIBIND_TEST_CLI"]
@@ -130,6 +132,8 @@ for make in (lambda: mpibind.MpibindHandle(ntasks=1, topology_file={path!r}),
         print("ValueError:", err)
 """
     env = clean_env(MPIBIND_LIBRARY=os.environ["MPIBIND_LIBRARY"])
+    if SANITIZER_PRELOAD:  # a sanitized library in an uninstrumented python
+        env["LD_PRELOAD"] = SANITIZER_PRELOAD
     p = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True,
                        text=True, timeout=60, env=env)
     assert p.returncode == 0, p
