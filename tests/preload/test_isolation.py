@@ -22,10 +22,12 @@ Real processes, the real preload, the real helper and a real hwloc plugin
 """
 
 import fcntl
+import json
 import os
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -316,6 +318,31 @@ def test_huge_file_at_cache_name_is_not_read(tmp_path):
     assert usage.ru_maxrss < 256 * 1024, usage.ru_maxrss
     assert traces(tmp_path)[-1][5] == "discovered"
     assert os.path.getsize(cache / name) < (1 << 30)  # replaced
+
+
+FD_PROBE = ("import json, os; d = '/proc/self/fd'; "
+            "print(json.dumps(sorted(os.readlink(d + '/' + f) for f in os.listdir(d) "
+            "if os.path.exists(d + '/' + f))))")
+
+
+def test_failed_cache_write_leaks_no_descriptor(tmp_path):
+    """A write into the cache that fails (here: a file size limit) leaves
+    no descriptor open in the task, and the task is still bound."""
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+    cache = tmp_path / "c"
+    e = clean_env(MPI_LOCALRANKID="0", MPI_LOCALNRANKS="1", MPIBIND_CACHE_DIR=str(cache),
+                  MPIBIND_TRACE=str(tmp_path / "trace"), LD_PRELOAD=PRELOAD)
+    p = subprocess.run(["/usr/bin/python3", "-c", FD_PROBE], env=e, preexec_fn=limit,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p
+    fds = json.loads(p.stdout)
+    assert not [f for f in fds if str(cache) in f], fds
+    t = traces(tmp_path)[-1]
+    assert t[5] == "discovered" and t[6] == "1", p
+    # nothing half-written left behind
+    assert not [f for f in os.listdir(cache) if f.startswith(".")], os.listdir(cache)
 
 
 def test_another_jobs_lock_does_not_hold_a_task(tmp_path):
