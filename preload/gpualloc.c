@@ -62,6 +62,13 @@ int mpibind_auto_gpu_per_task(const char *name) {
   return i >= 0 && own[i] != NULL;
 }
 
+int mpibind_auto_gpu_any_per_task(void) {
+  for (int i = 0; i < MPIBIND_AUTO_NGPU_VARS; i++)
+    if (own[i] != NULL)
+      return 1;
+  return 0;
+}
+
 /* Number of entries of a comma list; *entry (when entry != NULL) is the
  * n-th one, trimmed, as [start, len). */
 static int entry_at(const char *list, int n, const char **start, size_t *len) {

@@ -10,7 +10,9 @@ What they pin down (docs/interfaces.md "Automatic binding", issue 3):
   nothing exported; `strict` fails; MPIBIND=off and non-ranks: no trace;
 - the exported variables and the MPIBIND words that suppress them;
 - the per-node topology cache: one discovery, safety against foreign
-  files and directories, stale files replaced; the MPIBIND_TRACE format.
+  files and directories, stale files replaced; the MPIBIND_TRACE format;
+- the node's mapping computed once: each other task reads its own record
+  only, keyed by every input, unsafe files refused.
 
 Expected mappings come from docs/algorithm.md's worked examples (through
 MPIBIND_TOPOFILE + dryrun) or from the machine itself (one task gets every
@@ -412,9 +414,14 @@ def test_cache_one_discovery_then_reuse(tmp):
     assert topology_of(r) == "discovered", r
     st = os.stat(cache, follow_symlinks=False)
     assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
-    files = [f for f in os.listdir(cache)]
-    assert len(files) == 1 and re.fullmatch(r"topo-[0-9a-f]{16}\.xml", files[0]), files
-    assert stat.S_IMODE(os.stat(cache / files[0]).st_mode) == 0o600
+    files = sorted(f for f in os.listdir(cache) if f.startswith("topo-"))
+    # the topology and the lock file of its key (readers take no lock)
+    assert len(files) == 2 and re.fullmatch(r"topo-[0-9a-f]{16}\.lock", files[0]), files
+    assert files[1] == files[0][:-5] + ".xml", files
+    assert stat.S_IMODE(os.stat(cache / files[1]).st_mode) == 0o600
+    # and the node's mapping, with its lock
+    maps = sorted(f for f in os.listdir(cache) if f.startswith("map-"))
+    assert len(maps) == 2 and re.fullmatch(r"map-[0-9a-f]{16}\.txt", maps[1]), maps
     q = run(tmp, task_env(1, 2), cache=cache)
     assert topology_of(q) == "cache", q
     # the same mapping either way
@@ -440,7 +447,7 @@ def test_cache_concurrent_tasks_discover_once(tmp):
 
 
 def only_file(cache):
-    (name,) = [f for f in os.listdir(cache) if f.startswith("topo-")]
+    (name,) = [f for f in os.listdir(cache) if f.startswith("topo-") and f.endswith(".xml")]
     return cache / name
 
 
@@ -512,7 +519,116 @@ def test_cache_file_of_another_user_is_refused(tmp):
 def test_topofile_skips_discovery(tmp):
     cache = tmp / "never"
     r = run(tmp, {**task_env(0, 1), **lassen_env()}, cache=cache)
-    assert topology_of(r) == "file" and not cache.exists(), r
+    assert topology_of(r) == "file", r
+    # no topology cached or discovered (the node's mapping is kept)
+    assert not [f for f in os.listdir(cache) if f.startswith("topo-")], r
+
+
+# ---- the node's mapping, once per node ---------------------------------
+
+def map_file(cache):
+    (name,) = [f for f in os.listdir(cache) if f.startswith("map-") and f.endswith(".txt")]
+    return cache / name
+
+
+def map_records(data):
+    """(body offset, [(start, end)] of every record) of a node mapping file."""
+    body = data.index(b"nodemap-end\n") + len(b"nodemap-end\n")
+    nrec = int(data[body:body + 16], 16)
+    offs = [int(data[body + 17 * (i + 1):body + 17 * (i + 1) + 16], 16) for i in range(nrec + 1)]
+    return [(body + offs[i], body + offs[i + 1]) for i in range(nrec)]
+
+
+def test_node_mapping_each_task_reads_its_own_record(tmp):
+    """The node's first task maps; the others take their share from the
+    node's mapping file, reading only their own record: edited in place,
+    task 1's record is what task 1 exports, and garbage in the other
+    tasks' records does not disturb it."""
+    cache = tmp / "c"
+    check_lassen(run(tmp, {**task_env(0, 4), **lassen_env()}, cache=cache), 0, 4)
+    path = map_file(cache)
+    data = bytearray(path.read_bytes())
+    recs = map_records(bytes(data))
+    assert len(recs) == 5  # 4 tasks and the node's report
+    a, b = recs[1]
+    assert b"\nOMP_NUM_THREADS=10\n" in data[a:b] and b"nthreads=10\n" in data[a:b]
+    data[a:b] = data[a:b].replace(b"OMP_NUM_THREADS=10", b"OMP_NUM_THREADS=77")
+    for i in (0, 2, 3):
+        x, y = recs[i]
+        data[x:y] = b"x" * (y - x)
+    path.write_bytes(bytes(data))
+    r = run(tmp, {**task_env(1, 4), **lassen_env()}, cache=cache)
+    assert r.env["OMP_NUM_THREADS"] == "77" and r.trace[0][5] == "file", r
+    assert parse_list(r.trace[0][7]) == LASSEN_ROWS[4][1][1]
+    # a damaged record: that task maps on its own (and rewrites the file)
+    check_lassen(run(tmp, {**task_env(2, 4), **lassen_env()}, cache=cache), 2, 4)
+    assert b"xxxx" not in map_file(cache).read_bytes()
+
+
+def test_node_mapping_keyed_by_every_input(tmp):
+    """Another tuning, task count, GPU allocation or topology file (even
+    the same path, changed) is another mapping."""
+    cache = tmp / "c"
+    topo = tmp / "node.xml"
+    shutil.copy(LASSEN, topo)
+    env = {"MPIBIND": "dryrun", "MPIBIND_TOPOFILE": str(topo)}
+    runs = [{**task_env(1, 4), **env},
+            {**task_env(1, 2), **env},
+            {**task_env(1, 4), **env, "MPIBIND": "dryrun,smt:1"},
+            {**task_env(1, 4), **env, "CUDA_VISIBLE_DEVICES": "0,1"},
+            {**task_env(1, 4), **env, "MPIBIND_RESTRICT": "8-87"}]
+    for n, e in enumerate(runs, 1):
+        r = run(tmp, e, cache=cache)
+        alone = run(tmp, e, cache=tmp / f"alone{n}")  # computed on its own
+        assert (r.env["OMP_NUM_THREADS"], r.trace[0][7]) == \
+            (alone.env["OMP_NUM_THREADS"], alone.trace[0][7]), (e, r)
+        assert len([f for f in os.listdir(cache) if f.startswith("map-") and f.endswith(".txt")]) == n
+    # the same file changed in place (times, size): a new mapping
+    with open(topo, "a") as f:
+        f.write("\n")
+    r = run(tmp, runs[0], cache=cache)
+    assert r.env["OMP_NUM_THREADS"] == "10"
+    assert len([f for f in os.listdir(cache) if f.startswith("map-") and f.endswith(".txt")]) == 6
+
+
+def test_node_mapping_unsafe_files_are_refused(tmp):
+    cache = tmp / "c"
+    e = {**task_env(1, 4), **lassen_env()}
+    check_lassen(run(tmp, e, cache=cache), 1, 4)
+    path = map_file(cache)
+    good = path.read_bytes()
+    bad = good.replace(b"OMP_NUM_THREADS=10", b"OMP_NUM_THREADS=77")
+    # others may write it
+    path.write_bytes(bad)
+    os.chmod(path, 0o666)
+    check_lassen(run(tmp, e, cache=cache), 1, 4)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    # a symlink to a file with the right key
+    target = tmp / "elsewhere"
+    target.write_bytes(bad)
+    os.chmod(target, 0o600)
+    os.unlink(path)
+    os.symlink(target, path)
+    check_lassen(run(tmp, e, cache=cache), 1, 4)
+    assert not os.path.islink(path)
+    # a FIFO: no hang
+    os.unlink(path)
+    os.mkfifo(path, 0o600)
+    check_lassen(run(tmp, e, cache=cache), 1, 4)
+    assert path.is_file()
+
+
+def test_node_mapping_report_from_the_file(tmp):
+    """Task 0's verbose report is the node's, also when another task
+    mapped the node first."""
+    fresh = run(tmp, {**task_env(0, 4), **lassen_env({"MPIBIND": "dryrun,v"})},
+                cache=tmp / "fresh")
+    cache = tmp / "c"
+    check_lassen(run(tmp, {**task_env(2, 4), **lassen_env({"MPIBIND": "dryrun,v"})},
+                     cache=cache), 2, 4)
+    r = run(tmp, {**task_env(0, 4), **lassen_env({"MPIBIND": "dryrun,v"})}, cache=cache)
+    check_lassen(r, 0, 4)
+    assert r.lines() == fresh.lines() and len(r.lines()) == 5, r
 
 
 def test_trace_format(tmp):

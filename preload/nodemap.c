@@ -1,0 +1,367 @@
+/*
+ * nodemap.c - the node's mapping computed once per node; every other
+ * task reads only its own share.
+ *
+ * Why: without it every task parses the node's whole topology and maps
+ * the whole node, so a node's total cost grows with tasks x PUs (about
+ * 110 ms per task at 8192 PUs).  The first task of a node computes the
+ * mapping (topology, step 0-6 of the library) and writes every task's
+ * result into the cache directory; a task that finds it reads a fixed-size
+ * index entry and its own record, and binds to the CPUs there: a few
+ * small reads and one sched_setaffinity per thread, whatever the node's
+ * size.
+ *
+ * The file is a keyfile.c file (same safety checks as the topology
+ * cache).  Its key holds everything the mapping depends on: the machine
+ * (mpibind_auto_machine_key), the topology's identity (the cache file's
+ * or MPIBIND_TOPOFILE's inode, size and times), the caller's inputs
+ * (tuning, GPU allocation, task count).  Body:
+ *
+ *   R\n                      R = ntasks + 1 records, 16 hex digits
+ *   off_0\n ... off_R\n      16 hex digits each, from the body's start
+ *   record 0 .. ntasks-1     "cpus=<list>\nnthreads=<n>\n<NAME>=<value>\n..."
+ *   record ntasks            the verbose report of the node
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "autobind-internal.h"
+
+#define HEXW 17 /* "%016zx\n" */
+
+void mpibind_auto_share_free(struct mpibind_auto_share *s) {
+  free(s->cpus);
+  for (int i = 0; i < s->nvars; i++) {
+    free(s->names[i]);
+    free(s->values[i]);
+  }
+  free(s->names);
+  free(s->values);
+  free(s->report);
+  memset(s, 0, sizeof *s);
+}
+
+/* ---- a task's record ------------------------------------------------- */
+
+/* Appends to a growing string; -1 when out of memory. */
+struct sbuf {
+  char *p;
+  size_t len, cap;
+};
+
+static int sb_add(struct sbuf *b, const char *s, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n + 1)
+      cap *= 2;
+    char *np = realloc(b->p, cap);
+    if (np == NULL)
+      return -1;
+    b->p = np;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+  return 0;
+}
+
+static int sb_str(struct sbuf *b, const char *s) {
+  return sb_add(b, s, strlen(s));
+}
+
+/* One task's record; 1 when it cannot be written as lines (a value with a
+ * newline, a name with '='), -1 out of memory. */
+static int add_record(struct sbuf *b, mpibind_t *h, int task) {
+  hwloc_bitmap_t *sets = mpibind_get_cpus(h);
+  int *nths = mpibind_get_nthreads(h), nnames = 0;
+  char **names = mpibind_get_env_var_names(h, &nnames);
+  char *cpus = NULL, num[32];
+  if (sets == NULL || nths == NULL ||
+      hwloc_bitmap_list_asprintf(&cpus, sets[task]) < 0)
+    return -1;
+  snprintf(num, sizeof num, "%d", nths[task]);
+  int rc = sb_str(b, "cpus=") || sb_str(b, cpus) || sb_str(b, "\nnthreads=") ||
+                   sb_str(b, num) || sb_str(b, "\n")
+               ? -1
+               : 0;
+  free(cpus);
+  for (int i = 0; rc == 0 && names && i < nnames; i++) {
+    char **vals = mpibind_get_env_var_values(h, names[i]);
+    const char *v = vals ? vals[task] : NULL;
+    if (v == NULL)
+      continue;
+    if (strpbrk(names[i], "=\n") || strchr(v, '\n'))
+      return 1;
+    rc = sb_str(b, names[i]) || sb_str(b, "=") || sb_str(b, v) ||
+                 sb_str(b, "\n")
+             ? -1
+             : 0;
+  }
+  return rc;
+}
+
+/* "mpibind: N GPUs on this node" and the report of every task. */
+static char *node_report(mpibind_t *h) {
+  int n = mpibind_mapping_snprint(NULL, 0, h);
+  char *head = mpibind_auto_strdupf("mpibind: %d GPUs on this node\n",
+                                    mpibind_get_num_gpus(h));
+  char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL, *all = NULL;
+  if (head && buf && mpibind_mapping_snprint(buf, n + 1, h) >= 0)
+    all = mpibind_auto_strdupf("%s%s", head, buf);
+  free(head);
+  free(buf);
+  return all;
+}
+
+/* Reads a record's lines into the share. */
+static int parse_record(char *rec, struct mpibind_auto_share *s) {
+  char *line, *save = NULL;
+  for (line = strtok_r(rec, "\n", &save); line;
+       line = strtok_r(NULL, "\n", &save)) {
+    char *eq = strchr(line, '=');
+    if (eq == NULL)
+      return -1;
+    *eq = '\0';
+    if (strcmp(line, "cpus") == 0) {
+      free(s->cpus);
+      s->cpus = strdup(eq + 1);
+      if (s->cpus == NULL)
+        return -1;
+    } else if (strcmp(line, "nthreads") == 0) {
+      char *end;
+      long v = strtol(eq + 1, &end, 10);
+      if (*end != '\0' || v < 0 || v > 1L << 30)
+        return -1;
+      s->nthreads = (int)v;
+    } else {
+      char **nn = realloc(s->names, (s->nvars + 1) * sizeof *nn);
+      if (nn == NULL)
+        return -1;
+      s->names = nn;
+      char **nv = realloc(s->values, (s->nvars + 1) * sizeof *nv);
+      if (nv == NULL)
+        return -1;
+      s->values = nv;
+      s->names[s->nvars] = strdup(line);
+      s->values[s->nvars] = strdup(eq + 1);
+      s->nvars++;
+      if (!s->names[s->nvars - 1] || !s->values[s->nvars - 1])
+        return -1;
+    }
+  }
+  return s->cpus != NULL ? 0 : -1;
+}
+
+/* The share of task from a mapped handle (when no record can be written). */
+static int share_from_handle(mpibind_t *h, int task,
+                             struct mpibind_auto_share *s) {
+  hwloc_bitmap_t *sets = mpibind_get_cpus(h);
+  int *nths = mpibind_get_nthreads(h), nnames = 0;
+  char **names = mpibind_get_env_var_names(h, &nnames);
+  if (sets == NULL || nths == NULL ||
+      hwloc_bitmap_list_asprintf(&s->cpus, sets[task]) < 0)
+    return -1;
+  s->nthreads = nths[task];
+  s->names = calloc((size_t)nnames + 1, sizeof *s->names);
+  s->values = calloc((size_t)nnames + 1, sizeof *s->values);
+  if (s->names == NULL || s->values == NULL)
+    return -1;
+  for (int i = 0; names && i < nnames; i++) {
+    char **vals = mpibind_get_env_var_values(h, names[i]);
+    if (vals == NULL || vals[task] == NULL)
+      continue;
+    s->names[s->nvars] = strdup(names[i]);
+    s->values[s->nvars] = strdup(vals[task]);
+    s->nvars++;
+    if (!s->names[s->nvars - 1] || !s->values[s->nvars - 1])
+      return -1;
+  }
+  return 0;
+}
+
+int mpibind_auto_share_of(mpibind_t *h, int task, int want_report,
+                          struct mpibind_auto_share *s) {
+  memset(s, 0, sizeof *s);
+  if (share_from_handle(h, task, s) != 0 ||
+      (want_report && (s->report = node_report(h)) == NULL)) {
+    mpibind_auto_share_free(s);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- the file -------------------------------------------------------- */
+
+struct nodemap_ctx {
+  int local, count, want_report;
+  mpibind_auto_map_fn map;
+  void *map_ctx;
+  struct mpibind_auto_share *share;
+};
+
+/* Reads [start, end) of record r; NULL when the index is not sane. */
+static char *read_record(int fd, off_t off, size_t len, int r, int nrec) {
+  char ent[2 * HEXW + 1], *rec, *end;
+  size_t head = (size_t)HEXW * ((size_t)nrec + 2);
+  if (mpibind_auto_pread_exact(fd, ent, 2 * HEXW,
+                               off + (off_t)HEXW * (r + 1)) != 0)
+    return NULL;
+  ent[2 * HEXW] = '\0';
+  if (ent[HEXW - 1] != '\n' || ent[2 * HEXW - 1] != '\n')
+    return NULL;
+  unsigned long long a = strtoull(ent, &end, 16);
+  if (end != ent + HEXW - 1)
+    return NULL;
+  unsigned long long b = strtoull(ent + HEXW, &end, 16);
+  if (end != ent + 2 * HEXW - 1 || a < head || a > b || b > len)
+    return NULL;
+  rec = malloc((size_t)(b - a) + 1);
+  if (rec == NULL ||
+      mpibind_auto_pread_exact(fd, rec, (size_t)(b - a), off + (off_t)a) != 0) {
+    free(rec);
+    return NULL;
+  }
+  rec[b - a] = '\0';
+  if (strlen(rec) != b - a) {
+    free(rec);
+    return NULL;
+  }
+  return rec;
+}
+
+static int nodemap_use(void *vctx, int fd, off_t off, size_t len) {
+  struct nodemap_ctx *c = vctx;
+  char head[HEXW + 1], *end, *rec;
+  int nrec = c->count + 1;
+  if (len < (size_t)HEXW || mpibind_auto_pread_exact(fd, head, HEXW, off) != 0)
+    return 0;
+  head[HEXW] = '\0';
+  if (strtoull(head, &end, 16) != (unsigned long long)nrec ||
+      end != head + HEXW - 1)
+    return 0;
+  rec = read_record(fd, off, len, c->local, nrec);
+  if (rec == NULL || parse_record(rec, c->share) != 0) {
+    free(rec);
+    mpibind_auto_share_free(c->share);
+    return 0;
+  }
+  free(rec);
+  if (c->want_report) {
+    c->share->report = read_record(fd, off, len, c->count, nrec);
+    if (c->share->report == NULL) {
+      mpibind_auto_share_free(c->share);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* Every task's record after the index; NULL body when one cannot be
+ * written (the mapping is still this task's). */
+static int serialize(mpibind_t *h, int count, char **body, size_t *blen) {
+  struct sbuf recs = {0}, out = {0};
+  size_t nrec = (size_t)count + 1, head = (size_t)HEXW * (nrec + 1);
+  size_t *offs = malloc((nrec + 1) * sizeof *offs);
+  char ent[HEXW + 1];
+  int rc = -1;
+  if (offs == NULL)
+    return -1;
+  for (int t = 0; t < count; t++) {
+    offs[t] = head + HEXW + recs.len;
+    int r = add_record(&recs, h, t);
+    if (r != 0) {
+      rc = r > 0 ? 0 : -1; /* not writable: no file, not an error */
+      goto out;
+    }
+  }
+  offs[count] = head + HEXW + recs.len;
+  char *rep = node_report(h);
+  if (rep == NULL || sb_str(&recs, rep) != 0) {
+    free(rep);
+    goto out;
+  }
+  free(rep);
+  offs[nrec] = head + HEXW + recs.len;
+  snprintf(ent, sizeof ent, "%016zx\n", nrec);
+  if (sb_add(&out, ent, HEXW) != 0)
+    goto out;
+  for (size_t r = 0; r <= nrec; r++) {
+    snprintf(ent, sizeof ent, "%016zx\n", offs[r]);
+    if (sb_add(&out, ent, HEXW) != 0)
+      goto out;
+  }
+  if (sb_add(&out, recs.p, recs.len) != 0)
+    goto out;
+  *body = out.p;
+  *blen = out.len;
+  out.p = NULL;
+  rc = 0;
+out:
+  free(offs);
+  free(recs.p);
+  free(out.p);
+  return rc;
+}
+
+static int nodemap_make(void *vctx, char **body, size_t *len, char **error) {
+  struct nodemap_ctx *c = vctx;
+  mpibind_t *h = NULL;
+  *body = NULL;
+  if (c->map(c->map_ctx, &h, error) != 0)
+    return -1;
+  if (serialize(h, c->count, body, len) != 0) {
+    *error = mpibind_auto_strdupf("out of memory");
+    return -1;
+  }
+  if (share_from_handle(h, c->local, c->share) != 0 ||
+      (c->want_report && (c->share->report = node_report(h)) == NULL)) {
+    free(*body);
+    *body = NULL;
+    *error = mpibind_auto_strdupf("out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+int mpibind_auto_node_mapping(const struct mpibind_auto_tuning *t,
+                              const char *inputs, int local, int count,
+                              int want_report, mpibind_auto_map_fn map,
+                              void *map_ctx, struct mpibind_auto_share *s,
+                              int *shared, char **error) {
+  static const struct mpibind_auto_once ops = {nodemap_use, nodemap_make};
+  struct nodemap_ctx c = {local, count, want_report, map, map_ctx, s};
+  char *machine = mpibind_auto_machine_key();
+  char *topo = machine ? mpibind_auto_topology_identity(t, machine) : NULL;
+  char *key = NULL, *name = NULL;
+  int dirfd = -1, made = 0, rc;
+
+  memset(s, 0, sizeof *s);
+  *error = NULL;
+  if (machine && topo)
+    key = mpibind_auto_strdupf("mpibind-nodemap 1\n%s%s\n%s\nntasks=%d\n"
+                               "nodemap-end\n",
+                               machine, topo, inputs, count);
+  if (key) {
+    name = mpibind_auto_strdupf("map-%016llx.txt",
+                                (unsigned long long)mpibind_auto_hash(key));
+    if (name)
+      dirfd = mpibind_auto_cache_dirfd();
+  }
+  rc = mpibind_auto_once(dirfd, name, key, &ops, &c, &made, error);
+  if (dirfd >= 0)
+    close(dirfd);
+  *shared = rc == 0 && !made;
+  if (rc != 0)
+    mpibind_auto_share_free(s);
+  free(machine);
+  free(topo);
+  free(key);
+  free(name);
+  return rc;
+}
