@@ -365,13 +365,18 @@ static char *mapping_inputs(const struct task_run *r) {
 /* Steps 3 to 5 once per node (nodemap.c): the task's share read from the
  * node's mapping file, or computed here and written for the others. */
 static int node_mapping(struct task_run *r) {
-  char *inputs = mapping_inputs(r);
+  char *inputs = mapping_inputs(r), *error = NULL;
   int shared = 0, rc;
   if (inputs == NULL)
     return -1;
+  /* not &r->msg: map_for_node moves its message from r->msg to error */
   rc = mpibind_auto_node_mapping(r->t, inputs, r->local, r->count,
                                  (r->t->verbose || r->t->dryrun) && r->local == 0,
-                                 map_for_node, r, &r->share, &shared, &r->msg);
+                                 map_for_node, r, &r->share, &shared, &error);
+  if (rc != 0) {
+    free(r->msg);
+    r->msg = error;
+  }
   if (rc == 0 && shared)
     r->how = r->t->topofile ? MPIBIND_TOPO_FILE : MPIBIND_TOPO_CACHE;
   free(inputs);
