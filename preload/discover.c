@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <limits.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,25 @@ void mpibind_auto_hwloc_env_scrub(void) {
     unsetenv("HWLOC_COMPONENTS");
 }
 
+#ifdef MPIBIND_HELPER_BESIDE_LIBRARY
+/* A wheel's helper: in the package directory, beside the libmpibind.so
+ * this process loaded (the command in <venv>/bin, the preload and the
+ * Python module all load that one). */
+static const char *installed_helper(void) {
+  static char path[PATH_MAX];
+  Dl_info info;
+  const char *slash;
+  if (path[0] == '\0' && dladdr((void *)&mpibind_init, &info) != 0 &&
+      info.dli_fname != NULL && (slash = strrchr(info.dli_fname, '/')) != NULL &&
+      (size_t)(slash - info.dli_fname) + sizeof "/mpibind-discover" <= sizeof path)
+    snprintf(path, sizeof path, "%.*s/mpibind-discover",
+             (int)(slash - info.dli_fname), info.dli_fname);
+  return path[0] ? path : MPIBIND_HELPER_INSTALLED;
+}
+#else
+static const char *installed_helper(void) { return MPIBIND_HELPER_INSTALLED; }
+#endif
+
 /* The helper of this build: the build tree's for objects running from the
  * build tree (tests), the installed one otherwise. */
 static const char *helper_path(void) {
@@ -93,7 +113,7 @@ static const char *helper_path(void) {
   }
   if (where != NULL && strncmp(where, root, sizeof root - 1) == 0)
     return MPIBIND_HELPER_BUILD;
-  return MPIBIND_HELPER_INSTALLED;
+  return installed_helper();
 }
 
 /* MPIBIND_DISCOVERY_TIMEOUT in seconds; -1 with *error when malformed. */

@@ -166,6 +166,10 @@ def _helper():
     root = os.path.realpath(_config.BUILD_ROOT) + os.sep
     if _library_file().startswith(root):
         return _config.HELPER_BUILD
+    if _config.BUNDLED:
+        # a wheel: beside the library, in this package's directory
+        return os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "mpibind-discover")
     return _config.HELPER
 
 
