@@ -117,6 +117,8 @@ char *mpibind_auto_topology_identity(const struct mpibind_auto_tuning *t,
 struct mpibind_auto_share {
   char *cpus;    /* the task's CPUs, hwloc list */
   int nthreads;  /* its thread count */
+  char *mems;    /* the NUMA nodes of its CPUs, hwloc list (membind);
+                    NULL when the topology has none */
   int nvars;     /* its variables (docs/algorithm.md step 6), in order */
   char **names;
   char **values;
@@ -133,20 +135,31 @@ typedef int (*mpibind_auto_map_fn)(void *ctx, mpibind_t **mapped,
 /* Fills *s with task `local`'s share of the mapping of `count` tasks: read
  * from the node's mapping file when one exists for this machine, this
  * topology and `inputs` (the text of every other input of the mapping:
- * tuning, GPU allocation), otherwise computed with map() by the node's
- * first task and written for the others.  *shared: read from the file.
- * 0, or -1 with *error (this task's failure or the first task's). */
+ * tuning, GPU allocation, job CPUs), otherwise computed with map() by the
+ * node's first task and written for the others.  load(map_ctx) gives the
+ * handle its topology (0, or -1); it is called first when the node has no
+ * topology file yet, so that the key names the one written then.
+ * *shared: read from the file.  0, or -1 with *error (this task's failure
+ * or the first task's). */
 int mpibind_auto_node_mapping(const struct mpibind_auto_tuning *t,
                               const char *inputs, int local, int count,
                               int want_report, mpibind_auto_map_fn map,
-                              void *map_ctx, struct mpibind_auto_share *s,
-                              int *shared, char **error);
+                              int (*load)(void *), void *map_ctx,
+                              struct mpibind_auto_share *s, int *shared,
+                              char **error);
 void mpibind_auto_share_free(struct mpibind_auto_share *s);
 /* Fills *s with task `task`'s share of a mapped handle (and the node's
  * report when want_report), for a task that mapped the node itself.  0,
  * or -1 out of memory. */
 int mpibind_auto_share_of(mpibind_t *h, int task, int want_report,
                           struct mpibind_auto_share *s);
+
+/* ---- membind.c: memory binding from a task's record ------------------ */
+
+/* Binds the calling thread's memory (and that of the threads it starts
+ * later) to the NUMA nodes of the hwloc list `nodes`, strictly (MPOL_BIND),
+ * without a topology.  0, or -1 with *error (malloc'ed, the reason). */
+int mpibind_auto_bind_memory(const char *nodes, char **error);
 
 /* ---- keyfile.c: compute once per node, read everywhere else ------------ */
 

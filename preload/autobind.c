@@ -126,6 +126,7 @@ struct task_run {
   int at_load;            /* from the preload's constructor: may re-exec */
   mpibind_t *h;
   int how;                /* MPIBIND_TOPO_* */
+  int topo_tried;         /* topology_source ran (its result in how/msg) */
   int slot;               /* the task of the node's mapping this one takes */
   int omp_exports;        /* OMP_PLACES/OMP_PROC_BIND may be exported */
   int bound;              /* the kernel's mask was checked after binding */
@@ -251,7 +252,17 @@ static int job_key(struct task_run *r) {
 /* Step 3: the topology, from MPIBIND_TOPOFILE or the per-node cache (or a
  * discovery in the helper).  The one place the topology comes from. */
 static int topology_source(struct task_run *r) {
+  /* once per task: a cold node gets it early (see load_topology), and a
+   * failed discovery (a timeout) is not waited for twice */
+  if (r->topo_tried)
+    return r->how != MPIBIND_TOPO_NONE ? 0 : -1;
+  r->topo_tried = 1;
   return mpibind_auto_topology(r->h, r->t, &r->how, &r->msg);
+}
+
+/* topology_source for nodemap.c, on a node without a topology file yet. */
+static int load_topology(void *vr) {
+  return topology_source(vr);
 }
 
 /* Step 4: the CPUs the launch gave the job on this node (issue 7.4).  Only
@@ -372,7 +383,8 @@ static int node_mapping(struct task_run *r) {
   /* not &r->msg: map_for_node moves its message from r->msg to error */
   rc = mpibind_auto_node_mapping(r->t, inputs, r->local, r->count,
                                  (r->t->verbose || r->t->dryrun) && r->local == 0,
-                                 map_for_node, r, &r->share, &shared, &error);
+                                 map_for_node, load_topology, r, &r->share,
+                                 &shared, &error);
   if (rc != 0) {
     free(r->msg);
     r->msg = error;
@@ -383,13 +395,13 @@ static int node_mapping(struct task_run *r) {
   return rc;
 }
 
-/* What a record of the node's mapping cannot serve: memory binding (it
- * needs the topology's NUMA nodes), per-task GPU lists (the slot is found
- * among every task's GPUs), task 0's picture (it draws the mapping) and
- * unknown job CPUs (decided with the topology).  Such a task maps the
- * node itself, on the topology, as before the node's file existed. */
+/* What a record of the node's mapping cannot serve: per-task GPU lists
+ * (the slot is found among every task's GPUs), task 0's picture (it draws
+ * the mapping) and unknown job CPUs (decided with the topology).  Such a
+ * task maps the node itself, on the topology, as before the node's file
+ * existed.  (membind is served: a record holds the task's NUMA nodes.) */
 static int needs_topology(const struct task_run *r) {
-  return r->t->membind || (r->t->draw && r->local == 0) || r->unknown_cpus ||
+  return (r->t->draw && r->local == 0) || r->unknown_cpus ||
          mpibind_auto_gpu_any_per_task();
 }
 
@@ -443,35 +455,26 @@ static void report(struct task_run *r) {
 /* The task's memory on the NUMA node(s) of its CPUs (`membind`): strict
  * (MPOL_BIND: allocations come from those nodes only), for the calling
  * thread and the threads it starts later (Linux memory policies are per
- * thread; at load, the process has one thread).  Only on the full path:
- * needs_topology() sends a membind task there. */
-static int bind_memory(struct task_run *r, hwloc_const_bitmap_t cpus) {
-  hwloc_topology_t topo = mpibind_get_topology(r->h);
-  hwloc_bitmap_t nodes = hwloc_bitmap_alloc();
-  char *list = NULL;
-  int rc = -1;
-  if (topo == NULL || nodes == NULL)
-    goto out;
-  hwloc_cpuset_to_nodeset(topo, cpus, nodes);
-  hwloc_bitmap_list_asprintf(&list, nodes);
-  if (hwloc_bitmap_iszero(nodes) ||
-      hwloc_set_membind(topo, nodes, HWLOC_MEMBIND_BIND,
-                        HWLOC_MEMBIND_BYNODESET | HWLOC_MEMBIND_STRICT) != 0) {
+ * thread; at load, the process has one thread).  The nodes come with the
+ * task's share (nodemap.c), so a task that read its record binds its
+ * memory without a topology too. */
+static int bind_memory(struct task_run *r) {
+  const char *nodes = r->share.mems;
+  int many = nodes && strpbrk(nodes, ",-") != NULL;
+  char *why = NULL;
+  if (mpibind_auto_bind_memory(nodes, &why) != 0) {
     r->msg = mpibind_auto_strdupf("MPIBIND=membind: cannot bind task %d's "
                                   "memory to NUMA node%s %s: %s",
-                                  r->local, hwloc_bitmap_weight(nodes) == 1 ? "" : "s",
-                                  list ? list : "?", strerror(errno));
-    goto out;
+                                  r->local, many ? "s" : "",
+                                  nodes ? nodes : "(none)",
+                                  why ? why : "out of memory");
+    free(why);
+    return -1;
   }
   free(r->mem_what);
   r->mem_what = mpibind_auto_strdupf("memory of task %d bound to NUMA node%s %s",
-                                     r->local, hwloc_bitmap_weight(nodes) == 1 ? "" : "s",
-                                     list ? list : "?");
-  rc = 0;
-out:
-  free(list);
-  hwloc_bitmap_free(nodes);
-  return rc;
+                                     r->local, many ? "s" : "", nodes);
+  return 0;
 }
 
 /* Step 7: bind (without a topology: the task may have read its share
@@ -501,7 +504,7 @@ static int bind_task(struct task_run *r) {
   }
   hwloc_bitmap_free(got);
   r->bound = 1;
-  if (r->t->membind && bind_memory(r, r->task_set) != 0)
+  if (r->t->membind && bind_memory(r) != 0)
     return -1;
   return 0;
 }

@@ -19,7 +19,9 @@
  *
  *   R\n                      R = ntasks + 1 records, 16 hex digits
  *   off_0\n ... off_R\n      16 hex digits each, from the body's start
- *   record 0 .. ntasks-1     "cpus=<list>\nnthreads=<n>\n<NAME>=<value>\n..."
+ *   record 0 .. ntasks-1     "cpus=<list>\nnthreads=<n>\n[mems=<list>\n]"
+ *                            "<NAME>=<value>\n..." (mems: the NUMA nodes
+ *                            of the task's CPUs, for membind)
  *   record ntasks            the verbose report of the node
  */
 #define _GNU_SOURCE
@@ -43,6 +45,7 @@ void mpibind_auto_share_free(struct mpibind_auto_share *s) {
   free(s->names);
   free(s->values);
   free(s->report);
+  free(s->mems);
   memset(s, 0, sizeof *s);
 }
 
@@ -75,6 +78,20 @@ static int sb_str(struct sbuf *b, const char *s) {
   return sb_add(b, s, strlen(s));
 }
 
+/* The NUMA nodes of a task's CPUs in the mapped topology, as a list;
+ * NULL when there are none or out of memory. */
+static char *task_mems(mpibind_t *h, hwloc_const_bitmap_t cpus) {
+  hwloc_topology_t topo = mpibind_get_topology(h);
+  hwloc_bitmap_t nodes = hwloc_bitmap_alloc();
+  char *list = NULL;
+  if (topo && nodes && hwloc_cpuset_to_nodeset(topo, cpus, nodes) == 0 &&
+      !hwloc_bitmap_iszero(nodes) &&
+      hwloc_bitmap_list_asprintf(&list, nodes) < 0)
+    list = NULL;
+  hwloc_bitmap_free(nodes);
+  return list;
+}
+
 /* One task's record; 1 when it cannot be written as lines (a value with a
  * newline, a name with '='), -1 out of memory. */
 static int add_record(struct sbuf *b, mpibind_t *h, int task) {
@@ -91,6 +108,10 @@ static int add_record(struct sbuf *b, mpibind_t *h, int task) {
                ? -1
                : 0;
   free(cpus);
+  char *mems = rc == 0 ? task_mems(h, sets[task]) : NULL;
+  if (mems && (sb_str(b, "mems=") || sb_str(b, mems) || sb_str(b, "\n")))
+    rc = -1;
+  free(mems);
   for (int i = 0; rc == 0 && names && i < nnames; i++) {
     char **vals = mpibind_get_env_var_values(h, names[i]);
     const char *v = vals ? vals[task] : NULL;
@@ -133,6 +154,11 @@ static int parse_record(char *rec, struct mpibind_auto_share *s) {
       s->cpus = strdup(eq + 1);
       if (s->cpus == NULL)
         return -1;
+    } else if (strcmp(line, "mems") == 0) {
+      free(s->mems);
+      s->mems = strdup(eq + 1);
+      if (s->mems == NULL)
+        return -1;
     } else if (strcmp(line, "nthreads") == 0) {
       char *end;
       long v = strtol(eq + 1, &end, 10);
@@ -168,6 +194,7 @@ static int share_from_handle(mpibind_t *h, int task,
       hwloc_bitmap_list_asprintf(&s->cpus, sets[task]) < 0)
     return -1;
   s->nthreads = nths[task];
+  s->mems = task_mems(h, sets[task]);
   s->names = calloc((size_t)nnames + 1, sizeof *s->names);
   s->values = calloc((size_t)nnames + 1, sizeof *s->values);
   if (s->names == NULL || s->values == NULL)
@@ -329,22 +356,40 @@ static int nodemap_make(void *vctx, char **body, size_t *len, char **error) {
   return 0;
 }
 
+/* The topology's identity for the key.  On a cold node (no topology
+ * file yet) the task gets the topology first (`load`), so that the key
+ * names the file the node's other tasks will find: keyed "none", the
+ * first task's mapping would serve no one. */
+static char *keyed_topology(const struct mpibind_auto_tuning *t,
+                            const char *machine, int (*load)(void *),
+                            void *ctx) {
+  char *topo = mpibind_auto_topology_identity(t, machine);
+  size_t n = topo ? strlen(topo) : 0;
+  if (t->topofile || n < 5 || strcmp(topo + n - 5, " none") != 0)
+    return topo;
+  if (load(ctx) != 0)
+    return topo; /* the mapping will say why */
+  free(topo);
+  return mpibind_auto_topology_identity(t, machine);
+}
+
 int mpibind_auto_node_mapping(const struct mpibind_auto_tuning *t,
                               const char *inputs, int local, int count,
                               int want_report, mpibind_auto_map_fn map,
-                              void *map_ctx, struct mpibind_auto_share *s,
-                              int *shared, char **error) {
+                              int (*load)(void *), void *map_ctx,
+                              struct mpibind_auto_share *s, int *shared,
+                              char **error) {
   static const struct mpibind_auto_once ops = {nodemap_use, nodemap_make};
   struct nodemap_ctx c = {local, count, want_report, map, map_ctx, s};
   char *machine = mpibind_auto_machine_key();
-  char *topo = machine ? mpibind_auto_topology_identity(t, machine) : NULL;
+  char *topo = machine ? keyed_topology(t, machine, load, map_ctx) : NULL;
   char *key = NULL, *name = NULL;
   int dirfd = -1, made = 0, rc;
 
   memset(s, 0, sizeof *s);
   *error = NULL;
   if (machine && topo)
-    key = mpibind_auto_strdupf("mpibind-nodemap 1\n%s%s\n%s\nntasks=%d\n"
+    key = mpibind_auto_strdupf("mpibind-nodemap 2\n%s%s\n%s\nntasks=%d\n"
                                "nodemap-end\n",
                                machine, topo, inputs, count);
   if (key) {

@@ -565,6 +565,19 @@ def test_node_mapping_each_task_reads_its_own_record(tmp):
     assert b"xxxx" not in map_file(cache).read_bytes()
 
 
+
+def test_node_mapping_once_from_a_cold_node(tmp):
+    """On a node without a topology file yet, the first task's mapping is
+    keyed by the topology file it writes: the next task reads it instead of
+    mapping again under another key."""
+    cache = tmp / "c"
+    first = run(tmp, task_env(0, 2), cache=cache)
+    assert first.rc == 0 and first.trace[0][5] == "discovered", first
+    second = run(tmp, task_env(1, 2), cache=cache)
+    assert second.rc == 0 and second.trace[0][5] == "cache", second
+    maps = [f for f in os.listdir(cache) if f.startswith("map-") and f.endswith(".txt")]
+    assert len(maps) == 1, maps
+
 def test_node_mapping_keyed_by_every_input(tmp):
     """Another tuning, task count, GPU allocation or topology file (even
     the same path, changed) is another mapping."""
@@ -694,6 +707,41 @@ def test_membind(tmp):
         else:
             assert said == [], r      # printed by the node's task 0 only
 
+
+
+@pytest.mark.skipif(__import__("platform").machine() not in ("x86_64", "aarch64", "ppc64le"),
+                    reason="get_mempolicy's syscall number is known for x86_64, aarch64, ppc64le")
+def test_membind_from_the_node_mapping_record(tmp):
+    """A task that reads its record of the node's mapping binds its memory
+    to the NUMA nodes stored there, without a topology: task 1's nodes
+    edited in its record are the nodes it binds to (here one that does not
+    exist: the kernel refuses, and the task is not counted as applied)."""
+    argv = ["/usr/bin/python3", "-c", MEMPOLICY_PROBE]
+    cache = tmp / "c"
+    env = {"MPIBIND": "membind"}
+    first = run(tmp, {**task_env(0, 2), **env}, cache=cache, argv=argv)
+    assert first.rc == 0 and first.probe["mode"] == MPOL_BIND, first
+    path = map_file(cache)
+    data = bytearray(path.read_bytes())
+    a, b = map_records(bytes(data))[1]
+    nodes = sorted(set().union(*(numa_of_cpu(c) for c in parse_list(
+        re.search(rb"cpus=([^\n]*)\n", bytes(data[a:b])).group(1).decode()))))
+    stored = ",".join(map(str, nodes)).encode()
+    assert b"\nmems=" + stored + b"\n" in data[a:b], bytes(data[a:b])
+    r = run(tmp, {**task_env(1, 2), **env}, cache=cache, argv=argv)
+    assert r.rc == 0 and r.probe["mode"] == MPOL_BIND, r
+    assert set(r.probe["nodes"]) == set(nodes), r
+    absent = str(max(machine_numa_nodes()) + 1)
+    gone = absent * len(stored) if len(absent) == 1 else None
+    if gone is None:
+        pytest.skip("node numbers too wide to edit the record in place")
+    data[a:b] = data[a:b].replace(b"\nmems=" + stored + b"\n",
+                                  b"\nmems=" + gone[:len(stored)].encode() + b"\n")
+    path.write_bytes(bytes(data))
+    r = run(tmp, {**task_env(1, 2), **env}, cache=cache, argv=argv)
+    # the kernel refused: task 1 reports nothing (task 0 speaks), runs on
+    assert r.rc == 0 and r.probe["mode"] == MPOL_DEFAULT, r
+    assert r.env.get("MPIBIND_APPLIED") == "0" and r.trace[0][6] == "0", r
 
 def test_bound_means_the_kernel_mask(tmp):
     """HWLOC_XMLFILE makes hwloc describe a file instead of the machine;
