@@ -231,6 +231,8 @@ static int job_key(struct task_run *r) {
   int rc = 0;
   if (online && cpus)
     rc = mpibind_auto_job_cpus(r->source, online, cpus, &what);
+  else
+    rc = -1; /* no key without them: the topology decides (full path) */
   if (rc < 0) {
     r->unknown_cpus = 1;
     r->job_what = what;
