@@ -124,6 +124,8 @@ struct mpibind_auto_share {
   char **values;
   char *report;  /* "mpibind: N GPUs on this node" + the node's report,
                     when asked for */
+  int slot;      /* the task of the mapping it is the share of; -1: no
+                    task of the node's mapping has this task's GPUs */
 };
 
 /* Maps the node: gives a handle on which mpibind() and
@@ -132,21 +134,34 @@ struct mpibind_auto_share {
 typedef int (*mpibind_auto_map_fn)(void *ctx, mpibind_t **mapped,
                                    char **error);
 
-/* Fills *s with task `local`'s share of the mapping of `count` tasks: read
- * from the node's mapping file when one exists for this machine, this
- * topology and `inputs` (the text of every other input of the mapping:
- * tuning, GPU allocation, job CPUs), otherwise computed with map() by the
- * node's first task and written for the others.  load(map_ctx) gives the
- * handle its topology (0, or -1); it is called first when the node has no
- * topology file yet, so that the key names the one written then.
- * *shared: read from the file.  0, or -1 with *error (this task's failure
- * or the first task's). */
+/* What the node's mapping needs of its caller: map() maps the node (on
+ * the node's first task); load() gives the handle its topology (0, or -1),
+ * called first when the node has no topology file yet so that the key
+ * names the one written then; pick() (NULL: the task takes its own
+ * number) finds in the GPU lines of the node's mapping ("<task>\t<NAME>=
+ * <value>..." per line) the task whose GPUs this task was given: 0 with
+ * *slot, or -1 when none has them. */
+struct mpibind_auto_node_ops {
+  mpibind_auto_map_fn map;
+  int (*load)(void *ctx);
+  int (*pick)(void *ctx, const char *gpus, int *slot);
+};
+
+/* Fills *s with the share of this task (`local`, or the task pick()
+ * finds) of the mapping of `count` tasks: read from the node's mapping
+ * file when one exists for this machine, this topology and `inputs` (the
+ * text of every other input of the mapping: tuning, the node's GPU
+ * allocation, job CPUs), otherwise computed with ops->map() by the node's
+ * first task and written for the others.  s->slot -1: no task of the
+ * mapping has this task's GPUs (s is otherwise empty).  *shared: read from
+ * the file.  0, or -1 with *error (this task's failure or the first
+ * task's). */
 int mpibind_auto_node_mapping(const struct mpibind_auto_tuning *t,
                               const char *inputs, int local, int count,
-                              int want_report, mpibind_auto_map_fn map,
-                              int (*load)(void *), void *map_ctx,
-                              struct mpibind_auto_share *s, int *shared,
-                              char **error);
+                              int want_report,
+                              const struct mpibind_auto_node_ops *ops,
+                              void *map_ctx, struct mpibind_auto_share *s,
+                              int *shared, char **error);
 void mpibind_auto_share_free(struct mpibind_auto_share *s);
 /* Fills *s with task `task`'s share of a mapped handle (and the node's
  * report when want_report), for a task that mapped the node itself.  0,
@@ -240,8 +255,19 @@ int mpibind_auto_gpu_slot(mpibind_t *h, int local, int *slot, char **what);
 /* 1 when the task's value of `name` is its own per-task list (kept). */
 int mpibind_auto_gpu_per_task(const char *name);
 /* 1 when any of the task's GPU variables is its own per-task list (after
- * mpibind_auto_gpu_inputs): the node's mapping file cannot serve it. */
+ * mpibind_auto_gpu_inputs). */
 int mpibind_auto_gpu_any_per_task(void);
+/* The node's GPU allocation as given to the handle by
+ * mpibind_auto_gpu_inputs ("<NAME>=<list|(all)|(unset)>\n" per variable;
+ * the same in every task of the node, per-task lists or not), for the key
+ * of the node's mapping; NULL out of memory. */
+char *mpibind_auto_gpu_allocation_text(void);
+/* mpibind_auto_gpu_slot from the GPU lines of a node's mapping file (see
+ * struct mpibind_auto_node_ops), without remapping: 0 with *slot (local
+ * when the task has no per-task list of the node's vendors) and *what as
+ * there; -1 when no single task has the task's GPUs. */
+int mpibind_auto_gpu_slot_in(const char *gpus, int local, int *slot,
+                             char **what);
 
 /* ---- jobcpus.c: the CPUs the launch gave the job on this node ------ */
 

@@ -354,57 +354,69 @@ static int map_for_node(void *vr, mpibind_t **mapped, char **error) {
 }
 
 /* The key's inputs other than machine, topology and task count: the
- * tuning, the node-wide GPU allocation (per-task lists never come here:
- * see needs_topology) and the job's CPUs. */
+ * tuning, the node's GPU allocation (the same in every task, per-task
+ * lists or not) and the job's CPUs. */
 static char *mapping_inputs(const struct task_run *r) {
   const struct mpibind_auto_tuning *t = r->t;
-  char *inputs = mpibind_auto_strdupf(
+  char *gpus = mpibind_auto_gpu_allocation_text();
+  char *inputs = gpus ? mpibind_auto_strdupf(
       "smt=%d greedy=%d gpu_optim=%d nthreads=%d dryrun=%d restrict_type=%d\n"
-      "restrict=%s\n%s",
+      "restrict=%s\n%s%s",
       t->smt, t->greedy, t->gpu_optim, t->nthreads, t->dryrun,
       t->restrict_type, t->restrict_ids ? t->restrict_ids : "(none)",
-      r->job_key);
-  for (int i = 0; inputs && i < MPIBIND_AUTO_NGPU_VARS; i++) {
-    const char *alloc = getenv(mpibind_auto_gpu_vars[i]);
-    char *more = mpibind_auto_strdupf("%s%s=%s\n", inputs,
-                                      mpibind_auto_gpu_vars[i],
-                                      alloc ? alloc : "(unset)");
-    free(inputs);
-    inputs = more;
-  }
+      r->job_key, gpus) : NULL;
+  free(gpus);
   return inputs;
 }
 
+/* The task of the node's mapping whose GPUs this task was given (per-task
+ * GPU lists), from the mapping file's GPU lines (nodemap.c). */
+static int pick_slot(void *vr, const char *gpus, int *slot) {
+  struct task_run *r = vr;
+  return mpibind_auto_gpu_slot_in(gpus, r->local, slot, &r->gpu_what);
+}
+
 /* Steps 3 to 5 once per node (nodemap.c): the task's share read from the
- * node's mapping file, or computed here and written for the others. */
-static int node_mapping(struct task_run *r) {
+ * node's mapping file, or computed here and written for the others.
+ * *alone: no task of the node's mapping has this task's GPUs (its lists
+ * are then the node's allocation: full_mapping maps with them). */
+static int node_mapping(struct task_run *r, int *alone) {
+  static const struct mpibind_auto_node_ops plain = {map_for_node,
+                                                     load_topology, NULL};
+  static const struct mpibind_auto_node_ops per_task = {
+      map_for_node, load_topology, pick_slot};
   char *inputs = mapping_inputs(r), *error = NULL;
   int shared = 0, rc;
+  *alone = 0;
   if (inputs == NULL)
     return -1;
   /* not &r->msg: map_for_node moves its message from r->msg to error */
-  rc = mpibind_auto_node_mapping(r->t, inputs, r->local, r->count,
-                                 (r->t->verbose || r->t->dryrun) && r->local == 0,
-                                 map_for_node, load_topology, r, &r->share,
-                                 &shared, &error);
+  rc = mpibind_auto_node_mapping(
+      r->t, inputs, r->local, r->count,
+      (r->t->verbose || r->t->dryrun) && r->local == 0,
+      mpibind_auto_gpu_any_per_task() ? &per_task : &plain, r, &r->share,
+      &shared, &error);
   if (rc != 0) {
     free(r->msg);
     r->msg = error;
+  } else if (r->share.slot < 0) {
+    *alone = 1;
+  } else {
+    r->slot = r->share.slot;
+    if (shared)
+      r->how = r->t->topofile ? MPIBIND_TOPO_FILE : MPIBIND_TOPO_CACHE;
   }
-  if (rc == 0 && shared)
-    r->how = r->t->topofile ? MPIBIND_TOPO_FILE : MPIBIND_TOPO_CACHE;
   free(inputs);
   return rc;
 }
 
-/* What a record of the node's mapping cannot serve: per-task GPU lists
- * (the slot is found among every task's GPUs), task 0's picture (it draws
- * the mapping) and unknown job CPUs (decided with the topology).  Such a
- * task maps the node itself, on the topology, as before the node's file
- * existed.  (membind is served: a record holds the task's NUMA nodes.) */
+/* What a record of the node's mapping cannot serve: task 0's picture (it
+ * draws the mapping) and unknown job CPUs (decided with the topology).
+ * Such a task maps the node itself, on the topology, as before the node's
+ * file existed.  (membind and per-task GPU slots are served: a record
+ * holds the task's NUMA nodes, the file every task's GPUs.) */
 static int needs_topology(const struct task_run *r) {
-  return (r->t->draw && r->local == 0) || r->unknown_cpus ||
-         mpibind_auto_gpu_any_per_task();
+  return (r->t->draw && r->local == 0) || r->unknown_cpus;
 }
 
 /* Steps 3 to 5 on this task's own handle, then the slot (per-task GPU
@@ -590,9 +602,12 @@ static int keep_launcher_binding(struct task_run *r) {
 static int find_share(struct task_run *r) {
   if (set_inputs(r) != 0 || job_key(r) != 0)
     return -1;
+  int alone = 0;
   if (needs_topology(r))
     return full_mapping(r);
-  return node_mapping(r);
+  if (node_mapping(r, &alone) != 0)
+    return -1;
+  return alone ? full_mapping(r) : 0;
 }
 
 static int apply_task(struct task_run *r) {

@@ -23,6 +23,10 @@
  *                            "<NAME>=<value>\n..." (mems: the NUMA nodes
  *                            of the task's CPUs, for membind)
  *   record ntasks            the verbose report of the node
+ *   record ntasks+1          every task's GPU variables, one line each:
+ *                            "<task>\t<NAME>=<value>\t...\n" (a task
+ *                            with a per-task GPU list finds there the
+ *                            task of the mapping that has its GPUs)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -35,6 +39,7 @@
 #include "autobind-internal.h"
 
 #define HEXW 17 /* "%016zx\n" */
+#define EXTRA_RECORDS 2 /* the report and the GPU lines */
 
 void mpibind_auto_share_free(struct mpibind_auto_share *s) {
   free(s->cpus);
@@ -127,6 +132,32 @@ static int add_record(struct sbuf *b, mpibind_t *h, int task) {
   return rc;
 }
 
+/* Every task's GPU variables, one line per task (record ntasks+1); 1 when
+ * a value cannot be written as a field, -1 out of memory. */
+static int add_gpu_lines(struct sbuf *b, mpibind_t *h, int count) {
+  int nnames = 0;
+  char **names = mpibind_get_env_var_names(h, &nnames);
+  for (int t = 0; t < count; t++) {
+    char num[32];
+    snprintf(num, sizeof num, "%d", t);
+    if (sb_str(b, num))
+      return -1;
+    for (int i = 0; names && i < nnames; i++) {
+      char **vals = mpibind_get_env_var_values(h, names[i]);
+      if (mpibind_auto_gpu_var_index(names[i]) < 0 || !vals || !vals[t])
+        continue;
+      if (strpbrk(vals[t], "\t\n"))
+        return 1;
+      if (sb_str(b, "\t") || sb_str(b, names[i]) || sb_str(b, "=") ||
+          sb_str(b, vals[t]))
+        return -1;
+    }
+    if (sb_str(b, "\n"))
+      return -1;
+  }
+  return 0;
+}
+
 /* "mpibind: N GPUs on this node" and the report of every task. */
 static char *node_report(mpibind_t *h) {
   int n = mpibind_mapping_snprint(NULL, 0, h);
@@ -194,6 +225,7 @@ static int share_from_handle(mpibind_t *h, int task,
       hwloc_bitmap_list_asprintf(&s->cpus, sets[task]) < 0)
     return -1;
   s->nthreads = nths[task];
+  s->slot = task;
   s->mems = task_mems(h, sets[task]);
   s->names = calloc((size_t)nnames + 1, sizeof *s->names);
   s->values = calloc((size_t)nnames + 1, sizeof *s->values);
@@ -227,10 +259,19 @@ int mpibind_auto_share_of(mpibind_t *h, int task, int want_report,
 
 struct nodemap_ctx {
   int local, count, want_report;
-  mpibind_auto_map_fn map;
+  const struct mpibind_auto_node_ops *ops;
   void *map_ctx;
   struct mpibind_auto_share *share;
 };
+
+/* The task of the mapping whose share this task takes: its own number, or
+ * what ops->pick finds in the GPU lines (-1: none; share->slot says so). */
+static int pick_slot(struct nodemap_ctx *c, const char *gpus) {
+  int slot = c->local;
+  if (c->ops->pick && c->ops->pick(c->map_ctx, gpus, &slot) != 0)
+    return -1;
+  return slot >= 0 && slot < c->count ? slot : -1;
+}
 
 /* Reads [start, end) of record r; NULL when the index is not sane. */
 static char *read_record(int fd, off_t off, size_t len, int r, int nrec) {
@@ -262,23 +303,44 @@ static char *read_record(int fd, off_t off, size_t len, int r, int nrec) {
   return rec;
 }
 
+/* The slot from the file's GPU lines (record ntasks+1), when needed;
+ * -2 when the record cannot be read. */
+static int slot_from_file(struct nodemap_ctx *c, int fd, off_t off,
+                          size_t len, int nrec) {
+  if (c->ops->pick == NULL)
+    return c->local;
+  char *gpus = read_record(fd, off, len, c->count + 1, nrec);
+  if (gpus == NULL)
+    return -2;
+  int slot = pick_slot(c, gpus);
+  free(gpus);
+  return slot;
+}
+
 static int nodemap_use(void *vctx, int fd, off_t off, size_t len) {
   struct nodemap_ctx *c = vctx;
   char head[HEXW + 1], *end, *rec;
-  int nrec = c->count + 1;
+  int nrec = c->count + EXTRA_RECORDS, slot;
   if (len < (size_t)HEXW || mpibind_auto_pread_exact(fd, head, HEXW, off) != 0)
     return 0;
   head[HEXW] = '\0';
   if (strtoull(head, &end, 16) != (unsigned long long)nrec ||
       end != head + HEXW - 1)
     return 0;
-  rec = read_record(fd, off, len, c->local, nrec);
+  slot = slot_from_file(c, fd, off, len, nrec);
+  if (slot == -2)
+    return 0;
+  c->share->slot = slot;
+  if (slot < 0)
+    return 1; /* a valid file that has no task for this one's GPUs */
+  rec = read_record(fd, off, len, slot, nrec);
   if (rec == NULL || parse_record(rec, c->share) != 0) {
     free(rec);
     mpibind_auto_share_free(c->share);
     return 0;
   }
   free(rec);
+  c->share->slot = slot;
   if (c->want_report) {
     c->share->report = read_record(fd, off, len, c->count, nrec);
     if (c->share->report == NULL) {
@@ -293,7 +355,7 @@ static int nodemap_use(void *vctx, int fd, off_t off, size_t len) {
  * written (the mapping is still this task's). */
 static int serialize(mpibind_t *h, int count, char **body, size_t *blen) {
   struct sbuf recs = {0}, out = {0};
-  size_t nrec = (size_t)count + 1, head = (size_t)HEXW * (nrec + 1);
+  size_t nrec = (size_t)count + EXTRA_RECORDS, head = (size_t)HEXW * (nrec + 1);
   size_t *offs = malloc((nrec + 1) * sizeof *offs);
   char ent[HEXW + 1];
   int rc = -1;
@@ -314,6 +376,12 @@ static int serialize(mpibind_t *h, int count, char **body, size_t *blen) {
     goto out;
   }
   free(rep);
+  offs[count + 1] = head + HEXW + recs.len;
+  int g = add_gpu_lines(&recs, h, count);
+  if (g != 0) {
+    rc = g > 0 ? 0 : -1; /* not writable: no file, not an error */
+    goto out;
+  }
   offs[nrec] = head + HEXW + recs.len;
   snprintf(ent, sizeof ent, "%016zx\n", nrec);
   if (sb_add(&out, ent, HEXW) != 0)
@@ -336,17 +404,37 @@ out:
   return rc;
 }
 
+/* The slot from a mapped handle's GPU lines, when needed (-1: none). */
+static int slot_from_handle(struct nodemap_ctx *c, mpibind_t *h) {
+  struct sbuf gpus = {0};
+  int slot;
+  if (c->ops->pick == NULL)
+    return c->local;
+  if (add_gpu_lines(&gpus, h, c->count) != 0) {
+    free(gpus.p);
+    return -1;
+  }
+  slot = pick_slot(c, gpus.p ? gpus.p : "");
+  free(gpus.p);
+  return slot;
+}
+
 static int nodemap_make(void *vctx, char **body, size_t *len, char **error) {
   struct nodemap_ctx *c = vctx;
   mpibind_t *h = NULL;
   *body = NULL;
-  if (c->map(c->map_ctx, &h, error) != 0)
+  if (c->ops->map(c->map_ctx, &h, error) != 0)
     return -1;
   if (serialize(h, c->count, body, len) != 0) {
     *error = mpibind_auto_strdupf("out of memory");
     return -1;
   }
-  if (share_from_handle(h, c->local, c->share) != 0 ||
+  int slot = slot_from_handle(c, h);
+  if (slot < 0) {
+    c->share->slot = -1; /* the file is the node's; this task maps alone */
+    return 0;
+  }
+  if (share_from_handle(h, slot, c->share) != 0 ||
       (c->want_report && (c->share->report = node_report(h)) == NULL)) {
     free(*body);
     *body = NULL;
@@ -361,13 +449,14 @@ static int nodemap_make(void *vctx, char **body, size_t *len, char **error) {
  * names the file the node's other tasks will find: keyed "none", the
  * first task's mapping would serve no one. */
 static char *keyed_topology(const struct mpibind_auto_tuning *t,
-                            const char *machine, int (*load)(void *),
+                            const char *machine,
+                            const struct mpibind_auto_node_ops *ops,
                             void *ctx) {
   char *topo = mpibind_auto_topology_identity(t, machine);
   size_t n = topo ? strlen(topo) : 0;
   if (t->topofile || n < 5 || strcmp(topo + n - 5, " none") != 0)
     return topo;
-  if (load(ctx) != 0)
+  if (ops->load(ctx) != 0)
     return topo; /* the mapping will say why */
   free(topo);
   return mpibind_auto_topology_identity(t, machine);
@@ -375,21 +464,21 @@ static char *keyed_topology(const struct mpibind_auto_tuning *t,
 
 int mpibind_auto_node_mapping(const struct mpibind_auto_tuning *t,
                               const char *inputs, int local, int count,
-                              int want_report, mpibind_auto_map_fn map,
-                              int (*load)(void *), void *map_ctx,
-                              struct mpibind_auto_share *s, int *shared,
-                              char **error) {
+                              int want_report,
+                              const struct mpibind_auto_node_ops *nops,
+                              void *map_ctx, struct mpibind_auto_share *s,
+                              int *shared, char **error) {
   static const struct mpibind_auto_once ops = {nodemap_use, nodemap_make};
-  struct nodemap_ctx c = {local, count, want_report, map, map_ctx, s};
+  struct nodemap_ctx c = {local, count, want_report, nops, map_ctx, s};
   char *machine = mpibind_auto_machine_key();
-  char *topo = machine ? keyed_topology(t, machine, load, map_ctx) : NULL;
+  char *topo = machine ? keyed_topology(t, machine, nops, map_ctx) : NULL;
   char *key = NULL, *name = NULL;
   int dirfd = -1, made = 0, rc;
 
   memset(s, 0, sizeof *s);
   *error = NULL;
   if (machine && topo)
-    key = mpibind_auto_strdupf("mpibind-nodemap 2\n%s%s\n%s\nntasks=%d\n"
+    key = mpibind_auto_strdupf("mpibind-nodemap 3\n%s%s\n%s\nntasks=%d\n"
                                "nodemap-end\n",
                                machine, topo, inputs, count);
   if (key) {

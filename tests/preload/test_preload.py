@@ -549,7 +549,7 @@ def test_node_mapping_each_task_reads_its_own_record(tmp):
     path = map_file(cache)
     data = bytearray(path.read_bytes())
     recs = map_records(bytes(data))
-    assert len(recs) == 5  # 4 tasks and the node's report
+    assert len(recs) == 6  # 4 tasks, the node's report, every task's GPUs
     a, b = recs[1]
     assert b"\nOMP_NUM_THREADS=10\n" in data[a:b] and b"nthreads=10\n" in data[a:b]
     data[a:b] = data[a:b].replace(b"OMP_NUM_THREADS=10", b"OMP_NUM_THREADS=77")
@@ -577,6 +577,33 @@ def test_node_mapping_once_from_a_cold_node(tmp):
     assert second.rc == 0 and second.trace[0][5] == "cache", second
     maps = [f for f in os.listdir(cache) if f.startswith("map-") and f.endswith(".txt")]
     assert len(maps) == 1, maps
+
+
+def test_node_mapping_per_task_gpus_from_the_file(tmp):
+    """Per-task GPU lists (srun --gpus-per-task) share one node mapping,
+    keyed by the step's GPUs: each task takes the record of the mapping's
+    task that has its GPUs, found in the file's GPU lines."""
+    cache = tmp / "c"
+
+    def env(rank, gpu):
+        return {**task_env(rank, 4, "SLURM"), **lassen_env(),
+                "SLURM_STEP_GPUS": "0,1,2,3", "SLURM_JOB_CPUS_PER_NODE": "100000",
+                "CUDA_VISIBLE_DEVICES": gpu}
+
+    r = run(tmp, env(0, "2"), cache=cache)
+    nths, cpus, _ = LASSEN_ROWS[4][2]
+    assert r.rc == 0 and r.env["CUDA_VISIBLE_DEVICES"] == "2", r
+    assert parse_list(r.trace[0][7]) == cpus and r.env["OMP_NUM_THREADS"] == str(nths), r
+    path = map_file(cache)
+    data = bytearray(path.read_bytes())
+    a, b = map_records(bytes(data))[3]
+    data[a:b] = data[a:b].replace(b"OMP_NUM_THREADS=10", b"OMP_NUM_THREADS=77")
+    path.write_bytes(bytes(data))
+    r = run(tmp, env(1, "3"), cache=cache)
+    assert r.rc == 0 and r.env["CUDA_VISIBLE_DEVICES"] == "3", r
+    assert parse_list(r.trace[0][7]) == LASSEN_ROWS[4][3][1], r
+    assert r.env["OMP_NUM_THREADS"] == "77", r   # task 3's record, from the file
+    assert map_file(cache) == path                # one mapping for both lists
 
 def test_node_mapping_keyed_by_every_input(tmp):
     """Another tuning, task count, GPU allocation or topology file (even
