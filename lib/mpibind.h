@@ -169,6 +169,35 @@ MPIBIND_API int mpibind_set_topology(mpibind_t *handle, hwloc_topology_t topo);
  * live machine. */
 MPIBIND_API int mpibind_set_topology_file(mpibind_t *handle, const char *path);
 
+/* Uses the hwloc XML text buf[0..len) (an export of hwloc 1.x or 2.x;
+ * NUL-terminated or not) instead of the live machine, loaded here with
+ * the step-0 filters and owned by the handle, so that a caller never
+ * needs hwloc to hold a topology that outlives the handle.  Like a file:
+ * loaded as this system's, limited to the resources this process may use
+ * when it describes this machine; mpibind_topology_check_system() and
+ * mpibind_apply() then judge it as they judge a file.  The text is not
+ * kept.  buf NULL returns to the live machine.
+ *
+ * UNTRUSTED XML (this call and mpibind_set_topology_file): the text is
+ * parsed by hwloc, in the calling process.  hwloc 2.9 accepts most damage
+ * with an error, but some malformed exports make its parser crash the
+ * process (an object without complete_cpuset: SIGSEGV; a bitmap written
+ * ",,0x0": an assertion, SIGABRT); lstopo crashes on them too.  The
+ * library cannot catch that.  A caller that takes XML from users should
+ * parse it first in a child process, as mpibind's own front ends do
+ * (docs/interfaces.md, "Untrusted topology files"). */
+MPIBIND_API int mpibind_set_topology_xml(mpibind_t *handle, const char *buf,
+                                         size_t len);
+
+/* Binds the calling process, all its threads, to the CPUs of the hwloc
+ * list cpus (PU OS indexes, e.g. one task's entry of a stored mapping)
+ * without any topology: for a front end that keeps each task's share of
+ * a node's mapping and must not load the whole node again to bind.  The
+ * handle only receives the message of a failure (a bad list, CPUs the
+ * kernel refuses).  Unlike mpibind_apply(), nothing checks that the list
+ * comes from this machine's mapping: that is the caller's part. */
+MPIBIND_API int mpibind_apply_cpus(mpibind_t *handle, const char *cpus);
+
 /* Sets the step-0 filters of docs/algorithm.md on a topology that is about to
  * be loaded by the caller. */
 MPIBIND_API int mpibind_topology_load_filters(hwloc_topology_t topo);

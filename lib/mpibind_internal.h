@@ -73,6 +73,7 @@ struct mpibind_t {
   hwloc_topology_t user_topo;   /* the caller's, never modified or freed */
   hwloc_topology_t own_topo;    /* loaded by the handle (live or file) */
   char *topo_file;              /* own_topo's file, NULL when live */
+  int topo_xml;                 /* own_topo came from a caller's XML text */
   hwloc_topology_t work_topo;
   int work_is_copy;
   /* Topologies a topology setter replaced: a caller may still hold them

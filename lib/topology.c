@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,7 @@ static int retire_topologies(mpibind_t *h)
   h->own_topo = NULL;
   free(h->topo_file);
   h->topo_file = NULL;
+  h->topo_xml = 0;
   mb_inputs_changed(h);
   return 0;
 }
@@ -83,6 +85,7 @@ void mb_free_own_topology(mpibind_t *h)
   h->own_topo = NULL;
   free(h->topo_file);
   h->topo_file = NULL;
+  h->topo_xml = 0;
 }
 
 static int load_live(mpibind_t *h)
@@ -101,14 +104,24 @@ static int load_live(mpibind_t *h)
   return 0;
 }
 
-static int load_xml(hwloc_topology_t *out, const char *path,
+/* Where an XML topology comes from: a file hwloc opens, or the caller's
+ * bytes (NUL-terminated, len counting the NUL, as hwloc wants it). */
+struct xml_source {
+  const char *path;
+  const char *buf;
+  size_t len;
+};
+
+static int load_xml(hwloc_topology_t *out, const struct xml_source *src,
                     unsigned long flags)
 {
   hwloc_topology_t t;
   if (hwloc_topology_init(&t))
     return -1;
   if (mpibind_topology_load_filters(t) || hwloc_topology_set_flags(t, flags) ||
-      hwloc_topology_set_xml(t, path) || hwloc_topology_load(t)) {
+      (src->path ? hwloc_topology_set_xml(t, src->path)
+                 : hwloc_topology_set_xmlbuffer(t, src->buf, (int)src->len)) ||
+      hwloc_topology_load(t)) {
     hwloc_topology_destroy(t);
     return -1;
   }
@@ -253,6 +266,32 @@ static int check_mappable(mpibind_t *h, hwloc_topology_t topo,
   return 0;
 }
 
+/* Loads an XML topology with IS_THISSYSTEM so that binding works when it
+ * is this machine's (mpibind_apply checks that first).  When it is, it is
+ * loaded again limited to the resources this process may use, as a live
+ * discovery would be: a cached topology must not lend a job the CPUs of
+ * another job's cgroup. */
+static int load_xml_this_system(hwloc_topology_t *out,
+                                const struct xml_source *src)
+{
+  hwloc_topology_t t;
+  if (load_xml(&t, src, HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM))
+    return -1;
+  mpibind_t probe = {0};
+  if (check_system(&probe, t, "topology") == 0) {
+    hwloc_topology_t limited;
+    if (load_xml(&limited, src,
+                 HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM |
+                     HWLOC_TOPOLOGY_FLAG_THISSYSTEM_ALLOWED_RESOURCES) == 0) {
+      hwloc_topology_destroy(t);
+      t = limited;
+    }
+  }
+  free(probe.error);
+  *out = t;
+  return 0;
+}
+
 int mpibind_set_topology_file(mpibind_t *h, const char *path)
 {
   MB_NEED_HANDLE(h, -1);
@@ -290,13 +329,9 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
   if (!copy)
     return -1;
 
-  /* Loaded with IS_THISSYSTEM so that binding works when the file is this
-   * machine's (mpibind_apply checks that first).  When it is, it is loaded
-   * again limited to the resources this process may use, as a live
-   * discovery would be: a cached topology must not lend a job the CPUs of
-   * another job's cgroup. */
+  struct xml_source src = {path, NULL, 0};
   hwloc_topology_t t;
-  if (load_xml(&t, path, HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM)) {
+  if (load_xml_this_system(&t, &src)) {
     free(copy);
     return xml_load_failed(h, path);
   }
@@ -305,18 +340,6 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
     free(copy);
     return -1;
   }
-  mpibind_t probe = {0};
-  if (check_system(&probe, t, "topology file") == 0) {
-    hwloc_topology_t limited;
-    if (load_xml(&limited, path,
-                 HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM |
-                     HWLOC_TOPOLOGY_FLAG_THISSYSTEM_ALLOWED_RESOURCES) == 0) {
-      hwloc_topology_destroy(t);
-      t = limited;
-    }
-  }
-  free(probe.error);
-
   if (retire_topologies(h)) {
     hwloc_topology_destroy(t);
     free(copy);
@@ -325,6 +348,53 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
   h->user_topo = NULL;
   h->own_topo = t;
   h->topo_file = copy;
+  return 0;
+}
+
+int mpibind_set_topology_xml(mpibind_t *h, const char *buf, size_t len)
+{
+  MB_NEED_HANDLE(h, -1);
+  if (!buf) {
+    if (retire_topologies(h))
+      return -1;
+    h->user_topo = NULL;
+    return 0;
+  }
+  if (mb_check_hwloc(h))
+    return -1;
+  if (len == 0)
+    return mb_fail(h, "XML topology of 0 bytes: expected an hwloc XML export "
+                      "(lstopo --of xml)");
+  if (memchr(buf, '\0', len))
+    return mb_fail(h, "XML topology of %zu bytes holds a NUL byte: expected "
+                      "the text of an hwloc XML export", len);
+  if (len >= INT_MAX)
+    return mb_fail(h, "XML topology of %zu bytes is larger than hwloc reads "
+                      "(at most %d bytes)", len, INT_MAX - 1);
+  /* hwloc wants the text NUL-terminated; the caller's need not be. */
+  char *copy = malloc(len + 1);
+  if (!copy)
+    return mb_oom(h);
+  memcpy(copy, buf, len);
+  copy[len] = '\0';
+  struct xml_source src = {NULL, copy, len + 1};
+  hwloc_topology_t t;
+  int rc = load_xml_this_system(&t, &src);
+  free(copy);
+  if (rc)
+    return mb_fail(h, "XML topology of %zu bytes is not a valid hwloc XML "
+                      "topology (truncated or not XML?)", len);
+  if (check_mappable(h, t, "the XML topology", NULL)) {
+    hwloc_topology_destroy(t);
+    return -1;
+  }
+  if (retire_topologies(h)) {
+    hwloc_topology_destroy(t);
+    return -1;
+  }
+  h->user_topo = NULL;
+  h->own_topo = t;
+  h->topo_xml = 1;
   return 0;
 }
 
@@ -370,9 +440,11 @@ int mpibind_topology_check_system(mpibind_t *h)
   hwloc_topology_t t = mb_base_topology(h);
   if (!t)
     return -1;
-  if (!h->user_topo && !h->topo_file)
+  if (!h->user_topo && !h->topo_file && !h->topo_xml)
     return 0; /* discovered here */
-  const char *what = h->user_topo ? "the caller's topology" : "topology file";
+  const char *what = h->user_topo  ? "the caller's topology"
+                     : h->topo_xml ? "the XML topology"
+                                   : "topology file";
   if (!hwloc_topology_is_thissystem(t))
     return mb_fail_kind(h, EXDEV,
                         "%s is not this system's (hwloc would not bind with "

@@ -7,9 +7,11 @@
 #define MPIBIND_AUTOBIND_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <hwloc.h>
 #include "mpibind.h"
+#include "autobind.h"
 
 /* ---- Messages -------------------------------------------------------- */
 
@@ -99,24 +101,148 @@ enum {
   MPIBIND_TOPO_FILE
 };
 
-/* Gives the handle its topology: from the per-node cache when a valid one
- * exists, otherwise discovered live (mpibind_topology_load) and written to
- * the cache for the node's other tasks.  On success returns 0, sets *how,
- * and *owned to a topology the caller must destroy after
- * mpibind_finalize() (NULL when the handle owns it).  Returns -1 with
- * *error when the topology cannot be had at all.  Cache problems are never
- * errors: they cost a discovery. */
-int mpibind_auto_topology(mpibind_t *h, int *how, hwloc_topology_t *owned,
-                          char **error);
+/* Gives the handle its topology: MPIBIND_TOPOFILE's file (first parsed
+ * in the helper; it must describe this node unless dryrun), or the
+ * per-node cache when a valid one exists, otherwise a discovery in the
+ * helper, written to the cache for the node's other tasks.  The handle
+ * owns the topology.  On success returns 0 and sets *how; returns -1 with
+ * *error (one line) when the topology cannot be had.  Cache problems are
+ * never errors: they cost a discovery. */
+int mpibind_auto_topology(mpibind_t *h, const struct mpibind_auto_tuning *t,
+                          int *how, char **error);
 
-/* hwloc loads every plugin it finds (libxml2, OpenCL, GL with X11, PCI)
- * when the process's first topology is created: about 15 ms per task, for
- * nothing when the topology comes from XML.  Between _begin and _end, a
- * topology created by this process starts without plugins (the user's own
- * HWLOC_PLUGINS_PATH, if any, is left alone).  Plugins come back once the
- * process has no topology left. */
-void mpibind_auto_plugins_off_begin(int *restore);
-void mpibind_auto_plugins_off_end(int restore);
+/* The text that identifies this machine as the process sees it (host,
+ * boot, hwloc version, uid, cpuset cgroup and its CPUs and memories,
+ * online CPUs, HWLOC_* variables), lines ending with "end\n"; NULL when
+ * out of memory or without a host name. */
+char *mpibind_auto_machine_key(void);
+
+/* What the node's mapping must be recomputed for when it changes: the
+ * MPIBIND_TOPOFILE's or the cache file's identity (inode, size, times). */
+char *mpibind_auto_topology_identity(const struct mpibind_auto_tuning *t,
+                                     const char *machine);
+
+/* ---- nodemap.c: the node's mapping once per node ----------------------- */
+
+/* One task's share of the node's mapping. */
+struct mpibind_auto_share {
+  char *cpus;    /* the task's CPUs, hwloc list */
+  int nthreads;  /* its thread count */
+  char *mems;    /* the NUMA nodes of its CPUs, hwloc list (membind);
+                    NULL when the topology has none */
+  int nvars;     /* its variables (docs/algorithm.md step 6), in order */
+  char **names;
+  char **values;
+  char *report;  /* "mpibind: N GPUs on this node" + the node's report,
+                    when asked for */
+  int slot;      /* the task of the mapping it is the share of; -1: no
+                    task of the node's mapping has this task's GPUs */
+};
+
+/* Maps the node: gives a handle on which mpibind() and
+ * mpibind_set_env_vars() succeeded (the caller of
+ * mpibind_auto_node_mapping keeps owning it), or -1 with *error. */
+typedef int (*mpibind_auto_map_fn)(void *ctx, mpibind_t **mapped,
+                                   char **error);
+
+/* What the node's mapping needs of its caller: map() maps the node (on
+ * the node's first task); load() gives the handle its topology (0, or -1),
+ * called first when the node has no topology file yet so that the key
+ * names the one written then; pick() (NULL: the task takes its own
+ * number) finds in the GPU lines of the node's mapping ("<task>\t<NAME>=
+ * <value>..." per line) the task whose GPUs this task was given: 0 with
+ * *slot, or -1 when none has them. */
+struct mpibind_auto_node_ops {
+  mpibind_auto_map_fn map;
+  int (*load)(void *ctx);
+  int (*pick)(void *ctx, const char *gpus, int *slot);
+};
+
+/* Fills *s with the share of this task (`local`, or the task pick()
+ * finds) of the mapping of `count` tasks: read from the node's mapping
+ * file when one exists for this machine, this topology and `inputs` (the
+ * text of every other input of the mapping: tuning, the node's GPU
+ * allocation, job CPUs), otherwise computed with ops->map() by the node's
+ * first task and written for the others.  s->slot -1: no task of the
+ * mapping has this task's GPUs (s is otherwise empty).  *shared: read from
+ * the file.  0, or -1 with *error (this task's failure or the first
+ * task's). */
+int mpibind_auto_node_mapping(const struct mpibind_auto_tuning *t,
+                              const char *inputs, int local, int count,
+                              int want_report,
+                              const struct mpibind_auto_node_ops *ops,
+                              void *map_ctx, struct mpibind_auto_share *s,
+                              int *shared, char **error);
+void mpibind_auto_share_free(struct mpibind_auto_share *s);
+/* Fills *s with task `task`'s share of a mapped handle (and the node's
+ * report when want_report), for a task that mapped the node itself.  0,
+ * or -1 out of memory. */
+int mpibind_auto_share_of(mpibind_t *h, int task, int want_report,
+                          struct mpibind_auto_share *s);
+
+/* ---- membind.c: memory binding from a task's record ------------------ */
+
+/* Binds the calling thread's memory (and that of the threads it starts
+ * later) to the NUMA nodes of the hwloc list `nodes`, strictly (MPOL_BIND),
+ * without a topology.  0, or -1 with *error (malloc'ed, the reason). */
+int mpibind_auto_bind_memory(const char *nodes, char **error);
+
+/* ---- keyfile.c: compute once per node, read everywhere else ------------ */
+
+/* The private per-user cache directory (MPIBIND_CACHE_DIR, else
+ * $XDG_RUNTIME_DIR/mpibind, else /tmp/mpibind-<uid>) as a descriptor, or
+ * -1 when no safe one exists. */
+int mpibind_auto_cache_dirfd(void);
+uint64_t mpibind_auto_hash(const char *s);
+/* pread of exactly n bytes; 0 on success. */
+int mpibind_auto_pread_exact(int fd, char *buf, size_t n, off_t off);
+
+struct mpibind_auto_once {
+  /* Reads what it needs of a valid file's body (len bytes at offset off
+   * of fd) and takes it into ctx: 1 used, 0 unusable (then the work is
+   * done here). */
+  int (*use)(void *ctx, int fd, off_t off, size_t len);
+  /* Does the work into ctx and gives the body written for the others
+   * (*body malloc'ed, or NULL to write nothing).  0, or -1 with *error
+   * (one line, recorded for the others for a minute). */
+  int (*make)(void *ctx, char **body, size_t *len, char **error);
+};
+
+/* The file `name` of dirfd holds key + body: use it when valid; else the
+ * first task to come takes the key's lock (name up to its first '.' plus
+ * ".lock"), makes the body and writes it, while the others wait (at most
+ * 30 s) and then use it.  dirfd < 0: make, write nothing.  *made says
+ * whether the work was done here.  0, or -1 with *error (the work's
+ * failure, here or recorded by another task). */
+int mpibind_auto_once(int dirfd, const char *name, const char *key,
+                      const struct mpibind_auto_once *ops, void *ctx,
+                      int *made, char **error);
+
+/* ---- discover.c: hwloc's risky work in a child ----------------------- */
+
+/* Removes from the environment the HWLOC_* variables that make hwloc
+ * describe something other than this machine (HWLOC_XMLFILE,
+ * HWLOC_SYNTHETIC, HWLOC_FSROOT, ...; HWLOC_COMPONENTS unless it only
+ * excludes components).  For the helper, before its discovery. */
+void mpibind_auto_hwloc_env_scrub(void);
+
+/* Runs the live discovery in the helper `mpibind-discover`, killed after
+ * MPIBIND_DISCOVERY_TIMEOUT seconds (default 10).  0 with *xml (hwloc's
+ * export, malloc'ed, NUL-terminated, *len bytes), or -1 with *error (one
+ * line saying what happened to the helper). */
+int mpibind_auto_discover_xml(char **xml, size_t *len, char **error);
+
+/* hwloc loads every plugin it finds (libxml2, OpenCL, GL with X11, PCI,
+ * a site's CUDA/NVML/RSMI/LevelZero) when the process's first topology
+ * is created: about 15 ms per task, and GPU runtimes pulled into the
+ * task, for nothing when the topology comes from XML.  Between _begin and
+ * _end, a topology created by this process starts without plugins (the
+ * user's HWLOC_PLUGINS_PATH, saved in *saved, comes back at _end).
+ * Plugins come back once the process has no topology left. */
+void mpibind_auto_plugins_off_begin(char **saved);
+void mpibind_auto_plugins_off_end(char *saved);
+
+/* mpibind_auto_check_xml_file(): see autobind.h. */
 
 /* ---- gpualloc.c: the GPU allocation a task starts with -------------- */
 
@@ -136,6 +262,20 @@ int mpibind_auto_gpu_inputs(mpibind_t *h, const char *source, int local,
 int mpibind_auto_gpu_slot(mpibind_t *h, int local, int *slot, char **what);
 /* 1 when the task's value of `name` is its own per-task list (kept). */
 int mpibind_auto_gpu_per_task(const char *name);
+/* 1 when any of the task's GPU variables is its own per-task list (after
+ * mpibind_auto_gpu_inputs). */
+int mpibind_auto_gpu_any_per_task(void);
+/* The node's GPU allocation as given to the handle by
+ * mpibind_auto_gpu_inputs ("<NAME>=<list|(all)|(unset)>\n" per variable;
+ * the same in every task of the node, per-task lists or not), for the key
+ * of the node's mapping; NULL out of memory. */
+char *mpibind_auto_gpu_allocation_text(void);
+/* mpibind_auto_gpu_slot from the GPU lines of a node's mapping file (see
+ * struct mpibind_auto_node_ops), without remapping: 0 with *slot (local
+ * when the task has no per-task list of the node's vendors) and *what as
+ * there; -1 when no single task has the task's GPUs. */
+int mpibind_auto_gpu_slot_in(const char *gpus, int local, int *slot,
+                             char **what);
 
 /* ---- jobcpus.c: the CPUs the launch gave the job on this node ------ */
 

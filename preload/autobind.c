@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "autobind-internal.h"
@@ -62,11 +63,22 @@ static void trace(int local, int count, int how, int bound, const char *cpus) {
       cpus ? cpus : "");
   if (line == NULL)
     return;
-  fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  /* O_NONBLOCK: a FIFO there must not hang the task; only a regular file
+   * is written to. */
+  fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
   if (fd >= 0) {
-    ssize_t w = write(fd, line, strlen(line));
-    (void)w;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      ssize_t w = write(fd, line, strlen(line));
+      (void)w;
+    } else if (local <= 0) {
+      fprintf(stderr, "mpibind: MPIBIND_TRACE='%s' is not a regular file: "
+                      "no trace written\n", path);
+    }
     close(fd);
+  } else if (local <= 0 && errno == ENXIO) {
+    fprintf(stderr, "mpibind: MPIBIND_TRACE='%s' is a FIFO without a "
+                    "reader: no trace written\n", path);
   }
   free(line);
 }
@@ -90,20 +102,6 @@ static char *tuning_context(void) {
   return s;
 }
 
-static void report_mapping(mpibind_t *h) {
-  int n = mpibind_mapping_snprint(NULL, 0, h);
-  char *buf;
-  fprintf(stderr, "mpibind: %d GPUs on this node\n", mpibind_get_num_gpus(h));
-  if (n < 0)
-    return;
-  buf = malloc((size_t)n + 1);
-  if (buf == NULL)
-    return;
-  if (mpibind_mapping_snprint(buf, n + 1, h) >= 0)
-    fputs(buf, stderr);
-  free(buf);
-}
-
 /* Sets a variable unless the user's own value must be kept. */
 static void export_var(const char *name, const char *value, int keep_user) {
   if (value == NULL)
@@ -120,15 +118,18 @@ struct task_run {
   const char *source;     /* variable that gave them; NULL: no launcher */
   int at_load;            /* from the preload's constructor: may re-exec */
   mpibind_t *h;
-  hwloc_topology_t owned; /* a topology to destroy after the handle */
   int how;                /* MPIBIND_TOPO_* */
+  int topo_tried;         /* topology_source ran (its result in how/msg) */
   int slot;               /* the task of the node's mapping this one takes */
   int omp_exports;        /* OMP_PLACES/OMP_PROC_BIND may be exported */
   int bound;              /* the kernel's mask was checked after binding */
   int unknown_cpus;       /* the job's CPUs here are unknown: do not bind */
+  char *job_key;          /* the job's CPUs as an input of the node's file */
   char *job_what;         /* where the job's CPUs came from (verbose) */
   char *gpu_what;         /* per-task GPU lists (verbose) */
   char *mem_what;         /* memory binding (verbose) */
+  struct mpibind_auto_share share; /* the task's share of the mapping */
+  hwloc_bitmap_t task_set; /* share.cpus as a set */
   char *cpus;             /* the task's CPUs as a list */
   char *msg;              /* the problem, if any */
   int restart;            /* out: re-exec for a stale OpenMP runtime */
@@ -194,42 +195,82 @@ static int set_inputs(struct task_run *r) {
   return mpibind_auto_gpu_inputs(r->h, r->source, r->local, r->count, &r->msg);
 }
 
-/* Step 2: the topology, from MPIBIND_TOPOFILE or the per-node cache (or a
- * discovery).  The one place the topology comes from. */
-static int topology_source(struct task_run *r) {
-  const char *file = r->t->topofile;
-  if (file == NULL)
-    return mpibind_auto_topology(r->h, &r->how, &r->owned, &r->msg);
-  {
-    int restore, rc;
-    mpibind_auto_plugins_off_begin(&restore);
-    rc = mpibind_set_topology_file(r->h, file);
-    mpibind_auto_plugins_off_end(restore);
-    if (rc != 0) {
-      r->msg = mpibind_auto_strdupf("MPIBIND_TOPOFILE='%s': %s", file,
-                                    mpibind_get_error(r->h));
-      return -1;
-    }
+/* The kernel's online CPUs (no topology needed); NULL when unreadable. */
+static hwloc_bitmap_t online_cpus(void) {
+  FILE *f = fopen("/sys/devices/system/cpu/online", "re");
+  hwloc_bitmap_t set = hwloc_bitmap_alloc();
+  char *line = NULL;
+  size_t cap = 0;
+  int ok = f && set && getline(&line, &cap, f) > 0 &&
+           hwloc_bitmap_list_sscanf(set, line) == 0 && !hwloc_bitmap_iszero(set);
+  if (f)
+    fclose(f);
+  free(line);
+  if (!ok) {
+    hwloc_bitmap_free(set);
+    return NULL;
   }
-  r->how = MPIBIND_TOPO_FILE;
-  /* dryrun only reports: a file of another node is how one previews a
-   * GPU node's mapping */
-  if (!r->t->dryrun && mpibind_topology_check_system(r->h) != 0) {
-    r->msg = mpibind_auto_strdupf(
-        "MPIBIND_TOPOFILE='%s' does not describe this node: %s", file,
-        mpibind_get_error(r->h));
-    return -1;
-  }
-  return 0;
+  return set;
 }
 
-/* Step 3: the CPUs the launch gave the job on this node (issue 7.4).  Only
+/* Step 2: the job's CPUs on this node as an input of the node's mapping
+ * file (without a topology: against the kernel's online CPUs; the mapping
+ * itself limits the topology in limit_to_job).  Unknown CPUs send the task
+ * down the full path, where limit_to_job decides with the topology. */
+static int job_key(struct task_run *r) {
+  hwloc_bitmap_t online = online_cpus();
+  hwloc_bitmap_t cpus = hwloc_bitmap_alloc();
+  char *list = NULL, *what = NULL;
+  int rc = 0;
+  if (online && cpus)
+    rc = mpibind_auto_job_cpus(r->source, online, cpus, &what);
+  else
+    rc = -1; /* no key without them: the topology decides (full path) */
+  if (rc < 0) {
+    r->unknown_cpus = 1;
+    r->job_what = what;
+    what = NULL;
+  }
+  if (rc > 0 && hwloc_bitmap_list_asprintf(&list, cpus) >= 0)
+    r->job_what = mpibind_auto_strdupf("mapping within CPUs %s: %s", list,
+                                       what ? what : "");
+  r->job_key = mpibind_auto_strdupf("job_cpus=%s\n",
+                                    rc < 0 ? "(unknown)"
+                                    : rc > 0 && list ? list : "(node)");
+  free(list);
+  free(what);
+  hwloc_bitmap_free(cpus);
+  hwloc_bitmap_free(online);
+  return r->job_key ? 0 : -1;
+}
+
+/* Step 3: the topology, from MPIBIND_TOPOFILE or the per-node cache (or a
+ * discovery in the helper).  The one place the topology comes from. */
+static int topology_source(struct task_run *r) {
+  /* once per task: a cold node gets it early (see load_topology), and a
+   * failed discovery (a timeout) is not waited for twice */
+  if (r->topo_tried)
+    return r->how != MPIBIND_TOPO_NONE ? 0 : -1;
+  r->topo_tried = 1;
+  return mpibind_auto_topology(r->h, r->t, &r->how, &r->msg);
+}
+
+/* topology_source for nodemap.c, on a node without a topology file yet. */
+static int load_topology(void *vr) {
+  return topology_source(vr);
+}
+
+/* Step 4: the CPUs the launch gave the job on this node (issue 7.4).  Only
  * for a topology of this machine: a dryrun on another node's file maps
  * that node whole. */
 static int limit_to_job(struct task_run *r) {
   hwloc_topology_t topo = mpibind_get_topology(r->h);
   hwloc_bitmap_t cpus;
   int rc;
+  /* the topology decides, not job_key's guess without it */
+  r->unknown_cpus = 0;
+  free(r->job_what);
+  r->job_what = NULL;
   if (topo == NULL || (r->how == MPIBIND_TOPO_FILE &&
                        mpibind_topology_check_system(r->h) != 0))
     return 0;
@@ -259,10 +300,9 @@ static int limit_to_job(struct task_run *r) {
   return 0;
 }
 
-/* Step 4: the node's mapping, and the task's share of it. */
+/* Step 5: the node's mapping on the handle's topology. */
 static int map_node(struct task_run *r) {
   mpibind_t *h = r->h;
-  hwloc_bitmap_t *sets;
   /* smt above the node's hardware threads per core is the library's
    * rule (mpibind() refuses it, and tuning_context names MPIBIND). */
   if (mpibind(h) != 0 || mpibind_set_env_vars(h) != 0) {
@@ -274,19 +314,130 @@ static int map_node(struct task_run *r) {
     free(ctx);
     return -1;
   }
-  if (mpibind_auto_gpu_slot(h, r->local, &r->slot, &r->gpu_what) != 0) {
-    r->msg = mpibind_auto_strdupf("cannot map %d tasks on this node: %s",
-                                  r->count, mpibind_get_error(h));
-    return -1;
-  }
-  sets = mpibind_get_cpus(h);
-  if (sets && sets[r->slot] &&
-      hwloc_bitmap_list_asprintf(&r->cpus, sets[r->slot]) < 0)
-    r->cpus = NULL;
   return 0;
 }
 
-/* Step 5: the verbose report, by the node's task 0. */
+/* Steps 3 to 5 for the node's first task (nodemap.c calls it): the
+ * topology, the job's CPUs and the mapping of every task. */
+static int map_for_node(void *vr, mpibind_t **mapped, char **error) {
+  struct task_run *r = vr;
+  int rc = topology_source(r) != 0 || limit_to_job(r) != 0 ? -1 : 0;
+  if (rc == 0 && r->unknown_cpus)
+    r->msg = mpibind_auto_strdupf("%s", r->job_what ? r->job_what
+                                      : "the job's CPUs here are unknown");
+  else if (rc == 0)
+    rc = map_node(r);
+  if (rc != 0 || r->unknown_cpus) {
+    *error = r->msg;
+    r->msg = NULL;
+    return -1;
+  }
+  *mapped = r->h;
+  return 0;
+}
+
+/* The key's inputs other than machine, topology and task count: the
+ * tuning, the node's GPU allocation (the same in every task, per-task
+ * lists or not) and the job's CPUs. */
+static char *mapping_inputs(const struct task_run *r) {
+  const struct mpibind_auto_tuning *t = r->t;
+  char *gpus = mpibind_auto_gpu_allocation_text();
+  char *inputs = gpus ? mpibind_auto_strdupf(
+      "smt=%d greedy=%d gpu_optim=%d nthreads=%d dryrun=%d restrict_type=%d\n"
+      "restrict=%s\n%s%s",
+      t->smt, t->greedy, t->gpu_optim, t->nthreads, t->dryrun,
+      t->restrict_type, t->restrict_ids ? t->restrict_ids : "(none)",
+      r->job_key, gpus) : NULL;
+  free(gpus);
+  return inputs;
+}
+
+/* The task of the node's mapping whose GPUs this task was given (per-task
+ * GPU lists), from the mapping file's GPU lines (nodemap.c). */
+static int pick_slot(void *vr, const char *gpus, int *slot) {
+  struct task_run *r = vr;
+  return mpibind_auto_gpu_slot_in(gpus, r->local, slot, &r->gpu_what);
+}
+
+/* Steps 3 to 5 once per node (nodemap.c): the task's share read from the
+ * node's mapping file, or computed here and written for the others.
+ * *alone: no task of the node's mapping has this task's GPUs (its lists
+ * are then the node's allocation: full_mapping maps with them). */
+static int node_mapping(struct task_run *r, int *alone) {
+  static const struct mpibind_auto_node_ops plain = {map_for_node,
+                                                     load_topology, NULL};
+  static const struct mpibind_auto_node_ops per_task = {
+      map_for_node, load_topology, pick_slot};
+  char *inputs = mapping_inputs(r), *error = NULL;
+  int shared = 0, rc;
+  *alone = 0;
+  if (inputs == NULL)
+    return -1;
+  /* not &r->msg: map_for_node moves its message from r->msg to error */
+  rc = mpibind_auto_node_mapping(
+      r->t, inputs, r->local, r->count,
+      (r->t->verbose || r->t->dryrun) && r->local == 0,
+      mpibind_auto_gpu_any_per_task() ? &per_task : &plain, r, &r->share,
+      &shared, &error);
+  if (rc != 0) {
+    free(r->msg);
+    r->msg = error;
+  } else if (r->share.slot < 0) {
+    *alone = 1;
+  } else {
+    r->slot = r->share.slot;
+    if (shared)
+      r->how = r->t->topofile ? MPIBIND_TOPO_FILE : MPIBIND_TOPO_CACHE;
+  }
+  free(inputs);
+  return rc;
+}
+
+/* What a record of the node's mapping cannot serve: task 0's picture (it
+ * draws the mapping) and unknown job CPUs (decided with the topology).
+ * Such a task maps the node itself, on the topology, as before the node's
+ * file existed.  (membind and per-task GPU slots are served: a record
+ * holds the task's NUMA nodes, the file every task's GPUs.) */
+static int needs_topology(const struct task_run *r) {
+  return (r->t->draw && r->local == 0) || r->unknown_cpus;
+}
+
+/* Steps 3 to 5 on this task's own handle, then the slot (per-task GPU
+ * lists) and the task's share. */
+static int full_mapping(struct task_run *r) {
+  int want_report = (r->t->verbose || r->t->dryrun) && r->local == 0;
+  if (topology_source(r) != 0 || limit_to_job(r) != 0)
+    return -1;
+  if (r->unknown_cpus)
+    return 0;
+  if (map_node(r) != 0)
+    return -1;
+  if (mpibind_auto_gpu_slot(r->h, r->local, &r->slot, &r->gpu_what) != 0) {
+    r->msg = mpibind_auto_strdupf("cannot map %d tasks on this node: %s",
+                                  r->count, mpibind_get_error(r->h));
+    return -1;
+  }
+  if (mpibind_auto_share_of(r->h, r->slot, want_report, &r->share) != 0) {
+    r->msg = mpibind_auto_strdupf("out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+/* The task's CPUs as a list and a set, from its share. */
+static int take_share(struct task_run *r) {
+  r->cpus = strdup(r->share.cpus);
+  r->task_set = hwloc_bitmap_alloc();
+  if (r->cpus == NULL || r->task_set == NULL ||
+      hwloc_bitmap_list_sscanf(r->task_set, r->cpus) != 0) {
+    r->msg = mpibind_auto_strdupf("task %d's CPUs '%s' cannot be read",
+                                  r->local, r->share.cpus);
+    return -1;
+  }
+  return 0;
+}
+
+/* Step 6: the verbose report, by the node's task 0. */
 static void report(struct task_run *r) {
   if (r->local != 0 || !(r->t->verbose || r->t->dryrun))
     return;
@@ -294,84 +445,73 @@ static void report(struct task_run *r) {
     fprintf(stderr, "mpibind: %s\n", r->job_what);
   if (r->gpu_what)
     fprintf(stderr, "mpibind: %s\n", r->gpu_what);
-  report_mapping(r->h);
+  if (r->share.report)
+    fputs(r->share.report, stderr);
 }
 
 /* The task's memory on the NUMA node(s) of its CPUs (`membind`): strict
  * (MPOL_BIND: allocations come from those nodes only), for the calling
  * thread and the threads it starts later (Linux memory policies are per
- * thread; at load, the process has one thread). */
-static int bind_memory(struct task_run *r, hwloc_const_bitmap_t cpus) {
-  hwloc_topology_t topo = mpibind_get_topology(r->h);
-  hwloc_bitmap_t nodes = hwloc_bitmap_alloc();
-  char *list = NULL;
-  int rc = -1;
-  if (topo == NULL || nodes == NULL)
-    goto out;
-  hwloc_cpuset_to_nodeset(topo, cpus, nodes);
-  hwloc_bitmap_list_asprintf(&list, nodes);
-  if (hwloc_bitmap_iszero(nodes) ||
-      hwloc_set_membind(topo, nodes, HWLOC_MEMBIND_BIND,
-                        HWLOC_MEMBIND_BYNODESET | HWLOC_MEMBIND_STRICT) != 0) {
+ * thread; at load, the process has one thread).  The nodes come with the
+ * task's share (nodemap.c), so a task that read its record binds its
+ * memory without a topology too. */
+static int bind_memory(struct task_run *r) {
+  const char *nodes = r->share.mems;
+  int many = nodes && strpbrk(nodes, ",-") != NULL;
+  char *why = NULL;
+  if (mpibind_auto_bind_memory(nodes, &why) != 0) {
     r->msg = mpibind_auto_strdupf("MPIBIND=membind: cannot bind task %d's "
                                   "memory to NUMA node%s %s: %s",
-                                  r->local, hwloc_bitmap_weight(nodes) == 1 ? "" : "s",
-                                  list ? list : "?", strerror(errno));
-    goto out;
+                                  r->local, many ? "s" : "",
+                                  nodes ? nodes : "(none)",
+                                  why ? why : "out of memory");
+    free(why);
+    return -1;
   }
   free(r->mem_what);
   r->mem_what = mpibind_auto_strdupf("memory of task %d bound to NUMA node%s %s",
-                                     r->local, hwloc_bitmap_weight(nodes) == 1 ? "" : "s",
-                                     list ? list : "?");
-  rc = 0;
-out:
-  free(list);
-  hwloc_bitmap_free(nodes);
-  return rc;
+                                     r->local, many ? "s" : "", nodes);
+  return 0;
 }
 
-/* Step 6: bind, then check that the kernel has the mask (issue 11.3: a
- * topology that is not this machine's makes hwloc succeed without binding
- * anything; bound=1 and MPIBIND_APPLIED=1 must not lie). */
+/* Step 7: bind (without a topology: the task may have read its share
+ * only), then check that the kernel has the mask (issue 11.3: bound=1 and
+ * MPIBIND_APPLIED=1 must not lie). */
 static int bind_task(struct task_run *r) {
-  hwloc_bitmap_t *sets = mpibind_get_cpus(r->h);
   hwloc_bitmap_t got;
   if (r->t->dryrun)
     return 0;
-  if (mpibind_apply(r->h, r->slot) != 0) {
+  if (mpibind_apply_cpus(r->h, r->cpus) != 0) {
     r->msg = mpibind_auto_strdupf("cannot bind task %d to CPUs %s: %s",
-                                  r->local, r->cpus ? r->cpus : "?",
-                                  mpibind_get_error(r->h));
+                                  r->local, r->cpus, mpibind_get_error(r->h));
     return -1;
   }
   got = hwloc_bitmap_alloc();
   if (got == NULL || mpibind_auto_affinity(0, got) != 0 ||
-      !hwloc_bitmap_isequal(got, sets[r->slot])) {
+      !hwloc_bitmap_isequal(got, r->task_set)) {
     char *g = NULL;
     if (got)
       hwloc_bitmap_list_asprintf(&g, got);
     r->msg = mpibind_auto_strdupf(
         "task %d was bound to CPUs %s but the kernel reports CPUs %s",
-        r->local, r->cpus ? r->cpus : "?", g ? g : "?");
+        r->local, r->cpus, g ? g : "?");
     free(g);
     hwloc_bitmap_free(got);
     return -1;
   }
   hwloc_bitmap_free(got);
   r->bound = 1;
-  if (r->t->membind && bind_memory(r, sets[r->slot]) != 0)
+  if (r->t->membind && bind_memory(r) != 0)
     return -1;
   return 0;
 }
 
-/* Step 7: the task's variables (docs/algorithm.md step 6). */
+/* Step 8: the task's variables (docs/algorithm.md step 6). */
 static void export_task(struct task_run *r) {
   struct mpibind_auto_tuning *t = r->t;
-  int nnames = 0, has_cuda = 0;
-  char **names = mpibind_get_env_var_names(r->h, &nnames);
-  for (int i = 0; names && i < nnames; i++) {
-    const char *name = names[i];
-    char **vals;
+  int has_cuda = 0;
+  for (int i = 0; i < r->share.nvars; i++) {
+    const char *name = r->share.names[i];
     int keep = 0;
     if (strcmp(name, "OMP_NUM_THREADS") == 0) {
       keep = 1; /* the user's value was the nthreads input */
@@ -391,9 +531,7 @@ static void export_task(struct task_run *r) {
       /* a per-task list given at launch is the task's own: kept */
       keep = r->slot != r->local || mpibind_auto_gpu_per_task(name);
     }
-    vals = mpibind_get_env_var_values(r->h, name);
-    if (vals)
-      export_var(name, vals[r->slot], keep);
+    export_var(name, r->share.values[i], keep);
   }
   /* CUDA numbers devices fastest first unless told otherwise; the
    * visible indexes mpibind writes follow the PCI bus order. */
@@ -401,35 +539,58 @@ static void export_task(struct task_run *r) {
     setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID", 0);
 }
 
-/* Step 8: an OpenMP runtime already loaded.  Stale (it read OMP_* before
+/* Step 9: an OpenMP runtime already loaded.  Stale (it read OMP_* before
  * this ran): from the constructor, ask for a re-exec; otherwise tell it
  * the thread count directly. */
 static void update_openmp(struct task_run *r) {
-  int *nths = mpibind_get_nthreads(r->h);
-  r->nthreads_out = nths ? nths[r->slot] : 0;
+  r->nthreads_out = r->share.nthreads;
   if (!r->t->dryrun && r->at_load && mpibind_auto_omp_loaded() &&
       mpibind_auto_reexec_possible()) {
-    hwloc_bitmap_t *sets = mpibind_get_cpus(r->h);
-    r->stale = mpibind_auto_omp_stale(sets[r->slot]);
+    r->stale = mpibind_auto_omp_stale(r->task_set);
     if (r->stale) {
       r->restart = 1;
       return;
     }
   }
-  if (r->t->nthreads < 0 && nths)
-    mpibind_auto_omp_set_num_threads(nths[r->slot]);
+  if (r->t->nthreads < 0 && r->share.nthreads > 0)
+    mpibind_auto_omp_set_num_threads(r->share.nthreads);
 }
 
 static void run_free(struct task_run *r) {
   free(r->msg);
   free(r->cpus);
+  free(r->job_key);
   free(r->job_what);
   free(r->gpu_what);
   free(r->mem_what);
+  mpibind_auto_share_free(&r->share);
+  hwloc_bitmap_free(r->task_set);
   if (r->h)
     mpibind_finalize(r->h);
-  if (r->owned)
-    hwloc_topology_destroy(r->owned);
+}
+
+/* The launcher's binding kept: the job's CPUs here are unknown. */
+static int keep_launcher_binding(struct task_run *r) {
+  if (r->local == 0 && (r->t->verbose || r->t->dryrun))
+    fprintf(stderr, "mpibind: %s; keeping the launcher's binding\n",
+            r->job_what ? r->job_what : "the job's CPUs here are unknown");
+  mpibind_auto_applied_mark(0);
+  trace(r->local, r->count, r->how, 0, "");
+  run_free(r);
+  return 0;
+}
+
+/* Steps 1 to 5: the task's share of the node's mapping, from the node's
+ * file when a record can serve this task, else mapped here. */
+static int find_share(struct task_run *r) {
+  if (set_inputs(r) != 0 || job_key(r) != 0)
+    return -1;
+  int alone = 0;
+  if (needs_topology(r))
+    return full_mapping(r);
+  if (node_mapping(r, &alone) != 0)
+    return -1;
+  return alone ? full_mapping(r) : 0;
 }
 
 static int apply_task(struct task_run *r) {
@@ -449,19 +610,11 @@ static int apply_task(struct task_run *r) {
                                   mpibind_get_error(r->h));
     goto fail;
   }
-  if (set_inputs(r) != 0 || topology_source(r) != 0 || limit_to_job(r) != 0)
+  if (find_share(r) != 0)
     goto fail;
-  if (r->unknown_cpus) {
-    /* keep the launcher's binding: nothing is bound or exported */
-    if (r->local == 0 && (t->verbose || t->dryrun))
-      fprintf(stderr, "mpibind: %s; keeping the launcher's binding\n",
-              r->job_what ? r->job_what : "the job's CPUs here are unknown");
-    mpibind_auto_applied_mark(0);
-    trace(r->local, r->count, r->how, 0, "");
-    run_free(r);
-    return 0;
-  }
-  if (map_node(r) != 0)
+  if (r->unknown_cpus)
+    return keep_launcher_binding(r);
+  if (take_share(r) != 0)
     goto fail;
   report(r);
   if (bind_task(r) != 0)
@@ -476,7 +629,8 @@ static int apply_task(struct task_run *r) {
             r->stale);
   mpibind_auto_applied_mark(1);
   trace(r->local, r->count, r->how, r->bound, r->cpus);
-  /* a restart draws in the program's second start */
+  /* a restart draws in the program's second start; the handle has the
+   * mapping: needs_topology() sent task 0 down the full path */
   if (t->draw && r->local == 0 && !r->restart)
     mpibind_auto_draw(r->h, t->draw);
   run_free(r);

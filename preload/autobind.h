@@ -24,8 +24,10 @@
  *   MPIBIND_CACHE_DIR      where the per-node topology cache lives
  *                          (default $XDG_RUNTIME_DIR/mpibind or
  *                          /tmp/mpibind-<uid>)
- *   MPIBIND_TRACE          file to which each applying process appends
- *                          one line (see below)
+ *   MPIBIND_TRACE          regular file to which each applying process
+ *                          appends one line (see below)
+ *   MPIBIND_DISCOVERY_TIMEOUT  seconds the discovery helper may take
+ *                          (default 10)
  *
  * MPIBIND_TRACE line, written with a single O_APPEND write:
  *   host=<hostname> pid=<pid> task=<local>/<count>
@@ -83,6 +85,17 @@ int mpibind_auto_apply_task(int local, int count, const char *source);
  * the whole process to its first place).  NULL: the running process.
  */
 void mpibind_auto_set_program(const char *argv0);
+
+/*
+ * Parses the user's XML topology file `path` first in the helper
+ * `mpibind-discover` (a child process), since hwloc's parser crashes on
+ * some malformed files.  Returns 0 when the caller may parse it too (the
+ * helper loaded it, or refused it with a message the library will give
+ * again); -1 with *error (malloc'ed, one line naming `what` and the path)
+ * when it crashed or hung hwloc, or the helper could not run.
+ */
+int mpibind_auto_check_xml_file(const char *path, const char *what,
+                                char **error);
 
 #ifdef __cplusplus
 }

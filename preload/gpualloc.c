@@ -48,7 +48,14 @@
 static char **own;
 static int nown;
 
-/* own has an entry for every GPU variable the library knows. */
+/* Per GPU variable, nown entries too: the node's allocation given to the
+ * handle (NULL: none, all of the vendor's GPUs), and whether the variable
+ * was set at launch. */
+static char **node_alloc;
+static int *var_set;
+
+/* own, node_alloc and var_set have an entry for every GPU variable the
+ * library knows. */
 static int own_fit(void) {
   int n = 0;
   while (mpibind_get_gpu_var(n) != NULL)
@@ -57,9 +64,19 @@ static int own_fit(void) {
     char **more = realloc(own, n * sizeof(*own));
     if (more == NULL)
       return -1;
-    for (int i = nown; i < n; i++)
-      more[i] = NULL;
     own = more;
+    more = realloc(node_alloc, n * sizeof(*node_alloc));
+    if (more == NULL)
+      return -1;
+    node_alloc = more;
+    int *set = realloc(var_set, n * sizeof(*var_set));
+    if (set == NULL)
+      return -1;
+    var_set = set;
+    for (int i = nown; i < n; i++) {
+      own[i] = node_alloc[i] = NULL;
+      var_set[i] = 0;
+    }
     nown = n;
   }
   return 0;
@@ -76,6 +93,27 @@ int mpibind_auto_gpu_var_index(const char *name) {
 int mpibind_auto_gpu_per_task(const char *name) {
   int i = mpibind_auto_gpu_var_index(name);
   return i >= 0 && i < nown && own[i] != NULL;
+}
+
+int mpibind_auto_gpu_any_per_task(void) {
+  for (int i = 0; i < nown; i++)
+    if (own[i] != NULL)
+      return 1;
+  return 0;
+}
+
+char *mpibind_auto_gpu_allocation_text(void) {
+  char *text = strdup("");
+  for (int i = 0; text && i < nown; i++) {
+    const char *v = node_alloc[i] ? node_alloc[i]
+                    : var_set[i]  ? "(all)"
+                                  : "(unset)";
+    char *more = mpibind_auto_strdupf("%s%s=%s\n", text,
+                                      mpibind_get_gpu_var(i), v);
+    free(text);
+    text = more;
+  }
+  return text;
 }
 
 /* Number of entries of a comma list; *entry (when entry != NULL) is the
@@ -243,6 +281,9 @@ int mpibind_auto_gpu_inputs(mpibind_t *h, const char *source, int local,
       own[i] = strdup(value);
     }
   set:
+    free(node_alloc[i]);
+    node_alloc[i] = alloc ? strdup(alloc) : NULL;
+    var_set[i] = value != NULL;
     if (alloc && mpibind_set_gpu_allocation(h, var, alloc) != 0) {
       *msg = mpibind_auto_strdupf("%s='%s': %s", var, alloc,
                                   mpibind_get_error(h));
@@ -319,4 +360,71 @@ int mpibind_auto_gpu_slot(mpibind_t *h, int local, int *slot, char **what) {
     own[i] = NULL;
   }
   return mpibind(h) == 0 && mpibind_set_env_vars(h) == 0 ? 0 : -1;
+}
+
+/* The value of `var` in task line `line` ("<task>\t<NAME>=<value>..."),
+ * copied; NULL when absent. */
+static char *line_value(const char *line, size_t len, const char *var) {
+  size_t vl = strlen(var);
+  const char *p = line, *end = line + len;
+  while ((p = memchr(p, '\t', (size_t)(end - p))) != NULL) {
+    p++;
+    if ((size_t)(end - p) > vl && strncmp(p, var, vl) == 0 && p[vl] == '=') {
+      const char *v = p + vl + 1, *e = memchr(v, '\t', (size_t)(end - v));
+      return strndup(v, (size_t)((e ? e : end) - v));
+    }
+  }
+  return NULL;
+}
+
+/* slot_of on the GPU lines: the single task whose value of var has the
+ * entries of `list`; -1 when none or several.  *mapped: var appears. */
+static int slot_of_lines(const char *gpus, const char *var, const char *list,
+                         int *mapped) {
+  int found = -1;
+  for (const char *l = gpus; *l;) {
+    const char *nl = strchr(l, '\n');
+    size_t len = nl ? (size_t)(nl - l) : strlen(l);
+    char *v = line_value(l, len, var);
+    if (v) {
+      *mapped = 1;
+      if (same_set(v, list)) {
+        if (found >= 0) {
+          free(v);
+          return -1;
+        }
+        found = atoi(l);
+      }
+      free(v);
+    }
+    l += len + (nl ? 1 : 0);
+  }
+  return found;
+}
+
+int mpibind_auto_gpu_slot_in(const char *gpus, int local, int *slot,
+                             char **what) {
+  int s = -1, any = 0;
+  *slot = local;
+  for (int i = 0; i < nown; i++) {
+    int mapped = 0, si;
+    if (own[i] == NULL)
+      continue;
+    si = slot_of_lines(gpus, mpibind_get_gpu_var(i), own[i], &mapped);
+    if (!mapped)
+      continue; /* not a variable of the node's GPUs: as gpu_slot */
+    any = 1;
+    if (si < 0 || (s >= 0 && si != s))
+      return -1;
+    s = si;
+  }
+  if (!any)
+    return 0;
+  *slot = s;
+  free(*what);
+  *what = mpibind_auto_strdupf(
+      "GPU lists given per task: the node's mapping covers the node's "
+      "GPUs, and each task takes the CPUs of the mapping's task that has "
+      "its GPUs");
+  return 0;
 }

@@ -1,26 +1,30 @@
 /*
- * topocache.c - one hardware discovery per node.
+ * topocache.c - where a task's topology comes from, with at most one
+ * hardware discovery per node.
  *
- * The first task of a node discovers the topology (with mpibind's own
- * filters, through mpibind_topology_load) and exports it as XML into a
- * private per-user directory; the node's other tasks load that XML, which
- * costs a fraction of a discovery.  A flock on the directory makes the
- * tasks that start together wait for the first instead of all discovering.
+ * MPIBIND_TOPOFILE: the user's file, parsed first in the helper (hwloc's
+ * parser crashes on some malformed files), then here.  Otherwise the
+ * per-node cache: the first task of a node runs the discovery in the
+ * helper (discover.c: hwloc's I/O plugins never run inside a task) and
+ * writes hwloc's XML into a private per-user directory; the node's other
+ * tasks load that XML, without any plugin, at a fraction of the cost.
  *
- * Safety: the directory must be a real directory (not a symlink) owned by
- * the user and writable by nobody else; files are opened relative to it
- * without following symlinks and must be owned by the user too.  A file
- * is used only when its header equals the live machine's key (host name,
- * boot id, hwloc version, the process's cpuset cgroup and its CPUs and
- * memories, online CPUs, HWLOC_* variables) and the loaded topology passes
- * mpibind_topology_check_system(); anything else is ignored and replaced.
+ * The cache's protocol (no lock for readers, one lock per key, files
+ * checked before use, failures recorded for a minute) is keyfile.c's.  A
+ * cached topology is used only when its key equals the live machine's
+ * (host name, boot id, hwloc version, the process's cpuset cgroup and its
+ * CPUs and memories, online CPUs, HWLOC_* variables) and the loaded
+ * topology passes mpibind_topology_check_system(); anything else is
+ * ignored and replaced.
  *
  * File: <dir>/topo-<16 hex digits of the key's hash>.xml, containing the
  * key text (lines "name=value", starting with "mpibind-topology-cache 1"
- * and ending with "end") immediately followed by hwloc's XML export.
+ * and ending with "end") immediately followed by hwloc's XML export, or
+ * by "failed: <message>" when the discovery failed (honoured for a minute
+ * so that the node's tasks do not each wait for the same hung plugin).
+ * Lock: <dir>/topo-<same digits>.lock.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -28,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,12 +40,6 @@
 
 extern char **environ;
 
-/* How long a task waits for the node's first task to finish its
- * discovery before it discovers on its own: never hang the program. */
-#define LOCK_WAIT_SECONDS 30
-/* Files of other keys (earlier boots, finished jobs' cgroups) are removed
- * when older than this. */
-#define STALE_SECONDS (24 * 3600)
 
 /* Reads a whole file (any size); NULL when it cannot be read. */
 static char *read_fd_all(int fd, size_t *len) {
@@ -120,7 +117,7 @@ static char *read_cgroup_value(const char *cpuset, const char *const *files) {
 }
 
 /* The text that must match for a cache file to be used. */
-static char *cache_key(void) {
+char *mpibind_auto_machine_key(void) {
   static const char *const cpus_files[] = {"cpuset.effective_cpus",
                                            "cpuset.cpus.effective",
                                            "cpuset.cpus", NULL};
@@ -182,280 +179,171 @@ static char *cache_key(void) {
   return key;
 }
 
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++) {
-    h ^= (unsigned char)*s;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
-/* Opens a directory that only this user can write, refusing symlinks. */
-static int open_private_dir(const char *path, int create) {
-  struct stat st;
-  int fd;
-  if (path == NULL || path[0] != '/')
-    return -1;
-  if (create && mkdir(path, 0700) != 0 && errno != EEXIST)
-    return -1;
-  fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
-      (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-/* The cache directory as an open descriptor, or -1 when no safe one
- * exists (then every task discovers on its own). */
-static int cache_dirfd(void) {
-  const char *v = getenv("MPIBIND_CACHE_DIR");
-  char *path;
-  int fd;
-  if (v != NULL && v[0] != '\0')
-    return open_private_dir(v, 1);
-  v = getenv("XDG_RUNTIME_DIR");
-  if (v != NULL && v[0] == '/') {
-    path = mpibind_auto_strdupf("%s/mpibind", v);
-    fd = open_private_dir(path, 1);
-    free(path);
-    if (fd >= 0)
-      return fd;
-  }
-  path = mpibind_auto_strdupf("/tmp/mpibind-%ld", (long)geteuid());
-  fd = open_private_dir(path, 1);
-  free(path);
-  return fd;
-}
-
 /* A directory that cannot exist: no plugin is found there. */
 #define NO_PLUGINS_PATH "/nonexistent/mpibind-no-hwloc-plugins"
 
-void mpibind_auto_plugins_off_begin(int *restore) {
-  *restore = 0;
-  if (getenv("HWLOC_PLUGINS_PATH") == NULL &&
-      setenv("HWLOC_PLUGINS_PATH", NO_PLUGINS_PATH, 1) == 0)
-    *restore = 1;
+void mpibind_auto_plugins_off_begin(char **saved) {
+  const char *v = getenv("HWLOC_PLUGINS_PATH");
+  /* Even the user's own plugin directory: loading XML needs no plugin,
+   * and a site's GPU plugins would pull their GPU runtimes into the
+   * task. */
+  *saved = v ? strdup(v) : NULL;
+  setenv("HWLOC_PLUGINS_PATH", NO_PLUGINS_PATH, 1);
 }
 
-void mpibind_auto_plugins_off_end(int restore) {
-  if (restore)
+void mpibind_auto_plugins_off_end(char *saved) {
+  if (saved) {
+    setenv("HWLOC_PLUGINS_PATH", saved, 1);
+    free(saved);
+  } else {
     unsetenv("HWLOC_PLUGINS_PATH");
+  }
 }
 
-/* Loads the cache file when it is ours and matches the key; gives the
- * handle its topology.  0 on success (*topo is the caller's to destroy). */
-static int load_cache(int dirfd, const char *name, const char *key,
-                      mpibind_t *h, hwloc_topology_t *topo) {
+/* Gives the handle the topology of XML that hwloc wrote for this machine
+ * (from the cache or straight from the helper).  0 on success. */
+static int load_xml_text(mpibind_t *h, const char *xml, size_t len) {
+  char *restore;
+  int rc;
+  mpibind_auto_plugins_off_begin(&restore);
+  rc = mpibind_set_topology_xml(h, xml, len);
+  mpibind_auto_plugins_off_end(restore);
+  if (rc == 0 && mpibind_topology_check_system(h) != 0)
+    rc = -1;
+  if (rc != 0)
+    mpibind_set_topology_xml(h, NULL, 0);
+  return rc;
+}
+
+char *mpibind_auto_topology_identity(const struct mpibind_auto_tuning *t,
+                                     const char *machine) {
   struct stat st;
-  size_t len, klen = strlen(key);
-  char *buf;
-  hwloc_topology_t t;
-  int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-      st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    close(fd);
-    return -1;
+  if (t->topofile) {
+    if (stat(t->topofile, &st) != 0)
+      return mpibind_auto_strdupf("topofile=%s none", t->topofile);
+    return mpibind_auto_strdupf(
+        "topofile=%s %ju %ju %jd %ld.%09ld %ld.%09ld", t->topofile,
+        (uintmax_t)st.st_dev, (uintmax_t)st.st_ino, (intmax_t)st.st_size,
+        (long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec,
+        (long)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec);
   }
-  buf = read_fd_all(fd, &len);
-  close(fd);
-  if (buf == NULL)
-    return -1;
-  if (len <= klen || memcmp(buf, key, klen) != 0 ||
-      strlen(buf + klen) != len - klen) {
-    free(buf);
-    return -1;
-  }
-  {
-    int restore, rc;
-    mpibind_auto_plugins_off_begin(&restore);
-    rc = hwloc_topology_init(&t);
-    mpibind_auto_plugins_off_end(restore);
-    if (rc != 0) {
-      free(buf);
-      return -1;
-    }
-  }
-  /* The XML came from a live discovery of this very machine (the key says
-   * so): binding through it must act on this system. */
-  if (mpibind_topology_load_filters(t) != 0 ||
-      hwloc_topology_set_flags(t, HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM) != 0 ||
-      hwloc_topology_set_xmlbuffer(t, buf + klen, (int)(len - klen + 1)) !=
-          0 ||
-      hwloc_topology_load(t) != 0) {
-    hwloc_topology_destroy(t);
-    free(buf);
-    return -1;
-  }
-  free(buf);
-  if (mpibind_set_topology(h, t) != 0 ||
-      mpibind_topology_check_system(h) != 0) {
-    mpibind_set_topology(h, NULL);
-    hwloc_topology_destroy(t);
-    return -1;
-  }
-  *topo = t;
-  return 0;
+  char *name = mpibind_auto_strdupf(
+      "topo-%016llx.xml", (unsigned long long)mpibind_auto_hash(machine));
+  int dirfd = mpibind_auto_cache_dirfd();
+  char *id;
+  if (name && dirfd >= 0 &&
+      fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    id = mpibind_auto_strdupf("topology=%s %ju %jd %ld.%09ld %ld.%09ld", name,
+                              (uintmax_t)st.st_ino, (intmax_t)st.st_size,
+                              (long)st.st_mtim.tv_sec,
+                              (long)st.st_mtim.tv_nsec,
+                              (long)st.st_ctim.tv_sec,
+                              (long)st.st_ctim.tv_nsec);
+  else
+    id = mpibind_auto_strdupf("topology=%s none", name ? name : "?");
+  if (dirfd >= 0)
+    close(dirfd);
+  free(name);
+  return id;
 }
 
-/* Removes temporary files of crashed writers and cache files of other
- * keys that nobody has written for a day. */
-static void remove_stale(int dirfd, const char *keep) {
-  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  DIR *d;
-  struct dirent *e;
-  time_t now = time(NULL);
-  if (fd < 0)
-    return;
-  d = fdopendir(fd);
-  if (d == NULL) {
-    close(fd);
-    return;
+/* The topology through the per-node cache (keyfile.c). */
+struct topo_ctx {
+  mpibind_t *h;
+};
+
+static int topo_use(void *ctx, int fd, off_t off, size_t len) {
+  struct topo_ctx *c = ctx;
+  char *xml = malloc(len + 1);
+  int rc = 0;
+  if (xml != NULL && mpibind_auto_pread_exact(fd, xml, len, off) == 0) {
+    xml[len] = '\0';
+    rc = strlen(xml) == len && load_xml_text(c->h, xml, len) == 0;
   }
-  while ((e = readdir(d)) != NULL) {
-    struct stat st;
-    int tmp = strncmp(e->d_name, ".topo-", 6) == 0;
-    if (!tmp && strncmp(e->d_name, "topo-", 5) != 0)
-      continue;
-    if (strcmp(e->d_name, keep) == 0)
-      continue;
-    if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-      continue;
-    if (now - st.st_mtime > (tmp ? 3600 : STALE_SECONDS))
-      unlinkat(dirfd, e->d_name, 0);
-  }
-  closedir(d);
+  free(xml);
+  return rc;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    p += w;
-    n -= (size_t)w;
+/* Discovers in the helper and loads the result; the XML is the body
+ * written for the node's other tasks. */
+static int topo_make(void *ctx, char **body, size_t *len, char **error) {
+  struct topo_ctx *c = ctx;
+  if (mpibind_auto_discover_xml(body, len, error) != 0)
+    return -1;
+  if (load_xml_text(c->h, *body, *len) != 0) {
+    *error = mpibind_auto_strdupf(
+        "cannot load the topology discovered by the helper: %s",
+        mpibind_get_error(c->h));
+    return -1;
   }
   return 0;
 }
 
-/* Writes key + XML of the handle's (not yet restricted) topology into
- * the cache, atomically: readers see the old file or the whole new one. */
-static void write_cache(int dirfd, const char *name, const char *key,
-                        mpibind_t *h) {
-  hwloc_topology_t t = mpibind_get_topology(h);
-  char *xml = NULL;
-  int xlen = 0, fd;
-  char *tmpname = NULL;
-  if (t == NULL || hwloc_topology_export_xmlbuffer(t, &xml, &xlen, 0) != 0)
-    return;
-  /* A name no other live process uses: pid and time; O_EXCL settles the
-   * rest. */
-  fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    free(tmpname);
-    tmpname = mpibind_auto_strdupf(".topo-%ld-%ld-%d", (long)getpid(),
-                                   (long)ts.tv_nsec, attempt);
-    if (tmpname == NULL)
-      break;
-    fd = openat(dirfd, tmpname,
-                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0 && errno != EEXIST)
-      break;
-  }
-  if (fd < 0) {
-    free(tmpname);
-    hwloc_free_xmlbuffer(t, xml);
-    return;
-  }
-  /* xlen counts the terminating NUL, which is not written */
-  if (write_all(fd, key, strlen(key)) != 0 ||
-      write_all(fd, xml, strlen(xml)) != 0 || close(fd) != 0 ||
-      renameat(dirfd, tmpname, dirfd, name) != 0)
-    unlinkat(dirfd, tmpname, 0);
-  free(tmpname);
-  hwloc_free_xmlbuffer(t, xml);
-  remove_stale(dirfd, name);
-}
-
-/* Waits for the directory lock, at most LOCK_WAIT_SECONDS. */
-static int lock_dir(int dirfd) {
-  struct timespec start, now, nap = {0, 1000000};
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  for (;;) {
-    if (flock(dirfd, LOCK_EX | LOCK_NB) == 0)
-      return 0;
-    if (errno != EWOULDBLOCK && errno != EINTR)
-      return -1;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec - start.tv_sec >= LOCK_WAIT_SECONDS)
-      return -1;
-    nanosleep(&nap, NULL);
-    if (nap.tv_nsec < 16000000)
-      nap.tv_nsec *= 2;
-  }
-}
-
-static int discover(mpibind_t *h, char **error) {
-  if (mpibind_topology_load(h) != 0) {
-    *error = mpibind_auto_strdupf("cannot discover this node's topology: %s",
+/* MPIBIND_TOPOFILE: a user's file, parsed first in the helper (hwloc's
+ * parser crashes on some malformed files), then here. */
+static int topofile_topology(mpibind_t *h,
+                             const struct mpibind_auto_tuning *t,
+                             char **error) {
+  char *restore;
+  int rc;
+  if (mpibind_auto_check_xml_file(t->topofile, "MPIBIND_TOPOFILE", error) !=
+      0)
+    return -1;
+  mpibind_auto_plugins_off_begin(&restore);
+  rc = mpibind_set_topology_file(h, t->topofile);
+  mpibind_auto_plugins_off_end(restore);
+  if (rc != 0) {
+    *error = mpibind_auto_strdupf("MPIBIND_TOPOFILE='%s': %s", t->topofile,
                                   mpibind_get_error(h));
     return -1;
   }
+  /* dryrun only reports: a file of another node is how one previews a
+   * GPU node's mapping */
+  if (!t->dryrun && mpibind_topology_check_system(h) != 0) {
+    *error = mpibind_auto_strdupf(
+        "MPIBIND_TOPOFILE='%s' does not describe this node: %s", t->topofile,
+        mpibind_get_error(h));
+    return -1;
+  }
   return 0;
 }
 
-int mpibind_auto_topology(mpibind_t *h, int *how, hwloc_topology_t *owned,
-                          char **error) {
-  char *key = cache_key();
-  char *name = NULL;
-  int dirfd = -1, locked = 0, rc;
+int mpibind_auto_topology(mpibind_t *h, const struct mpibind_auto_tuning *t,
+                          int *how, char **error) {
+  static const struct mpibind_auto_once ops = {topo_use, topo_make};
+  struct topo_ctx ctx = {h};
+  char *key = NULL, *name = NULL;
+  int dirfd = -1, made = 0, rc;
 
-  *owned = NULL;
   *error = NULL;
+  *how = MPIBIND_TOPO_NONE;
+  if (t->topofile) {
+    rc = topofile_topology(h, t, error);
+    if (rc == 0)
+      *how = MPIBIND_TOPO_FILE;
+    return rc;
+  }
+  key = mpibind_auto_machine_key();
   if (key != NULL) {
-    dirfd = cache_dirfd();
     name = mpibind_auto_strdupf("topo-%016llx.xml",
-                                (unsigned long long)fnv1a(key));
+                                (unsigned long long)mpibind_auto_hash(key));
+    if (name)
+      dirfd = mpibind_auto_cache_dirfd();
   }
-  if (dirfd >= 0 && name != NULL) {
-    if (load_cache(dirfd, name, key, h, owned) == 0) {
-      *how = MPIBIND_TOPO_CACHE;
-      goto done;
-    }
-    locked = lock_dir(dirfd) == 0;
-    /* the first task may have written it while this one waited */
-    if (locked && load_cache(dirfd, name, key, h, owned) == 0) {
-      *how = MPIBIND_TOPO_CACHE;
-      goto done;
-    }
-  }
-  rc = discover(h, error);
-  if (rc != 0)
-    goto fail;
-  *how = MPIBIND_TOPO_DISCOVERED;
-  if (dirfd >= 0 && name != NULL && locked)
-    write_cache(dirfd, name, key, h);
-done:
-  if (dirfd >= 0)
-    close(dirfd); /* releases the lock */
-  free(key);
-  free(name);
-  return 0;
-fail:
+  rc = mpibind_auto_once(dirfd, name, key, &ops, &ctx, &made, error);
   if (dirfd >= 0)
     close(dirfd);
+  if (rc == 0) {
+    *how = made ? MPIBIND_TOPO_DISCOVERED : MPIBIND_TOPO_CACHE;
+  } else if (!made && *error != NULL) {
+    char *e = mpibind_auto_strdupf("%s (a failure of this node's first task)",
+                                   *error);
+    free(*error);
+    *error = e;
+  }
   free(key);
   free(name);
-  return -1;
+  if (rc != 0 && *error == NULL)
+    *error = mpibind_auto_strdupf("cannot have this node's topology");
+  return rc;
 }

@@ -461,6 +461,14 @@ static mpibind_t *make_handle(const struct opts *o) {
     die(EXIT_USAGE, "--restrict-type: %s", lib_error(h));
   if (mpibind_set_gpu_ids(h, o->gpu_ids) != 0)
     die(EXIT_USAGE, "--gpu-ids: %s", lib_error(h));
+#ifdef MPIBIND_HAVE_AUTO
+  /* hwloc's parser crashes on some malformed files: parse it in a child
+   * first (docs/interfaces.md, "Untrusted topology files"). */
+  char *bad = NULL;
+  if (o->topology &&
+      mpibind_auto_check_xml_file(o->topology, "--topology", &bad) != 0)
+    die(EXIT_USAGE, "%s", bad ? bad : "--topology: out of memory");
+#endif
   if (o->topology && mpibind_set_topology_file(h, o->topology) != 0)
     die(EXIT_USAGE, "--topology: %s", lib_error(h));
   return h;

@@ -32,6 +32,9 @@ and no C pointer is kept across calls.
 
 import errno
 import operator
+import os
+import signal
+import subprocess
 
 from ._capi import ffi, lib, LIBRARY_PATH
 from . import _config
@@ -140,10 +143,70 @@ def _pystr(ptr):
     return ffi.string(ptr).decode("utf-8", "replace")
 
 
+def _library_file():
+    """The file of the C library this process loaded (found through the
+    linker path when LIBRARY_PATH is a bare soname)."""
+    if os.sep in LIBRARY_PATH:
+        return os.path.realpath(LIBRARY_PATH)
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split(None, 5)[-1].strip()
+                if os.path.basename(path).startswith("libmpibind.so"):
+                    return os.path.realpath(path)
+    except OSError:
+        pass
+    return ""
+
+
+def _helper():
+    """The helper of the library in use, as the preload finds its own: the
+    build tree's for a library of the build tree (tests), else the
+    installed one."""
+    root = os.path.realpath(_config.BUILD_ROOT) + os.sep
+    if _library_file().startswith(root):
+        return _config.HELPER_BUILD
+    if _config.BUNDLED:
+        # a wheel: beside the library, in this package's directory
+        return os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "mpibind-discover")
+    return _config.HELPER
+
+
+def _parse_in_child(what, data):
+    """hwloc's XML parser crashes on some malformed files (an object
+    without complete_cpuset, a bitmap written ',,0x0'): the helper
+    mpibind-discover parses the file first, so that such a file gives a
+    ValueError instead of killing the interpreter."""
+    path = data.decode("utf-8", "surrogateescape")
+    env = dict(os.environ, MPIBIND="off")
+    try:
+        seconds = int(os.environ.get("MPIBIND_DISCOVERY_TIMEOUT", "10"))
+    except ValueError:
+        seconds = 10
+    try:
+        p = subprocess.run([_helper(), "--check", data], env=env,
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=max(seconds, 1))
+    except subprocess.TimeoutExpired:
+        raise ValueError("%s '%s': hwloc did not finish parsing it within %d "
+                         "seconds: expected an hwloc XML export"
+                         % (what, path, max(seconds, 1))) from None
+    except OSError as err:
+        raise MpibindError("%s '%s': cannot check it in the helper %s: %s"
+                           % (what, path, _helper(), err.strerror)) from None
+    if p.returncode < 0:
+        sig = -p.returncode
+        raise ValueError("%s '%s' crashes hwloc's XML parser (signal %d, %s): "
+                         "expected an hwloc XML export (lstopo --of xml)"
+                         % (what, path, sig, signal.strsignal(sig)))
+
+
 def _check_topology_file(path):
     """Reads path with a scratch handle: ValueError with the C message when
     the file is missing or not a topology."""
     data = _cstr("topology file", path)
+    _parse_in_child("topology file", data)
     hp = ffi.new("mpibind_t **")
     if lib.mpibind_init(hp) != 0 or hp[0] == ffi.NULL:
         raise MemoryError("mpibind: cannot create a handle")
@@ -395,6 +458,8 @@ class MpibindHandle:
     @topology_file.setter
     def topology_file(self, value):
         data = ffi.NULL if value is None else _cstr("topology_file", value)
+        if value is not None:
+            _parse_in_child("topology file", data)
         self._set(lib.mpibind_set_topology_file, data)
 
     def set_gpu_ids(self, kind):

@@ -17,6 +17,7 @@ from pycparser import c_ast, c_generator, c_parser
 
 # The types the header takes from hwloc.h, opaque as the cdef has them.
 PRELUDE = """
+typedef unsigned long size_t;
 typedef struct hwloc_topology *hwloc_topology_t;
 typedef struct hwloc_bitmap_s *hwloc_bitmap_t;
 typedef const struct hwloc_bitmap_s *hwloc_const_bitmap_t;

@@ -10,7 +10,9 @@ What they pin down (docs/interfaces.md "Automatic binding"):
   nothing exported; `strict` fails; MPIBIND=off and non-ranks: no trace;
 - the exported variables and the MPIBIND words that suppress them;
 - the per-node topology cache: one discovery, safety against foreign
-  files and directories, stale files replaced; the MPIBIND_TRACE format.
+  files and directories, stale files replaced; the MPIBIND_TRACE format;
+- the node's mapping computed once: each other task reads its own record
+  only, keyed by every input, unsafe files refused.
 
 Expected mappings come from docs/algorithm.md's worked examples (through
 MPIBIND_TOPOFILE + dryrun) or from the machine itself (one task gets every
@@ -414,9 +416,14 @@ def test_cache_one_discovery_then_reuse(tmp):
     assert topology_of(r) == "discovered", r
     st = os.stat(cache, follow_symlinks=False)
     assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
-    files = [f for f in os.listdir(cache)]
-    assert len(files) == 1 and re.fullmatch(r"topo-[0-9a-f]{16}\.xml", files[0]), files
-    assert stat.S_IMODE(os.stat(cache / files[0]).st_mode) == 0o600
+    files = sorted(f for f in os.listdir(cache) if f.startswith("topo-"))
+    # the topology and the lock file of its key (readers take no lock)
+    assert len(files) == 2 and re.fullmatch(r"topo-[0-9a-f]{16}\.lock", files[0]), files
+    assert files[1] == files[0][:-5] + ".xml", files
+    assert stat.S_IMODE(os.stat(cache / files[1]).st_mode) == 0o600
+    # and the node's mapping, with its lock
+    maps = sorted(f for f in os.listdir(cache) if f.startswith("map-"))
+    assert len(maps) == 2 and re.fullmatch(r"map-[0-9a-f]{16}\.txt", maps[1]), maps
     q = run(tmp, task_env(1, 2), cache=cache)
     assert topology_of(q) == "cache", q
     # the same mapping either way
@@ -442,7 +449,7 @@ def test_cache_concurrent_tasks_discover_once(tmp):
 
 
 def only_file(cache):
-    (name,) = [f for f in os.listdir(cache) if f.startswith("topo-")]
+    (name,) = [f for f in os.listdir(cache) if f.startswith("topo-") and f.endswith(".xml")]
     return cache / name
 
 
@@ -514,7 +521,156 @@ def test_cache_file_of_another_user_is_refused(tmp):
 def test_topofile_skips_discovery(tmp):
     cache = tmp / "never"
     r = run(tmp, {**task_env(0, 1), **lassen_env()}, cache=cache)
-    assert topology_of(r) == "file" and not cache.exists(), r
+    assert topology_of(r) == "file", r
+    # no topology cached or discovered (the node's mapping is kept)
+    assert not [f for f in os.listdir(cache) if f.startswith("topo-")], r
+
+
+# ---- the node's mapping, once per node ---------------------------------
+
+def map_file(cache):
+    (name,) = [f for f in os.listdir(cache) if f.startswith("map-") and f.endswith(".txt")]
+    return cache / name
+
+
+def map_records(data):
+    """(body offset, [(start, end)] of every record) of a node mapping file."""
+    body = data.index(b"nodemap-end\n") + len(b"nodemap-end\n")
+    nrec = int(data[body:body + 16], 16)
+    offs = [int(data[body + 17 * (i + 1):body + 17 * (i + 1) + 16], 16) for i in range(nrec + 1)]
+    return [(body + offs[i], body + offs[i + 1]) for i in range(nrec)]
+
+
+def test_node_mapping_each_task_reads_its_own_record(tmp):
+    """The node's first task maps; the others take their share from the
+    node's mapping file, reading only their own record: edited in place,
+    task 1's record is what task 1 exports, and garbage in the other
+    tasks' records does not disturb it."""
+    cache = tmp / "c"
+    check_lassen(run(tmp, {**task_env(0, 4), **lassen_env()}, cache=cache), 0, 4)
+    path = map_file(cache)
+    data = bytearray(path.read_bytes())
+    recs = map_records(bytes(data))
+    assert len(recs) == 6  # 4 tasks, the node's report, every task's GPUs
+    a, b = recs[1]
+    assert b"\nOMP_NUM_THREADS=10\n" in data[a:b] and b"nthreads=10\n" in data[a:b]
+    data[a:b] = data[a:b].replace(b"OMP_NUM_THREADS=10", b"OMP_NUM_THREADS=77")
+    for i in (0, 2, 3):
+        x, y = recs[i]
+        data[x:y] = b"x" * (y - x)
+    path.write_bytes(bytes(data))
+    r = run(tmp, {**task_env(1, 4), **lassen_env()}, cache=cache)
+    assert r.env["OMP_NUM_THREADS"] == "77" and r.trace[0][5] == "file", r
+    assert parse_list(r.trace[0][7]) == LASSEN_ROWS[4][1][1]
+    # a damaged record: that task maps on its own (and rewrites the file)
+    check_lassen(run(tmp, {**task_env(2, 4), **lassen_env()}, cache=cache), 2, 4)
+    assert b"xxxx" not in map_file(cache).read_bytes()
+
+
+
+def test_node_mapping_once_from_a_cold_node(tmp):
+    """On a node without a topology file yet, the first task's mapping is
+    keyed by the topology file it writes: the next task reads it instead of
+    mapping again under another key."""
+    cache = tmp / "c"
+    first = run(tmp, task_env(0, 2), cache=cache)
+    assert first.rc == 0 and first.trace[0][5] == "discovered", first
+    second = run(tmp, task_env(1, 2), cache=cache)
+    assert second.rc == 0 and second.trace[0][5] == "cache", second
+    maps = [f for f in os.listdir(cache) if f.startswith("map-") and f.endswith(".txt")]
+    assert len(maps) == 1, maps
+
+
+def test_node_mapping_per_task_gpus_from_the_file(tmp):
+    """Per-task GPU lists (srun --gpus-per-task) share one node mapping,
+    keyed by the step's GPUs: each task takes the record of the mapping's
+    task that has its GPUs, found in the file's GPU lines."""
+    cache = tmp / "c"
+
+    def env(rank, gpu):
+        return {**task_env(rank, 4, "SLURM"), **lassen_env(),
+                "SLURM_STEP_GPUS": "0,1,2,3", "SLURM_JOB_CPUS_PER_NODE": "100000",
+                "CUDA_VISIBLE_DEVICES": gpu}
+
+    r = run(tmp, env(0, "2"), cache=cache)
+    nths, cpus, _ = LASSEN_ROWS[4][2]
+    assert r.rc == 0 and r.env["CUDA_VISIBLE_DEVICES"] == "2", r
+    assert parse_list(r.trace[0][7]) == cpus and r.env["OMP_NUM_THREADS"] == str(nths), r
+    path = map_file(cache)
+    data = bytearray(path.read_bytes())
+    a, b = map_records(bytes(data))[3]
+    data[a:b] = data[a:b].replace(b"OMP_NUM_THREADS=10", b"OMP_NUM_THREADS=77")
+    path.write_bytes(bytes(data))
+    r = run(tmp, env(1, "3"), cache=cache)
+    assert r.rc == 0 and r.env["CUDA_VISIBLE_DEVICES"] == "3", r
+    assert parse_list(r.trace[0][7]) == LASSEN_ROWS[4][3][1], r
+    assert r.env["OMP_NUM_THREADS"] == "77", r   # task 3's record, from the file
+    assert map_file(cache) == path                # one mapping for both lists
+
+def test_node_mapping_keyed_by_every_input(tmp):
+    """Another tuning, task count, GPU allocation or topology file (even
+    the same path, changed) is another mapping."""
+    cache = tmp / "c"
+    topo = tmp / "node.xml"
+    shutil.copy(LASSEN, topo)
+    env = {"MPIBIND": "dryrun", "MPIBIND_TOPOFILE": str(topo)}
+    runs = [{**task_env(1, 4), **env},
+            {**task_env(1, 2), **env},
+            {**task_env(1, 4), **env, "MPIBIND": "dryrun,smt:1"},
+            {**task_env(1, 4), **env, "CUDA_VISIBLE_DEVICES": "0,1"},
+            {**task_env(1, 4), **env, "MPIBIND_RESTRICT": "8-87"}]
+    for n, e in enumerate(runs, 1):
+        r = run(tmp, e, cache=cache)
+        alone = run(tmp, e, cache=tmp / f"alone{n}")  # computed on its own
+        assert (r.env["OMP_NUM_THREADS"], r.trace[0][7]) == \
+            (alone.env["OMP_NUM_THREADS"], alone.trace[0][7]), (e, r)
+        assert len([f for f in os.listdir(cache) if f.startswith("map-") and f.endswith(".txt")]) == n
+    # the same file changed in place (times, size): a new mapping
+    with open(topo, "a") as f:
+        f.write("\n")
+    r = run(tmp, runs[0], cache=cache)
+    assert r.env["OMP_NUM_THREADS"] == "10"
+    assert len([f for f in os.listdir(cache) if f.startswith("map-") and f.endswith(".txt")]) == 6
+
+
+def test_node_mapping_unsafe_files_are_refused(tmp):
+    cache = tmp / "c"
+    e = {**task_env(1, 4), **lassen_env()}
+    check_lassen(run(tmp, e, cache=cache), 1, 4)
+    path = map_file(cache)
+    good = path.read_bytes()
+    bad = good.replace(b"OMP_NUM_THREADS=10", b"OMP_NUM_THREADS=77")
+    # others may write it
+    path.write_bytes(bad)
+    os.chmod(path, 0o666)
+    check_lassen(run(tmp, e, cache=cache), 1, 4)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    # a symlink to a file with the right key
+    target = tmp / "elsewhere"
+    target.write_bytes(bad)
+    os.chmod(target, 0o600)
+    os.unlink(path)
+    os.symlink(target, path)
+    check_lassen(run(tmp, e, cache=cache), 1, 4)
+    assert not os.path.islink(path)
+    # a FIFO: no hang
+    os.unlink(path)
+    os.mkfifo(path, 0o600)
+    check_lassen(run(tmp, e, cache=cache), 1, 4)
+    assert path.is_file()
+
+
+def test_node_mapping_report_from_the_file(tmp):
+    """Task 0's verbose report is the node's, also when another task
+    mapped the node first."""
+    fresh = run(tmp, {**task_env(0, 4), **lassen_env({"MPIBIND": "dryrun,v"})},
+                cache=tmp / "fresh")
+    cache = tmp / "c"
+    check_lassen(run(tmp, {**task_env(2, 4), **lassen_env({"MPIBIND": "dryrun,v"})},
+                     cache=cache), 2, 4)
+    r = run(tmp, {**task_env(0, 4), **lassen_env({"MPIBIND": "dryrun,v"})}, cache=cache)
+    check_lassen(r, 0, 4)
+    assert r.lines() == fresh.lines() and len(r.lines()) == 5, r
 
 
 def test_trace_format(tmp):
@@ -580,6 +736,41 @@ def test_membind(tmp):
         else:
             assert said == [], r      # printed by the node's task 0 only
 
+
+
+@pytest.mark.skipif(__import__("platform").machine() not in ("x86_64", "aarch64", "ppc64le"),
+                    reason="get_mempolicy's syscall number is known for x86_64, aarch64, ppc64le")
+def test_membind_from_the_node_mapping_record(tmp):
+    """A task that reads its record of the node's mapping binds its memory
+    to the NUMA nodes stored there, without a topology: task 1's nodes
+    edited in its record are the nodes it binds to (here one that does not
+    exist: the kernel refuses, and the task is not counted as applied)."""
+    argv = ["/usr/bin/python3", "-c", MEMPOLICY_PROBE]
+    cache = tmp / "c"
+    env = {"MPIBIND": "membind"}
+    first = run(tmp, {**task_env(0, 2), **env}, cache=cache, argv=argv)
+    assert first.rc == 0 and first.probe["mode"] == MPOL_BIND, first
+    path = map_file(cache)
+    data = bytearray(path.read_bytes())
+    a, b = map_records(bytes(data))[1]
+    nodes = sorted(set().union(*(numa_of_cpu(c) for c in parse_list(
+        re.search(rb"cpus=([^\n]*)\n", bytes(data[a:b])).group(1).decode()))))
+    stored = ",".join(map(str, nodes)).encode()
+    assert b"\nmems=" + stored + b"\n" in data[a:b], bytes(data[a:b])
+    r = run(tmp, {**task_env(1, 2), **env}, cache=cache, argv=argv)
+    assert r.rc == 0 and r.probe["mode"] == MPOL_BIND, r
+    assert set(r.probe["nodes"]) == set(nodes), r
+    absent = str(max(machine_numa_nodes()) + 1)
+    gone = absent * len(stored) if len(absent) == 1 else None
+    if gone is None:
+        pytest.skip("node numbers too wide to edit the record in place")
+    data[a:b] = data[a:b].replace(b"\nmems=" + stored + b"\n",
+                                  b"\nmems=" + gone[:len(stored)].encode() + b"\n")
+    path.write_bytes(bytes(data))
+    r = run(tmp, {**task_env(1, 2), **env}, cache=cache, argv=argv)
+    # the kernel refused: task 1 reports nothing (task 0 speaks), runs on
+    assert r.rc == 0 and r.probe["mode"] == MPOL_DEFAULT, r
+    assert r.env.get("MPIBIND_APPLIED") == "0" and r.trace[0][6] == "0", r
 
 def test_bound_means_the_kernel_mask(tmp):
     """HWLOC_XMLFILE makes hwloc describe a file instead of the machine;

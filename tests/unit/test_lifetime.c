@@ -151,13 +151,31 @@ static void stale(mpibind_t *h, const char *after)
 /* Every setter of an input, with a value that is valid. */
 enum { S_NTASKS, S_NTHREADS, S_GREEDY, S_GPU_OPTIM, S_SMT, S_RESTRICT_IDS,
        S_RESTRICT_TYPE, S_ALLOCATION, S_TOPOLOGY_FILE, S_TOPOLOGY_LIVE,
-       S_TOPOLOGY_CALLER, S_COUNT };
+       S_TOPOLOGY_CALLER, S_TOPOLOGY_XML, S_TOPOLOGY_XML_LIVE, S_COUNT };
 static const char *const setter_names[S_COUNT] = {
     "set_ntasks", "set_nthreads", "set_greedy", "set_gpu_optim", "set_smt",
     "set_restrict_ids", "set_restrict_type", "set_gpu_allocation",
-    "set_topology_file", "set_topology_file(NULL)", "set_topology"};
+    "set_topology_file", "set_topology_file(NULL)", "set_topology",
+    "set_topology_xml", "set_topology_xml(NULL)"};
 
 static hwloc_topology_t caller_topo;
+
+/* The text of a test topology, for mpibind_set_topology_xml. */
+static char *file_text(const char *path, size_t *len)
+{
+  FILE *f = fopen(path, "r");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+  long n = ftell(f);
+  ck_assert_int_gt(n, 0);
+  rewind(f);
+  char *buf = malloc((size_t)n);
+  ck_assert_ptr_nonnull(buf);
+  ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  *len = (size_t)n;
+  return buf;
+}
 
 static void call_setter(mpibind_t *h, int which)
 {
@@ -188,6 +206,14 @@ static void call_setter(mpibind_t *h, int which)
     ck_assert_int_eq(hwloc_topology_load(caller_topo), 0);
     rc = mpibind_set_topology(h, caller_topo);
     break;
+  case S_TOPOLOGY_XML: {
+    size_t len;
+    char *text = file_text(ut_path("cts1-quartz-smt1.xml"), &len);
+    rc = mpibind_set_topology_xml(h, text, len);
+    free(text);
+    break;
+  }
+  case S_TOPOLOGY_XML_LIVE: rc = mpibind_set_topology_xml(h, NULL, 0); break;
   }
   ck_assert_msg(rc == 0, "%s: %s", setter_names[which], mpibind_get_error(h));
 }
@@ -272,6 +298,31 @@ START_TEST(topology_before_mapping)
 }
 END_TEST
 
+/* The same across mpibind_set_topology_xml, which also replaces the
+ * handle's own topology. */
+START_TEST(topology_before_xml_setter)
+{
+  mpibind_t *h = ut_open(GPU_NODE);
+  hwloc_topology_t t = mpibind_get_topology(h);
+  ck_assert_ptr_nonnull(t);
+  hwloc_topology_t copy;
+  ck_assert_int_eq(hwloc_topology_dup(&copy, t), 0);
+  size_t len;
+  char *text = file_text(ut_path("cts1-quartz-smt1.xml"), &len);
+  ck_assert_int_eq(mpibind_set_topology_xml(h, text, len), 0);
+  ck_assert_int_eq(mpibind_set_topology_xml(h, text, len), 0);
+  free(text);
+  /* still the GPU node's, not freed (ASan) nor replaced */
+  ck_assert_int_eq(hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU),
+                   hwloc_get_nbobjs_by_type(copy, HWLOC_OBJ_PU));
+  ck_assert_int_eq(hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_OS_DEVICE),
+                   hwloc_get_nbobjs_by_type(copy, HWLOC_OBJ_OS_DEVICE));
+  hwloc_topology_destroy(copy);
+  ut_map(h, UT_IN(.ntasks = 2));
+  mpibind_finalize(h);
+}
+END_TEST
+
 /* A failed mpibind() leaves no outputs (freed, and nothing to read). */
 START_TEST(failed_mapping_leaves_none)
 {
@@ -294,6 +345,7 @@ int main(void)
   tcase_add_test(tc, gpu_ids_keep_strings);
   tcase_add_test(tc, env_vars_again);
   tcase_add_test(tc, topology_before_mapping);
+  tcase_add_test(tc, topology_before_xml_setter);
   tcase_add_test(tc, failed_mapping_leaves_none);
   suite_add_tcase(s, tc);
   return ut_run(s);
