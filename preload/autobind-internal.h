@@ -18,6 +18,12 @@ char *mpibind_auto_strdupf(const char *fmt, ...)
 
 /* ---- tuning.c: the MPIBIND* variables ------------------------------ */
 
+/* Where the variables are read from: getenv() for the preload and the
+ * wrapper; the job's environment for the Slurm plugin (which runs in
+ * slurmstepd, whose own environment is not the job's).  Returns NULL for
+ * an unset variable; the string must stay valid while the tuning is used. */
+typedef const char *(*mpibind_auto_getenv_f)(const char *name, void *ctx);
+
 struct mpibind_auto_tuning {
   int off;              /* `off`: no side effect at all */
   int verbose;          /* `v`, `verbose` */
@@ -35,6 +41,8 @@ struct mpibind_auto_tuning {
   const char *topofile;     /* NULL: not given */
   int nthreads;             /* from OMP_NUM_THREADS; -1: not given */
   char *error;              /* first problem found (malloc'ed), or NULL */
+  mpibind_auto_getenv_f get; /* where the values came from (NULL: getenv) */
+  void *get_ctx;
 };
 
 /* Reads MPIBIND, MPIBIND_RESTRICT, MPIBIND_RESTRICT_TYPE, MPIBIND_TOPOFILE
@@ -42,6 +50,17 @@ struct mpibind_auto_tuning {
  * naming the variable and its value).  `off` is always honoured, even
  * next to bad words.  Free with mpibind_auto_tuning_free(). */
 int mpibind_auto_tuning_read(struct mpibind_auto_tuning *t);
+/* The same, reading the variables through get(name, ctx). */
+int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
+                                  mpibind_auto_getenv_f get, void *ctx);
+/* Only the word list of MPIBIND (the grammar of --mpibind=), given under
+ * the name `label` (e.g. "--mpibind"), which the messages use.  For
+ * checking a value where it is typed (srun, sbatch, salloc). */
+int mpibind_auto_tuning_words(struct mpibind_auto_tuning *t, const char *label,
+                              const char *value);
+/* A variable, read where the tuning's variables came from. */
+const char *mpibind_auto_getenv(const struct mpibind_auto_tuning *t,
+                                const char *name);
 void mpibind_auto_tuning_free(struct mpibind_auto_tuning *t);
 
 /* The grammar, for `help` (several lines, each ending in '\n'). */
@@ -93,5 +112,52 @@ int mpibind_auto_topology(mpibind_t *h, int *how, hwloc_topology_t *owned,
  * process has no topology left. */
 void mpibind_auto_plugins_off_begin(int *restore);
 void mpibind_auto_plugins_off_end(int restore);
+
+/* ---- autobind.c: the steps of one node's automatic binding --------- */
+/* Shared by the preload (one task, in its own process) and the Slurm
+ * plugin (the node's mapping once in slurmstepd, then each task before
+ * exec), so that both read the same variables, map the same way and
+ * export the same variables.  Each step returns 0, or -1 with *msg
+ * (malloc'ed, one line naming the value). */
+
+/* A new handle for `count` tasks with the tuning's inputs and the GPU
+ * allocation of the *_VISIBLE_DEVICES variables.  On failure *hp may hold
+ * a half-configured handle: the caller finalizes it. */
+int mpibind_auto_configure(const struct mpibind_auto_tuning *t, int count,
+                           mpibind_t **hp, char **msg);
+
+/* The handle's topology: MPIBIND_TOPOFILE (checked to be this node unless
+ * dryrun), else the per-node cache (use_cache) or a live discovery; then
+ * the smt:K check.  *how is one of MPIBIND_TOPO_*; *owned as for
+ * mpibind_auto_topology(). */
+int mpibind_auto_load_topology(const struct mpibind_auto_tuning *t,
+                               mpibind_t *h, int use_cache, int *how,
+                               hwloc_topology_t *owned, char **msg);
+
+/* mpibind() and mpibind_set_env_vars(); the message names the tuning. */
+int mpibind_auto_compute(const struct mpibind_auto_tuning *t, mpibind_t *h,
+                         int count, char **msg);
+
+/* Prints the node's mapping on stderr ("N GPUs on this node", then the
+ * report lines of mpibind_mapping_snprint). */
+void mpibind_auto_report(mpibind_t *h);
+
+/* Sets a variable for the task; returns 0 or -1. */
+typedef int (*mpibind_auto_setenv_f)(const char *name, const char *value,
+                                     int overwrite, void *ctx);
+
+/* Exports task `local`'s variables through set(): OMP_NUM_THREADS,
+ * OMP_PLACES and OMP_PROC_BIND unless the user set them (their values
+ * were inputs) or the tuning says not to, *_VISIBLE_DEVICES unless the
+ * tuning says not to, CUDA_DEVICE_ORDER=PCI_BUS_ID with CUDA devices
+ * unless set.  Returns 0, or -1 when a set() failed. */
+int mpibind_auto_export(const struct mpibind_auto_tuning *t, mpibind_t *h,
+                        int local, mpibind_auto_setenv_f set, void *ctx);
+
+/* The MPIBIND_APPLIED value that tells a later pass in the same task
+ * (the preload after the Slurm plugin bound it before exec) that the task
+ * is bound.  One definition, so that whoever writes it and whoever reads
+ * it agree. */
+const char *mpibind_auto_applied_value(void);
 
 #endif /* MPIBIND_AUTOBIND_INTERNAL_H */

@@ -92,13 +92,13 @@ static int hw_smt(hwloc_topology_t topo) {
 
 /* "MPIBIND='..' MPIBIND_RESTRICT='..' ..." for the tuning actually given,
  * so that a mapping failure names the values it came from. */
-static char *tuning_context(void) {
+static char *tuning_context(const struct mpibind_auto_tuning *t) {
   static const char *const names[] = {"MPIBIND", "MPIBIND_RESTRICT",
                                       "MPIBIND_RESTRICT_TYPE",
                                       "MPIBIND_TOPOFILE", "OMP_NUM_THREADS"};
   char *s = strdup("");
   for (size_t i = 0; s && i < sizeof names / sizeof names[0]; i++) {
-    const char *v = getenv(names[i]);
+    const char *v = mpibind_auto_getenv(t, names[i]);
     if (v == NULL)
       continue;
     char *n = mpibind_auto_strdupf("%s%s%s='%s'", s, *s ? " " : "", names[i],
@@ -109,7 +109,7 @@ static char *tuning_context(void) {
   return s;
 }
 
-static void report_mapping(mpibind_t *h) {
+void mpibind_auto_report(mpibind_t *h) {
   int n = mpibind_mapping_snprint(NULL, 0, h);
   char *buf;
   fprintf(stderr, "mpibind: %d GPUs on this node\n", mpibind_get_num_gpus(h));
@@ -123,11 +123,168 @@ static void report_mapping(mpibind_t *h) {
   free(buf);
 }
 
-/* Sets a variable unless the user's own value must be kept. */
-static void export_var(const char *name, const char *value, int keep_user) {
-  if (value == NULL)
-    return;
-  setenv(name, value, keep_user ? 0 : 1);
+int mpibind_auto_configure(const struct mpibind_auto_tuning *t, int count,
+                           mpibind_t **hp, char **msg) {
+  mpibind_t *h = NULL;
+  const char *v = mpibind_auto_getenv(t, "MPIBIND");
+
+  *hp = NULL;
+  if (mpibind_init(&h) != 0 || h == NULL) {
+    *msg = mpibind_auto_strdupf("cannot create a handle: %s",
+                                mpibind_get_error(h));
+    return -1;
+  }
+  *hp = h;
+  if (mpibind_set_ntasks(h, count) != 0) {
+    *msg = mpibind_auto_strdupf("%d tasks on this node: %s", count,
+                                mpibind_get_error(h));
+    return -1;
+  }
+  if ((t->nthreads > 0 && mpibind_set_nthreads(h, t->nthreads) != 0)) {
+    *msg = mpibind_auto_strdupf("OMP_NUM_THREADS='%s': %s",
+                                mpibind_auto_getenv(t, "OMP_NUM_THREADS"),
+                                mpibind_get_error(h));
+    return -1;
+  }
+  if ((t->smt >= 0 && mpibind_set_smt(h, t->smt) != 0) ||
+      (t->greedy >= 0 && mpibind_set_greedy(h, t->greedy) != 0) ||
+      (t->gpu_optim >= 0 && mpibind_set_gpu_optim(h, t->gpu_optim) != 0)) {
+    *msg = mpibind_auto_strdupf("MPIBIND='%s': %s", v ? v : "",
+                                mpibind_get_error(h));
+    return -1;
+  }
+  if (t->restrict_ids && mpibind_set_restrict_ids(h, t->restrict_ids) != 0) {
+    *msg = mpibind_auto_strdupf("MPIBIND_RESTRICT='%s': %s", t->restrict_ids,
+                                mpibind_get_error(h));
+    return -1;
+  }
+  if (t->restrict_type >= 0 &&
+      mpibind_set_restrict_type(h, t->restrict_type) != 0) {
+    *msg = mpibind_auto_strdupf(
+        "MPIBIND_RESTRICT_TYPE='%s': %s",
+        mpibind_auto_getenv(t, "MPIBIND_RESTRICT_TYPE"), mpibind_get_error(h));
+    return -1;
+  }
+  /* A *_VISIBLE_DEVICES set at launch is the job's GPU allocation. */
+  for (size_t i = 0; i < sizeof gpu_vars / sizeof gpu_vars[0]; i++) {
+    const char *alloc = mpibind_auto_getenv(t, gpu_vars[i]);
+    if (alloc != NULL &&
+        mpibind_set_gpu_allocation(h, gpu_vars[i], alloc) != 0) {
+      *msg = mpibind_auto_strdupf("%s='%s': %s", gpu_vars[i], alloc,
+                                  mpibind_get_error(h));
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int mpibind_auto_load_topology(const struct mpibind_auto_tuning *t,
+                               mpibind_t *h, int use_cache, int *how,
+                               hwloc_topology_t *owned, char **msg) {
+  const char *v = mpibind_auto_getenv(t, "MPIBIND");
+  *how = MPIBIND_TOPO_NONE;
+  *owned = NULL;
+  if (t->topofile) {
+    int restore, rc;
+    mpibind_auto_plugins_off_begin(&restore);
+    rc = mpibind_set_topology_file(h, t->topofile);
+    mpibind_auto_plugins_off_end(restore);
+    if (rc != 0) {
+      *msg = mpibind_auto_strdupf("MPIBIND_TOPOFILE='%s': %s", t->topofile,
+                                  mpibind_get_error(h));
+      return -1;
+    }
+    *how = MPIBIND_TOPO_FILE;
+    /* dryrun only reports: a file of another node is how one previews a
+     * GPU node's mapping */
+    if (!t->dryrun && mpibind_topology_check_system(h) != 0) {
+      *msg = mpibind_auto_strdupf(
+          "MPIBIND_TOPOFILE='%s' does not describe this node: %s",
+          t->topofile, mpibind_get_error(h));
+      return -1;
+    }
+  } else if (use_cache) {
+    if (mpibind_auto_topology(h, how, owned, msg) != 0)
+      return -1;
+  } else {
+    if (mpibind_topology_load(h) != 0) {
+      *msg = mpibind_auto_strdupf("%s", mpibind_get_error(h));
+      return -1;
+    }
+    *how = MPIBIND_TOPO_DISCOVERED;
+  }
+
+  if (t->smt > 0) {
+    hwloc_topology_t topo = mpibind_get_topology(h);
+    int k = topo ? hw_smt(topo) : 0;
+    if (topo && t->smt > k) {
+      *msg = mpibind_auto_strdupf(
+          "MPIBIND='%s': smt:%d exceeds the %d hardware thread%s per core "
+          "of this node (expected smt:0 to smt:%d)",
+          v ? v : "", t->smt, k, k == 1 ? "" : "s", k);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int mpibind_auto_compute(const struct mpibind_auto_tuning *t, mpibind_t *h,
+                         int count, char **msg) {
+  if (mpibind(h) != 0 || mpibind_set_env_vars(h) != 0) {
+    char *ctx = tuning_context(t);
+    *msg = mpibind_auto_strdupf("cannot map %d task%s on this node%s%s: %s",
+                                count, count == 1 ? "" : "s",
+                                ctx && *ctx ? " with " : "", ctx ? ctx : "",
+                                mpibind_get_error(h));
+    free(ctx);
+    return -1;
+  }
+  return 0;
+}
+
+static int set_process_env(const char *name, const char *value,
+                           int overwrite, void *ctx) {
+  (void)ctx;
+  return setenv(name, value, overwrite);
+}
+
+int mpibind_auto_export(const struct mpibind_auto_tuning *t, mpibind_t *h,
+                        int local, mpibind_auto_setenv_f set, void *ctx) {
+  int nnames = 0, has_cuda = 0, rc = 0;
+  char **names = mpibind_get_env_var_names(h, &nnames);
+  for (int i = 0; names && i < nnames; i++) {
+    const char *name = names[i];
+    char **vals;
+    int keep = 0;
+    if (strcmp(name, "OMP_NUM_THREADS") == 0) {
+      keep = 1; /* the user's value was the nthreads input */
+    } else if (strcmp(name, "OMP_PLACES") == 0) {
+      if (t->no_omp_places)
+        continue;
+      keep = 1;
+    } else if (strcmp(name, "OMP_PROC_BIND") == 0) {
+      if (t->no_omp_proc_bind)
+        continue;
+      keep = 1;
+    } else if (is_gpu_var(name)) {
+      if (t->no_visible_devices)
+        continue;
+      if (strcmp(name, "CUDA_VISIBLE_DEVICES") == 0)
+        has_cuda = 1;
+    }
+    vals = mpibind_get_env_var_values(h, name);
+    /* A variable the user set is kept (keep): its value was an input. */
+    if (vals && vals[local] &&
+        (!keep || mpibind_auto_getenv(t, name) == NULL) &&
+        set(name, vals[local], 1, ctx) != 0)
+      rc = -1;
+  }
+  /* CUDA numbers devices fastest first unless told otherwise; the
+   * visible indexes mpibind writes follow the PCI bus order. */
+  if (has_cuda && mpibind_auto_getenv(t, "CUDA_DEVICE_ORDER") == NULL &&
+      set("CUDA_DEVICE_ORDER", "PCI_BUS_ID", 1, ctx) != 0)
+    rc = -1;
+  return rc;
 }
 
 static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
@@ -135,7 +292,6 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
   hwloc_topology_t owned = NULL;
   int how = MPIBIND_TOPO_NONE, bound = 0, rc = 0;
   char *msg = NULL, *cpus = NULL;
-  const char *v;
 
   if (t->help && local == 0)
     fputs(mpibind_auto_help_text, stderr);
@@ -144,96 +300,10 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
     goto out;
   }
 
-  if (mpibind_init(&h) != 0 || h == NULL) {
-    msg = mpibind_auto_strdupf("cannot create a handle: %s",
-                               mpibind_get_error(h));
+  if (mpibind_auto_configure(t, count, &h, &msg) != 0 ||
+      mpibind_auto_load_topology(t, h, 1, &how, &owned, &msg) != 0 ||
+      mpibind_auto_compute(t, h, count, &msg) != 0)
     goto fail;
-  }
-  if (mpibind_set_ntasks(h, count) != 0) {
-    msg = mpibind_auto_strdupf("%d tasks on this node: %s", count,
-                               mpibind_get_error(h));
-    goto fail;
-  }
-  v = getenv("MPIBIND");
-  if ((t->nthreads > 0 && mpibind_set_nthreads(h, t->nthreads) != 0)) {
-    msg = mpibind_auto_strdupf("OMP_NUM_THREADS='%s': %s",
-                               getenv("OMP_NUM_THREADS"), mpibind_get_error(h));
-    goto fail;
-  }
-  if ((t->smt >= 0 && mpibind_set_smt(h, t->smt) != 0) ||
-      (t->greedy >= 0 && mpibind_set_greedy(h, t->greedy) != 0) ||
-      (t->gpu_optim >= 0 && mpibind_set_gpu_optim(h, t->gpu_optim) != 0)) {
-    msg = mpibind_auto_strdupf("MPIBIND='%s': %s", v ? v : "",
-                               mpibind_get_error(h));
-    goto fail;
-  }
-  if (t->restrict_ids && mpibind_set_restrict_ids(h, t->restrict_ids) != 0) {
-    msg = mpibind_auto_strdupf("MPIBIND_RESTRICT='%s': %s", t->restrict_ids,
-                               mpibind_get_error(h));
-    goto fail;
-  }
-  if (t->restrict_type >= 0 &&
-      mpibind_set_restrict_type(h, t->restrict_type) != 0) {
-    msg = mpibind_auto_strdupf("MPIBIND_RESTRICT_TYPE='%s': %s",
-                               getenv("MPIBIND_RESTRICT_TYPE"),
-                               mpibind_get_error(h));
-    goto fail;
-  }
-  /* A *_VISIBLE_DEVICES set at launch is the job's GPU allocation. */
-  for (size_t i = 0; i < sizeof gpu_vars / sizeof gpu_vars[0]; i++) {
-    const char *alloc = getenv(gpu_vars[i]);
-    if (alloc != NULL &&
-        mpibind_set_gpu_allocation(h, gpu_vars[i], alloc) != 0) {
-      msg = mpibind_auto_strdupf("%s='%s': %s", gpu_vars[i], alloc,
-                                 mpibind_get_error(h));
-      goto fail;
-    }
-  }
-
-  if (t->topofile) {
-    int restore, rc;
-    mpibind_auto_plugins_off_begin(&restore);
-    rc = mpibind_set_topology_file(h, t->topofile);
-    mpibind_auto_plugins_off_end(restore);
-    if (rc != 0) {
-      msg = mpibind_auto_strdupf("MPIBIND_TOPOFILE='%s': %s", t->topofile,
-                                 mpibind_get_error(h));
-      goto fail;
-    }
-    how = MPIBIND_TOPO_FILE;
-    /* dryrun only reports: a file of another node is how one previews a
-     * GPU node's mapping */
-    if (!t->dryrun && mpibind_topology_check_system(h) != 0) {
-      msg = mpibind_auto_strdupf(
-          "MPIBIND_TOPOFILE='%s' does not describe this node: %s",
-          t->topofile, mpibind_get_error(h));
-      goto fail;
-    }
-  } else if (mpibind_auto_topology(h, &how, &owned, &msg) != 0) {
-    goto fail;
-  }
-
-  if (t->smt > 0) {
-    hwloc_topology_t topo = mpibind_get_topology(h);
-    int k = topo ? hw_smt(topo) : 0;
-    if (topo && t->smt > k) {
-      msg = mpibind_auto_strdupf(
-          "MPIBIND='%s': smt:%d exceeds the %d hardware thread%s per core "
-          "of this node (expected smt:0 to smt:%d)",
-          v ? v : "", t->smt, k, k == 1 ? "" : "s", k);
-      goto fail;
-    }
-  }
-
-  if (mpibind(h) != 0 || mpibind_set_env_vars(h) != 0) {
-    char *ctx = tuning_context();
-    msg = mpibind_auto_strdupf("cannot map %d task%s on this node%s%s: %s",
-                               count, count == 1 ? "" : "s",
-                               ctx && *ctx ? " with " : "", ctx ? ctx : "",
-                               mpibind_get_error(h));
-    free(ctx);
-    goto fail;
-  }
   {
     hwloc_bitmap_t *sets = mpibind_get_cpus(h);
     if (sets && sets[local] &&
@@ -242,7 +312,7 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
   }
 
   if ((t->verbose || t->dryrun) && local == 0)
-    report_mapping(h);
+    mpibind_auto_report(h);
 
   if (!t->dryrun) {
     if (mpibind_apply(h, local) != 0) {
@@ -254,38 +324,7 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
   }
 
   /* Export the task's variables (docs/algorithm.md step 6). */
-  {
-    int nnames = 0, has_cuda = 0;
-    char **names = mpibind_get_env_var_names(h, &nnames);
-    for (int i = 0; names && i < nnames; i++) {
-      const char *name = names[i];
-      char **vals;
-      int keep = 0;
-      if (strcmp(name, "OMP_NUM_THREADS") == 0) {
-        keep = 1; /* the user's value was the nthreads input */
-      } else if (strcmp(name, "OMP_PLACES") == 0) {
-        if (t->no_omp_places)
-          continue;
-        keep = 1;
-      } else if (strcmp(name, "OMP_PROC_BIND") == 0) {
-        if (t->no_omp_proc_bind)
-          continue;
-        keep = 1;
-      } else if (is_gpu_var(name)) {
-        if (t->no_visible_devices)
-          continue;
-        if (strcmp(name, "CUDA_VISIBLE_DEVICES") == 0)
-          has_cuda = 1;
-      }
-      vals = mpibind_get_env_var_values(h, name);
-      if (vals)
-        export_var(name, vals[local], keep);
-    }
-    /* CUDA numbers devices fastest first unless told otherwise; the
-     * visible indexes mpibind writes follow the PCI bus order. */
-    if (has_cuda)
-      setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID", 0);
-  }
+  mpibind_auto_export(t, h, local, set_process_env, NULL);
   /* GNU libgomp read OMP_NUM_THREADS before this ran (its constructor
    * runs first): tell the runtime directly. */
   if (t->nthreads < 0) {
@@ -295,7 +334,7 @@ static int apply_task(struct mpibind_auto_tuning *t, int local, int count) {
     if (nths && nths[local] > 0 && set_threads)
       set_threads(nths[local]);
   }
-  setenv("MPIBIND_APPLIED", "1", 1);
+  setenv("MPIBIND_APPLIED", mpibind_auto_applied_value(), 1);
   trace(local, count, how, bound, cpus);
   goto out;
 
@@ -311,6 +350,8 @@ out:
     hwloc_topology_destroy(owned);
   return rc;
 }
+
+const char *mpibind_auto_applied_value(void) { return "1"; }
 
 /* 1: bound by an earlier step (the wrapper, a parent process); 0: an
  * earlier step reported a problem and left the task unbound. */
