@@ -233,7 +233,7 @@ static hwloc_topology_t cores_topology(char **msg) {
  * slurm.conf describes the hardware).  *all is 1 when they are every core
  * of the node.  NULL with *msg when an id is not a core of this node. */
 static hwloc_bitmap_t cores_to_pus(hwloc_topology_t topo, const char *cores,
-                                   int *all, char **msg) {
+                                   int *all, int *ncores_out, char **msg) {
   int depth = hwloc_get_type_or_below_depth(topo, HWLOC_OBJ_CORE);
   int ncores = hwloc_get_nbobjs_by_depth(topo, depth);
   hwloc_bitmap_t ids = hwloc_bitmap_alloc();
@@ -259,6 +259,7 @@ static hwloc_bitmap_t cores_to_pus(hwloc_topology_t topo, const char *cores,
   }
   hwloc_bitmap_foreach_end();
   *all = ncores > 0 && hwloc_bitmap_weight(ids) == ncores;
+  *ncores_out = ncores;
   hwloc_bitmap_free(ids);
   return pus;
 fail:
@@ -335,7 +336,7 @@ static int map_node(spank_t sp, int asked_explicitly, char **msg) {
   char *cores = NULL;
   hwloc_topology_t topo;
   hwloc_bitmap_t step_pus;
-  int whole = 0, how;
+  int whole = 0, ncores = 0, how;
   hwloc_topology_t owned = NULL;
 
   if (mpibind_auto_configure(&node.t, node.ntasks, &node.h, msg) != 0 ||
@@ -350,7 +351,7 @@ static int map_node(spank_t sp, int asked_explicitly, char **msg) {
   }
   if ((topo = cores_topology(msg)) == NULL)
     return -1;
-  step_pus = cores_to_pus(topo, cores, &whole, msg);
+  step_pus = cores_to_pus(topo, cores, &whole, &ncores, msg);
   if (step_pus == NULL)
     return -1;
   if (!whole) {
@@ -358,10 +359,10 @@ static int map_node(spank_t sp, int asked_explicitly, char **msg) {
       /* Left as Slurm bound it; said only to a user who asked. */
       if (asked_explicitly || node.t.verbose)
         set_msg(mpibind_auto_strdupf(
-                    "this step shares node %u (it has cores %s of the node): "
-                    "left as Slurm bound it (the site maps shared steps with "
-                    "exclusive_only_off)",
-                    node.nodeid, cores),
+                    "this step has cores %s of the %d cores of its node "
+                    "(index %u in the step): left as Slurm bound it (the site "
+                    "maps steps that share a node with exclusive_only_off)",
+                    cores, ncores, node.nodeid),
                 0, 0);
       hwloc_bitmap_free(step_pus);
       return 0;
