@@ -126,6 +126,14 @@ void mpibind_auto_plugins_off_end(int restore);
 int mpibind_auto_configure(const struct mpibind_auto_tuning *t, int count,
                            mpibind_t **hp, char **msg);
 
+/* For a launch that shares the node: a GPU vendor whose variable
+ * (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES,
+ * ZE_AFFINITY_MASK) the launch did not set gets no GPU, since the launch
+ * gave the step none of them (without it, mpibind would hand out the
+ * node's GPUs, which may belong to other jobs). */
+int mpibind_auto_no_unallocated_gpus(const struct mpibind_auto_tuning *t,
+                                     mpibind_t *h, char **msg);
+
 /* The handle's topology: MPIBIND_TOPOFILE (checked to be this node unless
  * dryrun), else the per-node cache (use_cache) or a live discovery; then
  * the smt:K check.  *how is one of MPIBIND_TOPO_*; *owned as for

@@ -178,6 +178,18 @@ int mpibind_auto_configure(const struct mpibind_auto_tuning *t, int count,
   return 0;
 }
 
+int mpibind_auto_no_unallocated_gpus(const struct mpibind_auto_tuning *t,
+                                     mpibind_t *h, char **msg) {
+  for (size_t i = 0; i < sizeof gpu_vars / sizeof gpu_vars[0]; i++)
+    if (mpibind_auto_getenv(t, gpu_vars[i]) == NULL &&
+        mpibind_set_gpu_allocation(h, gpu_vars[i], "") != 0) {
+      *msg = mpibind_auto_strdupf("%s (no GPU allocated): %s", gpu_vars[i],
+                                  mpibind_get_error(h));
+      return -1;
+    }
+  return 0;
+}
+
 int mpibind_auto_load_topology(const struct mpibind_auto_tuning *t,
                                mpibind_t *h, int use_cache, int *how,
                                hwloc_topology_t *owned, char **msg) {

@@ -367,7 +367,12 @@ static int map_node(spank_t sp, int asked_explicitly, char **msg) {
       hwloc_bitmap_free(step_pus);
       return 0;
     }
-    if (restrict_to_step(topo, step_pus, msg) != 0) {
+    /* Only what Slurm gave the step: its cores' PUs and its GPUs.  A
+     * file of another node (dryrun's preview) has other PUs: its whole
+     * node is previewed. */
+    if (mpibind_auto_no_unallocated_gpus(&node.t, node.h, msg) != 0 ||
+        ((!node.t.topofile || mpibind_topology_check_system(node.h) == 0) &&
+         restrict_to_step(topo, step_pus, msg) != 0)) {
       hwloc_bitmap_free(step_pus);
       return -1;
     }

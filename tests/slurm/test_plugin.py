@@ -488,6 +488,29 @@ class PluginRunner(ts.Runner):
                 problems.append("%d reports, expected %d" % (len(self.reports(r)), nodes))
             self.record("plugin-gpus-%s-within-step-gpus" % name, problems, r)
 
+        # A step that shares its node (exclusive_only_off) gets only the
+        # GPUs Slurm gave it, none when it asked for none.
+        self.plugstack("exclusive_only_off")
+        try:
+            for name, gpu_args in (("no-gpus", []), ("gpus=1", ["--gpus=1"])):
+                step = ["-w", "n1", "-N1", "-n1"] + gpu_args
+                base = self.slurm_binding(step)
+                self.plugstack("exclusive_only_off")
+                r = self.sh(step + ["--mpibind=dryrun"], env={"MPIBIND_TOPOFILE": a.gpu_topofile})
+                tasks, problems = self.expect_tasks(r, 1)
+                rec, b = tasks.get(0) or {}, sh_tasks(base.stdout).get(0) or {}
+                allowed = set(x for x in b.get("cvd", "").split(",") if x and x != "unset")
+                mine = set(x for x in rec.get("cvd", "").split(",") if x and x != "unset")
+                if rec.get("applied") != "1":
+                    problems.append("MPIBIND_APPLIED=%s, expected 1 (mapped)" % rec.get("applied"))
+                if not mine <= allowed or (allowed and not mine):
+                    problems.append("CUDA_VISIBLE_DEVICES=%s, expected %s (the step's GPUs: %s)"
+                                    % (rec.get("cvd"), "a part of them" if allowed else "none",
+                                       sorted(allowed) or "none"))
+                self.record("plugin-gpus-shared-step-%s-only-its-gpus" % name, problems, r)
+        finally:
+            self.plugstack()
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
