@@ -112,6 +112,9 @@ int mpibind_auto_topology(mpibind_t *h, int *how, hwloc_topology_t *owned,
  * process has no topology left. */
 void mpibind_auto_plugins_off_begin(int *restore);
 void mpibind_auto_plugins_off_end(int restore);
+/* From now on _begin does nothing: for a host process whose other threads
+ * may read the environment while it would be changed (slurmstepd). */
+void mpibind_auto_plugins_off_disable(void);
 
 /* ---- autobind.c: the steps of one node's automatic binding --------- */
 /* Shared by the preload (one task, in its own process) and the Slurm

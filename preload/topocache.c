@@ -235,9 +235,13 @@ static int cache_dirfd(void) {
 /* A directory that cannot exist: no plugin is found there. */
 #define NO_PLUGINS_PATH "/nonexistent/mpibind-no-hwloc-plugins"
 
+static int plugins_off_disabled;
+
+void mpibind_auto_plugins_off_disable(void) { plugins_off_disabled = 1; }
+
 void mpibind_auto_plugins_off_begin(int *restore) {
   *restore = 0;
-  if (getenv("HWLOC_PLUGINS_PATH") == NULL &&
+  if (!plugins_off_disabled && getenv("HWLOC_PLUGINS_PATH") == NULL &&
       setenv("HWLOC_PLUGINS_PATH", NO_PLUGINS_PATH, 1) == 0)
     *restore = 1;
 }
