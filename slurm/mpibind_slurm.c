@@ -109,10 +109,13 @@ static int option_cb(int val, const char *optarg, int remote) {
 }
 
 int slurm_spank_init(spank_t sp, int ac, char **av) {
+  spank_context_t ctx = spank_context();
   read_plugstack_args(ac, av);
-  /* Registered in every context so that sbatch and salloc accept it too;
-   * Slurm carries it from there to every srun of the job. */
-  if (spank_option_register(sp, &mpibind_option) != ESPANK_SUCCESS)
+  /* Registered where options exist (srun, slurmstepd, and sbatch/salloc,
+   * which then accept it too; Slurm carries it from there to every srun
+   * of the job); not in slurmd or the prolog/epilog. */
+  if ((ctx == S_CTX_LOCAL || ctx == S_CTX_REMOTE || ctx == S_CTX_ALLOCATOR) &&
+      spank_option_register(sp, &mpibind_option) != ESPANK_SUCCESS)
     slurm_error("mpibind: cannot register the --mpibind option");
   return 0;
 }
@@ -206,6 +209,7 @@ static struct node {
   mpibind_t *h;
   hwloc_topology_t live;   /* this node's cores, when h maps a file */
   hwloc_topology_t cached; /* h's topology from the cache (ours to free) */
+  char *option_copy;       /* --mpibind's value */
 } node;
 
 static void set_msg(char *msg, int is_problem, int node0_only) {
@@ -407,7 +411,8 @@ int slurm_spank_user_init(spank_t sp, int ac, char **av) {
   node.env.sp = sp;
   node.env.option_given =
       spank_option_getopt(sp, &mpibind_option, &optval) == ESPANK_SUCCESS;
-  node.env.option = optval ? optval : "";
+  node.option_copy = strdup(optval ? optval : "");
+  node.env.option = node.option_copy ? node.option_copy : "";
   if (conf_default_off && !node.env.option_given)
     return 0;
 
@@ -505,6 +510,7 @@ int slurm_spank_exit(spank_t sp, int ac, char **av) {
   if (node.tuning_read)
     mpibind_auto_tuning_free(&node.t);
   job_env_free(&node.env);
+  free(node.option_copy);
   free(node.msg);
   memset(&node, 0, sizeof node);
   return 0;

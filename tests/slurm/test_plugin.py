@@ -427,6 +427,18 @@ class PluginRunner(ts.Runner):
                                 % (rank, rec["cpus"], rec["applied"], (btasks.get(rank) or {}).get("cpus")))
         self.record("plugin-bad-env-one-line-runs-unbound", problems, r)
 
+        # A site's typo in plugstack.conf: reported, ignored, jobs run.
+        self.plugstack("exclusive_only_of")
+        try:
+            r = self.sh(["-N1", "-n2", "--exclusive", "--mpibind"])
+            tasks, problems = self.expect_tasks(r, 2)
+            self.expect_node_mapping(tasks, problems, 1, 2)
+            if not any("'exclusive_only_of'" in l and "expected" in l for l in r.stderr.splitlines()):
+                problems.append("no line naming the unknown plugstack.conf argument 'exclusive_only_of'")
+            self.record("plugin-bad-plugstack-argument-reported-ignored", problems, r)
+        finally:
+            self.plugstack()
+
     def case_user(self):
         """Any user who runs srun: a non-root user's step is mapped."""
         created = False
