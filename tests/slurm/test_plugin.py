@@ -144,6 +144,7 @@ class PluginRunner(ts.Runner):
         self.case_shared()
         self.case_bad()
         self.case_user()
+        self.case_tuning_env()
         self.case_gpus()
         self.plugstack()
         del a
@@ -463,6 +464,61 @@ class PluginRunner(ts.Runner):
         finally:
             if created:
                 subprocess.run(["userdel", TEST_USER], capture_output=True)
+
+    def preview_with(self, k, *opts):
+        """task -> (nths, cpus) of `mpibind -n k opts...`."""
+        r = subprocess.run([self.args.mpibind, "-n", str(k)] + list(opts), capture_output=True,
+                           text=True, timeout=60)
+        tasks = {}
+        for line in r.stdout.splitlines():
+            m = ts.PREVIEW_RE.match(line)
+            if m:
+                tasks[int(m.group(1))] = (int(m.group(2)), ts.parse_list(m.group(4)))
+        if r.returncode != 0 or sorted(tasks) != list(range(k)):
+            raise RuntimeError("mpibind -n %d %s: exit %d\n%s%s" % (k, " ".join(opts), r.returncode,
+                                                                   r.stdout, r.stderr))
+        return tasks
+
+    def case_tuning_env(self):
+        """The job's MPIBIND_RESTRICT and MPIBIND_TOPOFILE are honoured, and
+        `strict` turns a problem into failed tasks."""
+        step = ["-N1", "-n1", "-c2", "--exclusive"]
+        want = self.preview_with(1, "--restrict", "1")[0]
+        r = self.sh(step + ["--mpibind"], env={"MPIBIND_RESTRICT": "1"})
+        tasks, problems = self.expect_tasks(r, 1)
+        rec = tasks.get(0) or {}
+        if rec.get("cpuset") != want[1] or rec.get("omp") != str(want[0]) or rec.get("applied") != "1":
+            problems.append("cpus %s OMP_NUM_THREADS=%s MPIBIND_APPLIED=%s, expected %s, %d, 1 (mpibind -n 1"
+                            " --restrict 1)" % (rec.get("cpus"), rec.get("omp"), rec.get("applied"),
+                                                ts.fmt(want[1]), want[0]))
+        self.record("plugin-MPIBIND_RESTRICT-honoured", problems, r)
+
+        # a file of another node without dryrun: refused by each node, which
+        # then runs as Slurm bound it
+        step2 = ["-N2", "-n2", "-c2", "--exclusive", "--cpu-bind=map_cpu:1"]
+        base = self.slurm_binding(step2)
+        r = self.sh(step2 + ["--mpibind"], env={"MPIBIND_TOPOFILE": self.args.gpu_topofile})
+        tasks, problems = self.expect_tasks(r, 2)
+        lines = mpibind_lines(r)
+        if len(lines) != 2 or not all("MPIBIND_TOPOFILE=" in l and "does not describe this node" in l
+                                      for l in lines):
+            problems.append("expected one 'does not describe this node' line per node, got %s" % lines)
+        btasks = sh_tasks(base.stdout)
+        for rank, rec in tasks.items():
+            if rec["cpus"] != (btasks.get(rank) or {}).get("cpus") or rec["applied"] == "1":
+                problems.append("rank %d: cpus %s MPIBIND_APPLIED=%s, expected Slurm's %s, unbound"
+                                % (rank, rec["cpus"], rec["applied"], (btasks.get(rank) or {}).get("cpus")))
+        self.record("plugin-foreign-MPIBIND_TOPOFILE-one-line-per-node-unbound", problems, r)
+
+        r = self.sh(["-N1", "-n1", "-c2", "--exclusive", "--mpibind=strict"],
+                    env={"MPIBIND_RESTRICT_TYPE": "cores"})
+        problems = []
+        if r.returncode == 0 or sh_tasks(r.stdout):
+            problems.append("strict with a bad value: exit %s and %d task lines, expected failed tasks"
+                            % (r.returncode, len(sh_tasks(r.stdout))))
+        if not any("MPIBIND_RESTRICT_TYPE='cores'" in l and "strict" in l for l in mpibind_lines(r)):
+            problems.append("no line naming MPIBIND_RESTRICT_TYPE='cores' and strict")
+        self.record("plugin-strict-fails-the-tasks", problems, r)
 
     def case_gpus(self):
         """Fake GPUs: Slurm gives the step 2 of the node's 4; mpibind maps the
