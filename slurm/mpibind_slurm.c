@@ -13,8 +13,9 @@
  *     (Slurm's S_STEP_ALLOC_CORES covers the node); with default_off only
  *     the steps that ask with --mpibind; with exclusive_only_off also the
  *     steps that share a node, then always within the step's allocated
- *     cores on that node.  Batch, extern and interactive steps never.  A
- *     step that is not mapped is left exactly as Slurm bound it.
+ *     cores on that node and with only the GPUs Slurm gave the step.
+ *     Batch, extern and interactive steps never.  A step that is not
+ *     mapped is left exactly as Slurm bound it.
  *   - What: the words of --mpibind (or of MPIBIND when the option is not
  *     given), MPIBIND_RESTRICT, MPIBIND_RESTRICT_TYPE, MPIBIND_TOPOFILE,
  *     OMP_NUM_THREADS and the *_VISIBLE_DEVICES of the step (its GPU
@@ -22,7 +23,8 @@
  *     reader (preload/tuning.c), mapped with the preload's steps
  *     (preload/autobind.c): one grammar, one mapping code.
  *   - Where: the node's mapping once per node and step, in slurmstepd
- *     (slurm_spank_user_init, running as the user); then in each task,
+ *     (slurm_spank_user_init, running as the user; the topology from the
+ *     preload's per-user, per-node cache); then in each task,
  *     before exec (slurm_spank_task_init, as the user): bind, export the
  *     task's variables and MPIBIND_APPLIED, so that a preload in the same
  *     task does nothing.
