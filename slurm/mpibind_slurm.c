@@ -370,7 +370,7 @@ static int map_node(spank_t sp, int asked_explicitly, char **msg) {
       if (asked_explicitly || node.t.verbose)
         set_msg(mpibind_auto_strdupf(
                     "this step has cores %s of the %d cores of its node "
-                    "(index %u in the step): left as Slurm bound it (the site "
+                    "(node %u of the step): left as Slurm bound it (the site "
                     "maps steps that share a node with exclusive_only_off)",
                     cores, ncores, node.nodeid),
                 0, 0);
