@@ -323,7 +323,8 @@ class PluginRunner(ts.Runner):
                   "echo \"SCRIPT applied=${MPIBIND_APPLIED-unset} omp=${OMP_NUM_THREADS-unset}\"\n"
                   "srun -N2 -n4 -m block /bin/sh -c '%s'\n"
                   "srun -N1 -n2 /bin/sh -c '%s' | sed 's/^TASK /TASK2 /'\n"
-                  % (SH_PROBE.replace("'", "'\\''"), SH_PROBE.replace("'", "'\\''")))
+                  "srun -N1 -n2 --mpibind=off /bin/sh -c '%s' | sed 's/^TASK /TASK3 /'\n"
+                  % ((SH_PROBE.replace("'", "'\\''"),) * 3))
         r = self.run(["sbatch", "-W", "-o", out.name, "-e", out.name], input=script)
         with open(out.name) as f:
             text = f.read()
@@ -344,10 +345,13 @@ class PluginRunner(ts.Runner):
         if sorted(second) != [0, 1]:
             problems.append("second srun: task lines %s, expected 0..1" % sorted(second))
         self.expect_node_mapping(second, problems, 1, 2)
+        third = [l for l in text.splitlines() if l.startswith("TASK3 ")]
+        if len(third) != 2 or not all("applied=unset" in l and "omp=unset" in l for l in third):
+            problems.append("srun --mpibind=off in the script: expected 2 untouched tasks, got %s" % third)
         if len([l for l in text.splitlines() if REPORT_HEAD_RE.match(l)]) != 3:
             problems.append("expected 3 reports (2 nodes, then 1), got %d"
                             % len([l for l in text.splitlines() if REPORT_HEAD_RE.match(l)]))
-        self.record("plugin-sbatch-mpibind=v-every-srun", problems, r)
+        self.record("plugin-sbatch-mpibind=v-every-srun-unless-off", problems, r)
         self.plugstack()
 
     def case_shared(self):
