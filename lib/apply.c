@@ -9,10 +9,9 @@
 
 int mpibind_apply(mpibind_t *h, int task)
 {
-  if (!h)
+  MB_NEED_HANDLE(h, -1);
+  if (mb_check_mapped(h))
     return -1;
-  if (!h->mapped)
-    return mb_fail(h, "no mapping yet: call mpibind() first");
   if (task < 0 || task >= h->ntasks)
     return mb_fail(h, "task %d is invalid: expected 0 to %d", task,
                    h->ntasks - 1);
@@ -27,9 +26,9 @@ int mpibind_apply(mpibind_t *h, int task)
     int e = errno;
     char *cpus = NULL;
     hwloc_bitmap_list_asprintf(&cpus, h->out_cpus[task]);
-    int rc = mb_fail(h, "cannot bind the process to CPUs %s: %s",
-                     cpus ? cpus : "?", strerror(e));
-    free(cpus);
+    int rc = mb_fail_kind(h, e, "cannot bind the process to CPUs %s: %s",
+                          cpus ? cpus : "?", strerror(e));
+    free(cpus); /* free() keeps errno (glibc, POSIX 2024) */
     return rc;
   }
   return 0;

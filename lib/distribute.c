@@ -9,7 +9,7 @@
 #include "mpibind_internal.h"
 
 struct domain {
-  hwloc_obj_t numa;
+  hwloc_obj_t numa;   /* NULL: CPUs without a NUMA node (see below) */
   hwloc_obj_t root;
   long long weight;
   int ntasks;
@@ -33,6 +33,75 @@ static hwloc_obj_t domain_root(hwloc_obj_t numa)
   return r;
 }
 
+static int add_domain(mpibind_t *h, struct domain **d, int *n, int *cap,
+                      int at, hwloc_obj_t numa, hwloc_obj_t root)
+{
+  if (*n == *cap) {
+    int ncap = *cap ? 2 * *cap : 8;
+    struct domain *nd = realloc(*d, ncap * sizeof(**d));
+    if (!nd)
+      return mb_oom(h);
+    *d = nd;
+    *cap = ncap;
+  }
+  memmove(&(*d)[at + 1], &(*d)[at], (*n - at) * sizeof(**d));
+  (*d)[at] = (struct domain){.numa = numa, .root = root};
+  (*n)++;
+  return 0;
+}
+
+/* Logical index of the first PU of obj: the tree order of domains. */
+static unsigned first_pu_logical(hwloc_topology_t topo, hwloc_obj_t obj)
+{
+  hwloc_obj_t pu = hwloc_get_pu_obj_by_os_index(
+      topo, (unsigned)hwloc_bitmap_first(obj->cpuset));
+  return pu ? pu->logical_index : 0;
+}
+
+/* docs/algorithm.md, "Beyond the original": CPUs that no NUMA domain
+ * covers (hwloc 2 hides a NUMA node that is offline, has no memory, or is
+ * outside the cgroup's cpuset.mems) still belong to exactly one domain.
+ * Each such CPU goes up to its highest ancestor that holds no CPU of a
+ * NUMA domain, never above its package: that object is a domain (a
+ * package whose NUMA node is missing, a sub-NUMA cluster's object, or, on
+ * a node without packages, the machine).  Domains keep tree order: each
+ * goes before the first NUMA domain that comes after it, so the NUMA
+ * domains keep their order. */
+static int add_numaless_domains(mpibind_t *h, hwloc_topology_t topo,
+                                struct domain **d, int *n, int *cap)
+{
+  hwloc_bitmap_t covered = hwloc_bitmap_alloc();
+  hwloc_bitmap_t left = hwloc_bitmap_alloc();
+  int rc = 0;
+  if (!covered || !left) {
+    rc = mb_oom(h);
+    goto out;
+  }
+  for (int i = 0; i < *n; i++)
+    hwloc_bitmap_or(covered, covered, (*d)[i].root->cpuset);
+  hwloc_bitmap_andnot(left, hwloc_topology_get_topology_cpuset(topo), covered);
+  while (rc == 0 && !hwloc_bitmap_iszero(left)) {
+    hwloc_obj_t root = hwloc_get_pu_obj_by_os_index(
+        topo, (unsigned)hwloc_bitmap_first(left));
+    if (!root) /* a CPU hwloc lists in no PU: nothing to bind to */
+      break;
+    while (root->type != HWLOC_OBJ_PACKAGE && root->parent &&
+           !hwloc_bitmap_intersects(root->parent->cpuset, covered))
+      root = root->parent;
+    unsigned first = first_pu_logical(topo, root);
+    int at = *n;
+    for (int i = 0; i < *n && at == *n; i++)
+      if ((*d)[i].numa && first_pu_logical(topo, (*d)[i].root) > first)
+        at = i;
+    rc = add_domain(h, d, n, cap, at, NULL, root);
+    hwloc_bitmap_andnot(left, left, root->cpuset);
+  }
+out:
+  hwloc_bitmap_free(covered);
+  hwloc_bitmap_free(left);
+  return rc;
+}
+
 static int find_domains(mpibind_t *h, hwloc_topology_t topo,
                         struct domain **out, int *nout)
 {
@@ -53,16 +122,10 @@ static int find_domains(mpibind_t *h, hwloc_topology_t topo,
       seen = d[i].root == root;
     if (seen)
       continue;
-    if (n == cap) {
-      cap = cap ? 2 * cap : 8;
-      struct domain *nd = realloc(d, cap * sizeof(*d));
-      if (!nd) {
-        free(d);
-        return mb_fail(h, "out of memory");
-      }
-      d = nd;
+    if (add_domain(h, &d, &n, &cap, n, numa, root)) {
+      free(d);
+      return -1;
     }
-    d[n++] = (struct domain){.numa = numa, .root = root};
   }
   /* Beyond docs/algorithm.md's two rules: hwloc 2 attaches memory it cannot
    * place (CXL, expanders) to the Machine with the whole machine's CPUs.
@@ -78,10 +141,14 @@ static int find_domains(mpibind_t *h, hwloc_topology_t topo,
       d[kept++] = d[i];
   }
   n = kept;
+  if (add_numaless_domains(h, topo, &d, &n, &cap)) {
+    free(d);
+    return -1;
+  }
   if (n == 0) {
     free(d);
-    return mb_fail(h, "the topology has no NUMA node with CPUs: nothing to "
-                      "map tasks onto");
+    return mb_fail_kind(h, MPIBIND_ENOMAP,
+                        "the topology has no CPU: nothing to map tasks onto");
   }
   *out = d;
   *nout = n;
@@ -116,8 +183,11 @@ static int tasks_per_domain(mpibind_t *h, struct domain *d, int nd, int gpu_on)
     if (gpu_on) {
       for (int g = 0; g < h->gpus.n; g++) {
         hwloc_obj_t loc = h->gpus.gpu[g].locality;
-        if (loc && loc->nodeset &&
-            hwloc_bitmap_isset(loc->nodeset, d[i].numa->os_index))
+        if (!loc)
+          continue;
+        if (d[i].numa ? loc->nodeset &&
+                            hwloc_bitmap_isset(loc->nodeset, d[i].numa->os_index)
+                      : hwloc_bitmap_intersects(loc->cpuset, d[i].root->cpuset))
           w++;
       }
     }
@@ -127,17 +197,19 @@ static int tasks_per_domain(mpibind_t *h, struct domain *d, int nd, int gpu_on)
   if (!gpu_on || W == 0) { /* the original divides by zero here */
     W = 0;
     for (int i = 0; i < nd; i++) {
-      d[i].weight = hwloc_bitmap_weight(d[i].numa->cpuset);
+      d[i].weight = hwloc_bitmap_weight(d[i].numa ? d[i].numa->cpuset
+                                                  : d[i].root->cpuset);
       W += d[i].weight;
     }
   }
   if (W <= 0)
-    return mb_fail(h, "the domains have no CPU: nothing to map tasks onto");
+    return mb_fail_kind(h, MPIBIND_ENOMAP,
+                        "the domains have no CPU: nothing to map tasks onto");
 
   long long left = h->ntasks;
   char *extra = calloc(nd, 1);
   if (!extra)
-    return mb_fail(h, "out of memory");
+    return mb_oom(h);
   for (int i = 0; i < nd; i++) {
     d[i].ntasks = (int)((long long)h->ntasks * d[i].weight / W);
     left -= d[i].ntasks;
@@ -232,6 +304,61 @@ static int first_pus(hwloc_topology_t topo, hwloc_obj_t obj, int p, int *pus)
   return n;
 }
 
+/* How many of k tasks (k > m) each of the m objects serves.  When every
+ * object contributes as many PUs, split(k, m) as in docs/algorithm.md.
+ * When they contribute different numbers (a core that lost a hardware
+ * thread), each serves tasks in proportion to its PUs, the leftovers going
+ * to the largest remainders, the lower object first among equals (this is
+ * split(k, m) again when they are all equal): with as many tasks as PUs,
+ * one task per PU.  pus is scratch space for p PUs.  NULL when out of
+ * memory. */
+static int *tasks_per_object(hwloc_topology_t topo, hwloc_obj_t *objs, int m,
+                             int k, int p, int *pus)
+{
+  int *g = calloc(m, sizeof(*g));
+  int *c = calloc(m, sizeof(*c));
+  char *extra = calloc(m, 1);
+  if (!g || !c || !extra) {
+    free(g);
+    free(c);
+    free(extra);
+    return NULL;
+  }
+  long long C = 0;
+  int uneven = 0;
+  for (int o = 0; o < m; o++) {
+    c[o] = first_pus(topo, objs[o], p, pus);
+    C += c[o];
+    uneven |= c[o] != c[0];
+  }
+  if (!uneven || C == 0) {
+    for (int o = 0; o < m; o++)
+      g[o] = mb_split_part(k, m, o);
+  } else {
+    int left = k;
+    for (int o = 0; o < m; o++) {
+      g[o] = (int)((long long)k * c[o] / C);
+      left -= g[o];
+    }
+    for (; left > 0; left--) {
+      int best = -1;
+      long long best_rem = -1;
+      for (int o = 0; o < m; o++) {
+        long long rem = (long long)k * c[o] % C;
+        if (!extra[o] && rem > best_rem) {
+          best = o;
+          best_rem = rem;
+        }
+      }
+      extra[best] = 1;
+      g[best]++;
+    }
+  }
+  free(c);
+  free(extra);
+  return g;
+}
+
 /* CPUs of the k tasks first..first+k-1 under root R. */
 static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
                           int first, int k, int hw)
@@ -266,8 +393,9 @@ static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
     }
   }
   if (m <= 0)
-    return mb_fail(h, "no CPU under the domain rooted at %s %u",
-                   hwloc_obj_type_string(R->type), R->logical_index);
+    return mb_fail_kind(h, MPIBIND_ENOMAP,
+                        "no CPU under the domain rooted at %s %u",
+                        hwloc_obj_type_string(R->type), R->logical_index);
 
   int p = 1;
   if (s > 0) {
@@ -286,7 +414,7 @@ static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
   if (!objs || !pus) {
     free(objs);
     free(pus);
-    return mb_fail(h, "out of memory");
+    return mb_oom(h);
   }
   int i = 0;
   for (hwloc_obj_t o = below_first(topo, R, depth); o && i < m;
@@ -304,9 +432,15 @@ static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
       }
     }
   } else {
+    int *groups = tasks_per_object(topo, objs, m, k, p, pus);
+    if (!groups) {
+      free(objs);
+      free(pus);
+      return mb_oom(h);
+    }
     int task = first;
     for (int o = 0; o < m; o++) {
-      int g = mb_split_part(k, m, o);
+      int g = groups[o];
       int c = first_pus(topo, objs[o], p, pus);
       if (c >= g) { /* the PUs, in order, in g runs */
         int y = 0;
@@ -319,6 +453,7 @@ static int cpus_of_domain(mpibind_t *h, hwloc_topology_t topo, hwloc_obj_t R,
             hwloc_bitmap_set(h->out_cpus[task], pus[y]);
       }
     }
+    free(groups);
   }
   free(objs);
   free(pus);
@@ -379,6 +514,7 @@ static int alloc_outputs(mpibind_t *h)
   h->out_gpus = calloc(n, sizeof(hwloc_bitmap_t));
   if (!h->out_nthreads || !h->out_cpus || !h->out_gpus)
     return -1;
+  h->out_ntasks = n; /* what mb_clear_outputs frees, whatever ntasks is */
   for (int i = 0; i < n; i++) {
     h->out_cpus[i] = hwloc_bitmap_alloc();
     h->out_gpus[i] = hwloc_bitmap_alloc();
@@ -417,8 +553,7 @@ static int gpu_list(mpibind_t *h, hwloc_topology_t base)
 
 int mpibind(mpibind_t *h)
 {
-  if (!h)
-    return -1;
+  MB_NEED_HANDLE(h, -1);
   mb_clear_outputs(h);
   if (h->ntasks < 1)
     return mb_fail(h, "ntasks is not set: expected an integer >= 1");
@@ -440,7 +575,7 @@ int mpibind(mpibind_t *h)
   int nd = 0;
   if (alloc_outputs(h)) {
     mb_clear_outputs(h);
-    return mb_fail(h, "out of memory");
+    return mb_oom(h);
   }
   if (find_domains(h, h->work_topo, &d, &nd)) {
     mb_clear_outputs(h);

@@ -39,11 +39,11 @@ static int add_var(mpibind_t *h, const char *name)
 
 int mpibind_set_env_vars(mpibind_t *h)
 {
-  if (!h)
+  MB_NEED_HANDLE(h, -1);
+  if (mb_check_mapped(h))
     return -1;
-  if (!h->mapped)
-    return mb_fail(h, "no mapping yet: call mpibind() first");
-  mb_clear_env(h);
+  if (h->var_names)
+    return 0; /* computed for this mapping already: the same pointers */
   int v;
   if ((v = add_var(h, "OMP_NUM_THREADS")) < 0)
     goto oom;
@@ -77,19 +77,27 @@ int mpibind_set_env_vars(mpibind_t *h)
   return 0;
 oom:
   mb_clear_env(h);
-  return mb_fail(h, "out of memory");
+  return mb_oom(h);
+}
+
+/* The variables of the current mapping exist (else ENODATA, as for every
+ * output read too early or after an input changed). */
+static int check_vars(mpibind_t *h)
+{
+  if (mb_check_mapped(h))
+    return -1;
+  if (!h->var_names)
+    return mb_fail_kind(h, ENODATA, "no variables yet: call "
+                                    "mpibind_set_env_vars() first");
+  return 0;
 }
 
 char **mpibind_get_env_var_names(mpibind_t *h, int *count)
 {
   if (count)
     *count = 0;
-  if (!h)
+  if (check_vars(h))
     return NULL;
-  if (!h->var_names) {
-    mb_fail(h, "no variables yet: call mpibind_set_env_vars() first");
-    return NULL;
-  }
   if (count)
     *count = h->nvars;
   return h->var_names;
@@ -97,12 +105,8 @@ char **mpibind_get_env_var_names(mpibind_t *h, int *count)
 
 char **mpibind_get_env_var_values(mpibind_t *h, const char *name)
 {
-  if (!h)
+  if (check_vars(h))
     return NULL;
-  if (!h->var_names) {
-    mb_fail(h, "no variables yet: call mpibind_set_env_vars() first");
-    return NULL;
-  }
   for (int v = 0; name && v < h->nvars; v++)
     if (strcmp(h->var_names[v], name) == 0)
       return h->var_values[v];
@@ -113,10 +117,8 @@ char **mpibind_get_env_var_values(mpibind_t *h, const char *name)
 
 int mpibind_env_vars_print(mpibind_t *h)
 {
-  if (!h)
+  if (check_vars(h))
     return -1;
-  if (!h->var_names)
-    return mb_fail(h, "no variables yet: call mpibind_set_env_vars() first");
   for (int t = 0; t < h->ntasks; t++)
     for (int v = 0; v < h->nvars; v++)
       printf("mpibind: task %2d %s=%s\n", t, h->var_names[v],

@@ -106,15 +106,47 @@ static char *number_in_name(const char *name)
   return strdup(p);
 }
 
-int mb_gpu_list_build(mpibind_t *h, hwloc_topology_t topo,
-                      const struct mb_gpu_list *ref, struct mb_gpu_list *list)
+/* Vendor libraries (NVML, RSMI, CUDA, LevelZero) number their devices
+ * themselves, and hwloc names the OS devices after those numbers; the
+ * other backends' names carry no such number. */
+static int numbered_by_library(enum mb_backend b)
 {
-  list->gpu = NULL;
-  list->n = 0;
+  return b == MB_BACKEND_SMI || b == MB_BACKEND_LEVELZERO ||
+         b == MB_BACKEND_CUDA;
+}
 
-  /* Candidates, in the walk's order. */
-  int cap = 0, n = 0;
-  struct mb_gpu *c = NULL;
+/* Appends a zeroed entry for obj (under the PCI device pci) to list;
+ * NULL when out of memory. */
+static struct mb_gpu *push(struct mb_gpu_list *list, int *cap,
+                           hwloc_topology_t topo, hwloc_obj_t obj,
+                           hwloc_obj_t pci, enum mb_backend b)
+{
+  if (list->n == *cap) {
+    int ncap = *cap ? 2 * *cap : 8;
+    struct mb_gpu *ng = realloc(list->gpu, ncap * sizeof(*ng));
+    if (!ng)
+      return NULL;
+    list->gpu = ng;
+    *cap = ncap;
+  }
+  struct mb_gpu *g = &list->gpu[list->n++];
+  memset(g, 0, sizeof(*g));
+  g->obj = obj;
+  g->backend = b;
+  g->locality = hwloc_get_non_io_ancestor_obj(topo, obj);
+  g->vendor = pci->attr->pcidev.vendor_id;
+  g->domain = pci->attr->pcidev.domain;
+  g->bus = pci->attr->pcidev.bus;
+  g->dev = pci->attr->pcidev.dev;
+  g->func = pci->attr->pcidev.func;
+  return g;
+}
+
+/* Step 3, first part: the GPU and CoProc OS devices that have a PCI
+ * device and a known backend, in the walk's order. */
+static int osdev_candidates(hwloc_topology_t topo, struct mb_gpu_list *c)
+{
+  int cap = 0;
   for (hwloc_obj_t os = hwloc_get_next_osdev(topo, NULL); os;
        os = hwloc_get_next_osdev(topo, os)) {
     if (os->attr->osdev.type != HWLOC_OBJ_OSDEV_GPU &&
@@ -126,109 +158,207 @@ int mb_gpu_list_build(mpibind_t *h, hwloc_topology_t topo,
     enum mb_backend b = backend_of(os);
     if (b == MB_BACKEND_NONE)
       continue;
-    if (n == cap) {
-      cap = cap ? 2 * cap : 8;
-      struct mb_gpu *nc = realloc(c, cap * sizeof(*c));
-      if (!nc) {
-        free(c);
-        return mb_fail(h, "out of memory");
-      }
-      c = nc;
-    }
-    struct mb_gpu *g = &c[n++];
-    memset(g, 0, sizeof(*g));
-    g->osdev = os;
-    g->backend = b;
-    g->locality = hwloc_get_non_io_ancestor_obj(topo, os);
-    g->vendor = pci->attr->pcidev.vendor_id;
-    g->domain = pci->attr->pcidev.domain;
-    g->bus = pci->attr->pcidev.bus;
-    g->dev = pci->attr->pcidev.dev;
-    g->func = pci->attr->pcidev.func;
+    if (!push(c, &cap, topo, os, pci, b))
+      return -1;
   }
+  return 0;
+}
 
-  /* On each PCI device only the best backend's devices are GPUs; several of
-   * them are a partitioned device. */
-  list->gpu = calloc(n > 0 ? n : 1, sizeof(*list->gpu));
-  if (!list->gpu) {
-    free(c);
-    return mb_fail(h, "out of memory");
-  }
-  for (int i = 0; i < n; i++) {
+/* On each PCI device only the best backend's devices are GPUs; several of
+ * them are a partitioned device.  Keeps the walk's order. */
+static void keep_best_backend(struct mb_gpu_list *c)
+{
+  int kept = 0;
+  for (int i = 0; i < c->n; i++) {
     int best = 1;
-    for (int j = 0; j < n && best; j++)
-      if (c[j].osdev->parent == c[i].osdev->parent &&
-          c[j].backend < c[i].backend)
+    for (int j = 0; j < c->n && best; j++)
+      if (c->gpu[j].obj->parent == c->gpu[i].obj->parent &&
+          c->gpu[j].backend < c->gpu[i].backend)
         best = 0;
     if (best)
-      list->gpu[list->n++] = c[i];
+      c->gpu[kept++] = c->gpu[i];
   }
-  free(c);
+  c->n = kept;
+}
 
+/* Is this PCI function a GPU by its class and vendor alone?  3D and
+ * "other display" controllers of NVIDIA, AMD and Intel are their compute
+ * GPUs (A100, V100, MI250, Data Center GPU Max); a VGA controller is one
+ * when NVIDIA's or AMD's (discrete cards), not Intel's (integrated
+ * graphics).  A board controller's VGA (ASPEED, Matrox) is never one. */
+static int pci_is_gpu(hwloc_obj_t pci)
+{
+  unsigned cls = pci->attr->pcidev.class_id;
+  int slot = mb_vendor_slot(pci->attr->pcidev.vendor_id);
+  if (slot < 0)
+    return 0;
+  if (cls == 0x0302 || cls == 0x0380)
+    return 1;
+  return cls == 0x0300 && slot != mb_vendor_slot(VENDOR_INTEL);
+}
+
+/* docs/algorithm.md, "Beyond the original": a GPU PCI function that no OS
+ * device stands for (hwloc without the vendor plugins and without DRM
+ * render nodes) is a GPU of its own, after the OS devices' GPUs, in the
+ * PCI walk's order. */
+static int add_pci_only(hwloc_topology_t topo, struct mb_gpu_list *list)
+{
+  int cap = list->n;
+  for (hwloc_obj_t pci = hwloc_get_next_pcidev(topo, NULL); pci;
+       pci = hwloc_get_next_pcidev(topo, pci)) {
+    if (!pci_is_gpu(pci))
+      continue;
+    int seen = 0;
+    for (int i = 0; i < list->n && !seen; i++)
+      seen = list->gpu[i].obj->parent == pci;
+    if (!seen && !push(list, &cap, topo, pci, pci, MB_BACKEND_PCI))
+      return -1;
+  }
+  return 0;
+}
+
+/* The IDs every GPU has: name (an OS device's, or the PCI bus id of a GPU
+ * seen only on the bus), UUID ("" when unknown), PCI bus id. */
+static int fill_ids(struct mb_gpu_list *list)
+{
+  static const char *const uuid_keys[] = {"NVIDIAUUID", "AMDUUID",
+                                          "LevelZeroUUID"};
+  for (int i = 0; i < list->n; i++) {
+    struct mb_gpu *g = &list->gpu[i];
+    if (asprintf(&g->pcibus, "%04x:%02x:%02x.%01x", g->domain, g->bus,
+                 g->dev, g->func) < 0) {
+      g->pcibus = NULL;
+      return -1;
+    }
+    const char *uuid = NULL;
+    for (int k = 0; k < 3 && !uuid && g->backend != MB_BACKEND_PCI; k++)
+      uuid = hwloc_obj_get_info_by_name(g->obj, uuid_keys[k]);
+    g->name = strdup(g->backend == MB_BACKEND_PCI ? g->pcibus : g->obj->name);
+    g->uuid = strdup(uuid ? uuid : "");
+    if (!g->name || !g->uuid)
+      return -1;
+  }
+  return 0;
+}
+
+/* Does vendor's numbering come from the names?  Only when every GPU of
+ * the vendor carries a vendor library's number and no two carry the same:
+ * otherwise (DRM, OpenCL or PCI-only GPUs beside library-numbered ones,
+ * or a library that numbered a job's subset) the two numberings overlap,
+ * and the node-wide one is the PCI bus order. */
+static int vendor_uses_names(const struct mb_gpu_list *list, unsigned vendor)
+{
+  for (int i = 0; i < list->n; i++) {
+    const struct mb_gpu *g = &list->gpu[i];
+    if (g->vendor != vendor)
+      continue;
+    if (!numbered_by_library(g->backend))
+      return 0;
+    char *mine = number_in_name(g->name);
+    if (!mine)
+      return 0;
+    int repeated = 0;
+    for (int j = 0; j < i && !repeated; j++) {
+      const struct mb_gpu *o = &list->gpu[j];
+      char *theirs = o->vendor == vendor ? number_in_name(o->name) : NULL;
+      repeated = theirs && strcmp(theirs, mine) == 0;
+      free(theirs);
+    }
+    free(mine);
+    if (repeated)
+      return 0;
+  }
+  return 1;
+}
+
+/* Visible indexes, one numbering per vendor for the whole node: the
+ * vendor library's numbers where they cover the vendor (see above), else
+ * the position among the vendor's GPUs sorted by PCI bus id (the runtimes'
+ * order under CUDA_DEVICE_ORDER=PCI_BUS_ID; the walk's order among the
+ * partitions of one device). */
+static int number_visible(struct mb_gpu_list *list)
+{
+  /* by_name[i]: does GPU i's vendor use the names?  Decided once per
+   * vendor, at its first GPU. */
+  char *by_name = calloc(list->n > 0 ? list->n : 1, 1);
+  if (!by_name)
+    return -1;
+  for (int i = 0; i < list->n; i++) {
+    int first = 0;
+    while (list->gpu[first].vendor != list->gpu[i].vendor)
+      first++;
+    by_name[i] = first < i ? by_name[first]
+                           : (char)vendor_uses_names(list, list->gpu[i].vendor);
+  }
   int rc = 0;
   for (int i = 0; i < list->n && rc == 0; i++) {
     struct mb_gpu *g = &list->gpu[i];
-    const char *uuid = NULL;
-    static const char *const uuid_keys[] = {"NVIDIAUUID", "AMDUUID",
-                                            "LevelZeroUUID"};
-    for (int k = 0; k < 3 && !uuid; k++)
-      uuid = hwloc_obj_get_info_by_name(g->osdev, uuid_keys[k]);
-    g->name = strdup(g->osdev->name);
-    g->uuid = strdup(uuid ? uuid : "");
-    if (asprintf(&g->pcibus, "%04x:%02x:%02x.%01x", g->domain, g->bus,
-                 g->dev, g->func) < 0)
-      g->pcibus = NULL;
-    if (!g->name || !g->uuid || !g->pcibus)
-      rc = mb_fail(h, "out of memory");
-  }
-  if (rc) {
-    mb_gpu_list_free(list);
-    return rc;
-  }
-
-  /* Visible indexes.  Vendor libraries number their devices themselves
-   * (not always in PCI order); for OpenCL and DRM devices the runtimes'
-   * default order is the PCI bus order, per vendor. */
-  for (int i = 0; i < list->n; i++) {
-    struct mb_gpu *g = &list->gpu[i];
-    if (ref) {
-      const struct mb_gpu *r = find_by_name(ref, g->name);
-      if (!r) /* not allocated to this job: dropped below */
-        continue;
-      g->visible = strdup(r->visible);
-      if (r->alloc_entry && !(g->alloc_entry = strdup(r->alloc_entry)))
-        rc = -1;
+    if (by_name[i]) {
+      g->visible = number_in_name(g->name);
     } else {
-      if (g->backend <= MB_BACKEND_CUDA)
-        g->visible = number_in_name(g->name);
-      if (!g->visible) {
-        int pos = 0;
-        for (int j = 0; j < list->n; j++) {
-          int cmp = busid_cmp(&list->gpu[j], g);
-          if (list->gpu[j].vendor == g->vendor && (cmp < 0 || (cmp == 0 && j < i)))
-            pos++;
-        }
-        if (asprintf(&g->visible, "%d", pos) < 0)
-          g->visible = NULL;
+      int pos = 0;
+      for (int j = 0; j < list->n; j++) {
+        int cmp = busid_cmp(&list->gpu[j], g);
+        if (list->gpu[j].vendor == g->vendor &&
+            (cmp < 0 || (cmp == 0 && j < i)))
+          pos++;
       }
+      if (asprintf(&g->visible, "%d", pos) < 0)
+        g->visible = NULL;
     }
     if (!g->visible)
       rc = -1;
   }
+  free(by_name);
+  return rc;
+}
+
+/* On a restricted topology: the GPUs of the node's list (ref) that are
+ * still there, each with ref's visible index and allocation entry.  A GPU
+ * whose nearest CPU object lost all its CPUs is gone too: hwloc removes
+ * such objects with their I/O, except where the restriction had to keep
+ * their memory (docs/algorithm.md step 2, CPUs without a NUMA node).  One
+ * that had no CPU before (in a CPU-less group of memory) stays. */
+static int take_from_ref(const struct mb_gpu_list *ref,
+                         struct mb_gpu_list *list)
+{
+  int kept = 0, rc = 0;
+  for (int i = 0; i < list->n; i++) {
+    struct mb_gpu *g = &list->gpu[i];
+    const struct mb_gpu *r = find_by_name(ref, g->name);
+    if (!r || rc ||
+        (hwloc_bitmap_iszero(g->locality->cpuset) &&
+         !hwloc_bitmap_iszero(r->locality->cpuset))) {
+      gpu_free(g);
+      continue;
+    }
+    g->visible = strdup(r->visible);
+    if (!g->visible ||
+        (r->alloc_entry && !(g->alloc_entry = strdup(r->alloc_entry))))
+      rc = -1;
+    list->gpu[kept++] = *g;
+  }
+  list->n = kept;
+  return rc;
+}
+
+int mb_gpu_list_build(mpibind_t *h, hwloc_topology_t topo,
+                      const struct mb_gpu_list *ref, struct mb_gpu_list *list)
+{
+  list->gpu = NULL;
+  list->n = 0;
+  int rc = osdev_candidates(topo, list);
+  if (rc == 0) {
+    keep_best_backend(list);
+    rc = add_pci_only(topo, list);
+  }
+  if (rc == 0)
+    rc = fill_ids(list);
+  if (rc == 0)
+    rc = ref ? take_from_ref(ref, list) : number_visible(list);
   if (rc) {
     mb_gpu_list_free(list);
-    return mb_fail(h, "out of memory");
-  }
-  if (ref) { /* keep what the reference list kept */
-    int kept = 0;
-    for (int i = 0; i < list->n; i++) {
-      if (find_by_name(ref, list->gpu[i].name)) {
-        list->gpu[kept++] = list->gpu[i];
-      } else {
-        gpu_free(&list->gpu[i]);
-      }
-    }
-    list->n = kept;
+    return mb_oom(h);
   }
   return 0;
 }
@@ -292,7 +422,7 @@ int mb_gpu_list_allocate(mpibind_t *h, struct mb_gpu_list *list)
     char *keep = calloc(list->n > 0 ? list->n : 1, 1);
     if (!keep) {
       free(value);
-      return mb_fail(h, "out of memory");
+      return mb_oom(h);
     }
     char *save = NULL;
     for (char *e = strtok_r(value, ",", &save); e;
@@ -322,7 +452,7 @@ int mb_gpu_list_allocate(mpibind_t *h, struct mb_gpu_list *list)
         if (!(list->gpu[found].alloc_entry = strdup(e))) {
           free(keep);
           free(value);
-          return mb_fail(h, "out of memory");
+          return mb_oom(h);
         }
       }
     }

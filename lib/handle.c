@@ -1,7 +1,9 @@
 /*
- * handle.c - the handle's life cycle, its inputs and the error convention
- * (see mpibind.h): every failure goes through mb_fail(), which keeps one
- * message per handle.
+ * handle.c - the handle's life cycle, its inputs, the outputs' lifetime
+ * and the error convention (see mpibind.h): every failure goes through
+ * mb_fail() or mb_fail_kind(), which keep one message and one kind per
+ * handle; the outputs are freed in one place (mb_clear_outputs) and
+ * invalidated in one place (mb_inputs_changed).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,26 +16,50 @@
 
 static const char null_handle_msg[] = "mpibind: the handle is NULL";
 
+static int vfail(mpibind_t *h, int kind, const char *fmt, va_list ap)
+{
+  if (kind <= 0)
+    kind = EIO; /* a system call failed without saying why */
+  if (h) {
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0)
+      msg = NULL;
+    free(h->error);
+    h->error = msg; /* NULL (out of memory) reads back as a generic text */
+    h->errnum = kind;
+  }
+  errno = kind; /* last: nothing above may change it afterwards */
+  return -1;
+}
+
 int mb_fail(mpibind_t *h, const char *fmt, ...)
 {
-  if (!h)
-    return -1;
-  char *msg = NULL;
   va_list ap;
   va_start(ap, fmt);
-  if (vasprintf(&msg, fmt, ap) < 0)
-    msg = NULL;
+  int rc = vfail(h, EINVAL, fmt, ap);
   va_end(ap);
-  free(h->error);
-  h->error = msg; /* NULL (out of memory) reads back as a generic text */
-  return -1;
+  return rc;
+}
+
+int mb_fail_kind(mpibind_t *h, int kind, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = vfail(h, kind, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+int mb_oom(mpibind_t *h)
+{
+  return mb_fail_kind(h, ENOMEM, "out of memory");
 }
 
 char *mb_strdup(mpibind_t *h, const char *s)
 {
   char *d = strdup(s);
   if (!d)
-    mb_fail(h, "out of memory");
+    mb_oom(h);
   return d;
 }
 
@@ -42,18 +68,50 @@ const char *mpibind_get_error(const mpibind_t *h)
   if (!h)
     return null_handle_msg;
   if (!h->error)
-    return "";
+    return h->errnum ? "out of memory (while writing the message)" : "";
   return h->error;
+}
+
+int mpibind_get_errno(const mpibind_t *h)
+{
+  return h ? h->errnum : EINVAL;
+}
+
+const char *mpibind_get_version(void)
+{
+  return MPIBIND_VERSION_STRING;
+}
+
+/* hwloc's API version is 0xMMmmpp; only the major changes the ABI (hwloc
+ * 3 changes the OS-device types, which the GPU rules read).  A site that
+ * upgrades hwloc under an installed mpibind gets this message instead of
+ * a mapping that silently lost its GPUs. */
+int mb_check_hwloc(mpibind_t *h)
+{
+  unsigned built = HWLOC_API_VERSION;
+  unsigned loaded = hwloc_get_api_version();
+  if (built >> 16 == loaded >> 16)
+    return 0;
+  return mb_fail_kind(h, ELIBBAD,
+                      "the hwloc library loaded at run time has API version "
+                      "%u.%u.%u, but mpibind was built against API %u.%u.%u: "
+                      "rebuild mpibind against the hwloc installed, or run "
+                      "with an hwloc %u.x library",
+                      loaded >> 16, (loaded >> 8) & 0xff, loaded & 0xff,
+                      built >> 16, (built >> 8) & 0xff, built & 0xff,
+                      built >> 16);
 }
 
 int mpibind_init(mpibind_t **handle)
 {
-  if (!handle)
+  if (!handle) {
+    errno = EINVAL;
     return -1;
+  }
   mpibind_t *h = calloc(1, sizeof(*h));
   *handle = h;
   if (!h)
-    return -1;
+    return -1; /* errno ENOMEM, from calloc */
   h->greedy = 1;
   h->gpu_optim = 1;
   h->restrict_type = MPIBIND_RESTRICT_CPU;
@@ -61,21 +119,24 @@ int mpibind_init(mpibind_t **handle)
   return 0;
 }
 
-/* The cached id strings of one task (see mpibind_get_gpus_ptask). */
-static void free_gpus_ptask(mpibind_t *h, int task)
+/* The cached id strings of kind k of every task (mpibind_get_gpus_ptask). */
+static void free_gpus_ptask(mpibind_t *h, int k)
 {
-  if (!h->gpus_ptask || !h->gpus_ptask[task])
+  if (!h->gpus_ptask[k])
     return;
-  for (int g = 0; h->gpus_ptask[task][g]; g++)
-    free(h->gpus_ptask[task][g]);
-  free(h->gpus_ptask[task]);
-  h->gpus_ptask[task] = NULL;
+  for (int t = 0; t < h->out_ntasks; t++) {
+    for (int g = 0; h->gpus_ptask[k][t] && h->gpus_ptask[k][t][g]; g++)
+      free(h->gpus_ptask[k][t][g]);
+    free(h->gpus_ptask[k][t]);
+  }
+  free(h->gpus_ptask[k]);
+  h->gpus_ptask[k] = NULL;
 }
 
 void mb_clear_env(mpibind_t *h)
 {
   for (int v = 0; v < h->nvars; v++) {
-    for (int t = 0; t < h->ntasks; t++)
+    for (int t = 0; t < h->out_ntasks; t++)
       free(h->var_values[v][t]);
     free(h->var_values[v]);
     free(h->var_names[v]);
@@ -87,35 +148,54 @@ void mb_clear_env(mpibind_t *h)
   h->nvars = 0;
 }
 
-/* Every per-task array is sized by the current ntasks: the setter of
- * ntasks clears them first.  Also frees a half-built mapping. */
+void mb_inputs_changed(mpibind_t *h)
+{
+  h->stale = 1;
+}
+
+int mb_check_mapped(mpibind_t *h)
+{
+  MB_NEED_HANDLE(h, -1);
+  if (!h->mapped)
+    return mb_fail_kind(h, ENODATA, "no mapping yet: call mpibind() first");
+  if (h->stale)
+    return mb_fail_kind(h, ENODATA,
+                        "an input changed since the last mpibind(): call "
+                        "mpibind() again");
+  return 0;
+}
+
+/* Every per-task array has out_ntasks entries, whatever ntasks is now.
+ * Also frees a half-built mapping. */
 void mb_clear_outputs(mpibind_t *h)
 {
-  for (int i = 0; i < h->ntasks; i++) {
+  for (int i = 0; i < h->out_ntasks; i++) {
     if (h->out_cpus)
       hwloc_bitmap_free(h->out_cpus[i]);
     if (h->out_gpus)
       hwloc_bitmap_free(h->out_gpus[i]);
     if (h->cpus_ptask)
       free(h->cpus_ptask[i]);
-    free_gpus_ptask(h, i);
   }
+  for (int k = 0; k < MB_NUM_ID_KINDS; k++)
+    free_gpus_ptask(h, k);
   mb_clear_env(h);
   free(h->out_nthreads);
   free(h->out_cpus);
   free(h->out_gpus);
   free(h->cpus_ptask);
   free(h->ncpus_ptask);
-  free(h->gpus_ptask);
   free(h->ngpus_ptask);
   h->out_nthreads = NULL;
   h->out_cpus = h->out_gpus = NULL;
   h->cpus_ptask = NULL;
   h->ncpus_ptask = NULL;
-  h->gpus_ptask = NULL;
   h->ngpus_ptask = NULL;
+  h->out_ntasks = 0;
   mb_gpu_list_free(&h->gpus);
+  mb_free_retired_topologies(h);
   h->mapped = 0;
+  h->stale = 0;
 }
 
 static void free_allocs(mpibind_t *h)
@@ -133,9 +213,11 @@ int mpibind_finalize(mpibind_t *h)
 {
   if (!h)
     return 0;
-  mb_free_own_topology(h); /* with the work topology and the outputs */
+  mb_clear_outputs(h);
+  mb_free_own_topology(h); /* with the work topology */
   free_allocs(h);
   free(h->restrict_ids);
+  hwloc_bitmap_free(h->job_cpus);
   free(h->error);
   free(h);
   return 0;
@@ -143,13 +225,10 @@ int mpibind_finalize(mpibind_t *h)
 
 /* ---- Inputs ---------------------------------------------------------- */
 
-/* Every setter invalidates the outputs: reading a mapping computed from
- * other inputs would be a silent lie. */
-#define CHECK_HANDLE(h)                                                      \
-  do {                                                                       \
-    if (!(h))                                                                \
-      return -1;                                                             \
-  } while (0)
+/* Every setter of an input the mapping depends on makes the outputs
+ * stale (mb_inputs_changed): reading a mapping computed from other inputs
+ * would be a silent lie, and freeing it would break the LIFETIME rule. */
+#define CHECK_HANDLE(h) MB_NEED_HANDLE(h, -1)
 
 int mpibind_set_ntasks(mpibind_t *h, int ntasks)
 {
@@ -157,7 +236,7 @@ int mpibind_set_ntasks(mpibind_t *h, int ntasks)
   if (ntasks < 1)
     return mb_fail(h, "ntasks %d is invalid: expected an integer >= 1",
                    ntasks);
-  mb_clear_outputs(h);
+  mb_inputs_changed(h);
   h->ntasks = ntasks;
   return 0;
 }
@@ -170,7 +249,7 @@ int mpibind_set_nthreads(mpibind_t *h, int nthreads)
                    "nthreads %d is invalid: expected an integer >= 0 "
                    "(0 lets mpibind choose)",
                    nthreads);
-  mb_clear_outputs(h);
+  mb_inputs_changed(h);
   h->nthreads = nthreads;
   return 0;
 }
@@ -180,7 +259,7 @@ int mpibind_set_greedy(mpibind_t *h, int greedy)
   CHECK_HANDLE(h);
   if (greedy != 0 && greedy != 1)
     return mb_fail(h, "greedy %d is invalid: expected 0 or 1", greedy);
-  mb_clear_outputs(h);
+  mb_inputs_changed(h);
   h->greedy = greedy;
   return 0;
 }
@@ -190,7 +269,7 @@ int mpibind_set_gpu_optim(mpibind_t *h, int gpu_optim)
   CHECK_HANDLE(h);
   if (gpu_optim != 0 && gpu_optim != 1)
     return mb_fail(h, "gpu_optim %d is invalid: expected 0 or 1", gpu_optim);
-  mb_clear_outputs(h);
+  mb_inputs_changed(h);
   h->gpu_optim = gpu_optim;
   return 0;
 }
@@ -203,7 +282,7 @@ int mpibind_set_smt(mpibind_t *h, int smt)
                    "smt %d is invalid: expected an integer >= 0 "
                    "(0 lets mpibind choose)",
                    smt);
-  mb_clear_outputs(h);
+  mb_inputs_changed(h);
   h->smt = smt;
   return 0;
 }
@@ -217,7 +296,7 @@ int mpibind_set_restrict_ids(mpibind_t *h, const char *ids)
      * list selects anything depends on the topology (mpibind()). */
     hwloc_bitmap_t set = hwloc_bitmap_alloc();
     if (!set)
-      return mb_fail(h, "out of memory");
+      return mb_oom(h);
     int bad = hwloc_bitmap_list_sscanf(set, ids) < 0;
     hwloc_bitmap_free(set);
     /* hwloc's parser skips what it does not understand; only its own
@@ -230,9 +309,27 @@ int mpibind_set_restrict_ids(mpibind_t *h, const char *ids)
     if (!(copy = mb_strdup(h, ids)))
       return -1;
   }
-  mb_free_work_topology(h); /* and the outputs mapped on it */
+  mb_inputs_changed(h);
   free(h->restrict_ids);
   h->restrict_ids = copy;
+  return 0;
+}
+
+int mpibind_set_job_cpus(mpibind_t *h, hwloc_const_bitmap_t cpus)
+{
+  CHECK_HANDLE(h);
+  hwloc_bitmap_t copy = NULL;
+  if (cpus) {
+    if (hwloc_bitmap_iszero(cpus) || hwloc_bitmap_weight(cpus) < 0)
+      return mb_fail(h, "the job's CPUs are %s: expected a finite, non-empty "
+                        "set of PU OS indexes",
+                     hwloc_bitmap_iszero(cpus) ? "empty" : "infinite");
+    if (!(copy = hwloc_bitmap_dup(cpus)))
+      return mb_oom(h);
+  }
+  mb_free_work_topology(h); /* and the outputs mapped on it */
+  hwloc_bitmap_free(h->job_cpus);
+  h->job_cpus = copy;
   return 0;
 }
 
@@ -244,7 +341,7 @@ int mpibind_set_restrict_type(mpibind_t *h, int type)
                    "restrict type %d is invalid: expected "
                    "MPIBIND_RESTRICT_CPU (0) or MPIBIND_RESTRICT_MEM (1)",
                    type);
-  mb_free_work_topology(h); /* and the outputs mapped on it */
+  mb_inputs_changed(h);
   h->restrict_type = type;
   return 0;
 }
@@ -260,10 +357,9 @@ int mpibind_set_gpu_ids(mpibind_t *h, int kind)
                    "MPIBIND_ID_NAME (%d)",
                    kind, MPIBIND_ID_UNIV, MPIBIND_ID_SMI, MPIBIND_ID_PCIBUS,
                    MPIBIND_ID_NAME);
-  /* The id kind changes only how GPUs are named: the mapping stays, the
-   * cached per-task strings go. */
-  for (int i = 0; i < h->ntasks; i++)
-    free_gpus_ptask(h, i);
+  /* The id kind changes only how GPUs are named: the mapping stays, and
+   * so do the strings of the other kinds already handed out (they are
+   * cached per kind). */
   h->gpu_id_kind = kind;
   return 0;
 }
@@ -285,7 +381,7 @@ int mpibind_set_gpu_allocation(mpibind_t *h, const char *var,
                    "CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, "
                    "HIP_VISIBLE_DEVICES or ZE_AFFINITY_MASK",
                    var ? var : "(null)");
-  mb_clear_outputs(h);
+  mb_inputs_changed(h);
   int at = 0;
   while (at < h->nallocs && strcmp(h->allocs[at].var, var) != 0)
     at++;
@@ -309,7 +405,7 @@ int mpibind_set_gpu_allocation(mpibind_t *h, const char *var,
         h->allocs = a;
       free(name);
       free(v);
-      return mb_fail(h, "out of memory");
+      return mb_oom(h);
     }
     h->allocs = a;
     h->allocs[at].var = name;
@@ -321,6 +417,7 @@ int mpibind_set_gpu_allocation(mpibind_t *h, const char *var,
   return 0;
 }
 
+/* The getters of one input value return it (-1 for a NULL handle). */
 int mpibind_get_ntasks(mpibind_t *h) { return h ? h->ntasks : -1; }
 int mpibind_get_greedy(mpibind_t *h) { return h ? h->greedy : -1; }
 int mpibind_get_gpu_optim(mpibind_t *h) { return h ? h->gpu_optim : -1; }
@@ -342,14 +439,7 @@ const char *mpibind_get_topology_file(mpibind_t *h)
 
 /* ---- Outputs --------------------------------------------------------- */
 
-static int check_mapped(mpibind_t *h)
-{
-  if (!h)
-    return -1;
-  if (!h->mapped)
-    return mb_fail(h, "no mapping yet: call mpibind() first");
-  return 0;
-}
+#define check_mapped mb_check_mapped
 
 static int check_task(mpibind_t *h, int task)
 {
@@ -388,14 +478,14 @@ int *mpibind_get_cpus_ptask(mpibind_t *h, int task, int *ncpus)
   if (check_task(h, task))
     return NULL;
   if (!h->cpus_ptask) {
-    h->cpus_ptask = calloc(h->ntasks, sizeof(*h->cpus_ptask));
-    h->ncpus_ptask = calloc(h->ntasks, sizeof(*h->ncpus_ptask));
+    h->cpus_ptask = calloc(h->out_ntasks, sizeof(*h->cpus_ptask));
+    h->ncpus_ptask = calloc(h->out_ntasks, sizeof(*h->ncpus_ptask));
     if (!h->cpus_ptask || !h->ncpus_ptask) {
       free(h->cpus_ptask);
       free(h->ncpus_ptask);
       h->cpus_ptask = NULL;
       h->ncpus_ptask = NULL;
-      mb_fail(h, "out of memory");
+      mb_oom(h);
       return NULL;
     }
   }
@@ -403,7 +493,7 @@ int *mpibind_get_cpus_ptask(mpibind_t *h, int task, int *ncpus)
     int n = hwloc_bitmap_weight(h->out_cpus[task]);
     int *a = malloc((n > 0 ? n : 1) * sizeof(int));
     if (!a) {
-      mb_fail(h, "out of memory");
+      mb_oom(h);
       return NULL;
     }
     int i = 0;
@@ -418,51 +508,58 @@ int *mpibind_get_cpus_ptask(mpibind_t *h, int task, int *ncpus)
   return h->cpus_ptask[task];
 }
 
+/* The task's GPU ids of the current kind, NULL-terminated, built once per
+ * kind: changing the kind must not free strings already handed out. */
+static char **task_gpu_strings(mpibind_t *h, int task)
+{
+  int n = hwloc_bitmap_weight(h->out_gpus[task]);
+  char **a = calloc(n + 1, sizeof(char *));
+  if (!a)
+    return NULL;
+  int i = 0;
+  unsigned g;
+  hwloc_bitmap_foreach_begin(g, h->out_gpus[task])
+  {
+    if (!(a[i] = strdup(mb_gpu_id(&h->gpus.gpu[g], h->gpu_id_kind)))) {
+      for (int j = 0; j < i; j++)
+        free(a[j]);
+      free(a);
+      return NULL;
+    }
+    i++;
+  }
+  hwloc_bitmap_foreach_end();
+  return a;
+}
+
 char **mpibind_get_gpus_ptask(mpibind_t *h, int task, int *ngpus)
 {
   if (ngpus)
     *ngpus = 0;
   if (check_task(h, task))
     return NULL;
-  if (!h->gpus_ptask) {
-    h->gpus_ptask = calloc(h->ntasks, sizeof(*h->gpus_ptask));
-    h->ngpus_ptask = calloc(h->ntasks, sizeof(*h->ngpus_ptask));
-    if (!h->gpus_ptask || !h->ngpus_ptask) {
-      free(h->gpus_ptask);
-      free(h->ngpus_ptask);
-      h->gpus_ptask = NULL;
-      h->ngpus_ptask = NULL;
-      mb_fail(h, "out of memory");
+  int k = h->gpu_id_kind - MPIBIND_ID_UNIV;
+  if (!h->ngpus_ptask) {
+    if (!(h->ngpus_ptask = calloc(h->out_ntasks, sizeof(*h->ngpus_ptask)))) {
+      mb_oom(h);
       return NULL;
     }
+    for (int t = 0; t < h->out_ntasks; t++)
+      h->ngpus_ptask[t] = hwloc_bitmap_weight(h->out_gpus[t]);
   }
-  if (!h->gpus_ptask[task]) {
-    int n = hwloc_bitmap_weight(h->out_gpus[task]);
-    char **a = calloc(n + 1, sizeof(char *));
-    if (!a) {
-      mb_fail(h, "out of memory");
-      return NULL;
-    }
-    int i = 0;
-    unsigned g;
-    hwloc_bitmap_foreach_begin(g, h->out_gpus[task])
-    {
-      if (!(a[i] = strdup(mb_gpu_id(&h->gpus.gpu[g], h->gpu_id_kind)))) {
-        for (int j = 0; j < i; j++)
-          free(a[j]);
-        free(a);
-        mb_fail(h, "out of memory");
-        return NULL;
-      }
-      i++;
-    }
-    hwloc_bitmap_foreach_end();
-    h->gpus_ptask[task] = a;
-    h->ngpus_ptask[task] = n;
+  if (!h->gpus_ptask[k] &&
+      !(h->gpus_ptask[k] = calloc(h->out_ntasks, sizeof(char **)))) {
+    mb_oom(h);
+    return NULL;
+  }
+  if (!h->gpus_ptask[k][task] &&
+      !(h->gpus_ptask[k][task] = task_gpu_strings(h, task))) {
+    mb_oom(h);
+    return NULL;
   }
   if (ngpus)
     *ngpus = h->ngpus_ptask[task];
-  return h->gpus_ptask[task];
+  return h->gpus_ptask[k][task];
 }
 
 const char *mpibind_get_gpu_id(mpibind_t *h, int gpu, int kind)
@@ -476,7 +573,11 @@ const char *mpibind_get_gpu_id(mpibind_t *h, int gpu, int kind)
   }
   if (kind != MPIBIND_ID_UNIV && kind != MPIBIND_ID_SMI &&
       kind != MPIBIND_ID_PCIBUS && kind != MPIBIND_ID_NAME) {
-    mb_fail(h, "GPU id kind %d is invalid", kind);
+    mb_fail(h, "GPU id kind %d is invalid: expected MPIBIND_ID_UNIV (%d), "
+            "MPIBIND_ID_SMI (%d), MPIBIND_ID_PCIBUS (%d) or MPIBIND_ID_NAME "
+            "(%d)",
+            kind, MPIBIND_ID_UNIV, MPIBIND_ID_SMI, MPIBIND_ID_PCIBUS,
+            MPIBIND_ID_NAME);
     return NULL;
   }
   return mb_gpu_id(&h->gpus.gpu[gpu], kind);

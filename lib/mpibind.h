@@ -13,17 +13,47 @@
  *     the snprint functions, which follow snprintf (see below).
  *   - Functions returning a pointer return NULL on failure.
  *   - After any failure, mpibind_get_error(handle) returns a one-line
- *     message naming the offending value and what was expected.  The message
- *     stays until the next failing call on the same handle.
+ *     message naming the offending value and what was expected, and
+ *     mpibind_get_errno(handle) its kind; the failing call also leaves the
+ *     kind in errno.  Both stay until the next failing call on the same
+ *     handle (a successful call may change errno, as in libc).  The kinds:
+ *       EINVAL          a value that does not fit: a bad argument, an input
+ *                       the topology rejects (smt above the node's, a
+ *                       restriction that selects nothing, a GPU allocation
+ *                       entry that names no GPU), a NULL handle
+ *       ENOENT, EACCES, EISDIR, ...
+ *                       the topology file cannot be read (the errno of
+ *                       opening it); EINVAL when it is read but is not an
+ *                       hwloc XML topology
+ *       ENOMEM          out of memory
+ *       MPIBIND_ENOMAP  this node cannot be mapped as asked (for example
+ *                       the topology has no CPU to map tasks onto)
+ *       ENODATA         an output read before mpibind(), or after an
+ *                       input changed (see LIFETIME)
+ *       EXDEV           binding with a topology that is not this
+ *                       machine's (a file or the caller's): hwloc's kind
+ *                       for a binding that cannot be enforced
+ *       ELIBBAD         the hwloc library loaded at run time has another
+ *                       API major version than the one mpibind was built
+ *                       against
+ *     and, for a live topology that hwloc cannot discover or a binding
+ *     that the system refuses, the errno hwloc reported.
  *   - The library never prints to stdout on its own (only the *_print
  *     functions, which exist to print), never calls exit(), and treats a
  *     NULL handle as an error rather than a crash.
  *
- * OWNERSHIP
- *   Every pointer returned by a getter is owned by the handle and stays
- *   valid until the next mpibind() call, the next setter that changes the
- *   topology, or mpibind_finalize(), whichever comes first.  Callers never
- *   free what the library returns.
+ * LIFETIME
+ *   Every pointer an output getter returns (the mpibind_get_nthreads,
+ *   _cpus and _gpus arrays and their bitmaps, the per-task arrays and GPU
+ *   ID strings, mpibind_get_gpu_id, the variable names and values, and
+ *   the topology of mpibind_get_topology) is owned by the handle and stays
+ *   valid and unchanged until the next mpibind() call or
+ *   mpibind_finalize().  A setter never frees an output: it only marks the
+ *   outputs stale, and the output getters then fail (ENODATA) until
+ *   mpibind() maps again; what they returned before can still be read.
+ *   mpibind_set_gpu_ids only changes how later calls name GPUs: it does
+ *   not make the mapping stale.  Callers never free what the library
+ *   returns.
  *
  * THREADS
  *   A handle is not thread safe; distinct handles are independent.
@@ -43,8 +73,13 @@ extern "C" {
 #define MPIBIND_API
 #endif
 
-#define MPIBIND_VERSION_MAJOR 1
-#define MPIBIND_VERSION_MINOR 0
+/* MPIBIND_VERSION_MAJOR, _MINOR, _PATCH and _STRING, generated from the
+ * project's version. */
+#include "mpibind_version.h"
+
+/* The failure kind "this node cannot be mapped as asked" (see the error
+ * convention).  Above every errno value of the system. */
+#define MPIBIND_ENOMAP 4096
 
 /* The enum order is the original's: code that passes the numbers keeps
  * working. */
@@ -76,6 +111,17 @@ MPIBIND_API int mpibind_finalize(mpibind_t *handle);
  * accepts NULL and then describes that error. */
 MPIBIND_API const char *mpibind_get_error(const mpibind_t *handle);
 
+/* The kind of the last failure on this handle (see the error convention),
+ * 0 if none; EINVAL for a NULL handle.  Unlike errno it survives later
+ * successful calls, which is what bindings that cannot read the C errno
+ * right after a call (CFFI in ABI mode) need. */
+MPIBIND_API int mpibind_get_errno(const mpibind_t *handle);
+
+/* The version of the library loaded at run time, "MAJOR.MINOR.PATCH"
+ * (MPIBIND_VERSION_STRING of the header it was built with).  A program
+ * built with another MPIBIND_VERSION_MAJOR must not use it. */
+MPIBIND_API const char *mpibind_get_version(void);
+
 /* ---- Inputs ---------------------------------------------------------- */
 /* Setters check what they can on their own (ntasks >= 1, nthreads >= 0,
  * smt >= 0, greedy and gpu_optim 0 or 1, a known restrict type, a parsable
@@ -91,6 +137,16 @@ MPIBIND_API int mpibind_set_smt(mpibind_t *handle, int smt);
  * The string is copied. */
 MPIBIND_API int mpibind_set_restrict_ids(mpibind_t *handle, const char *ids);
 MPIBIND_API int mpibind_set_restrict_type(mpibind_t *handle, int type);
+/* The CPUs (PU OS indexes) the launch gave this job on this node, when
+ * they are narrower than what the process may use (jobs that share a node
+ * without cpuset cgroups: a Slurm step with task/affinity only, Flux's
+ * affinity containment, taskset or numactl around a launcher).  The
+ * mapping then stays within them, on top of any restrict list: no task
+ * is ever given a CPU outside them.  The set is copied; NULL removes it.
+ * mpibind() fails, naming both, when they leave no CPU of the topology.
+ * Beyond the original (docs/algorithm.md, "The job's CPUs"). */
+MPIBIND_API int mpibind_set_job_cpus(mpibind_t *handle,
+                                     hwloc_const_bitmap_t cpus);
 /* Kind of GPU ID reported by mpibind_get_gpus_ptask and the reports. */
 MPIBIND_API int mpibind_set_gpu_ids(mpibind_t *handle, int id_kind);
 
@@ -144,9 +200,10 @@ MPIBIND_API const char *mpibind_get_topology_file(mpibind_t *handle);
  * export the topology before mapping. */
 MPIBIND_API int mpibind_topology_load(mpibind_t *handle);
 
-/* The topology the mapping works on: after mpibind(), the restricted one;
- * before, the loaded one (loading it if needed).  Owned by the handle
- * (unless it is the caller's). */
+/* The topology the mapping works on: after a successful mpibind() whose
+ * inputs have not changed since, the restricted one; otherwise the loaded
+ * one (loading it if needed).  Owned by the handle (unless it is the
+ * caller's); valid as LIFETIME says, even across a topology setter. */
 MPIBIND_API hwloc_topology_t mpibind_get_topology(mpibind_t *handle);
 
 /* 0 when the handle's topology describes the machine this process runs
@@ -157,11 +214,12 @@ MPIBIND_API int mpibind_topology_check_system(mpibind_t *handle);
 
 /* ---- Mapping --------------------------------------------------------- */
 
-/* Computes the mapping (docs/algorithm.md steps 1-5).  On failure the previous
- * outputs are gone and the message says why. */
+/* Computes the mapping (docs/algorithm.md steps 1-5).  Frees the previous
+ * outputs first (see LIFETIME), so on failure there are none; the message
+ * and the kind say why. */
 MPIBIND_API int mpibind(mpibind_t *handle);
 
-/* ---- Outputs (valid after a successful mpibind()) -------------------- */
+/* ---- Outputs (valid after a successful mpibind(); see LIFETIME) ------ */
 
 /* ntasks thread counts. */
 MPIBIND_API int *mpibind_get_nthreads(mpibind_t *handle);
@@ -199,7 +257,8 @@ MPIBIND_API int mpibind_mapping_print(mpibind_t *handle);
 /* ---- Environment (docs/algorithm.md step 6) ------------------------------- */
 
 /* Computes the variables of every task.  Nothing is exported: the caller
- * decides what to do with them. */
+ * decides what to do with them.  Calling it again for the same mapping
+ * returns the same variables (pointers included). */
 MPIBIND_API int mpibind_set_env_vars(mpibind_t *handle);
 /* The variable names, in a stable order; *count receives their number. */
 MPIBIND_API char **mpibind_get_env_var_names(mpibind_t *handle, int *count);

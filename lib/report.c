@@ -49,7 +49,7 @@ static char *task_line(mpibind_t *h, int task)
   free(gpus);
   free(cpus);
   if (!line)
-    mb_fail(h, "out of memory");
+    mb_oom(h);
   return line;
 }
 
@@ -67,14 +67,13 @@ static int put(char *buf, int size, const char *text)
 
 static int check_args(mpibind_t *h, char *buf, int size)
 {
-  if (!h)
-    return -1;
+  MB_NEED_HANDLE(h, -1);
   if (size < 0 || (size > 0 && !buf))
     return mb_fail(h, "report buffer of size %d is invalid: expected a "
                       "buffer and a size >= 0",
                    size);
-  if (!h->mapped)
-    return mb_fail(h, "no mapping yet: call mpibind() first");
+  if (mb_check_mapped(h))
+    return -1;
   return 0;
 }
 
@@ -99,7 +98,7 @@ static char *report(mpibind_t *h)
   size_t len = 0, cap = 256;
   char *all = malloc(cap);
   if (!all) {
-    mb_fail(h, "out of memory");
+    mb_oom(h);
     return NULL;
   }
   all[0] = '\0';
@@ -117,7 +116,7 @@ static char *report(mpibind_t *h)
       if (!n) {
         free(line);
         free(all);
-        mb_fail(h, "out of memory");
+        mb_oom(h);
         return NULL;
       }
       all = n;

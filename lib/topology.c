@@ -31,11 +31,42 @@ int mpibind_topology_load_filters(hwloc_topology_t topo)
 
 void mb_free_work_topology(mpibind_t *h)
 {
-  mb_clear_outputs(h);
   if (h->work_is_copy)
     hwloc_topology_destroy(h->work_topo);
   h->work_topo = NULL;
   h->work_is_copy = 0;
+}
+
+void mb_free_retired_topologies(mpibind_t *h)
+{
+  for (int i = 0; i < h->nretired; i++)
+    hwloc_topology_destroy(h->retired[i]);
+  free(h->retired);
+  h->retired = NULL;
+  h->nretired = 0;
+}
+
+/* A topology setter replaces the loaded and the work topology, which a
+ * caller may hold (mpibind_get_topology) and stale outputs refer to: they
+ * are kept until the next mpibind() (the LIFETIME rule of mpibind.h). */
+static int retire_topologies(mpibind_t *h)
+{
+  hwloc_topology_t *r =
+      realloc(h->retired, (h->nretired + 2) * sizeof(*h->retired));
+  if (!r)
+    return mb_oom(h);
+  h->retired = r;
+  if (h->work_is_copy)
+    h->retired[h->nretired++] = h->work_topo;
+  if (h->own_topo)
+    h->retired[h->nretired++] = h->own_topo;
+  h->work_topo = NULL;
+  h->work_is_copy = 0;
+  h->own_topo = NULL;
+  free(h->topo_file);
+  h->topo_file = NULL;
+  mb_inputs_changed(h);
+  return 0;
 }
 
 void mb_free_own_topology(mpibind_t *h)
@@ -52,13 +83,13 @@ static int load_live(mpibind_t *h)
 {
   hwloc_topology_t t;
   if (hwloc_topology_init(&t))
-    return mb_fail(h, "cannot initialize an hwloc topology: %s",
-                   strerror(errno));
+    return mb_fail_kind(h, errno, "cannot initialize an hwloc topology: %s",
+                        strerror(errno));
   if (mpibind_topology_load_filters(t) || hwloc_topology_load(t)) {
     int e = errno;
     hwloc_topology_destroy(t);
-    return mb_fail(h, "cannot discover this machine's topology: %s",
-                   strerror(e));
+    return mb_fail_kind(h, e, "cannot discover this machine's topology: %s",
+                        strerror(e));
   }
   h->own_topo = t;
   return 0;
@@ -82,7 +113,8 @@ static int load_xml(hwloc_topology_t *out, const char *path,
 /* Does topo describe the machine running this process?  A foreign file is
  * fine for previewing a mapping, never for binding.  Reads the host name
  * the export recorded and the kernel's list of online CPUs: both cheap,
- * and together they catch a file from another machine or kind of node. */
+ * and together they catch a file from another machine or kind of node.
+ * The kind is EXDEV, hwloc's for "the binding cannot be enforced". */
 static int check_system(mpibind_t *h, hwloc_topology_t topo, const char *what)
 {
   hwloc_obj_t root = hwloc_get_root_obj(topo);
@@ -90,36 +122,36 @@ static int check_system(mpibind_t *h, hwloc_topology_t topo, const char *what)
   char here[256] = "";
   if (host && gethostname(here, sizeof(here) - 1) == 0 &&
       strcmp(host, here) != 0)
-    return mb_fail(h,
-                   "%s describes host '%s', not this host '%s'", what, host,
-                   here);
+    return mb_fail_kind(h, EXDEV, "%s describes host '%s', not this host '%s'",
+                        what, host, here);
 
   char *line = NULL;
   size_t cap = 0;
   FILE *f = fopen("/sys/devices/system/cpu/online", "r");
   if (!f)
-    return mb_fail(h, "cannot read /sys/devices/system/cpu/online: %s",
-                   strerror(errno));
+    return mb_fail_kind(h, errno,
+                        "cannot read /sys/devices/system/cpu/online: %s",
+                        strerror(errno));
   ssize_t len = getline(&line, &cap, f);
   fclose(f);
   hwloc_bitmap_t online = hwloc_bitmap_alloc();
   int rc = 0;
   if (len <= 0 || !online) {
-    rc = mb_fail(h, "cannot read /sys/devices/system/cpu/online");
+    rc = mb_fail_kind(h, EIO, "cannot read /sys/devices/system/cpu/online");
   } else {
     line[strcspn(line, "\n")] = '\0';
     if (hwloc_bitmap_list_sscanf(online, line) < 0) {
-      rc = mb_fail(h, "cannot parse /sys/devices/system/cpu/online '%s'",
+      rc = mb_fail_kind(h, EIO, "cannot parse /sys/devices/system/cpu/online '%s'",
                    line);
     } else if (!hwloc_bitmap_isincluded(
                    hwloc_topology_get_topology_cpuset(topo), online)) {
       char *pus = NULL;
       hwloc_bitmap_list_asprintf(&pus,
                                  hwloc_topology_get_topology_cpuset(topo));
-      rc = mb_fail(h,
-                   "%s does not describe this machine: its PUs %s are not "
-                   "among this machine's online CPUs %s",
-                   what, pus ? pus : "?", line);
+      rc = mb_fail_kind(h, EXDEV,
+                        "%s does not describe this machine: its PUs %s are "
+                        "not among this machine's online CPUs %s",
+                        what, pus ? pus : "?", line);
       free(pus);
     }
   }
@@ -128,25 +160,80 @@ static int check_system(mpibind_t *h, hwloc_topology_t topo, const char *what)
   return rc;
 }
 
+/* The XML format version a file declares (<topology version="3.0">), as
+ * its major number; 0 when the start of the file declares none.  Only the
+ * first kilobytes are read: the root element comes right after the
+ * prolog. */
+static int xml_format_major(const char *path, char *ver, size_t cap)
+{
+  char buf[4096];
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *p = strstr(buf, "<topology");
+  if (!p || !(p = strstr(p, "version=\"")))
+    return 0;
+  p += strlen("version=\"");
+  size_t len = strcspn(p, "\"");
+  if (len == 0 || len >= cap)
+    return 0;
+  memcpy(ver, p, len);
+  ver[len] = '\0';
+  return atoi(ver);
+}
+
+/* Why hwloc refused the file, in a user's terms.  hwloc 2 reads XML
+ * formats 1.x and 2.x only; hwloc 3 writes 3.0 by default, and can still
+ * write a 2.x file (its v2 export flag). */
+static int xml_load_failed(mpibind_t *h, const char *path)
+{
+  char ver[32];
+  int major = xml_format_major(path, ver, sizeof(ver));
+  if (major > 2)
+    return mb_fail(h,
+                   "topology file '%s' comes from a newer hwloc (XML format "
+                   "%s) than this one (hwloc %s reads formats 1.x and 2.x): "
+                   "export it again in format 2 with that hwloc's "
+                   "'lstopo --of xml --export-xml-flags v2 FILE' (or "
+                   "HWLOC_TOPOLOGY_EXPORT_XML_FLAG_V2)",
+                   path, ver, HWLOC_VERSION);
+  return mb_fail(h,
+                 "topology file '%s' is not a valid hwloc XML topology "
+                 "(truncated or not XML?)",
+                 path);
+}
+
 int mpibind_set_topology_file(mpibind_t *h, const char *path)
 {
-  if (!h)
-    return -1;
+  MB_NEED_HANDLE(h, -1);
   if (!path) {
-    mb_free_own_topology(h);
+    if (retire_topologies(h))
+      return -1;
     h->user_topo = NULL;
     return 0;
   }
+  if (mb_check_hwloc(h))
+    return -1;
   struct stat st;
   if (!*path)
     return mb_fail(h, "topology file '' is invalid: expected the path of "
                       "an hwloc XML file");
   if (stat(path, &st) != 0)
-    return mb_fail(h, "topology file '%s': %s", path, strerror(errno));
+    return mb_fail_kind(h, errno, "topology file '%s': %s", path,
+                        strerror(errno));
+  if (S_ISDIR(st.st_mode))
+    return mb_fail_kind(h, EISDIR,
+                        "topology file '%s' is a directory: expected an "
+                        "hwloc XML file",
+                        path);
   if (!S_ISREG(st.st_mode))
     return mb_fail(h, "topology file '%s' is not a regular file", path);
   if (access(path, R_OK) != 0)
-    return mb_fail(h, "topology file '%s': %s", path, strerror(errno));
+    return mb_fail_kind(h, errno, "topology file '%s': %s", path,
+                        strerror(errno));
   if (st.st_size == 0)
     return mb_fail(h,
                    "topology file '%s' is empty: expected an hwloc XML "
@@ -164,10 +251,7 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
   hwloc_topology_t t;
   if (load_xml(&t, path, HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM)) {
     free(copy);
-    return mb_fail(h,
-                   "topology file '%s' is not a valid hwloc XML topology "
-                   "(truncated or not XML?)",
-                   path);
+    return xml_load_failed(h, path);
   }
   mpibind_t probe = {0};
   if (check_system(&probe, t, "topology file") == 0) {
@@ -181,7 +265,11 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
   }
   free(probe.error);
 
-  mb_free_own_topology(h);
+  if (retire_topologies(h)) {
+    hwloc_topology_destroy(t);
+    free(copy);
+    return -1;
+  }
   h->user_topo = NULL;
   h->own_topo = t;
   h->topo_file = copy;
@@ -190,15 +278,17 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
 
 int mpibind_set_topology(mpibind_t *h, hwloc_topology_t topo)
 {
-  if (!h)
+  MB_NEED_HANDLE(h, -1);
+  if (retire_topologies(h))
     return -1;
-  mb_free_own_topology(h);
   h->user_topo = topo;
   return 0;
 }
 
 hwloc_topology_t mb_base_topology(mpibind_t *h)
 {
+  if (mb_check_hwloc(h))
+    return NULL;
   if (h->user_topo)
     return h->user_topo;
   if (!h->own_topo && load_live(h))
@@ -208,24 +298,21 @@ hwloc_topology_t mb_base_topology(mpibind_t *h)
 
 int mpibind_topology_load(mpibind_t *h)
 {
-  if (!h)
-    return -1;
+  MB_NEED_HANDLE(h, -1);
   return mb_base_topology(h) ? 0 : -1;
 }
 
 hwloc_topology_t mpibind_get_topology(mpibind_t *h)
 {
-  if (!h)
-    return NULL;
-  if (h->work_topo)
+  MB_NEED_HANDLE(h, NULL);
+  if (h->work_topo && h->mapped && !h->stale)
     return h->work_topo;
   return mb_base_topology(h);
 }
 
 int mpibind_topology_check_system(mpibind_t *h)
 {
-  if (!h)
-    return -1;
+  MB_NEED_HANDLE(h, -1);
   hwloc_topology_t t = mb_base_topology(h);
   if (!t)
     return -1;
@@ -233,15 +320,15 @@ int mpibind_topology_check_system(mpibind_t *h)
     return 0; /* discovered here */
   const char *what = h->user_topo ? "the caller's topology" : "topology file";
   if (!hwloc_topology_is_thissystem(t))
-    return mb_fail(h,
-                   "%s is not this system's (hwloc would not bind with "
-                   "it): load it with HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM",
-                   what);
+    return mb_fail_kind(h, EXDEV,
+                        "%s is not this system's (hwloc would not bind with "
+                        "it): load it with HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM",
+                        what);
   if (h->topo_file) {
     /* Name the file in the message: the user typed it. */
     char *w = NULL;
     if (asprintf(&w, "topology file '%s'", h->topo_file) < 0)
-      return mb_fail(h, "out of memory");
+      return mb_oom(h);
     int rc = check_system(h, t, w);
     free(w);
     return rc;
@@ -254,19 +341,28 @@ int mb_core_depth(hwloc_topology_t topo)
   return hwloc_get_type_or_below_depth(topo, HWLOC_OBJ_CORE);
 }
 
+/* The most hardware threads any core has (docs/algorithm.md, "Beyond the
+ * original"): a core that lost a thread (offline CPU, cgroup, a site's
+ * reserved system threads) says nothing about the others, wherever it is
+ * in the order. */
 int mb_hw_smt(hwloc_topology_t topo)
 {
-  hwloc_obj_t core = hwloc_get_obj_by_depth(topo, mb_core_depth(topo), 0);
-  if (!core || core->type == HWLOC_OBJ_PU || core->arity == 0)
-    return 1;
-  return (int)core->arity;
+  int depth = mb_core_depth(topo);
+  int hw = 1;
+  for (hwloc_obj_t core = hwloc_get_obj_by_depth(topo, depth, 0); core;
+       core = core->next_cousin)
+    if (core->type != HWLOC_OBJ_PU && (int)core->arity > hw)
+      hw = (int)core->arity;
+  return hw;
 }
 
 /* NUMA nodes without CPUs (GPU memory, CXL) go anyway in a restriction by
  * CPUs (REMOVE_CPULESS).  hwloc 2.9 asserts (aborting the process) when
  * such a node is attached below an object whose CPUs all stay, as hwloc 1
  * exports of GPU nodes have it; removing them first, by nodeset, which
- * has no such check, gives the same topology without the abort. */
+ * has no such check, gives the same topology without the abort.  Also
+ * used after a restriction by CPUs without REMOVE_CPULESS (below), where
+ * it removes the NUMA nodes that lost their CPUs. */
 static int drop_cpuless_numa(hwloc_topology_t topo)
 {
   hwloc_bitmap_t keep = hwloc_bitmap_alloc();
@@ -288,6 +384,177 @@ static int drop_cpuless_numa(hwloc_topology_t topo)
   return rc;
 }
 
+/* What hwloc_topology_restrict drops besides the set it is given (hwloc
+ * 2.9, topology.c): by CPUs with REMOVE_CPULESS, the NUMA nodes whose CPUs
+ * all go (or that have none); by nodeset with REMOVE_MEMLESS, the PUs none
+ * of whose local NUMA nodes stays (or that have none: CPUs whose NUMA node
+ * is offline, memory-less or outside the cgroup's mems). */
+static void also_dropped(hwloc_topology_t topo, int by_nodeset,
+                         hwloc_const_bitmap_t dropped, hwloc_bitmap_t out)
+{
+  hwloc_bitmap_zero(out);
+  hwloc_obj_type_t type = by_nodeset ? HWLOC_OBJ_PU : HWLOC_OBJ_NUMANODE;
+  for (hwloc_obj_t o = hwloc_get_next_obj_by_type(topo, type, NULL); o;
+       o = hwloc_get_next_obj_by_type(topo, type, o)) {
+    hwloc_const_bitmap_t mine = by_nodeset ? o->nodeset : o->cpuset;
+    if (hwloc_bitmap_iszero(o->cpuset) || hwloc_bitmap_isincluded(mine, dropped))
+      hwloc_bitmap_set(out, o->os_index);
+  }
+}
+
+/* Would hwloc_topology_restrict, dropping the CPUs dcpu and the NUMA nodes
+ * dnode, reach one of its assertions?  At each object its recursion
+ * visits, hwloc 2.9 asserts that an object keeping all of the kind being
+ * restricted (CPUs, or NUMA nodes by nodeset) loses none of the other
+ * kind, unless it has none of the first.  A node whose CPUs lack a NUMA
+ * node breaks that by nodeset; a CPU-less NUMA node below CPUs that all
+ * stay (hwloc 1 exports) breaks it by CPUs.  This replays the walk. */
+static int restrict_would_assert(hwloc_obj_t obj, int by_nodeset,
+                                 hwloc_const_bitmap_t dcpu,
+                                 hwloc_const_bitmap_t dnode)
+{
+  hwloc_const_bitmap_t mine = by_nodeset ? obj->complete_nodeset
+                                         : obj->complete_cpuset;
+  hwloc_const_bitmap_t other = by_nodeset ? obj->complete_cpuset
+                                          : obj->complete_nodeset;
+  hwloc_const_bitmap_t dmine = by_nodeset ? dnode : dcpu;
+  hwloc_const_bitmap_t dother = by_nodeset ? dcpu : dnode;
+  if (!mine || !other)
+    return 0;
+  int modified = hwloc_bitmap_intersects(mine, dmine);
+  if (!modified) {
+    if (!hwloc_bitmap_iszero(dother) && hwloc_bitmap_intersects(other, dother) &&
+        !hwloc_bitmap_iszero(mine))
+      return 1;
+    modified = hwloc_bitmap_iszero(mine);
+  }
+  if (!modified)
+    return 0;
+  for (hwloc_obj_t c = obj->first_child; c; c = c->next_sibling)
+    if (restrict_would_assert(c, by_nodeset, dcpu, dnode))
+      return 1;
+  for (hwloc_obj_t c = obj->memory_first_child; c; c = c->next_sibling)
+    if (restrict_would_assert(c, by_nodeset, dcpu, dnode))
+      return 1;
+  return 0;
+}
+
+/* Restricts work to the CPUs set (docs/algorithm.md step 2), removing the
+ * NUMA nodes left without CPUs.  Where hwloc's REMOVE_CPULESS would abort
+ * or refuse (no NUMA node keeps a CPU: the CPUs named lack a NUMA node),
+ * the same is done in two steps that have no such check: the CPUs alone,
+ * then the NUMA nodes that lost theirs (when some NUMA node keeps CPUs;
+ * otherwise they stay, CPU-less, and are no domain). */
+static int restrict_cpus(hwloc_topology_t work, hwloc_const_bitmap_t set)
+{
+  if (drop_cpuless_numa(work))
+    return -1;
+  hwloc_bitmap_t dcpu = hwloc_bitmap_alloc(), dnode = hwloc_bitmap_alloc();
+  if (!dcpu || !dnode) {
+    hwloc_bitmap_free(dcpu);
+    hwloc_bitmap_free(dnode);
+    errno = ENOMEM;
+    return -1;
+  }
+  hwloc_bitmap_not(dcpu, set);
+  also_dropped(work, 0, dcpu, dnode);
+  int safe = !hwloc_bitmap_isincluded(
+                 hwloc_topology_get_topology_nodeset(work), dnode) &&
+             !restrict_would_assert(hwloc_get_root_obj(work), 0, dcpu, dnode);
+  hwloc_bitmap_free(dcpu);
+  hwloc_bitmap_free(dnode);
+  if (safe)
+    return hwloc_topology_restrict(work, set,
+                                   HWLOC_RESTRICT_FLAG_REMOVE_CPULESS);
+  if (hwloc_topology_restrict(work, set, 0))
+    return -1;
+  return drop_cpuless_numa(work);
+}
+
+/* Restricts work to the NUMA nodes set with the CPUs local to them.  keep
+ * receives those CPUs (empty: the nodes have none, nothing is done).
+ * Where hwloc's REMOVE_MEMLESS would abort (CPUs without a NUMA node), the
+ * same in two steps that have no such check: the CPUs, then the nodes. */
+static int restrict_nodes(hwloc_topology_t work, hwloc_const_bitmap_t set,
+                          hwloc_bitmap_t keep)
+{
+  hwloc_bitmap_t dnode = hwloc_bitmap_alloc(), dcpu = hwloc_bitmap_alloc();
+  if (!dnode || !dcpu) {
+    hwloc_bitmap_free(dcpu);
+    hwloc_bitmap_free(dnode);
+    errno = ENOMEM;
+    return -1;
+  }
+  hwloc_bitmap_not(dnode, set);
+  also_dropped(work, 1, dnode, dcpu);
+  /* A list naming every NUMA node removes no memory, so no CPU loses any:
+   * CPUs without a NUMA node of their own stay (docs/algorithm.md step 2,
+   * beyond the original). */
+  int all = hwloc_bitmap_isincluded(hwloc_topology_get_topology_nodeset(work),
+                                    set);
+  if (all)
+    hwloc_bitmap_zero(dcpu);
+  hwloc_bitmap_andnot(keep, hwloc_topology_get_topology_cpuset(work), dcpu);
+  int rc = 0;
+  if (all || hwloc_bitmap_iszero(keep))
+    rc = 0; /* nothing to remove, or nothing would be left */
+  else if (!restrict_would_assert(hwloc_get_root_obj(work), 1, dcpu, dnode))
+    rc = hwloc_topology_restrict(work, set,
+                                 HWLOC_RESTRICT_FLAG_BYNODESET |
+                                     HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS);
+  else if (hwloc_topology_restrict(work, keep, 0))
+    rc = -1;
+  else
+    rc = hwloc_topology_restrict(work, set, HWLOC_RESTRICT_FLAG_BYNODESET);
+  hwloc_bitmap_free(dnode);
+  hwloc_bitmap_free(dcpu);
+  return rc;
+}
+
+/* The job's CPUs (mpibind_set_job_cpus): a last restriction, by CPUs, of
+ * the work topology, after the user's list.  Nothing is copied when the
+ * topology has no CPU outside them (a whole-node launch maps as before). */
+static int restrict_to_job(mpibind_t *h)
+{
+  if (!h->job_cpus)
+    return 0;
+  hwloc_const_bitmap_t have = hwloc_topology_get_topology_cpuset(h->work_topo);
+  if (hwloc_bitmap_isincluded(have, h->job_cpus))
+    return 0;
+  if (!hwloc_bitmap_intersects(have, h->job_cpus)) {
+    char *have_s = NULL, *job_s = NULL;
+    hwloc_bitmap_list_asprintf(&have_s, have);
+    hwloc_bitmap_list_asprintf(&job_s, h->job_cpus);
+    int rc = mb_fail(h,
+                     "the job's CPUs %s are none of the CPUs %s left to map%s%s%s",
+                     job_s ? job_s : "?", have_s ? have_s : "?",
+                     h->restrict_ids ? " (after the restrict list '" : "",
+                     h->restrict_ids ? h->restrict_ids : "",
+                     h->restrict_ids ? "')" : "");
+    free(have_s);
+    free(job_s);
+    return rc;
+  }
+  if (!h->work_is_copy) {
+    hwloc_topology_t work;
+    if (hwloc_topology_dup(&work, h->work_topo))
+      return mb_fail_kind(h, errno == ENOMEM ? ENOMEM : MPIBIND_ENOMAP,
+                          "cannot copy the topology: %s", strerror(errno));
+    h->work_topo = work;
+    h->work_is_copy = 1;
+  }
+  if (restrict_cpus(h->work_topo, h->job_cpus)) {
+    int e = errno;
+    char *job_s = NULL;
+    hwloc_bitmap_list_asprintf(&job_s, h->job_cpus);
+    int rc = mb_fail(h, "cannot restrict the topology to the job's CPUs %s: %s",
+                     job_s ? job_s : "?", strerror(e));
+    free(job_s);
+    return rc;
+  }
+  return 0;
+}
+
 /* Step 2.  The restriction works on a copy so that neither the caller's
  * topology nor the loaded one changes: the same handle can map again with
  * another list. */
@@ -299,13 +566,13 @@ int mb_make_work_topology(mpibind_t *h)
   mb_free_work_topology(h);
   if (!h->restrict_ids) {
     h->work_topo = base;
-    return 0;
+    return restrict_to_job(h);
   }
 
   int by_mem = h->restrict_type == MPIBIND_RESTRICT_MEM;
   hwloc_bitmap_t set = hwloc_bitmap_alloc();
   if (!set)
-    return mb_fail(h, "out of memory");
+    return mb_oom(h);
   if (hwloc_bitmap_list_sscanf(set, h->restrict_ids) < 0) {
     hwloc_bitmap_free(set);
     return mb_fail(h, "restrict list '%s' is invalid: expected a list of ids "
@@ -328,30 +595,35 @@ int mb_make_work_topology(mpibind_t *h)
   }
 
   hwloc_topology_t work;
-  if (hwloc_topology_dup(&work, base)) {
+  hwloc_bitmap_t keep = hwloc_bitmap_alloc();
+  if (!keep || hwloc_topology_dup(&work, base)) {
+    int e = keep ? errno : ENOMEM;
+    hwloc_bitmap_free(keep);
     hwloc_bitmap_free(set);
-    return mb_fail(h, "cannot copy the topology: %s", strerror(errno));
+    return mb_fail_kind(h, e == ENOMEM ? ENOMEM : MPIBIND_ENOMAP,
+                        "cannot copy the topology: %s", strerror(e));
   }
-  unsigned long flags =
-      by_mem ? HWLOC_RESTRICT_FLAG_BYNODESET | HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS
-             : HWLOC_RESTRICT_FLAG_REMOVE_CPULESS;
-  if (!by_mem && drop_cpuless_numa(work)) {
-    int e = errno;
-    hwloc_bitmap_free(set);
-    hwloc_topology_destroy(work);
-    return mb_fail(h, "cannot restrict the topology to CPUs '%s': %s",
-                   h->restrict_ids, strerror(e));
-  }
-  if (hwloc_topology_restrict(work, set, flags)) {
-    int e = errno;
-    hwloc_bitmap_free(set);
-    hwloc_topology_destroy(work);
-    return mb_fail(h, "cannot restrict the topology to %s '%s': %s",
-                   by_mem ? "NUMA nodes" : "CPUs", h->restrict_ids,
-                   strerror(e));
-  }
+  int rc = by_mem ? restrict_nodes(work, set, keep) : restrict_cpus(work, set);
+  int e = errno;
   hwloc_bitmap_free(set);
+  if (rc == 0 && by_mem && hwloc_bitmap_iszero(keep)) {
+    hwloc_bitmap_free(keep);
+    hwloc_topology_destroy(work);
+    return mb_fail(h,
+                   "restrict list '%s' selects only NUMA nodes without "
+                   "CPUs (memory only): expected a NUMA node with local "
+                   "CPUs",
+                   h->restrict_ids);
+  }
+  hwloc_bitmap_free(keep);
+  if (rc) {
+    hwloc_topology_destroy(work);
+    return mb_fail_kind(h, e == ENOMEM ? ENOMEM : EINVAL,
+                        "cannot restrict the topology to %s '%s': %s",
+                        by_mem ? "NUMA nodes" : "CPUs", h->restrict_ids,
+                        strerror(e));
+  }
   h->work_topo = work;
   h->work_is_copy = 1;
-  return 0;
+  return restrict_to_job(h);
 }

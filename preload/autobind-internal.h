@@ -7,6 +7,7 @@
 #define MPIBIND_AUTOBIND_INTERNAL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <hwloc.h>
 #include "mpibind.h"
 
@@ -36,6 +37,9 @@ struct mpibind_auto_tuning {
   int no_omp_places;    /* do not set OMP_PLACES */
   int no_omp_proc_bind; /* do not set OMP_PROC_BIND */
   int no_visible_devices; /* do not set *_VISIBLE_DEVICES/ZE_AFFINITY_MASK */
+  int membind;          /* `membind`: memory on the task's NUMA node(s) */
+  int place_threads;    /* `place_threads`: OMP_PLACES/OMP_PROC_BIND even
+                           in an interpreter (see autobind.c) */
   const char *restrict_ids; /* NULL: not given (points into environ) */
   int restrict_type;        /* -1: not given */
   const char *topofile;     /* NULL: not given */
@@ -124,8 +128,11 @@ void mpibind_auto_plugins_off_disable(void);
  * (malloc'ed, one line naming the value). */
 
 /* A new handle for `count` tasks with the tuning's inputs and the GPU
- * allocation of the *_VISIBLE_DEVICES variables.  On failure *hp may hold
- * a half-configured handle: the caller finalizes it. */
+ * allocation of the *_VISIBLE_DEVICES variables, each taken as the node's
+ * allocation (the plugin reads the step's, which every task shares; the
+ * preload's own step 1 also recognizes per-task lists, gpualloc.c).  On
+ * failure *hp may hold a half-configured handle: the caller finalizes
+ * it. */
 int mpibind_auto_configure(const struct mpibind_auto_tuning *t, int count,
                            mpibind_t **hp, char **msg);
 
@@ -138,11 +145,11 @@ int mpibind_auto_no_unallocated_gpus(const struct mpibind_auto_tuning *t,
                                      mpibind_t *h, char **msg);
 
 /* The handle's topology: MPIBIND_TOPOFILE (checked to be this node unless
- * dryrun), else the per-node cache (use_cache) or a live discovery; then
- * the smt:K check.  *how is one of MPIBIND_TOPO_*; *owned as for
+ * dryrun), else the per-node cache (or a live discovery); then the smt:K
+ * check.  *how is one of MPIBIND_TOPO_*; *owned as for
  * mpibind_auto_topology(). */
 int mpibind_auto_load_topology(const struct mpibind_auto_tuning *t,
-                               mpibind_t *h, int use_cache, int *how,
+                               mpibind_t *h, int *how,
                                hwloc_topology_t *owned, char **msg);
 
 /* mpibind() and mpibind_set_env_vars(); the message names the tuning. */
@@ -153,22 +160,105 @@ int mpibind_auto_compute(const struct mpibind_auto_tuning *t, mpibind_t *h,
  * report lines of mpibind_mapping_snprint). */
 void mpibind_auto_report(mpibind_t *h);
 
+/* Binds the calling thread (and so the task it becomes) to the CPUs of
+ * task `slot` of the mapping, then checks that the kernel reports exactly
+ * them; with `membind`, also its memory (*mem_what then says where, for
+ * the verbose report).  `local` is the task's own number, for messages.
+ * 0, or -1 with *msg. */
+int mpibind_auto_bind(const struct mpibind_auto_tuning *t, mpibind_t *h,
+                      int local, int slot, char **mem_what, char **msg);
+
+/* 1 when OMP_PLACES and OMP_PROC_BIND may be exported: not for an
+ * interpreter (the program named by mpibind_auto_set_program(), else this
+ * process), unless the tuning has `place_threads` (autobind.c says why). */
+int mpibind_auto_omp_exports(const struct mpibind_auto_tuning *t);
+
 /* Sets a variable for the task; returns 0 or -1. */
 typedef int (*mpibind_auto_setenv_f)(const char *name, const char *value,
                                      int overwrite, void *ctx);
 
-/* Exports task `local`'s variables through set(): OMP_NUM_THREADS,
- * OMP_PLACES and OMP_PROC_BIND unless the user set them (their values
- * were inputs) or the tuning says not to, *_VISIBLE_DEVICES unless the
- * tuning says not to, CUDA_DEVICE_ORDER=PCI_BUS_ID with CUDA devices
- * unless set.  Returns 0, or -1 when a set() failed. */
+/* Exports, for task `local`, the variables of task `slot` of the mapping
+ * (the same task, except with per-task GPU lists: gpualloc.c) through
+ * set(): OMP_NUM_THREADS, OMP_PLACES and OMP_PROC_BIND unless the user set
+ * them (their values were inputs), the tuning says not to or omp_exports
+ * is 0; *_VISIBLE_DEVICES unless the tuning says not to (a per-task list
+ * given at launch is kept); CUDA_DEVICE_ORDER=PCI_BUS_ID with CUDA
+ * devices unless set.  Returns 0, or -1 when a set() failed. */
 int mpibind_auto_export(const struct mpibind_auto_tuning *t, mpibind_t *h,
-                        int local, mpibind_auto_setenv_f set, void *ctx);
+                        int local, int slot, int omp_exports,
+                        mpibind_auto_setenv_f set, void *ctx);
 
 /* The MPIBIND_APPLIED value that tells a later pass in the same task
  * (the preload after the Slurm plugin bound it before exec) that the task
  * is bound.  One definition, so that whoever writes it and whoever reads
  * it agree. */
 const char *mpibind_auto_applied_value(void);
+
+/* ---- gpualloc.c: the GPU allocation a task starts with -------------- */
+
+#define MPIBIND_AUTO_NGPU_VARS 4
+/* CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES,
+ * ZE_AFFINITY_MASK: when set at launch, the GPU allocation. */
+extern const char *const mpibind_auto_gpu_vars[MPIBIND_AUTO_NGPU_VARS];
+/* Index of `name` in mpibind_auto_gpu_vars, or -1. */
+int mpibind_auto_gpu_var_index(const char *name);
+/* Gives the handle the node's GPU allocation from the variables set at
+ * launch, recognizing per-task lists (see gpualloc.c).  0, or -1 with
+ * *msg. */
+int mpibind_auto_gpu_inputs(mpibind_t *h, const char *source, int local,
+                            int count, char **msg);
+/* After mpibind() and mpibind_set_env_vars(): *slot is the task of the
+ * node's mapping this task takes (its own number, or, with per-task GPU
+ * lists, the task that has its GPUs; *what then says so).  When no task
+ * has them, maps again with the lists as the node's allocation.  0, or -1
+ * with the handle's error. */
+int mpibind_auto_gpu_slot(mpibind_t *h, int local, int *slot, char **what);
+/* 1 when the task's value of `name` is its own per-task list (kept). */
+int mpibind_auto_gpu_per_task(const char *name);
+
+/* ---- jobcpus.c: the CPUs the launch gave the job on this node ------ */
+
+/* The affinity of `pid` (0: the calling thread) into `set`; 0 or -1. */
+int mpibind_auto_affinity(pid_t pid, hwloc_bitmap_t set);
+
+/* `source`: the variable that gave the task number (NULL: no launcher, the
+ * wrapper run directly); `allowed`: the CPUs of the topology.  Returns 1
+ * with `cpus` and *what (malloc'ed phrase for the verbose report) when the
+ * job's CPUs on this node are fewer than `allowed`; 0 when the whole
+ * topology is the job's (or nothing narrower is known); -1 with *what
+ * saying why when they cannot be known and the task must not be bound. */
+int mpibind_auto_job_cpus(const char *source, hwloc_const_bitmap_t allowed,
+                          hwloc_bitmap_t cpus, char **what);
+
+/* ---- openmp.c: the OpenMP runtime already in the process ----------- */
+
+/* 1 when an OpenMP runtime (4.5 or later) is loaded. */
+int mpibind_auto_omp_loaded(void);
+/* NULL when the loaded runtime (if any) follows OMP_PROC_BIND and
+ * OMP_PLACES as they are now in the environment, for a task bound to
+ * task_cpus; otherwise a phrase saying what it got wrong. */
+const char *mpibind_auto_omp_stale(hwloc_const_bitmap_t task_cpus);
+/* omp_set_num_threads(n) when a runtime is loaded. */
+void mpibind_auto_omp_set_num_threads(int n);
+
+/* ---- reexec.c: the program started again in the same process -------- */
+
+/* 1 when this image is the re-executed one (MPIBIND_REEXEC is our pid). */
+int mpibind_auto_reexec_done(void);
+/* Removes MPIBIND_REEXEC from the environment (the program never sees it). */
+void mpibind_auto_reexec_forget(void);
+/* 1 when a re-exec is allowed here (see reexec.c for the exclusions). */
+int mpibind_auto_reexec_possible(void);
+/* Re-executes the program (never returns) or returns -1. */
+int mpibind_auto_reexec(void);
+
+/* ---- autobind.c: the load-time application -------------------------- */
+
+/* mpibind_auto_apply(0) from the preload's constructor: sets *restart to
+ * 1 (and then skips omp_set_num_threads) when an OpenMP runtime already
+ * loaded has stale places or binding and a re-exec is possible; the
+ * caller then calls mpibind_auto_reexec(), and on its failure
+ * mpibind_auto_omp_set_num_threads(*nthreads). */
+int mpibind_auto_apply_at_load(int *restart, int *nthreads);
 
 #endif /* MPIBIND_AUTOBIND_INTERNAL_H */

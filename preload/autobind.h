@@ -10,7 +10,9 @@
  *   MPIBIND                comma list: on, off, v|verbose, smt:K,
  *                          greedy[:0|1], gpu[:0|1], gpu_optim[:0|1],
  *                          omp_places, omp_proc_bind, visible_devices
- *                          (each: do not set that variable), dryrun,
+ *                          (each: do not set that variable),
+ *                          place_threads (set OMP_PLACES/OMP_PROC_BIND in
+ *                          an interpreter too), membind, dryrun,
  *                          strict, help
  *   MPIBIND_RESTRICT       hwloc list of PU (or NUMA) OS indexes
  *   MPIBIND_RESTRICT_TYPE  cpu | mem
@@ -40,8 +42,9 @@ extern "C" {
 /*
  * Does, for the calling process, what the preload does at load time:
  * reads the tuning environment, finds the node-local task number and task
- * count from the launcher's variables, computes the node's mapping, binds
- * the whole process (all threads) to the task's CPUs, exports the task's
+ * count from the launcher's variables, computes the node's mapping within
+ * the job's CPUs on this node, binds the whole process (all threads) to
+ * the task's CPUs and checks the kernel's mask, exports the task's
  * variables (OMP_NUM_THREADS, OMP_PLACES, OMP_PROC_BIND, *_VISIBLE_DEVICES,
  * CUDA_DEVICE_ORDER), calls omp_set_num_threads when an OpenMP runtime is
  * loaded, and sets MPIBIND_APPLIED=1.
@@ -70,6 +73,14 @@ int mpibind_auto_apply(int standalone);
  * `source` names where they come from, for messages.
  */
 int mpibind_auto_apply_task(int local, int count, const char *source);
+
+/*
+ * The program the wrapper is about to exec, before mpibind_auto_apply(1):
+ * an interpreter (Python) is not given OMP_PLACES/OMP_PROC_BIND unless
+ * MPIBIND has `place_threads` (its OpenMP runtime loads late and would pin
+ * the whole process to its first place).  NULL: the running process.
+ */
+void mpibind_auto_set_program(const char *argv0);
 
 #ifdef __cplusplus
 }

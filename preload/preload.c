@@ -49,10 +49,16 @@ __attribute__((noreturn)) static void fail_strict(void) {
 }
 
 __attribute__((constructor)) static void mpibind_preload_load(void) {
-  int local, count, rc;
+  int local, count, rc, restart, nthreads;
   const char *source;
   char *err = NULL;
 
+  /* The program started again by the re-exec below: applied already. */
+  if (mpibind_auto_reexec_done()) {
+    mpibind_auto_reexec_forget();
+    handled = 1;
+    return;
+  }
   /* The launch wrapper applies on its own, after turning its options into
    * the tuning variables; doing it here first would ignore them. */
   if (mpibind_auto_is_launcher_program() ||
@@ -65,8 +71,16 @@ __attribute__((constructor)) static void mpibind_preload_load(void) {
   if (rc == 0)
     return; /* wait for MPI_Init, if it ever comes */
   handled = 1;
-  if (mpibind_auto_apply(0) < 0)
+  rc = mpibind_auto_apply_at_load(&restart, &nthreads);
+  if (rc < 0)
     fail_strict();
+  /* An OpenMP runtime read OMP_* before this ran (GNU libgomp's
+   * constructor runs first): start the program again so that it reads
+   * the exported values (see reexec.c).  Still here: tell it the count. */
+  if (restart) {
+    mpibind_auto_reexec();
+    mpibind_auto_omp_set_num_threads(nthreads);
+  }
 }
 
 /* ---- Finding the real MPI functions -------------------------------- */
@@ -283,58 +297,27 @@ static int no_mpi(const char *name) {
   return 1; /* not MPI_SUCCESS in any MPI */
 }
 
-EXPORT int MPI_Init(int *argc, char ***argv) {
-  static init_fn real;
-  int outer, rc;
-  if (real == NULL)
-    real = (init_fn)find_real("MPI_Init", __builtin_return_address(0));
-  if (real == NULL)
-    return no_mpi("MPI_Init");
-  outer = enter_init();
-  rc = real(argc, argv);
-  leave_init(outer, rc);
-  return rc;
-}
+/* The four entry points differ only in their name and parameters: each
+ * finds the real function once, and wraps the call in enter/leave. */
+#define MPIBIND_INTERPOSE(name, type, params, args)                          \
+  EXPORT int name params {                                                   \
+    static type real;                                                        \
+    int outer, rc;                                                           \
+    if (real == NULL)                                                        \
+      real = (type)find_real(#name, __builtin_return_address(0));            \
+    if (real == NULL)                                                        \
+      return no_mpi(#name);                                                  \
+    outer = enter_init();                                                    \
+    rc = real args;                                                          \
+    leave_init(outer, rc);                                                   \
+    return rc;                                                               \
+  }
 
-EXPORT int PMPI_Init(int *argc, char ***argv) {
-  static init_fn real;
-  int outer, rc;
-  if (real == NULL)
-    real = (init_fn)find_real("PMPI_Init", __builtin_return_address(0));
-  if (real == NULL)
-    return no_mpi("PMPI_Init");
-  outer = enter_init();
-  rc = real(argc, argv);
-  leave_init(outer, rc);
-  return rc;
-}
-
-EXPORT int MPI_Init_thread(int *argc, char ***argv, int required,
-                           int *provided) {
-  static init_thread_fn real;
-  int outer, rc;
-  if (real == NULL)
-    real = (init_thread_fn)find_real("MPI_Init_thread",
-                                     __builtin_return_address(0));
-  if (real == NULL)
-    return no_mpi("MPI_Init_thread");
-  outer = enter_init();
-  rc = real(argc, argv, required, provided);
-  leave_init(outer, rc);
-  return rc;
-}
-
-EXPORT int PMPI_Init_thread(int *argc, char ***argv, int required,
-                            int *provided) {
-  static init_thread_fn real;
-  int outer, rc;
-  if (real == NULL)
-    real = (init_thread_fn)find_real("PMPI_Init_thread",
-                                     __builtin_return_address(0));
-  if (real == NULL)
-    return no_mpi("PMPI_Init_thread");
-  outer = enter_init();
-  rc = real(argc, argv, required, provided);
-  leave_init(outer, rc);
-  return rc;
-}
+MPIBIND_INTERPOSE(MPI_Init, init_fn, (int *argc, char ***argv), (argc, argv))
+MPIBIND_INTERPOSE(PMPI_Init, init_fn, (int *argc, char ***argv), (argc, argv))
+MPIBIND_INTERPOSE(MPI_Init_thread, init_thread_fn,
+                  (int *argc, char ***argv, int required, int *provided),
+                  (argc, argv, required, provided))
+MPIBIND_INTERPOSE(PMPI_Init_thread, init_thread_fn,
+                  (int *argc, char ***argv, int required, int *provided),
+                  (argc, argv, required, provided))

@@ -31,6 +31,8 @@ const char mpibind_auto_help_text[] =
     "mpibind:     omp_places          do not set OMP_PLACES\n"
     "mpibind:     omp_proc_bind       do not set OMP_PROC_BIND\n"
     "mpibind:     visible_devices     do not set *_VISIBLE_DEVICES\n"
+    "mpibind:     place_threads       set OMP_PLACES/OMP_PROC_BIND in an interpreter too\n"
+    "mpibind:     membind             bind memory to the task's NUMA node(s)\n"
     "mpibind:     dryrun              compute, report and export; do not bind\n"
     "mpibind:     strict              a problem fails the launch (default: warn, run unbound)\n"
     "mpibind:     help                this text\n"
@@ -43,7 +45,8 @@ const char mpibind_auto_help_text[] =
 
 #define WORDS_EXPECTED                                                       \
   "on, off, v, verbose, smt:K, greedy[:0|1], gpu[:0|1], gpu_optim[:0|1], "  \
-  "omp_places, omp_proc_bind, visible_devices, dryrun, strict, help"
+  "omp_places, omp_proc_bind, visible_devices, place_threads, membind, "    \
+  "dryrun, strict, help"
 
 char *mpibind_auto_strdupf(const char *fmt, ...) {
   va_list ap;
@@ -142,6 +145,10 @@ static void parse_mpibind(struct mpibind_auto_tuning *t, const char *label,
       t->no_omp_proc_bind = 1;
     } else if (is_word(w, len, "visible_devices")) {
       t->no_visible_devices = 1;
+    } else if (is_word(w, len, "place_threads")) {
+      t->place_threads = 1;
+    } else if (is_word(w, len, "membind")) {
+      t->membind = 1;
     } else if (len >= 3 && strncasecmp(w, "smt", 3) == 0 &&
                (len == 3 || w[3] == ':')) {
       int k;

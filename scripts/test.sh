@@ -6,14 +6,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 meson test -C build --print-errorlogs --num-processes 2
 
-# Sanitized build: the library, the command, the preload, the C tests, and
-# the Python suite (its meson.build preloads the sanitizer runtimes into the
-# uninstrumented interpreter).  The launcher suites start MPI launchers that
-# are not built with ASan, so they run in the build above only.
-# Debian's hwloc PCI plugin leaks (through libpciaccess) and is unloaded
-# before LeakSanitizer looks, so the leak cannot even be named in a
-# suppression: the sanitized run discovers live topologies without it
-# (this machine has no PCI GPU; the GPU rules are tested on XML files).
+# Sanitized build: the library, the command, the preload, the C tests, the
+# Python suite and the API checks, run through the `asan` test setup of
+# tests/meson.build (sanitizer options, and live topologies without hwloc's
+# leaking PCI plugin).  The setup leaves out the launcher suites: they start
+# MPI launchers that are not built with ASan, so they run in the build above
+# only.
 if [ -d build-asan ]; then
   meson setup --reconfigure build-asan >/dev/null
 else
@@ -21,6 +19,4 @@ else
     -Dbuildtype=debug >/dev/null
 fi
 meson compile -C build-asan
-HWLOC_PLUGINS_BLACKLIST=hwloc_pci UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  meson test -C build-asan --print-errorlogs --num-processes 2 \
-  --suite unit --suite cli --suite preload --suite python
+meson test -C build-asan --setup asan --print-errorlogs --num-processes 2

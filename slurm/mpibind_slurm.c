@@ -51,6 +51,7 @@
 #include <hwloc.h>
 
 #include "autobind-internal.h"
+#include "autobind.h"
 #include "mpibind.h"
 
 SPANK_PLUGIN(mpibind, 1);
@@ -87,7 +88,7 @@ static struct spank_option mpibind_option = {
     "mpibind", "LIST",
     "map the step's tasks with mpibind (LIST: on, off, v, smt:K, "
     "greedy[:0|1], gpu[:0|1], omp_places, omp_proc_bind, visible_devices, "
-    "dryrun, strict, help; default on)",
+    "place_threads, membind, dryrun, strict, help; default on)",
     2, /* the argument is optional: --mpibind alone means on */
     0, option_cb};
 
@@ -275,66 +276,19 @@ fail:
   return NULL;
 }
 
-/* The user's MPIBIND_RESTRICT as PUs (a mem restriction: the PUs of
- * those NUMA nodes); NULL with *msg when it is not a list. */
-static hwloc_bitmap_t user_restriction_pus(hwloc_topology_t topo,
-                                           char **msg) {
-  hwloc_bitmap_t ids = hwloc_bitmap_alloc();
-  hwloc_bitmap_t pus;
-  if (ids == NULL || hwloc_bitmap_list_sscanf(ids, node.t.restrict_ids) != 0) {
-    hwloc_bitmap_free(ids);
-    *msg = mpibind_auto_strdupf("MPIBIND_RESTRICT='%s' is not a list of OS "
-                                "indexes (expected e.g. 0-3,8)",
-                                node.t.restrict_ids);
-    return NULL;
-  }
-  if (node.t.restrict_type != MPIBIND_RESTRICT_MEM)
-    return ids;
-  pus = hwloc_bitmap_alloc();
-  if (pus) {
-    hwloc_obj_t numa = NULL;
-    while ((numa = hwloc_get_next_obj_by_type(topo, HWLOC_OBJ_NUMANODE,
-                                              numa)) != NULL)
-      if (hwloc_bitmap_isset(ids, numa->os_index))
-        hwloc_bitmap_or(pus, pus, numa->cpuset);
-  }
-  hwloc_bitmap_free(ids);
-  return pus;
-}
-
-/* A step that shares its node is mapped within its own cores' PUs (and
- * the user's restriction, if any): they become the handle's restriction.
+/* A step that shares its node is mapped within its own cores' PUs: they
+ * are the job's CPUs of the library's rule (mpibind_set_job_cpus, on top
+ * of the user's MPIBIND_RESTRICT, as for the preload under any launcher).
  * Returns 0, or -1 with *msg. */
-static int restrict_to_step(hwloc_topology_t topo, hwloc_bitmap_t step_pus,
-                            char **msg) {
+static int restrict_to_step(hwloc_const_bitmap_t step_pus, char **msg) {
   char *list = NULL;
-  int rc = -1;
-  if (node.t.restrict_ids) {
-    hwloc_bitmap_t user = user_restriction_pus(topo, msg);
-    if (user == NULL)
-      return -1;
-    hwloc_bitmap_and(step_pus, step_pus, user);
-    hwloc_bitmap_free(user);
-    if (hwloc_bitmap_iszero(step_pus)) {
-      *msg = mpibind_auto_strdupf(
-          "MPIBIND_RESTRICT='%s' selects none of the CPUs Slurm gave this "
-          "step on this node",
-          node.t.restrict_ids);
-      return -1;
-    }
-  }
-  if (hwloc_bitmap_list_asprintf(&list, step_pus) < 0) {
-    *msg = NULL;
-    return -1;
-  }
-  if (mpibind_set_restrict_ids(node.h, list) != 0 ||
-      mpibind_set_restrict_type(node.h, MPIBIND_RESTRICT_CPU) != 0)
-    *msg = mpibind_auto_strdupf("the step's CPUs %s: %s", list,
-                                mpibind_get_error(node.h));
-  else
-    rc = 0;
+  if (mpibind_set_job_cpus(node.h, step_pus) == 0)
+    return 0;
+  hwloc_bitmap_list_asprintf(&list, step_pus);
+  *msg = mpibind_auto_strdupf("the step's CPUs %s: %s", list ? list : "?",
+                              mpibind_get_error(node.h));
   free(list);
-  return rc;
+  return -1;
 }
 
 /* Decides whether this node's tasks are mapped and computes the mapping.
@@ -349,7 +303,7 @@ static int map_node(spank_t sp, int asked_explicitly, char **msg) {
    * a live discovery with I/O in slurmstepd costs some 20 to 100 ms per
    * step here, the cached XML about 2 ms. */
   if (mpibind_auto_configure(&node.t, node.ntasks, &node.h, msg) != 0 ||
-      mpibind_auto_load_topology(&node.t, node.h, 1, &how, &node.cached,
+      mpibind_auto_load_topology(&node.t, node.h, &how, &node.cached,
                                  msg) != 0)
     return -1;
   (void)how;
@@ -382,7 +336,7 @@ static int map_node(spank_t sp, int asked_explicitly, char **msg) {
      * node is previewed. */
     if (mpibind_auto_no_unallocated_gpus(&node.t, node.h, msg) != 0 ||
         ((!node.t.topofile || mpibind_topology_check_system(node.h) == 0) &&
-         restrict_to_step(topo, step_pus, msg) != 0)) {
+         restrict_to_step(step_pus, msg) != 0)) {
       hwloc_bitmap_free(step_pus);
       return -1;
     }
@@ -481,16 +435,34 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av) {
     return node.t.strict ? -1 : 0;
   }
 
-  if (!node.t.dryrun && mpibind_apply(node.h, local) != 0) {
-    char *m = mpibind_auto_strdupf("cannot bind task %d: %s", local,
-                                   mpibind_get_error(node.h));
-    say(m ? m : "out of memory", 1);
-    free(m);
-    if (!node.t.strict)
-      spank_setenv(sp, "MPIBIND_APPLIED", "0", 1);
-    return node.t.strict ? -1 : 0;
+  /* The task's process, before its exec: bound (and checked) as the
+   * preload binds a task. */
+  if (!node.t.dryrun) {
+    char *m = NULL, *mem = NULL;
+    if (mpibind_auto_bind(&node.t, node.h, local, local, &mem, &m) != 0) {
+      say(m ? m : "out of memory", 1);
+      free(m);
+      free(mem);
+      if (!node.t.strict)
+        spank_setenv(sp, "MPIBIND_APPLIED", "0", 1);
+      return node.t.strict ? -1 : 0;
+    }
+    if (mem && node.t.verbose && local == 0)
+      say(mem, 0);
+    free(mem);
   }
-  if (mpibind_auto_export(&node.t, node.h, local, job_setenv, &node.env) != 0)
+  /* An interpreter gets no OMP_PLACES/OMP_PROC_BIND (autobind.c): the
+   * program is the step's command. */
+  {
+    int argc = 0;
+    char **argv = NULL;
+    if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) == ESPANK_SUCCESS &&
+        argc > 0 && argv)
+      mpibind_auto_set_program(argv[0]);
+  }
+  if (mpibind_auto_export(&node.t, node.h, local, local,
+                          mpibind_auto_omp_exports(&node.t), job_setenv,
+                          &node.env) != 0)
     say("cannot set the task's variables in its environment", 0);
   spank_setenv(sp, "MPIBIND_APPLIED", mpibind_auto_applied_value(), 1);
   return 0;

@@ -627,6 +627,7 @@ static void wrapper(const struct opts *o) {
 
 #ifdef MPIBIND_HAVE_AUTO
   fflush(stdout);
+  mpibind_auto_set_program(o->program[0]);
   if (mpibind_auto_apply(1) < 0)
     exit(EXIT_MAPPING); /* strict: the problem is already reported */
 #else

@@ -10,19 +10,27 @@ A thin layer over libmpibind (CFFI, ABI mode): the mapping is the C
 library's (docs/algorithm.md); this module checks Python values, turns C
 failures into exceptions and C arrays into lists.
 
-Errors:
-  ValueError    a bad value: wrong type, out of range, unknown name, a task
-                id outside the mapping, an unreadable topology file, or an
-                input that does not fit the topology (smt above the
-                hardware's, a restriction that selects nothing).  The
-                message is the C library's when the library found it.
-  MpibindError  (a RuntimeError) the mapping cannot be computed on this
-                topology, binding failed, the handle is used after
+Errors, chosen from the kind of the C library's failure
+(mpibind_get_errno, see the error convention of mpibind.h):
+  ValueError    a bad value (EINVAL): wrong type, out of range, unknown
+                name, a task id outside the mapping, an input that does not
+                fit the topology (smt above the hardware's, a restriction
+                that selects nothing, a GPU allocation entry that names no
+                GPU); or a topology file that cannot be read (ENOENT,
+                EACCES, EISDIR, ...).  The message is the C library's when
+                the library found it.
+  MemoryError   out of memory (ENOMEM).
+  MpibindError  (a RuntimeError) any other kind: the node cannot be mapped
+                as asked (MPIBIND_ENOMAP), binding failed or the topology
+                is another machine's (EXDEV), the hwloc loaded is not the
+                one built against (ELIBBAD); also the handle used after
                 finalize() or read before mpibind().
+  ImportError   the C library found is of another major version.
 No input crashes the interpreter: task ids are checked before any C call,
 and no C pointer is kept across calls.
 """
 
+import errno
 import operator
 
 from ._capi import ffi, lib, LIBRARY_PATH
@@ -37,12 +45,13 @@ MPIBIND_ID_SMI = lib.MPIBIND_ID_SMI
 MPIBIND_ID_VISDEVS = MPIBIND_ID_SMI
 MPIBIND_ID_PCIBUS = lib.MPIBIND_ID_PCIBUS
 MPIBIND_ID_NAME = lib.MPIBIND_ID_NAME
+MPIBIND_ENOMAP = lib.MPIBIND_ENOMAP
 
 __all__ = [
     "MpibindHandle", "MpibindError", "topology_set_xml",
     "MPIBIND_RESTRICT_CPU", "MPIBIND_RESTRICT_MEM", "MPIBIND_ID_UNIV",
     "MPIBIND_ID_SMI", "MPIBIND_ID_VISDEVS", "MPIBIND_ID_PCIBUS",
-    "MPIBIND_ID_NAME",
+    "MPIBIND_ID_NAME", "MPIBIND_ENOMAP",
 ]
 
 _INT_MIN, _INT_MAX = -2**31, 2**31 - 1
@@ -60,12 +69,33 @@ _ID_KINDS = {
 # topology_set_xml().  None: the live machine.
 _default_topology_file = None
 
-# topology_file= value meaning "the live machine", whatever the default.
-_LIVE = object()
-
 
 class MpibindError(RuntimeError):
-    """The mapping cannot be computed or applied, or the handle is unusable."""
+    """The mapping cannot be computed or applied, or the handle is unusable.
+    errno is the C library's kind of failure when it comes from there."""
+
+    def __init__(self, message, kind=0):
+        super().__init__(message)
+        self.errno = kind
+
+
+# Kinds of C failures that are a bad value given by the caller: the value
+# of a setter or of an input the topology rejects (EINVAL), or a topology
+# file that cannot be read (what open(2) says about the path).
+_VALUE_KINDS = frozenset((errno.EINVAL, errno.ENOENT, errno.EACCES,
+                          errno.EISDIR, errno.ENOTDIR, errno.ELOOP,
+                          errno.ENAMETOOLONG, errno.EPERM))
+
+
+def _exception(h):
+    """The exception for the last failure of C handle h, by its kind."""
+    kind = lib.mpibind_get_errno(h)
+    message = _pystr(lib.mpibind_get_error(h))
+    if kind in _VALUE_KINDS:
+        return ValueError(message)
+    if kind == errno.ENOMEM:
+        return MemoryError(message)
+    return MpibindError(message, kind)
 
 
 def _int(name, value):
@@ -119,7 +149,7 @@ def _check_topology_file(path):
         raise MemoryError("mpibind: cannot create a handle")
     try:
         if lib.mpibind_set_topology_file(hp[0], data) != 0:
-            raise ValueError(_pystr(lib.mpibind_get_error(hp[0])))
+            raise _exception(hp[0])
     finally:
         lib.mpibind_finalize(hp[0])
     return data.decode("utf-8", "surrogateescape")
@@ -156,7 +186,7 @@ class MpibindHandle:
         try:
             if topology_file is None:
                 topology_file = _default_topology_file
-            if topology_file is not None and topology_file is not _LIVE:
+            if topology_file is not None:
                 self.topology_file = topology_file
             if ntasks is not None:
                 self.ntasks = ntasks
@@ -183,14 +213,15 @@ class MpibindHandle:
             raise MpibindError("mpibind: the handle was finalized")
         return self._h
 
-    def _error(self):
-        return _pystr(lib.mpibind_get_error(self._h))
+    def _failure(self):
+        """The exception for the last C failure on this handle."""
+        return _exception(self._h)
 
     def _set(self, setter, value):
-        """Calls a C setter; its failure is a bad value."""
+        """Calls a C setter."""
         h = self._handle()
         if setter(h, value) != 0:
-            raise ValueError(self._error())
+            raise self._failure()
         self._mapped_ntasks = 0
         self._env_done = False
 
@@ -252,50 +283,27 @@ class MpibindHandle:
     def mpibind(self):
         """Computes the mapping.  ValueError when an input does not fit
         (including ones only the topology can judge); MpibindError when
-        the topology cannot be mapped at all."""
+        the node cannot be mapped as asked."""
         h = self._handle()
         self._mapped_ntasks = 0
         self._env_done = False
-        if lib.mpibind(h) == 0:
-            self._mapped_ntasks = lib.mpibind_get_ntasks(h)
-            return
-        message = self._error()
-        if lib.mpibind_get_ntasks(h) < 1 or self._fails_by_input():
-            raise ValueError(message)
-        raise MpibindError(message)
-
-    def _fails_by_input(self):
-        """True when the same problem maps without the inputs that only the
-        topology can reject (smt, restriction): then one of those was the
-        bad value.  Runs only after a failure."""
-        h = self._h
-        if lib.mpibind_get_smt(h) == 0 and \
-                lib.mpibind_get_restrict_ids(h) == ffi.NULL:
-            return False
-        probe = MpibindHandle(
-            ntasks=lib.mpibind_get_ntasks(h),
-            nthreads=lib.mpibind_get_nthreads_input(h),
-            greedy=lib.mpibind_get_greedy(h),
-            gpu_optim=lib.mpibind_get_gpu_optim(h),
-            topology_file=self.topology_file or _LIVE)
-        try:
-            return lib.mpibind(probe._h) == 0
-        finally:
-            probe.finalize()
+        if lib.mpibind(h) != 0:
+            raise self._failure()
+        self._mapped_ntasks = lib.mpibind_get_ntasks(h)
 
     def apply(self, taskid):
         """Binds this process (all its threads) to task taskid's CPUs.
         With a topology file, only when the file describes this machine."""
         h, t = self._task(taskid)
         if lib.mpibind_apply(h, t) != 0:
-            raise MpibindError(self._error())
+            raise self._failure()
 
     def topology_check_system(self):
         """Raises MpibindError unless the handle's topology describes the
         machine this process runs on (what apply() requires)."""
         h = self._handle()
         if lib.mpibind_topology_check_system(h) != 0:
-            raise MpibindError(self._error())
+            raise self._failure()
 
     # ---- inputs --------------------------------------------------------
 
@@ -315,7 +323,7 @@ class MpibindHandle:
         if self._mapped_ntasks > 0:
             arr = lib.mpibind_get_nthreads(h)
             if arr == ffi.NULL:
-                raise MpibindError(self._error())
+                raise self._failure()
             return [arr[i] for i in range(self._mapped_ntasks)]
         return lib.mpibind_get_nthreads_input(h)
 
@@ -401,7 +409,7 @@ class MpibindHandle:
         h = self._handle()
         # The ID kind only changes how GPUs are named: the mapping stays.
         if lib.mpibind_set_gpu_ids(h, _int("gpu id kind", kind)) != 0:
-            raise ValueError(self._error())
+            raise self._failure()
 
     def get_gpu_ids(self):
         return lib.mpibind_get_gpu_ids(self._handle())
@@ -414,7 +422,7 @@ class MpibindHandle:
             _cstr("GPU allocation " + str(var), value)
         h = self._handle()
         if lib.mpibind_set_gpu_allocation(h, name, data) != 0:
-            raise ValueError(self._error())
+            raise self._failure()
         self._mapped_ntasks = 0
         self._env_done = False
 
@@ -426,7 +434,7 @@ class MpibindHandle:
         n = ffi.new("int *")
         arr = lib.mpibind_get_cpus_ptask(h, t, n)
         if arr == ffi.NULL:
-            raise MpibindError(self._error())
+            raise self._failure()
         return [arr[i] for i in range(n[0])]
 
     def get_gpus_ptask(self, taskid):
@@ -435,7 +443,7 @@ class MpibindHandle:
         n = ffi.new("int *")
         arr = lib.mpibind_get_gpus_ptask(h, t, n)
         if arr == ffi.NULL:
-            raise MpibindError(self._error())
+            raise self._failure()
         return [_pystr(arr[i]) for i in range(n[0])]
 
     def get_num_gpus(self):
@@ -462,11 +470,11 @@ class MpibindHandle:
     def _snprint(self, call):
         need = call(ffi.NULL, 0)
         if need < 0:
-            raise MpibindError(self._error())
+            raise self._failure()
         buf = ffi.new("char[]", need + 1)
         got = call(buf, need + 1)
         if got < 0:
-            raise MpibindError(self._error())
+            raise self._failure()
         if got > need:   # cannot happen with a snprintf-like contract
             raise MpibindError("mpibind: the report grew from %d to %d bytes"
                                % (need, got))
@@ -482,7 +490,7 @@ class MpibindHandle:
         """Computes every task's variables (nothing is exported)."""
         h = self._mapped()
         if lib.mpibind_set_env_vars(h) != 0:
-            raise MpibindError(self._error())
+            raise self._failure()
         self._env_done = True
 
     def _env(self):
@@ -497,7 +505,7 @@ class MpibindHandle:
         n = ffi.new("int *")
         arr = lib.mpibind_get_env_var_names(h, n)
         if arr == ffi.NULL:
-            raise MpibindError(self._error())
+            raise self._failure()
         return [_pystr(arr[i]) for i in range(n[0])]
 
     def get_env_var_values(self, name):
@@ -506,7 +514,7 @@ class MpibindHandle:
         h = self._env()
         arr = lib.mpibind_get_env_var_values(h, data)
         if arr == ffi.NULL:
-            raise ValueError(self._error())
+            raise self._failure()
         return [_pystr(arr[i]) for i in range(self._mapped_ntasks)]
 
     def get_env_vars_ptask(self, taskid):

@@ -1,7 +1,8 @@
 """The C library seen through CFFI in ABI mode (no compiler needed).
 
 The declarations below are those of lib/mpibind.h that the module uses,
-with hwloc's opaque pointer types left opaque.  The library is the file
+with hwloc's opaque pointer types left opaque (tests/api/check_cdef.py
+checks that each one is the header's).  The library is the file
 named by the environment variable MPIBIND_LIBRARY when it is set (and then
 only that one: a wrong path is an ImportError, not a silent fallback);
 otherwise the one installed with this module (_config.LIBDIR), then the
@@ -27,11 +28,15 @@ enum {
   MPIBIND_ID_NAME
 };
 
+#define MPIBIND_ENOMAP 4096
+
 typedef struct mpibind_t mpibind_t;
 
 int mpibind_init(mpibind_t **handle);
 int mpibind_finalize(mpibind_t *handle);
 const char *mpibind_get_error(const mpibind_t *handle);
+int mpibind_get_errno(const mpibind_t *handle);
+const char *mpibind_get_version(void);
 
 int mpibind_set_ntasks(mpibind_t *handle, int ntasks);
 int mpibind_set_nthreads(mpibind_t *handle, int nthreads);
@@ -114,4 +119,25 @@ def _load():
                       + ". Set MPIBIND_LIBRARY to the path of libmpibind.so.")
 
 
+def _check_version(library, path):
+    """The library must be of this module's major version (its soname says
+    so when it was found by soname, not when MPIBIND_LIBRARY names a file):
+    another major has another ABI, and calling it through this cdef would
+    be undefined behaviour."""
+    try:
+        get_version = library.mpibind_get_version
+    except AttributeError:
+        raise ImportError(
+            "mpibind: the Python module %s needs libmpibind %d.x, but %s has "
+            "no mpibind_get_version() (a library older than 1.0)"
+            % (_config.VERSION, _config.MAJOR, path)) from None
+    version = ffi.string(get_version()).decode("ascii", "replace")
+    major = version.split(".")[0]
+    if not major.isdigit() or int(major) != _config.MAJOR:
+        raise ImportError(
+            "mpibind: the Python module %s needs libmpibind %d.x, but %s is "
+            "version %s" % (_config.VERSION, _config.MAJOR, path, version))
+
+
 lib, LIBRARY_PATH = _load()
+_check_version(lib, LIBRARY_PATH)

@@ -66,15 +66,24 @@ def bind_process(cpus):
             pass    # the thread ended meanwhile
 
 
-def node_mapping(comm=None, apply=False, gpu_ids=None, **inputs):
+# Not exported by apply=True unless place_threads=True: an interpreter loads
+# its OpenMP runtime late (numpy, scipy, torch, an extension), and GNU
+# libgomp then binds the loading thread, and every thread and child started
+# after it, to the first place (one CPU of the task).
+_THREAD_PLACEMENT = ("OMP_PLACES", "OMP_PROC_BIND")
+
+
+def node_mapping(comm=None, apply=False, gpu_ids=None, place_threads=False,
+                 **inputs):
     """Computes the node's mapping once and returns this rank's NodeShare.
 
     comm: the communicator whose ranks are mapped (default COMM_WORLD); it
     is split by node.  inputs: MpibindHandle's keywords (ntasks, if given,
     must be the node's rank count).  gpu_ids: the GPU ID kind of the
     shares.  apply=True also binds this process to its CPUs and exports
-    its variables into os.environ; with a topology_file, that file must
-    describe this machine.
+    its variables into os.environ, except OMP_PLACES and OMP_PROC_BIND
+    unless place_threads=True (see _THREAD_PLACEMENT); with a
+    topology_file, that file must describe this machine.
 
     Collective over comm.  An error (ValueError, MpibindError) is raised on
     every rank of the node, never on one only.
@@ -99,5 +108,6 @@ def node_mapping(comm=None, apply=False, gpu_ids=None, **inputs):
         raise share
     if apply:
         bind_process(share.cpus)
-        os.environ.update(share.env)
+        os.environ.update({k: v for k, v in share.env.items()
+                           if place_threads or k not in _THREAD_PLACEMENT})
     return share

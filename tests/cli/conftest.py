@@ -42,6 +42,13 @@ def topo(name):
     return path
 
 
+def case(name):
+    """A real node of a kind issue 8 names (tests/data/cases)."""
+    path = os.path.join(os.path.dirname(TOPOLOGIES), "cases", name)
+    assert os.path.isfile(path), f"case topology missing: {path}"
+    return path
+
+
 def run(args, env=None, timeout=60, prefix=()):
     """Runs the command (under a launcher when prefix is given) with a
     timeout, and returns the CompletedProcess (text mode)."""

@@ -94,16 +94,30 @@ MPICH_RANK = "$MPI_LOCALRANKID"
 
 def test_standalone_binds_to_the_one_task_mapping():
     [(nths, _gpus, cpus)] = preview(1)
-    # Start on one PU: the wrapper must widen the binding to the task's CPUs.
-    res = run(["--", "/bin/cat", "/proc/self/status"],
-              prefix=first_pu_only())
+    res = run(["--", "/bin/cat", "/proc/self/status"])
     assert res.returncode == 0, res.stderr
     lines = [l for l in res.stdout.splitlines()
              if l.startswith("Cpus_allowed_list:")]
     assert len(lines) == 1
     assert parse_list(lines[0].split(":", 1)[1]) == cpus
-    if len(cpus) > 1:
-        assert cpus != {min(my_cpus())}   # the check above was not vacuous
+
+
+def test_standalone_stays_within_its_cpus():
+    """Started on one PU (taskset): those are the CPUs the launch gave it
+    (issue 7.4), so the one task maps within them, never beyond."""
+    first = min(my_cpus())
+    [(nths, _gpus, cpus)] = preview(1, ["--restrict", str(first)])
+    res = run(["-v", "--", "/bin/sh", "-c",
+               "grep Cpus_allowed_list /proc/self/status; echo OMP=$OMP_NUM_THREADS"],
+              prefix=first_pu_only())
+    assert res.returncode == 0, res.stderr
+    lines = [l for l in res.stdout.splitlines()
+             if l.startswith("Cpus_allowed_list:")]
+    assert [parse_list(l.split(":", 1)[1]) for l in lines] == [{first}] == [cpus]
+    assert "OMP=%d" % nths in res.stdout.splitlines()
+    if len(my_cpus()) > 1:
+        assert any("mapping within CPUs %d" % first in l
+                   for l in res.stderr.splitlines()), res.stderr
 
 
 def test_standalone_exports():
@@ -168,7 +182,8 @@ def test_dryrun_does_not_bind_standalone():
     assert res.returncode == 0, res.stderr
     rec = parse_probe(res.stdout, 1)[0]
     assert rec["cpus"] == {min(my_cpus())}
-    assert rec["OMP_NUM_THREADS"] == str(preview(1)[0][0])
+    # mapped within the one PU it was started on (issue 7.4)
+    assert rec["OMP_NUM_THREADS"] == str(preview(1, ["--restrict", str(min(my_cpus()))])[0][0])
 
 
 def test_problem_leaves_program_unbound_and_running():

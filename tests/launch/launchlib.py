@@ -20,8 +20,9 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
-PYTHON = "/usr/bin/python3"
+PYTHON = sys.executable  # the interpreter meson chose for the tests
 
 # Variables that would change what a launch does; the tests start from an
 # environment without them so that the caller's shell cannot leak in.

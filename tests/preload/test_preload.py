@@ -105,7 +105,7 @@ def run(tmp, env=None, preload=True, cache=None, argv=None):
     e.update(env or {})
     if preload:
         e["LD_PRELOAD"] = PRELOAD
-    p = subprocess.run(argv or ["/usr/bin/python3", "-c", PROBE], env=e,
+    p = subprocess.run(argv or [sys.executable, "-c", PROBE], env=e,
                        capture_output=True, text=True, timeout=60)
     return Run(p, str(trace))
 
@@ -338,7 +338,8 @@ def test_already_applied(tmp):
 def test_live_one_task_gets_everything(tmp):
     """docs/algorithm.md: one task maps to every PU of the node (the live
     topology covers what the process may use)."""
-    r = run(tmp, {**task_env(0, 1), "MPIBIND": "on"})
+    # the probe is Python: place_threads asks for OMP_PLACES/OMP_PROC_BIND
+    r = run(tmp, {**task_env(0, 1), "MPIBIND": "on,place_threads"})
     t = r.trace[0]
     assert r.rc == 0 and t and t[6] == "1", r
     assert parse_list(t[7]) == set(BASE_AFF), r
@@ -366,10 +367,10 @@ def test_live_tasks_bound_and_disjoint(tmp):
 
 
 def test_words_and_user_values(tmp):
-    r = run(tmp, {**task_env(1, 4), **lassen_env(), "MPIBIND": "dryrun,omp_places,visible_devices"})
+    r = run(tmp, {**task_env(1, 4), **lassen_env(), "MPIBIND": "dryrun,omp_places,visible_devices,place_threads"})
     assert "OMP_PLACES" not in r.env and "CUDA_VISIBLE_DEVICES" not in r.env, r
     assert "CUDA_DEVICE_ORDER" not in r.env and r.env["OMP_PROC_BIND"] == "spread", r
-    r = run(tmp, {**task_env(1, 4), **lassen_env(), "MPIBIND": "dryrun,omp_proc_bind"})
+    r = run(tmp, {**task_env(1, 4), **lassen_env(), "MPIBIND": "dryrun,omp_proc_bind,place_threads"})
     assert "OMP_PROC_BIND" not in r.env and r.env["OMP_PLACES"] == "threads", r
     # the user's values stay
     r = run(tmp, {**task_env(1, 4), **lassen_env(), "OMP_PLACES": "cores",
@@ -430,7 +431,7 @@ def test_cache_concurrent_tasks_discover_once(tmp):
         e = clean_env()
         e.update(task_env(rank, n), MPIBIND_CACHE_DIR=str(cache),
                  MPIBIND_TRACE=str(trace), LD_PRELOAD=PRELOAD)
-        procs.append(subprocess.Popen(["/usr/bin/python3", "-c", "pass"], env=e))
+        procs.append(subprocess.Popen([sys.executable, "-c", "pass"], env=e))
     assert all(p.wait(timeout=60) == 0 for p in procs)
     lines = [TRACE_RE.match(l.rstrip("\n")) for l in open(trace)]
     assert len(lines) == n and all(lines)
@@ -523,3 +524,123 @@ def test_trace_format(tmp):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"] + sys.argv[1:]))
+
+
+# --- issue 7.6: membind; issue 11.3: bound=1 means the kernel's mask ---------
+
+# get_mempolicy(2) through the C library's syscall(): the policy the task's
+# threads allocate with, and its NUMA nodes.
+MEMPOLICY_PROBE = r"""
+import ctypes, json, os, platform
+nr = {"x86_64": 239, "aarch64": 236, "ppc64le": 260}[platform.machine()]
+libc = ctypes.CDLL(None, use_errno=True)
+mode = ctypes.c_int(-1)
+words = 64
+mask = (ctypes.c_ulong * words)()
+rc = libc.syscall(nr, ctypes.byref(mode), mask, ctypes.c_ulong(words * 64), None, ctypes.c_ulong(0))
+nodes = [w * 64 + b for w in range(words) for b in range(64) if mask[w] >> b & 1]
+print(json.dumps({"aff": sorted(os.sched_getaffinity(0)), "env": dict(os.environ),
+                  "rc": rc, "mode": mode.value, "nodes": nodes}))
+"""
+MPOL_DEFAULT, MPOL_BIND = 0, 2
+
+
+def machine_numa_nodes():
+    base = "/sys/devices/system/node"
+    return {int(d[4:]) for d in os.listdir(base) if d.startswith("node") and d[4:].isdigit()}
+
+
+def numa_of_cpu(cpu):
+    d = f"/sys/devices/system/cpu/cpu{cpu}"
+    return {int(n[4:]) for n in os.listdir(d) if n.startswith("node") and n[4:].isdigit()}
+
+
+@pytest.mark.skipif(__import__("platform").machine() not in ("x86_64", "aarch64", "ppc64le"),
+                    reason="get_mempolicy's syscall number is known for x86_64, aarch64, ppc64le")
+def test_membind(tmp):
+    """MPIBIND=membind binds each task's memory to the NUMA node(s) of its
+    CPUs (MPOL_BIND, as srun --mem-bind=local), and says so in verbose
+    mode; without it the policy stays the default."""
+    argv = ["/usr/bin/python3", "-c", MEMPOLICY_PROBE]
+    plain = run(tmp, task_env(0, 2), argv=argv)
+    assert plain.rc == 0 and plain.probe["rc"] == 0, plain
+    assert plain.probe["mode"] == MPOL_DEFAULT, plain
+    for rank in (0, 1):
+        r = run(tmp, {**task_env(rank, 2), "MPIBIND": "membind,v"}, argv=argv)
+        assert r.rc == 0 and r.probe["rc"] == 0, r
+        assert r.probe["mode"] == MPOL_BIND, r
+        want = set().union(*(numa_of_cpu(c) for c in r.probe["aff"]))
+        assert want and set(r.probe["nodes"]) == want, r
+        assert set(r.probe["nodes"]) <= machine_numa_nodes(), r
+        said = [l for l in r.stderr.splitlines() if "memory of task" in l]
+        if rank == 0:
+            assert len(said) == 1 and "NUMA node" in said[0], r
+        else:
+            assert said == [], r      # printed by the node's task 0 only
+
+
+def test_bound_means_the_kernel_mask(tmp):
+    """HWLOC_XMLFILE makes hwloc describe a file instead of the machine;
+    a binding on such a topology is a silent no-op in hwloc.  bound=1 and
+    MPIBIND_APPLIED=1 only after the kernel's mask was read back and equals
+    the task's CPUs; otherwise one line and the task runs unbound."""
+    if len(BASE_AFF) < 2:
+        pytest.skip("needs two CPUs (one task of two must get fewer than all)")
+    xml = tmp / "this-node.xml"
+    p = subprocess.run(["lstopo-no-graphics", "--of", "xml", str(xml)], capture_output=True)
+    if p.returncode != 0:
+        pytest.skip("lstopo-no-graphics (hwloc-nox) is not installed")
+    fresh = tmp / "fresh-cache"
+    r = run(tmp, {**task_env(0, 2), "HWLOC_XMLFILE": str(xml)}, cache=fresh)
+    t = r.trace[0]
+    assert r.rc == 0 and t, r
+    if r.probe["aff"] == BASE_AFF:          # hwloc bound nothing
+        assert t[6] == "0", f"bound=1 although the mask is unchanged\n{r}"
+        assert r.env.get("MPIBIND_APPLIED") != "1", r
+        lines = [l for l in r.stderr.splitlines() if "mpibind" in l]
+        assert len(lines) == 1 and "kernel reports" in lines[0], r
+    else:                                   # it did bind: then it is true
+        assert t[6] == "1" and parse_list(t[7]) == set(r.probe["aff"]), r
+
+
+# --- issue 7.4: the job's CPUs under Slurm, from the step's variables --------
+
+def slurm_step(rank, size, job_cpus, bind_type, bind_list):
+    env = task_env(rank, size, "SLURM")
+    env.update({"SLURM_JOB_CPUS_PER_NODE": job_cpus, "SLURM_CPU_BIND_TYPE": bind_type,
+                "SLURM_CPU_BIND_LIST": bind_list})
+    return env
+
+
+@pytest.mark.skipif(len(BASE_AFF) < 2, reason="needs two CPUs")
+def test_slurm_step_cpus(tmp):
+    """A step that has some of the node's CPUs (SLURM_JOB_CPUS_PER_NODE below
+    the node's count): the tasks map within the union of the masks srun
+    binds them to; a job with every CPU of its nodes maps the node."""
+    last = BASE_AFF[-1]
+    mask = hex(1 << last)
+    r = run(tmp, {**slurm_step(0, 1, "1", "mask_cpu:", mask), "MPIBIND": "v"})
+    assert r.rc == 0 and r.probe["aff"] == [last], r
+    assert r.trace[0][6] == "1" and parse_list(r.trace[0][7]) == {last}, r
+    assert any(f"mapping within CPUs {last}" in l for l in r.stderr.splitlines()), r
+    # map_cpu lists CPU numbers
+    r = run(tmp, slurm_step(0, 1, "1", "map_cpu:", str(last)))
+    assert r.probe["aff"] == [last], r
+    # the job has the node (every node of it has at least this node's CPUs)
+    r = run(tmp, slurm_step(0, 1, f"{len(BASE_AFF)}(x2)", "mask_cpu:", mask))
+    assert r.probe["aff"] == BASE_AFF, r
+
+
+@pytest.mark.skipif(len(BASE_AFF) < 2, reason="needs two CPUs")
+def test_slurm_step_cpus_unknown(tmp):
+    """Part of the node, and no task masks (--cpu-bind=none): the step's CPUs
+    cannot be known, so the task keeps Slurm's binding and verbose mode
+    says why; nothing is exported."""
+    r = run(tmp, {**slurm_step(0, 1, "1", "none", ""), "MPIBIND": "v"})
+    assert r.rc == 0 and r.probe["aff"] == BASE_AFF, r
+    assert r.env.get("MPIBIND_APPLIED") == "0" and "OMP_NUM_THREADS" not in r.env, r
+    lines = [l for l in r.stderr.splitlines() if "mpibind" in l]
+    assert len(lines) == 1 and "unknown" in lines[0] and "keeping" in lines[0], r
+    assert r.trace[0][6] == "0", r
+    r = run(tmp, slurm_step(0, 1, "1", "none", ""))
+    assert [l for l in r.stderr.splitlines() if "mpibind" in l] == [], r

@@ -12,7 +12,7 @@ import pytest
 
 BUILD = os.environ.get("MPIBIND_BUILD_ROOT")
 MESON = shutil.which("meson")
-PYTHON = "/usr/bin/python3"
+PYTHON = sys.executable  # the interpreter meson chose (py, top-level meson.build)
 
 pytestmark = pytest.mark.skipif(
     not BUILD or not MESON, reason="needs meson and MPIBIND_BUILD_ROOT")

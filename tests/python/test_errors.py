@@ -183,3 +183,30 @@ def test_library_not_found_is_a_clear_import_error(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "ImportError" in proc.stderr and bad in proc.stderr
+
+
+# ---- real nodes of docs/algorithm.md "Beyond the original" ---------------------
+
+def _case(name):
+    path = os.path.join(os.path.dirname(topo(LASSEN)), os.pardir, "cases",
+                        name)
+    assert os.path.isfile(path), path
+    return path
+
+
+def test_newer_hwloc_file():
+    """An hwloc 3 export: the message says so and names the v2 export."""
+    path = _case("xml-v3.xml")
+    with pytest.raises(ValueError) as err:
+        mpibind.MpibindHandle(ntasks=1, topology_file=path)
+    msg = str(err.value)
+    assert "newer hwloc" in msg and "--export-xml-flags v2" in msg, msg
+
+
+def test_memory_restriction_on_offline_numa_node():
+    """This aborted the interpreter inside hwloc."""
+    h = mpibind.MpibindHandle(ntasks=1, restrict_ids="1",
+                              restrict_type="mem",
+                              topology_file=_case("offline-numa-node.xml"))
+    h.mpibind()
+    assert h.nthreads == [17]

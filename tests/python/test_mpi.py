@@ -253,9 +253,11 @@ def test_node_helper_applies_each_ranks_share(tmp_path):
         assert share["local_rank"] == r["rank"]
         assert share["local_size"] == 2
         assert r["affinity"] == share["cpus"]
+        # an interpreter is not told OMP_PLACES/OMP_PROC_BIND unless
+        # place_threads=True (issue 7.2)
         assert r["environ"] == {"OMP_NUM_THREADS": str(share["nthreads"]),
-                                "OMP_PLACES": "threads",
-                                "OMP_PROC_BIND": "spread"}
+                                "OMP_PLACES": None,
+                                "OMP_PROC_BIND": None}
         assert share["gpus"] == []
         if expected is not None:
             nthreads, cpus = expected

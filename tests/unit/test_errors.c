@@ -104,6 +104,54 @@ START_TEST(not_hwloc_xml)
 }
 END_TEST
 
+/* A file of hwloc 3 (XML format 3.0), which hwloc 2 refuses: the message
+ * says so and how to export a file this hwloc reads, instead of calling
+ * the file broken.  The real export, and a small valid file whose only
+ * fault is its declared version. */
+static void newer_format(const char *path)
+{
+  refused(path);
+  mpibind_t *h = NULL;
+  ck_assert_int_eq(mpibind_init(&h), 0);
+  ck_assert_int_eq(mpibind_set_topology_file(h, path), -1);
+  const char *m = mpibind_get_error(h);
+  ck_assert_msg(strstr(m, "newer hwloc") && strstr(m, "3.0") &&
+                    strstr(m, "--export-xml-flags v2") &&
+                    !strstr(m, "truncated"),
+                "message does not name the newer format: %s", m);
+  mpibind_finalize(h);
+}
+
+START_TEST(newer_hwloc)
+{
+  newer_format(ut_path("xml-v3.xml"));
+  const char *t =
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+      "<!DOCTYPE topology SYSTEM \"hwloc2.dtd\">\n"
+      "<topology version=\"3.0\">\n"
+      "  <object type=\"Machine\" os_index=\"0\" cpuset=\"0x1\" "
+      "complete_cpuset=\"0x1\" allowed_cpuset=\"0x1\" nodeset=\"0x1\" "
+      "complete_nodeset=\"0x1\" allowed_nodeset=\"0x1\" gp_index=\"1\">\n"
+      "    <object type=\"NUMANode\" os_index=\"0\" cpuset=\"0x1\" "
+      "complete_cpuset=\"0x1\" nodeset=\"0x1\" complete_nodeset=\"0x1\" "
+      "gp_index=\"2\"/>\n"
+      "    <object type=\"PU\" os_index=\"0\" cpuset=\"0x1\" "
+      "complete_cpuset=\"0x1\" nodeset=\"0x1\" complete_nodeset=\"0x1\" "
+      "gp_index=\"3\"/>\n"
+      "  </object>\n"
+      "</topology>\n";
+  newer_format(write_file("v3.xml", t, strlen(t)));
+  /* The same file declaring 2.0 loads: the version is the only fault. */
+  char *v2 = ut_keep(strdup(t));
+  memcpy(strstr(v2, "version=\"3.0\"") + 9, "2.0", 3);
+  mpibind_t *h = NULL;
+  ck_assert_int_eq(mpibind_init(&h), 0);
+  ck_assert_int_eq(mpibind_set_topology_file(h, write_file("v2.xml", v2,
+                                                            strlen(v2))), 0);
+  mpibind_finalize(h);
+}
+END_TEST
+
 START_TEST(directory)
 {
   refused(tmpdir);
@@ -185,6 +233,7 @@ int main(void)
   tcase_add_test(tc, not_xml);
   tcase_add_test(tc, not_hwloc_xml);
   tcase_add_test(tc, directory);
+  tcase_add_test(tc, newer_hwloc);
   tcase_add_test(tc, failure_keeps_previous);
   tcase_add_test(tc, apply_foreign_topology);
   tcase_add_test(tc, live_machine);

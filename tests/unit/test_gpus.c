@@ -225,13 +225,16 @@ END_TEST
  *   0000:04:00.0 AMD: card3, renderD131              -> renderD131, AMD 0
  *   0000:06:00.0 Intel: card4, renderD132            -> renderD132, Intel 0
  *   0000:07:00.0 Intel: opencl0d2, accel3 (subtype LevelZero: the
- *                backend comes from the subtype)     -> accel3, 3
- *   0000:01:00.0 ASPEED: card0, controlD64           -> no GPU */
+ *                backend comes from the subtype)     -> accel3, Intel 1
+ *   0000:01:00.0 ASPEED: card0, controlD64           -> no GPU
+ * Intel's GPUs come from DRM and LevelZero: one numbering for the vendor,
+ * the PCI bus order (docs/algorithm.md, "Beyond the original"), not
+ * accel3's library number beside renderD132's position. */
 START_TEST(synthetic_backends)
 {
   check_list("gpu-backends.xml", 6,
              L("cuda1", "cuda0", "opencl0d1", "renderD131", "renderD132", "accel3"),
-             L("1", "0", "1", "0", "0", "3"),
+             L("1", "0", "1", "0", "0", "1"),
              L("0000:02:00.0", "0000:03:00.0", "0000:05:00.0", "0000:04:00.0",
                "0000:06:00.0", "0000:07:00.0"),
              L("", "", "", "", "", ""));

@@ -9,6 +9,15 @@
  * 4 (a CPU-less NUMA node hwloc 2 hangs from the Machine is no domain).  Visible indexes are compared on
  * unrestricted topologies only (docs/algorithm.md leaves open whether OpenCL
  * and DRM positions count the GPUs a restriction removed).
+ *
+ * The rules of "Beyond the original" for nodes the original maps badly
+ * are written here again, each in its own terms rather than the
+ * library's: restrictions hwloc cannot apply (restrict_safely), CPUs
+ * without a NUMA node (numaless_domains, top down where the library goes
+ * up from each PU), hardware threads from every core (hw_smt_of), tasks in
+ * proportion to uneven cores, PCI-only GPUs (pci_gpu) and one numbering
+ * per vendor (gpu_list).  They change nothing where the original maps
+ * correctly, which the real machines here check.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -82,8 +91,31 @@ static int busid_less(hwloc_obj_t a, hwloc_obj_t b)
   return x->func < y->func;
 }
 
-/* Step 3. */
-static int gpu_list(hwloc_topology_t t, struct rgpu **out)
+/* Beyond the original: a PCI function of class 3D (0302) or other display
+ * (0380) from NVIDIA, AMD or Intel, or VGA (0300) from NVIDIA or AMD, is a
+ * GPU when no OS device is. */
+static int pci_gpu(hwloc_obj_t pci)
+{
+  unsigned v = pci->attr->pcidev.vendor_id, c = pci->attr->pcidev.class_id;
+  if (v != 0x10de && v != 0x1002 && v != 0x8086)
+    return 0;
+  return c == 0x0302 || c == 0x0380 || (c == 0x0300 && v != 0x8086);
+}
+
+/* Did the GPU on this PCI bus id have a CPU object with CPUs in base? */
+static int had_cpus(hwloc_topology_t base, hwloc_obj_t pci)
+{
+  struct hwloc_pcidev_attr_s *a = &pci->attr->pcidev;
+  for (hwloc_obj_t p = hwloc_get_next_pcidev(base, NULL); p; p = hwloc_get_next_pcidev(base, p)) {
+    struct hwloc_pcidev_attr_s *b = &p->attr->pcidev;
+    if (a->domain == b->domain && a->bus == b->bus && a->dev == b->dev && a->func == b->func)
+      return !hwloc_bitmap_iszero(hwloc_get_non_io_ancestor_obj(base, p)->cpuset);
+  }
+  return 0;
+}
+
+/* Step 3 (base: the unrestricted topology, or t itself). */
+static int gpu_list(hwloc_topology_t t, hwloc_topology_t base, struct rgpu **out)
 {
   int n = 0;
   struct rgpu *c = NULL;
@@ -100,7 +132,10 @@ static int gpu_list(hwloc_topology_t t, struct rgpu **out)
     c[n++] = (struct rgpu){.os = os, .pci = os->parent, .rank = r,
                            .loc = hwloc_get_non_io_ancestor_obj(t, os)};
   }
-  struct rgpu *g = calloc(n + 1, sizeof *g);
+  int npci = 0;
+  for (hwloc_obj_t p = hwloc_get_next_pcidev(t, NULL); p; p = hwloc_get_next_pcidev(t, p))
+    npci++;
+  struct rgpu *g = calloc(n + npci + 1, sizeof *g);
   int k = 0;
   for (int i = 0; i < n; i++) {
     int best = c[i].rank;
@@ -111,13 +146,56 @@ static int gpu_list(hwloc_topology_t t, struct rgpu **out)
       g[k++] = c[i];
   }
   free(c);
+  for (hwloc_obj_t p = hwloc_get_next_pcidev(t, NULL); p; p = hwloc_get_next_pcidev(t, p)) {
+    int has = 0;
+    for (int i = 0; i < k; i++)
+      has |= g[i].pci == p;
+    if (!has && pci_gpu(p))
+      g[k++] = (struct rgpu){.os = NULL, .pci = p, .rank = 5,
+                             .loc = hwloc_get_non_io_ancestor_obj(t, p)};
+  }
+  /* On a restricted topology, a GPU whose CPU object lost all its CPUs is
+   * gone (hwloc kept it only for the memory beside it). */
+  if (t != base) {
+    int kept = 0;
+    for (int i = 0; i < k; i++)
+      if (!hwloc_bitmap_iszero(g[i].loc->cpuset) || !had_cpus(base, g[i].pci))
+        g[kept++] = g[i];
+    k = kept;
+  }
+  /* Visible indexes: a vendor's library numbers (NVML, RSMI, LevelZero,
+   * CUDA: the digits of the name) when all of its GPUs have one and no
+   * two the same; else, beyond the original, bus positions for all. */
   for (int i = 0; i < k; i++) {
-    const char *name = g[i].os->name;
-    g[i].name = strdup(name);
+    char bus[32];
+    struct hwloc_pcidev_attr_s *a = &g[i].pci->attr->pcidev;
+    snprintf(bus, sizeof bus, "%04x:%02x:%02x.%x", a->domain, a->bus, a->dev, a->func);
+    g[i].name = strdup(g[i].os ? g[i].os->name : bus);
+  }
+  for (int i = 0; i < k; i++) {
+    const char *name = g[i].name;
     const char *digits = name;
     while (*digits && !isdigit((unsigned char)*digits))
       digits++;
-    if (g[i].rank <= 2 && *digits) {
+    int by_name = 1;
+    for (int j = 0; j < k; j++) {
+      if (g[j].pci->attr->pcidev.vendor_id != g[i].pci->attr->pcidev.vendor_id)
+        continue;
+      const char *dj = g[j].name;
+      while (*dj && !isdigit((unsigned char)*dj))
+        dj++;
+      if (g[j].rank > 2 || !*dj)
+        by_name = 0;
+      for (int l = 0; l < j && by_name; l++) {
+        const char *dl = g[l].name;
+        while (*dl && !isdigit((unsigned char)*dl))
+          dl++;
+        if (g[l].pci->attr->pcidev.vendor_id == g[j].pci->attr->pcidev.vendor_id &&
+            strcmp(dl, dj) == 0)
+          by_name = 0;
+      }
+    }
+    if (by_name) {
       snprintf(g[i].visible, sizeof g[i].visible, "%s", digits);
     } else {
       int pos = 0;
@@ -153,11 +231,19 @@ static int inside(hwloc_topology_t t, int d, hwloc_const_bitmap_t s, hwloc_obj_t
   return m;
 }
 
+/* Beyond the original: the largest number of PUs of any core, not the
+ * first core's. */
 static int hw_smt_of(hwloc_topology_t t)
 {
-  int d = hwloc_get_type_or_below_depth(t, HWLOC_OBJ_CORE);
-  hwloc_obj_t o = hwloc_get_obj_by_depth(t, d, 0);
-  return o->type == HWLOC_OBJ_PU ? 1 : (int)o->arity;
+  int d = hwloc_get_type_or_below_depth(t, HWLOC_OBJ_CORE), hw = 1;
+  int n = hwloc_get_nbobjs_by_depth(t, d);
+  for (int i = 0; i < n; i++) {
+    hwloc_obj_t o = hwloc_get_obj_by_depth(t, d, i);
+    int pus = hwloc_bitmap_weight(o->cpuset);
+    if (pus > hw)
+      hw = pus;
+  }
+  return hw;
 }
 
 static void add_gpu(struct ref *r, int task, int g)
@@ -198,6 +284,92 @@ static int restricted_fails(hwloc_topology_t t, hwloc_bitmap_t set)
   return -1;
 }
 
+/* Step 2's hwloc_topology_restrict, as the original calls it, where that
+ * works; beyond the original, where CPUs lack a NUMA node (hwloc would
+ * abort or refuse), the same rule said otherwise:
+ *  - by CPUs, when no NUMA node keeps a CPU, the CPUs alone (the NUMA
+ *    nodes stay, CPU-less: no domain);
+ *  - by NUMA nodes, first the nodes (no flag), then the PUs left without a
+ *    local node.  Nothing left: an error. */
+static int restrict_safely(hwloc_topology_t t, hwloc_bitmap_t set, int mem)
+{
+  int numaless = 0, i = 0;
+  for (hwloc_obj_t pu; (pu = hwloc_get_obj_by_type(t, HWLOC_OBJ_PU, i)); i++)
+    numaless |= hwloc_bitmap_iszero(pu->nodeset);
+  if (!mem) {
+    int some = 0;
+    for (int j = 0; j < hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE); j++)
+      some |= hwloc_bitmap_intersects(
+          hwloc_get_obj_by_type(t, HWLOC_OBJ_NUMANODE, j)->cpuset, set);
+    return hwloc_topology_restrict(t, set, some ? HWLOC_RESTRICT_FLAG_REMOVE_CPULESS : 0);
+  }
+  if (hwloc_bitmap_isincluded(hwloc_topology_get_topology_nodeset(t), set))
+    return 0; /* every NUMA node: no memory goes, no CPU goes */
+  if (!numaless)
+    return hwloc_topology_restrict(t, set, HWLOC_RESTRICT_FLAG_BYNODESET |
+                                               HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS);
+  hwloc_bitmap_t cpus = hwloc_bitmap_alloc();
+  for (int j = 0; j < hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU); j++) {
+    hwloc_obj_t pu = hwloc_get_obj_by_type(t, HWLOC_OBJ_PU, j);
+    if (hwloc_bitmap_intersects(pu->nodeset, set))
+      hwloc_bitmap_set(cpus, pu->os_index);
+  }
+  int rc = hwloc_bitmap_iszero(cpus) ||
+           hwloc_topology_restrict(t, set, HWLOC_RESTRICT_FLAG_BYNODESET) ||
+           hwloc_topology_restrict(t, cpus, 0);
+  hwloc_bitmap_free(cpus);
+  return rc ? -1 : 0;
+}
+
+/* Beyond the original: the CPUs no NUMA domain covers.  Top down, every
+ * object not above a package (the machine when there is no package) whose
+ * PUs are all uncovered and not yet taken is a domain.  They go, by their
+ * first PU, before the first NUMA domain that comes after them.  Returns
+ * the new number of domains. */
+static int numaless_domains(hwloc_topology_t t, hwloc_obj_t *numa, hwloc_obj_t *root,
+                            int nd, int cap)
+{
+  hwloc_bitmap_t left = hwloc_bitmap_dup(hwloc_topology_get_topology_cpuset(t));
+  for (int i = 0; i < nd; i++)
+    hwloc_bitmap_andnot(left, left, root[i]->cpuset);
+  int pkg = hwloc_get_type_depth(t, HWLOC_OBJ_PACKAGE);
+  int from = pkg >= 0 ? pkg : 0;
+  hwloc_obj_t add[cap + 1];
+  int na = 0;
+  for (int depth = from; depth < hwloc_topology_get_depth(t) && !hwloc_bitmap_iszero(left); depth++)
+    for (hwloc_obj_t o = hwloc_get_obj_by_depth(t, depth, 0); o; o = o->next_cousin)
+      if (!hwloc_bitmap_iszero(o->cpuset) && hwloc_bitmap_isincluded(o->cpuset, left)) {
+        add[na++] = o;
+        hwloc_bitmap_andnot(left, left, o->cpuset);
+      }
+  hwloc_bitmap_free(left);
+  /* by first PU */
+  for (int i = 0; i < na; i++)
+    for (int j = i + 1; j < na; j++)
+      if (hwloc_bitmap_first(add[j]->cpuset) >= 0 &&
+          hwloc_get_pu_obj_by_os_index(t, hwloc_bitmap_first(add[j]->cpuset))->logical_index <
+              hwloc_get_pu_obj_by_os_index(t, hwloc_bitmap_first(add[i]->cpuset))->logical_index) {
+        hwloc_obj_t x = add[i];
+        add[i] = add[j];
+        add[j] = x;
+      }
+  for (int a = 0; a < na; a++) {
+    unsigned first = hwloc_get_pu_obj_by_os_index(t, hwloc_bitmap_first(add[a]->cpuset))->logical_index;
+    int at = nd;
+    for (int i = nd - 1; i >= 0; i--)
+      if (numa[i] && hwloc_get_pu_obj_by_os_index(t, hwloc_bitmap_first(root[i]->cpuset))->logical_index > first)
+        at = i;
+    for (int i = nd; i > at; i--) {
+      numa[i] = numa[i - 1];
+      root[i] = root[i - 1];
+    }
+    numa[at] = NULL;
+    root[at] = add[a];
+    nd++;
+  }
+  return nd;
+}
+
 /* Steps 1-5 on the loaded topology base (left unchanged); returns -1 on
  * an input error (no message needed here).  The caller frees r with
  * ref_free, whatever the return. */
@@ -224,18 +396,17 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
       for (hwloc_obj_t n; (n = hwloc_get_obj_by_type(t, HWLOC_OBJ_NUMANODE, i)); i++)
         if (!hwloc_bitmap_iszero(n->cpuset))
           hwloc_bitmap_set(keep, n->os_index);
-      ck_assert_int_eq(hwloc_topology_restrict(t, keep, HWLOC_RESTRICT_FLAG_BYNODESET), 0);
+      if (!hwloc_bitmap_iszero(keep)) /* else no NUMA node has CPUs: none goes */
+        ck_assert_int_eq(hwloc_topology_restrict(t, keep, HWLOC_RESTRICT_FLAG_BYNODESET), 0);
       hwloc_bitmap_free(keep);
     }
-    if (hwloc_topology_restrict(t, set, in.restrict_type
-                                ? HWLOC_RESTRICT_FLAG_BYNODESET | HWLOC_RESTRICT_FLAG_REMOVE_MEMLESS
-                                : HWLOC_RESTRICT_FLAG_REMOVE_CPULESS))
+    if (restrict_safely(t, set, in.restrict_type))
       return restricted_fails(t, set);
     hwloc_bitmap_free(set);
   }
   int hw = hw_smt_of(t), s = in.smt, k0 = in.ntasks;
   r->ntasks = k0;
-  r->ngpus = gpu_list(t, &r->gpu);
+  r->ngpus = gpu_list(t, base, &r->gpu);
   r->nth = calloc(k0, sizeof(int));
   r->cpus = calloc(k0, sizeof(hwloc_bitmap_t));
   r->gpus = calloc(k0, sizeof(int *));
@@ -245,7 +416,8 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
 
   /* Step 4. */
   int nd = 0, nnuma = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE);
-  hwloc_obj_t *numa = calloc(nnuma + 1, sizeof *numa), *root = calloc(nnuma + 1, sizeof *root);
+  int cap = nnuma + hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU) + 1;
+  hwloc_obj_t *numa = calloc(cap, sizeof *numa), *root = calloc(cap, sizeof *root);
   for (int i = 0; i < nnuma; i++) {
     hwloc_obj_t n = hwloc_get_obj_by_type(t, HWLOC_OBJ_NUMANODE, i);
     if (hwloc_bitmap_iszero(n->cpuset))
@@ -272,6 +444,7 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
     }
   }
   nd = kept;
+  nd = numaless_domains(t, numa, root, nd, cap);
   if (nd == 0) {
     free(numa);
     free(root);
@@ -308,13 +481,14 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
   for (int d = 0; d < nd; d++) {
     if (gpu_on)
       for (int g = 0; g < r->ngpus; g++)
-        w[d] += hwloc_bitmap_isset(r->gpu[g].loc->nodeset, numa[d]->os_index);
+        w[d] += numa[d] ? hwloc_bitmap_isset(r->gpu[g].loc->nodeset, numa[d]->os_index)
+                        : hwloc_bitmap_intersects(r->gpu[g].loc->cpuset, root[d]->cpuset);
     W += w[d];
   }
   if (!gpu_on || W == 0) {
     W = 0;
     for (int d = 0; d < nd; d++)
-      W += w[d] = hwloc_bitmap_weight(numa[d]->cpuset);
+      W += w[d] = hwloc_bitmap_weight(numa[d] ? numa[d]->cpuset : root[d]->cpuset);
   }
   int *n = calloc(nd, sizeof *n), left = k0;
   char *got = calloc(nd, 1);
@@ -375,8 +549,39 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
     } else {
       int task = first;
       hwloc_bitmap_t c = hwloc_bitmap_alloc();
+      /* Beyond the original: objects contributing different numbers of
+       * PUs (cores that lost a thread) serve tasks in proportion to them,
+       * by largest remainders (split(k, m) when all are equal). */
+      int *cnt = calloc(m, sizeof(int)), *grp = calloc(m, sizeof(int)), C = 0;
       for (int o = 0; o < m; o++) {
-        int g = split(k, m, o);
+        hwloc_bitmap_zero(c);
+        first_pus(objs[o], p, c);
+        C += cnt[o] = hwloc_bitmap_weight(c);
+      }
+      int even = 1;
+      for (int o = 0; o < m; o++)
+        even &= cnt[o] == cnt[0];
+      if (even) {
+        for (int o = 0; o < m; o++)
+          grp[o] = split(k, m, o);
+      } else {
+        int rest = k;
+        for (int o = 0; o < m; o++)
+          rest -= grp[o] = (int)((long long)k * cnt[o] / C);
+        char *more = calloc(m, 1);
+        while (rest-- > 0) {
+          int best = -1;
+          for (int o = 0; o < m; o++)
+            if (!more[o] && (best < 0 || (long long)k * cnt[o] % C >
+                                             (long long)k * cnt[best] % C))
+              best = o;
+          more[best] = 1;
+          grp[best]++;
+        }
+        free(more);
+      }
+      for (int o = 0; o < m; o++) {
+        int g = grp[o];
         hwloc_bitmap_zero(c);
         first_pus(objs[o], p, c);
         int nc = hwloc_bitmap_weight(c);
@@ -394,6 +599,8 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
               hwloc_bitmap_set(r->cpus[task++], pus[grp]);
         }
       }
+      free(cnt);
+      free(grp);
       hwloc_bitmap_free(c);
     }
     /* GPUs of R */

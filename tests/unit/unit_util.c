@@ -54,7 +54,8 @@ char *ut_path(const char *name)
 {
   if (strchr(name, '/'))
     return ut_keep(strdup(name));
-  const char *dirs[] = {getenv("TOPOLOGIES"), getenv("UNIT_XML")};
+  const char *dirs[] = {getenv("TOPOLOGIES"), getenv("UNIT_XML"),
+                        getenv("CASES")};
   for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
     if (!dirs[i])
       continue;
@@ -62,7 +63,8 @@ char *ut_path(const char *name)
     if (access(p, R_OK) == 0)
       return p;
   }
-  ck_abort_msg("topology %s not found in $TOPOLOGIES or $UNIT_XML", name);
+  ck_abort_msg("topology %s not found in $TOPOLOGIES, $UNIT_XML or $CASES",
+               name);
   return NULL;
 }
 

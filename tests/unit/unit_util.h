@@ -35,8 +35,9 @@ void ut_free_all(void);
 TCase *ut_tcase(const char *name);
 
 /* Path of a topology file: a name without '/' is looked up in $TOPOLOGIES
- * (the shared real machines) and then in $UNIT_XML (the small files of
- * tests/unit/xml). */
+ * (the shared real machines), then in $UNIT_XML (the small files of
+ * tests/unit/xml), then in $CASES (tests/data/cases: real nodes of the
+ * kinds issue 8 names). */
 char *ut_path(const char *name);
 
 /* A new handle on the topology file name (see ut_path). */

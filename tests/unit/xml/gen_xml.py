@@ -78,7 +78,7 @@ def numa_of_package(g, d, p, cpus, packages, hbm):
 
 
 def node(packages, smt, cores_per_pkg, io=None, extra_groups=None, hbm=False,
-         machine_numa=()):
+         machine_numa=(), missing_pus=(), numa_less=(), disallowed_nodes=()):
     """packages: number of packages, each with one NUMA node (os index =
     package number) and cores_per_pkg cores.  io: {package: [(domain,
     (bus lo, hi), pcidevs)], ...} and {package: [osdev, ...]} under key
@@ -88,12 +88,19 @@ def node(packages, smt, cores_per_pkg, io=None, extra_groups=None, hbm=False,
     such nodes, every package sits in a group with its NUMA node, all at
     one depth.  hbm: a second NUMA node (os index packages + p, subtype
     HBM) beside each package's DDR.  machine_numa: os indexes of CPU-less
-    NUMA nodes attached to the Machine (memory expanders)."""
+    NUMA nodes attached to the Machine (memory expanders).  missing_pus:
+    PUs that are not there (offline, or outside the cgroup): their core
+    has fewer threads.  numa_less: packages without a NUMA node (hwloc 2
+    hides an offline or memory-less one): their objects have an empty
+    nodeset.  disallowed_nodes: NUMA nodes outside the allowed nodeset
+    (a cgroup's cpuset.mems)."""
     io = io or {}
     extra_groups = extra_groups or []
     g = Gen()
-    allcpus = range(packages * cores_per_pkg * smt)
-    allnodes = list(range(packages))
+    missing = set(missing_pus)
+    allcpus = [c for c in range(packages * cores_per_pkg * smt)
+               if c not in missing]
+    allnodes = [p for p in range(packages) if p not in numa_less]
     if hbm:
         allnodes += [packages + p for p in range(packages)]
     allnodes += [n for n, _ in extra_groups] + list(machine_numa)
@@ -102,24 +109,30 @@ def node(packages, smt, cores_per_pkg, io=None, extra_groups=None, hbm=False,
     g.line(0, '<topology version="2.0">')
     g.line(1, '<object type="Machine" os_index="0" %s allowed_cpuset="%s" '
            'allowed_nodeset="%s" gp_index="1">'
-           % (g.sets(allcpus, allnodes), bitmap(allcpus), bitmap(allnodes)))
+           % (g.sets(allcpus, allnodes), bitmap(allcpus),
+              bitmap(set(allnodes) - set(disallowed_nodes))))
     g.line(2, '<info name="Backend" value="Synthetic-unit-test"/>')
     for n in machine_numa:
         g.line(2, '<object type="NUMANode" os_index="%d" %s gp_index="%d" '
                'local_memory="1073741824"/>' % (n, g.sets([], [n]), g.gpi()))
     for p in range(packages):
         c0 = p * cores_per_pkg
-        cpus = range(c0 * smt, (c0 + cores_per_pkg) * smt)
+        cpus = [c for c in range(c0 * smt, (c0 + cores_per_pkg) * smt)
+                if c not in missing]
         nodes = [p] + ([packages + p] if hbm else [])
+        if p in numa_less:
+            nodes = []
         if extra_groups:
             g.line(2, '<object type="Group" %s gp_index="%d">' % (g.sets(cpus, nodes), g.gpi()))
             numa_of_package(g, 3, p, cpus, packages, hbm)
         g.line(2, '<object type="Package" os_index="%d" %s gp_index="%d">'
                % (p, g.sets(cpus, nodes), g.gpi()))
-        if not extra_groups:
+        if not extra_groups and p not in numa_less:
             numa_of_package(g, 3, p, cpus, packages, hbm)
         for c in range(c0, c0 + cores_per_pkg):
-            pus = range(c * smt, (c + 1) * smt)
+            pus = [u for u in range(c * smt, (c + 1) * smt) if u not in missing]
+            if not pus:
+                continue
             g.line(3, '<object type="Core" os_index="%d" %s gp_index="%d">'
                    % (c, g.sets(pus, nodes), g.gpi()))
             for pu in pus:
@@ -235,6 +248,60 @@ FILES = {
     # the Machine's cpuset.  Not in docs/algorithm.md's two skip rules; the
     # library skips a domain whose root holds other domains' roots.
     "cxl-machine.xml": node(2, 2, 4, machine_numa=[9]),
+    # Hardware threads per core from every core: the first core of each
+    # package lost a thread (PUs 0 and 8 offline), 14 usable PUs.
+    "smt-first-core-short.xml": node(2, 2, 4, missing_pus=[0, 8]),
+    # CPUs whose NUMA node is missing: package 0's NUMA node is offline
+    # (hwloc 2 hides it), package 1 has NUMA node 1, and a CPU-less
+    # memory node 5 hangs from the Machine.  A GPU in each package.
+    "numa-offline.xml": node(2, 2, 4, numa_less=[0], machine_numa=[5], io={
+        0: [(0x0000, (0x00, 0x0f), [("0000:01:00.0", NV, "0302", [nvml(0)])])],
+        1: [(0x0000, (0x80, 0x8f), [("0000:81:00.0", NV, "0302", [nvml(1)])])],
+    }),
+    # No CPU has a NUMA node: three packages, the only NUMA node is
+    # memory without CPUs (outside every package).
+    "numa-none.xml": node(3, 1, 2, numa_less=[0, 1, 2], extra_groups=[(7, [])]),
+    # A cgroup whose cpuset.mems leaves out NUMA node 0: its CPUs stay.
+    "numa-outside-mems.xml": node(2, 2, 4, disallowed_nodes=[0]),
+    # GPUs seen only as PCI functions (no NVML/CUDA/RSMI/LevelZero plugin,
+    # no DRM render node), not in bus order in the tree: NVIDIA 3D
+    # controllers, an AMD and an Intel display controller (data-centre
+    # GPUs), an Intel VGA (integrated graphics) and a BMC's VGA that are
+    # no GPU, and one NVIDIA device that has an OS device (NVML).
+    "gpu-pci-only.xml": node(2, 2, 4, io={
+        0: [(0x0000, (0x00, 0x0f), [
+            ("0000:05:00.0", NV, "0302", []),
+            ("0000:03:00.0", NV, "0302", []),
+            ("0000:02:00.0", INTEL, "0300", []),
+            ("0000:01:00.0", ASPEED, "0300", [drm("card0"), drm("controlD64")]),
+        ])],
+        1: [(0x0000, (0x80, 0x8f), [
+            ("0000:81:00.0", AMD, "0380", []),
+            ("0000:82:00.0", NV, "0302", [drm("card1")]),
+            ("0000:83:00.0", INTEL, "0380", []),
+            ("0000:84:00.0", "102b", "0300", []),
+        ])],
+    }),
+    # One vendor's GPUs from several backends: NVIDIA known by DRM only
+    # (two) and by CUDA (two, numbered 0 and 1 inside a job that saw only
+    # them); AMD all by RSMI, not in bus order (kept); Intel by LevelZero
+    # with a repeated number (ze0, and a device named by its subtype only,
+    # "accel0").
+    "gpu-mixed.xml": node(2, 2, 4, io={
+        0: [(0x0000, (0x00, 0x0f), [
+            ("0000:01:00.0", NV, "0302", [drm("card0"), drm("renderD128")]),
+            ("0000:02:00.0", NV, "0302", [cuda(0), drm("renderD130")]),
+            ("0000:04:00.0", AMD, "0380", [("rsmi1", GPU, "RSMI", [])]),
+            ("0000:05:00.0", INTEL, "0380", [ze(0)]),
+        ])],
+        1: [(0x0000, (0x80, 0x8f), [
+            ("0000:81:00.0", NV, "0302", [drm("renderD129")]),
+            ("0000:82:00.0", NV, "0302", [cuda(1)]),
+            ("0000:84:00.0", AMD, "0380", [("rsmi0", GPU, "RSMI", [])]),
+            ("0000:85:00.0", INTEL, "0380",
+             [("accel0", COPROC, "LevelZero", [("Backend", "LevelZero")])]),
+        ])],
+    }),
 }
 
 
