@@ -17,12 +17,16 @@ Cases (the issue's list):
              node;
   gomp       1 task, 2 threads, GNU libgomp: each OpenMP thread on its own
              place (the plugin exports OMP_PLACES before exec);
+  python     a step whose command is Python: bound, but no OMP_PLACES or
+             OMP_PROC_BIND unless place_threads (the preload's rule);
   site       default_off (no option: Slurm's binding, no variable; with
              --mpibind: mapped), --mpibind=off, #SBATCH --mpibind=v (every
              srun of the script mapped, the script itself not);
   shared     a step with 1 of the node's 2 cores, with and without
-             exclusive_only_off: never outside its core, and exactly as
-             Slurm bound it when not mapped;
+             exclusive_only_off: never outside its core (also under the
+             user's MPIBIND_RESTRICT; one that leaves none of it: one line,
+             as Slurm bound it), and exactly as Slurm bound it when not
+             mapped;
   preload    LD_PRELOAD and the plugin together: applied once (the
              preload's trace stays empty, one report per node);
   bad        a bad --mpibind value: srun, sbatch and salloc refuse it with
@@ -138,6 +142,7 @@ class PluginRunner(ts.Runner):
         self.plugstack()
         self.case_mapped()
         self.case_gomp()
+        self.case_interpreter()
         self.case_preload()
         self.case_off_and_default_off()
         self.case_batch()
@@ -170,6 +175,36 @@ class PluginRunner(ts.Runner):
             else:
                 r = self.srun("pmi2", 2, 4, [path], extra=v)
             self.check_mapped("plugin-fortran-%s-N2-n4" % name, r, 2, 4)
+
+    def case_interpreter(self):
+        """A step whose command is Python: bound and MPIBIND_APPLIED=1, but
+        no OMP_PLACES/OMP_PROC_BIND (GNU libgomp, loaded late by an
+        extension, would pin the whole process to its first place), unless
+        MPIBIND has place_threads."""
+        py = self.args.python or sys.executable
+        code = ("import os; print('PY', os.environ.get('MPIBIND_APPLIED', 'unset'), "
+                "os.environ.get('OMP_PLACES', 'unset'), os.environ.get('OMP_PROC_BIND', 'unset'), "
+                "','.join(map(str, sorted(os.sched_getaffinity(0)))))")
+        nths, cpus = self.preview(1)[0]
+        for words, want_places in (("on", False), ("place_threads", True)):
+            r = self.run(["srun", "-t", "3", "-N1", "-n1", "-c2", "--exclusive",
+                          "--mpibind=" + words, py, "-c", code])
+            problems = []
+            got = [l.split() for l in r.stdout.splitlines() if l.startswith("PY ")]
+            if r.returncode != 0 or len(got) != 1 or len(got[0]) != 5:
+                problems.append("exit %s, expected 0 and one PY line, got %s" % (r.returncode, got))
+            else:
+                _, applied, places, procbind, aff = got[0]
+                if applied != "1" or ts.parse_list(aff) != cpus:
+                    problems.append("MPIBIND_APPLIED=%s CPUs %s, expected 1 and %s"
+                                    % (applied, aff, ts.fmt(cpus)))
+                if want_places and (places == "unset" or procbind == "unset"):
+                    problems.append("place_threads: OMP_PLACES=%s OMP_PROC_BIND=%s, expected both set"
+                                    % (places, procbind))
+                if not want_places and (places != "unset" or procbind != "unset"):
+                    problems.append("OMP_PLACES=%s OMP_PROC_BIND=%s in Python, expected both unset"
+                                    % (places, procbind))
+            self.record("plugin-python-%s" % words.replace("_", "-"), problems, r)
 
     def check_reports(self, name, r, nodes):
         """The node's mapping, in the report format, once per node."""
@@ -393,6 +428,29 @@ class PluginRunner(ts.Runner):
                 problems.append("MPIBIND_APPLIED=%s OMP_NUM_THREADS=%s, expected 1 and 1"
                                 % (rec.get("applied"), rec.get("omp")))
             self.record("plugin-exclusive_only_off-shared-step-within-its-core", problems, r)
+
+            # the user's MPIBIND_RESTRICT first, then the step's CPUs (the
+            # library's job CPUs): PU 1 stays; PU 0 leaves nothing
+            r = self.sh(step, env={"MPIBIND_RESTRICT": "1"})
+            tasks, problems = self.expect_tasks(r, 1)
+            rec = tasks.get(0) or {}
+            if rec.get("cpuset") != {1} or rec.get("applied") != "1":
+                problems.append("cpus %s MPIBIND_APPLIED=%s, expected PU 1 and 1"
+                                % (rec.get("cpus"), rec.get("applied")))
+            self.record("plugin-exclusive_only_off-MPIBIND_RESTRICT-within-the-step", problems, r)
+            r = self.sh(step, env={"MPIBIND_RESTRICT": "0"})
+            tasks, problems = self.expect_tasks(r, 1)
+            rec = tasks.get(0) or {}
+            brec = sh_tasks(base.stdout).get(0) or {}
+            if rec.get("cpus") != brec.get("cpus") or rec.get("applied") != "0":
+                problems.append("cpus %s MPIBIND_APPLIED=%s, expected Slurm's %s and 0 (unbound)"
+                                % (rec.get("cpus"), rec.get("applied"), brec.get("cpus")))
+            lines = mpibind_lines(r)
+            if len(lines) != 1 or "MPIBIND_RESTRICT='0'" not in lines[0] \
+                    or "running unbound" not in lines[0]:
+                problems.append("expected one line naming MPIBIND_RESTRICT='0' and running unbound, got %s"
+                                % lines)
+            self.record("plugin-exclusive_only_off-MPIBIND_RESTRICT-outside-the-step-unbound", problems, r)
         finally:
             self.plugstack()
             holder.terminate()
