@@ -304,14 +304,15 @@ static int first_pus(hwloc_topology_t topo, hwloc_obj_t obj, int p, int *pus)
   return n;
 }
 
-/* How many of k tasks (k > m) each of the m objects serves.  When every
- * object contributes as many PUs, split(k, m) as in docs/algorithm.md.
- * When they contribute different numbers (a core that lost a hardware
- * thread), each serves tasks in proportion to its PUs, the leftovers going
- * to the largest remainders, the lower object first among equals (this is
- * split(k, m) again when they are all equal): with as many tasks as PUs,
- * one task per PU.  pus is scratch space for p PUs.  NULL when out of
- * memory. */
+/* How many of k tasks (k > m) each of the m objects serves: split(k, m)
+ * as in docs/algorithm.md, unless that gives an object more tasks than it
+ * contributes PUs while the objects contribute enough in all (k <= C):
+ * objects of unequal size (a core that lost a hardware thread) then serve
+ * tasks in proportion to their PUs, the leftovers going to the largest
+ * remainders, the lower object first among equals.  So with no more tasks
+ * than PUs no PU is shared, and wherever split(k, m) shares none, or
+ * sharing cannot be avoided, the original's answer stays.  pus is scratch
+ * space for p PUs.  NULL when out of memory. */
 static int *tasks_per_object(hwloc_topology_t topo, hwloc_obj_t *objs, int m,
                              int k, int p, int *pus)
 {
@@ -325,16 +326,14 @@ static int *tasks_per_object(hwloc_topology_t topo, hwloc_obj_t *objs, int m,
     return NULL;
   }
   long long C = 0;
-  int uneven = 0;
+  int shares = 0;
   for (int o = 0; o < m; o++) {
     c[o] = first_pus(topo, objs[o], p, pus);
     C += c[o];
-    uneven |= c[o] != c[0];
+    g[o] = mb_split_part(k, m, o);
+    shares |= g[o] > c[o];
   }
-  if (!uneven || C == 0) {
-    for (int o = 0; o < m; o++)
-      g[o] = mb_split_part(k, m, o);
-  } else {
+  if (shares && k <= C) {
     int left = k;
     for (int o = 0; o < m; o++) {
       g[o] = (int)((long long)k * c[o] / C);

@@ -439,11 +439,9 @@ const char *mpibind_get_topology_file(mpibind_t *h)
 
 /* ---- Outputs --------------------------------------------------------- */
 
-#define check_mapped mb_check_mapped
-
 static int check_task(mpibind_t *h, int task)
 {
-  if (check_mapped(h))
+  if (mb_check_mapped(h))
     return -1;
   if (task < 0 || task >= h->ntasks)
     return mb_fail(h, "task %d is invalid: expected 0 to %d", task,
@@ -453,22 +451,22 @@ static int check_task(mpibind_t *h, int task)
 
 int *mpibind_get_nthreads(mpibind_t *h)
 {
-  return check_mapped(h) ? NULL : h->out_nthreads;
+  return mb_check_mapped(h) ? NULL : h->out_nthreads;
 }
 
 hwloc_bitmap_t *mpibind_get_cpus(mpibind_t *h)
 {
-  return check_mapped(h) ? NULL : h->out_cpus;
+  return mb_check_mapped(h) ? NULL : h->out_cpus;
 }
 
 hwloc_bitmap_t *mpibind_get_gpus(mpibind_t *h)
 {
-  return check_mapped(h) ? NULL : h->out_gpus;
+  return mb_check_mapped(h) ? NULL : h->out_gpus;
 }
 
 int mpibind_get_num_gpus(mpibind_t *h)
 {
-  return check_mapped(h) ? -1 : h->gpus.n;
+  return mb_check_mapped(h) ? -1 : h->gpus.n;
 }
 
 int *mpibind_get_cpus_ptask(mpibind_t *h, int task, int *ncpus)
@@ -564,7 +562,7 @@ char **mpibind_get_gpus_ptask(mpibind_t *h, int task, int *ngpus)
 
 const char *mpibind_get_gpu_id(mpibind_t *h, int gpu, int kind)
 {
-  if (check_mapped(h))
+  if (mb_check_mapped(h))
     return NULL;
   if (gpu < 0 || gpu >= h->gpus.n) {
     mb_fail(h, "GPU %d is invalid: the node's GPU list has %d GPUs", gpu,

@@ -254,6 +254,27 @@ MPIBIND_API int mpibind_mapping_ptask_snprint(char *buf, int size,
 /* Prints the report on stdout. */
 MPIBIND_API int mpibind_mapping_print(mpibind_t *handle);
 
+/* ---- Picture ---------------------------------------------------------- */
+
+/* Draws the node and its mapping into the file path, whose extension
+ * gives the format: .svg, .png, .pdf (drawn by hwloc's lstopo, found in
+ * PATH: lstopo-no-graphics or lstopo for SVG; for PNG and PDF lstopo's
+ * cairo output, else its SVG converted by rsvg-convert) or
+ * .xml (the annotated topology itself, for `lstopo -i FILE` later).  The
+ * whole node is drawn (also what a restriction left out); each task's PUs,
+ * cores and GPUs (PCI device and OS devices) are filled with the task's
+ * colour through hwloc's `lstopoStyle` info; a PU or GPU of several tasks
+ * is dark grey and holds a box naming them; a key of one box per task and
+ * a legend with each task's report line complete it.  Valid after a
+ * successful mpibind().  The file is written whole or not at all (a
+ * temporary file beside it is renamed onto it, mode 0644).  The renderers
+ * run as child processes (without LD_PRELOAD) with their output
+ * discarded; the first line of their errors is in the message.  Fails, with the file name
+ * in the message, on an unknown extension, a missing renderer ("no
+ * renderer"), an unwritable file ("cannot write the picture") or a
+ * renderer failure. */
+MPIBIND_API int mpibind_draw(mpibind_t *handle, const char *path);
+
 /* ---- Environment (docs/algorithm.md step 6) ------------------------------- */
 
 /* Computes the variables of every task.  Nothing is exported: the caller

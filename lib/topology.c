@@ -15,8 +15,10 @@
 
 int mpibind_topology_load_filters(hwloc_topology_t topo)
 {
-  if (!topo)
+  if (!topo) {
+    errno = EINVAL;
     return -1;
+  }
   /* Levels that add no structure go (the level walk of step 5 depends on
    * it); PCI and OS devices stay where they matter (GPUs).  hwloc refuses
    * the structure filter for the types that must stay (PU, NUMA, Machine)
@@ -51,11 +53,14 @@ void mb_free_retired_topologies(mpibind_t *h)
  * are kept until the next mpibind() (the LIFETIME rule of mpibind.h). */
 static int retire_topologies(mpibind_t *h)
 {
-  hwloc_topology_t *r =
-      realloc(h->retired, (h->nretired + 2) * sizeof(*h->retired));
-  if (!r)
-    return mb_oom(h);
-  h->retired = r;
+  int more = (h->work_is_copy ? 1 : 0) + (h->own_topo ? 1 : 0);
+  if (more) {
+    hwloc_topology_t *r =
+        realloc(h->retired, (h->nretired + more) * sizeof(*h->retired));
+    if (!r)
+      return mb_oom(h);
+    h->retired = r;
+  }
   if (h->work_is_copy)
     h->retired[h->nretired++] = h->work_topo;
   if (h->own_topo)
@@ -141,8 +146,9 @@ static int check_system(mpibind_t *h, hwloc_topology_t topo, const char *what)
   } else {
     line[strcspn(line, "\n")] = '\0';
     if (hwloc_bitmap_list_sscanf(online, line) < 0) {
-      rc = mb_fail_kind(h, EIO, "cannot parse /sys/devices/system/cpu/online '%s'",
-                   line);
+      rc = mb_fail_kind(h, EIO,
+                        "cannot parse /sys/devices/system/cpu/online '%s'",
+                        line);
     } else if (!hwloc_bitmap_isincluded(
                    hwloc_topology_get_topology_cpuset(topo), online)) {
       char *pus = NULL;

@@ -44,6 +44,7 @@ struct mpibind_auto_tuning {
   int restrict_type;        /* -1: not given */
   const char *topofile;     /* NULL: not given */
   int nthreads;             /* from OMP_NUM_THREADS; -1: not given */
+  char *draw;               /* draw:PATH (malloc'ed), or NULL */
   char *error;              /* first problem found (malloc'ed), or NULL */
   mpibind_auto_getenv_f get; /* where the values came from (NULL: getenv) */
   void *get_ctx;
@@ -69,6 +70,14 @@ void mpibind_auto_tuning_free(struct mpibind_auto_tuning *t);
 
 /* The grammar, for `help` (several lines, each ending in '\n'). */
 extern const char mpibind_auto_help_text[];
+
+/* ---- drawnode.c: MPIBIND=draw:PATH ------------------------------------ */
+
+/* Draws h's mapping (computed) into PATH with "-<host>" before its
+ * extension, by mpibind_draw(); called by the node's task 0 only, after
+ * the task is applied.  A failure is one warning line on stderr and
+ * changes nothing else: the picture is a by-product of the launch. */
+void mpibind_auto_draw(mpibind_t *h, const char *path);
 
 /* ---- launcher.c: the node-local task number and count -------------- */
 

@@ -610,6 +610,9 @@ static int apply_task(struct task_run *r) {
             r->stale);
   setenv("MPIBIND_APPLIED", mpibind_auto_applied_value(), 1);
   trace(r->local, r->count, r->how, r->bound, r->cpus);
+  /* a restart draws in the program's second start */
+  if (t->draw && r->local == 0 && !r->restart)
+    mpibind_auto_draw(r->h, t->draw);
   run_free(r);
   return 0;
 

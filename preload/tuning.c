@@ -35,6 +35,8 @@ const char mpibind_auto_help_text[] =
     "mpibind:     membind             bind memory to the task's NUMA node(s)\n"
     "mpibind:     dryrun              compute, report and export; do not bind\n"
     "mpibind:     strict              a problem fails the launch (default: warn, run unbound)\n"
+    "mpibind:     draw:PATH           the node's task 0 draws the mapping into PATH-HOST.EXT\n"
+    "mpibind:                         (.svg, .png, .pdf by hwloc's lstopo; .xml annotated)\n"
     "mpibind:     help                this text\n"
     "mpibind:   MPIBIND_RESTRICT=LIST     hwloc list of CPU (or NUMA) OS indexes, e.g. 0-3,8\n"
     "mpibind:   MPIBIND_RESTRICT_TYPE=cpu|mem  what MPIBIND_RESTRICT lists (default cpu)\n"
@@ -46,7 +48,7 @@ const char mpibind_auto_help_text[] =
 #define WORDS_EXPECTED                                                       \
   "on, off, v, verbose, smt:K, greedy[:0|1], gpu[:0|1], gpu_optim[:0|1], "  \
   "omp_places, omp_proc_bind, visible_devices, place_threads, membind, "    \
-  "dryrun, strict, help"
+  "dryrun, strict, draw:PATH, help"
 
 char *mpibind_auto_strdupf(const char *fmt, ...) {
   va_list ap;
@@ -160,6 +162,19 @@ static void parse_mpibind(struct mpibind_auto_tuning *t, const char *label,
                           "smt:K with K a number of hardware threads per "
                           "core, 0 to choose)",
                           label, value, (int)len, w));
+    } else if (len >= 4 && strncasecmp(w, "draw", 4) == 0 &&
+               (len == 4 || w[4] == ':')) {
+      /* draw:PATH, the path as typed (case kept); the last one wins */
+      if (len > 5) {
+        free(t->draw);
+        t->draw = strndup(w + 5, len - 5);
+      } else {
+        keep_error(t, mpibind_auto_strdupf(
+                          "%s='%s': missing file in '%.*s' (expected "
+                          "draw:PATH, PATH ending in .svg, .png, .pdf or "
+                          ".xml)",
+                          label, value, (int)len, w));
+      }
     } else if (bool_word(t, label, value, w, len, "greedy", &b)) {
       if (b >= 0)
         t->greedy = b;
@@ -294,4 +309,6 @@ int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
 void mpibind_auto_tuning_free(struct mpibind_auto_tuning *t) {
   free(t->error);
   t->error = NULL;
+  free(t->draw);
+  t->draw = NULL;
 }

@@ -7,12 +7,16 @@ MPIBIND_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$MPIBIND_TOP"
 
 # Everything the build, the tests and the demo use, from Debian's archive.
+# hwloc-nox (it conflicts with hwloc, whose lstopo has cairo): `mpibind
+# --draw` makes PNG and PDF from its native SVG with rsvg-convert
+# (librsvg2-bin), and uses hwloc's lstopo where that one is installed.
 MPIBIND_PACKAGES=(
   gcc gfortran pkg-config meson ninja-build
   libhwloc-dev hwloc-nox check
   python3 python3-cffi python3-pytest python3-mpi4py
   openmpi-bin libopenmpi-dev mpich libmpich-dev
   slurmctld slurmd slurm-client munge libslurm-dev
+  scdoc python3-mesonpy python3-venv librsvg2-bin
 )
 
 as_root() {

@@ -60,6 +60,7 @@ struct opts {
   int verbose;
   int dryrun;
   int strict;
+  const char *draw; /* --draw PATH, NULL when not given */
   char **program; /* wrapper mode: argv of the program, NULL in preview */
 };
 
@@ -76,6 +77,7 @@ enum {
   OPT_ENV,
   OPT_DRYRUN,
   OPT_STRICT,
+  OPT_DRAW,
   OPT_VERSION
 };
 
@@ -93,6 +95,7 @@ static const struct option long_options[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"dryrun", no_argument, NULL, OPT_DRYRUN},
     {"strict", no_argument, NULL, OPT_STRICT},
+    {"draw", required_argument, NULL, OPT_DRAW},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0}};
@@ -117,6 +120,8 @@ static const char *expected_of(int code) {
     return "an hwloc XML file";
   case OPT_GPU_IDS:
     return "index, pci, uuid or name";
+  case OPT_DRAW:
+    return "a file name ending in .svg, .png, .pdf or .xml";
   default:
     return "a value";
   }
@@ -166,6 +171,11 @@ static void usage(FILE *f) {
           "  -v, --verbose          preview: first say how many GPUs the node "
           "has;\n"
           "                         wrapper: print the node's mapping\n"
+          "      --draw FILE        draw the node and its mapping into FILE "
+          "(.svg, .png,\n"
+          "                         .pdf: by hwloc's lstopo; .xml: the "
+          "annotated topology);\n"
+          "                         wrapper: FILE-HOST.EXT, once per node\n"
           "Preview mode:\n"
           "      --gpu-ids index|pci|uuid|name  GPU IDs in the report "
           "(index)\n"
@@ -399,6 +409,12 @@ static void parse_options(int argc, char **argv, struct opts *o) {
     case OPT_STRICT:
       o->strict = 1;
       break;
+    case OPT_DRAW:
+      if (!*optarg)
+        die(EXIT_USAGE, "invalid --draw value '': expected %s",
+            expected_of(c));
+      o->draw = optarg;
+      break;
     case 'h':
       usage(stdout);
       exit(0);
@@ -535,6 +551,11 @@ static void preview(const struct opts *o) {
     }
   }
 
+  /* Drawn before anything is printed: a picture that cannot be made is a
+   * usage error (no renderer, unwritable file) and leaves stdout empty. */
+  if (o->draw && mpibind_draw(h, o->draw) != 0)
+    die(EXIT_USAGE, "--draw: %s", lib_error(h));
+
   if (o->verbose) {
     int ngpus = mpibind_get_num_gpus(h);
     printf("mpibind: %d GPUs on this node\n", ngpus < 0 ? 0 : ngpus);
@@ -579,6 +600,25 @@ static void add_item(char **list, const char *fmt, int value) {
   *list = s;
 }
 
+/* Appends ",draw:PATH": a path is not bounded in length, and a comma
+ * would end the item in the MPIBIND list. */
+static void add_draw(char **list, const char *path) {
+  if (strchr(path, ','))
+    die(EXIT_USAGE, "invalid --draw value '%s': expected a file name "
+                    "without a comma in wrapper mode (it goes into the "
+                    "comma list MPIBIND)",
+        path);
+  size_t old = *list ? strlen(*list) : 0;
+  char *s = realloc(*list, old + strlen(path) + 7);
+  if (!s)
+    die(EXIT_MAPPING, "out of memory");
+  if (old)
+    s[old++] = ',';
+  strcpy(s + old, "draw:");
+  strcpy(s + old + 5, path);
+  *list = s;
+}
+
 static void wrapper(const struct opts *o) {
   /* Refuses an unreadable topology or list now, with the preview's
    * messages; the auto-binding code reads the same values again. */
@@ -606,6 +646,8 @@ static void wrapper(const struct opts *o) {
     add_item(&list, "dryrun", -1);
   if (o->strict)
     add_item(&list, "strict", -1);
+  if (o->draw)
+    add_draw(&list, o->draw);
   if (list)
     set_var("MPIBIND", list);
   free(list);

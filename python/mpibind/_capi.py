@@ -5,8 +5,9 @@ with hwloc's opaque pointer types left opaque (tests/api/check_cdef.py
 checks that each one is the header's).  The library is the file
 named by the environment variable MPIBIND_LIBRARY when it is set (and then
 only that one: a wrong path is an ImportError, not a silent fallback);
-otherwise the one installed with this module (_config.LIBDIR), then the
-soname through the linker's search path.
+otherwise the one installed with this module (beside it after `pip
+install`, _config.BUNDLED; in _config.LIBDIR after `meson install`), then
+the soname through the linker's search path.
 """
 
 import os
@@ -88,6 +89,10 @@ ffi.cdef(CDEF)
 
 def _candidates():
     """Where to look for the library, most specific first."""
+    if getattr(_config, "BUNDLED", False):
+        # pip install: the one built with this module, beside it
+        yield "installed with this module", os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), _config.SONAME)
     if _config.LIBDIR:
         yield "installed", os.path.join(_config.LIBDIR, _config.SONAME)
     yield "linker search path", _config.SONAME

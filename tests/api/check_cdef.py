@@ -19,6 +19,7 @@ from pycparser import c_ast, c_generator, c_parser
 PRELUDE = """
 typedef struct hwloc_topology *hwloc_topology_t;
 typedef struct hwloc_bitmap_s *hwloc_bitmap_t;
+typedef const struct hwloc_bitmap_s *hwloc_const_bitmap_t;
 typedef struct mpibind_t mpibind_t;
 """
 

@@ -190,6 +190,23 @@ class TestOpenMP:
         assert recs[0]["cpus"] == task.cpus and recs[0]["num_places"] == 0, str(r)
         check_once(trace, [recs[0]["pid"]])
 
+    def test_under_valgrind(self, trace):
+        """valgrind -- prog: the preload applies in valgrind's launcher (the
+        rank's first process, no OpenMP runtime), which then starts the
+        tool and the program with the variables set; no re-exec is tried
+        under the tool, the program runs once, placed."""
+        import shutil
+        if not shutil.which("valgrind"):
+            pytest.skip("valgrind is not installed")
+        need("mpich")
+        task = preview(1)[0]
+        r = launch("mpich", 1, ["valgrind", "-q", omp_probe("C")],
+                   env={"MPIBIND_TRACE": trace}, timeout=120)
+        recs = omp_records(r.stdout)
+        assert r.rc == 0 and len(recs) == 1, str(r)
+        check_placed(recs[0], task, str(r))
+        check_once(trace, [recs[0]["pid"]])
+
     def test_verbose_says_restart(self):
         need("mpich")
         r = launch("mpich", 1, [omp_probe("C")], env={"MPIBIND": "v"})
@@ -483,6 +500,26 @@ class TestSrun:
         assert len(slurm) == 1 and got[0] == slurm, r
         assert any("mapping within CPUs" in l and "SLURM_CPU_BIND_LIST" in l
                    for l in r.stderr.splitlines()), r.stderr
+
+    def test_two_jobs_share_a_node(self, cluster, two_cpus):
+        """Two 1-CPU steps on one node at the same time (no cgroup): each task
+        stays on its own step's CPU; neither lands on the other's."""
+        import threading
+        show = ALLOWED + "; sleep 3"
+        out = [None, None]
+
+        def one(i):
+            out[i] = srun(cluster, ["-w", "n1", "-N1", "-n1", "-c1", "sh", "-c", show])
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        got = []
+        for r in out:
+            assert r.returncode == 0, (r, cluster.logs())
+            got += allowed_lists(r.stdout)
+        assert sorted(map(sorted, got)) == [[0], [1]], out
 
     def test_exclusive_one_task_gets_the_node(self, cluster):
         """A whole-node step maps as before: srun binds its one task to one

@@ -549,19 +549,19 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
     } else {
       int task = first;
       hwloc_bitmap_t c = hwloc_bitmap_alloc();
-      /* Beyond the original: objects contributing different numbers of
-       * PUs (cores that lost a thread) serve tasks in proportion to them,
-       * by largest remainders (split(k, m) when all are equal). */
+      /* Beyond the original: when split(k, m) would share a PU although
+       * the objects have k PUs in all (cores that lost a thread), they
+       * serve tasks in proportion to their PUs, by largest remainders. */
       int *cnt = calloc(m, sizeof(int)), *grp = calloc(m, sizeof(int)), C = 0;
       for (int o = 0; o < m; o++) {
         hwloc_bitmap_zero(c);
         first_pus(objs[o], p, c);
         C += cnt[o] = hwloc_bitmap_weight(c);
       }
-      int even = 1;
+      int over = 0;
       for (int o = 0; o < m; o++)
-        even &= cnt[o] == cnt[0];
-      if (even) {
+        over |= split(k, m, o) > cnt[o];
+      if (!over || k > C) {
         for (int o = 0; o < m; o++)
           grp[o] = split(k, m, o);
       } else {
