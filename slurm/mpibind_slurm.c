@@ -88,7 +88,7 @@ static struct spank_option mpibind_option = {
     "mpibind", "LIST",
     "map the step's tasks with mpibind (LIST: on, off, v, smt:K, "
     "greedy[:0|1], gpu[:0|1], omp_places, omp_proc_bind, visible_devices, "
-    "place_threads, membind, dryrun, strict, help; default on)",
+    "place_threads, membind, dryrun, strict, draw:PATH, help; default on)",
     2, /* the argument is optional: --mpibind alone means on */
     0, option_cb};
 
@@ -465,6 +465,10 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av) {
                           &node.env) != 0)
     say("cannot set the task's variables in its environment", 0);
   spank_setenv(sp, "MPIBIND_APPLIED", mpibind_auto_applied_value(), 1);
+  /* draw:PATH: the node's task 0 draws, as under the preload (in the
+   * task's process, as the user, in the job's working directory) */
+  if (node.t.draw && local == 0)
+    mpibind_auto_draw(node.h, node.t.draw);
   return 0;
 }
 

@@ -17,6 +17,8 @@ Cases (the issue's list):
              node;
   gomp       1 task, 2 threads, GNU libgomp: each OpenMP thread on its own
              place (the plugin exports OMP_PLACES before exec);
+  draw       --mpibind=draw:PATH: the node's task 0 writes PATH-HOST.xml,
+             the mapping's annotated topology (the preload's rule);
   python     a step whose command is Python: bound, but no OMP_PLACES or
              OMP_PROC_BIND unless place_threads (the preload's rule);
   site       default_off (no option: Slurm's binding, no variable; with
@@ -43,6 +45,8 @@ import argparse
 import os
 import pwd
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -143,6 +147,7 @@ class PluginRunner(ts.Runner):
         self.case_mapped()
         self.case_gomp()
         self.case_interpreter()
+        self.case_draw()
         self.case_preload()
         self.case_off_and_default_off()
         self.case_batch()
@@ -205,6 +210,30 @@ class PluginRunner(ts.Runner):
                     problems.append("OMP_PLACES=%s OMP_PROC_BIND=%s in Python, expected both unset"
                                     % (places, procbind))
             self.record("plugin-python-%s" % words.replace("_", "-"), problems, r)
+
+    def case_draw(self):
+        """--mpibind=draw:DIR/map.xml: the node's task 0 writes
+        DIR/map-HOST.xml (hwloc XML, the format that needs no renderer),
+        once, and the step runs mapped."""
+        d = tempfile.mkdtemp(prefix="mpibind-plugin-draw-")
+        try:
+            r = self.sh(["-N1", "-n2", "--exclusive", "--mpibind=draw:%s/map.xml" % d])
+            tasks, problems = self.expect_tasks(r, 2)
+            files = sorted(os.listdir(d))
+            want = "map-%s.xml" % socket.gethostname()
+            if files != [want]:
+                problems.append("files %s in the directory, expected [%s]" % (files, want))
+            else:
+                with open(os.path.join(d, want), errors="replace") as f:
+                    text = f.read()
+                if "<topology" not in text:
+                    problems.append("%s is not an hwloc XML topology" % want)
+            if any(rec.get("applied") != "1" for rec in tasks.values()):
+                problems.append("MPIBIND_APPLIED %s, expected 1 in each task"
+                                % [rec.get("applied") for rec in tasks.values()])
+            self.record("plugin-draw-node-task-0-writes-PATH-HOST", problems, r)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
 
     def check_reports(self, name, r, nodes):
         """The node's mapping, in the report format, once per node."""
