@@ -13,7 +13,8 @@
  *     (Slurm's S_STEP_ALLOC_CORES covers the node); with default_off only
  *     the steps that ask with --mpibind; with exclusive_only_off also the
  *     steps that share a node, then always within the step's allocated
- *     cores on that node and with only the GPUs Slurm gave the step.
+ *     cores on that node (the library's job CPUs, mpibind_set_job_cpus)
+ *     and with only the GPUs Slurm gave the step.
  *     Batch, extern and interactive steps never.  A step that is not
  *     mapped is left exactly as Slurm bound it.
  *   - What: the words of --mpibind (or of MPIBIND when the option is not
@@ -25,9 +26,11 @@
  *   - Where: the node's mapping once per node and step, in slurmstepd
  *     (slurm_spank_user_init, running as the user; the topology from the
  *     preload's per-user, per-node cache); then in each task,
- *     before exec (slurm_spank_task_init, as the user): bind, export the
- *     task's variables and MPIBIND_APPLIED, so that a preload in the same
- *     task does nothing.
+ *     before exec (slurm_spank_task_init, as the user): bind and check
+ *     the kernel's mask (mpibind_auto_bind, memory too with membind),
+ *     export the task's variables (mpibind_auto_export; no OMP_PLACES/
+ *     OMP_PROC_BIND for an interpreter) and MPIBIND_APPLIED, so that a
+ *     preload in the same task does nothing; draw:PATH from task 0.
  *   - Messages: a bad --mpibind value is refused where it is typed
  *     (srun, sbatch, salloc) by the option's callback; every other
  *     problem is one line on the task's stderr, printed by the node's
