@@ -572,6 +572,10 @@ int mpibind(mpibind_t *h)
 
   struct domain *d = NULL;
   int nd = 0;
+  if (mb_check_mapping_memory(h, h->work_topo)) {
+    mb_clear_outputs(h);
+    return -1;
+  }
   if (alloc_outputs(h)) {
     mb_clear_outputs(h);
     return mb_oom(h);

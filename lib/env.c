@@ -9,12 +9,6 @@
 
 #include "mpibind_internal.h"
 
-static const char *const vendor_vars[3] = {
-    "CUDA_VISIBLE_DEVICES", /* NVIDIA */
-    "ROCR_VISIBLE_DEVICES", /* AMD */
-    "ZE_AFFINITY_MASK",     /* Intel: beyond the original */
-};
-
 static int add_var(mpibind_t *h, const char *name)
 {
   int v = h->nvars;
@@ -44,6 +38,11 @@ int mpibind_set_env_vars(mpibind_t *h)
     return -1;
   if (h->var_names)
     return 0; /* computed for this mapping already: the same pointers */
+  int nvars = 3;
+  for (int slot = 0; slot < 3; slot++)
+    nvars += h->node_vendors[slot] != 0;
+  if (mb_check_env_memory(h, nvars))
+    return -1;
   int v;
   if ((v = add_var(h, "OMP_NUM_THREADS")) < 0)
     goto oom;
@@ -67,7 +66,7 @@ int mpibind_set_env_vars(mpibind_t *h)
   for (int slot = 0; slot < 3; slot++) {
     if (!h->node_vendors[slot])
       continue;
-    if ((v = add_var(h, vendor_vars[slot])) < 0)
+    if ((v = add_var(h, mb_gpu_var_written(slot))) < 0)
       goto oom;
     for (int t = 0; t < h->ntasks; t++)
       if (!(h->var_values[v][t] =

@@ -11,16 +11,12 @@
 
 #include "mpibind_internal.h"
 
-#define VENDOR_NVIDIA 0x10de
-#define VENDOR_AMD 0x1002
-#define VENDOR_INTEL 0x8086
-
 int mb_vendor_slot(unsigned vendor)
 {
   switch (vendor) {
-  case VENDOR_NVIDIA: return 0;
-  case VENDOR_AMD: return 1;
-  case VENDOR_INTEL: return 2;
+  case MB_VENDOR_NVIDIA: return 0;
+  case MB_VENDOR_AMD: return 1;
+  case MB_VENDOR_INTEL: return 2;
   default: return -1;
   }
 }
@@ -194,7 +190,7 @@ static int pci_is_gpu(hwloc_obj_t pci)
     return 0;
   if (cls == 0x0302 || cls == 0x0380)
     return 1;
-  return cls == 0x0300 && slot != mb_vendor_slot(VENDOR_INTEL);
+  return cls == 0x0300 && slot != mb_vendor_slot(MB_VENDOR_INTEL);
 }
 
 /* docs/algorithm.md, "Beyond the original": a GPU PCI function that no OS
@@ -363,15 +359,6 @@ int mb_gpu_list_build(mpibind_t *h, hwloc_topology_t topo,
   return 0;
 }
 
-static unsigned vendor_of_var(const char *var)
-{
-  if (strcmp(var, "CUDA_VISIBLE_DEVICES") == 0)
-    return VENDOR_NVIDIA;
-  if (strcmp(var, "ZE_AFFINITY_MASK") == 0)
-    return VENDOR_INTEL;
-  return VENDOR_AMD; /* ROCR_ and HIP_VISIBLE_DEVICES */
-}
-
 static int same_uuid(const char *entry, const char *uuid)
 {
   if (!*uuid)
@@ -408,7 +395,7 @@ int mb_gpu_list_allocate(mpibind_t *h, struct mb_gpu_list *list)
 {
   for (int a = 0; a < h->nallocs; a++) {
     const char *var = h->allocs[a].var;
-    unsigned vendor = vendor_of_var(var);
+    unsigned vendor = mb_gpu_var_vendor(var);
     /* A node without that vendor's GPUs has nothing to allocate: sites
      * export such variables everywhere, CPU nodes included. */
     int any = 0;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mb_parse.h"
 #include "mpibind_internal.h"
 
 static const char null_handle_msg[] = "mpibind: the handle is NULL";
@@ -24,6 +25,10 @@ static int vfail(mpibind_t *h, int kind, const char *fmt, va_list ap)
     char *msg = NULL;
     if (vasprintf(&msg, fmt, ap) < 0)
       msg = NULL;
+    /* One line, whatever the user's values inside it hold. */
+    char *esc = msg ? mb_escape(msg) : NULL;
+    free(msg);
+    msg = esc;
     free(h->error);
     h->error = msg; /* NULL (out of memory) reads back as a generic text */
     h->errnum = kind;
@@ -169,6 +174,8 @@ int mb_check_mapped(mpibind_t *h)
  * Also frees a half-built mapping. */
 void mb_clear_outputs(mpibind_t *h)
 {
+  /* out_ntasks, not ntasks: constant time when nothing is mapped, however
+   * large ntasks is (set_ntasks(INT_MAX)). */
   for (int i = 0; i < h->out_ntasks; i++) {
     if (h->out_cpus)
       hwloc_bitmap_free(h->out_cpus[i]);
@@ -292,20 +299,15 @@ int mpibind_set_restrict_ids(mpibind_t *h, const char *ids)
   CHECK_HANDLE(h);
   char *copy = NULL;
   if (ids && *ids) {
-    /* Parse now so that a typo is reported where it was made; whether the
-     * list selects anything depends on the topology (mpibind()). */
-    hwloc_bitmap_t set = hwloc_bitmap_alloc();
-    if (!set)
-      return mb_oom(h);
-    int bad = hwloc_bitmap_list_sscanf(set, ids) < 0;
-    hwloc_bitmap_free(set);
-    /* hwloc's parser skips what it does not understand; only its own
-     * characters make a list ("2-" is hwloc's open range: 2 and up). */
-    if (bad || strspn(ids, "0123456789,-") != strlen(ids))
-      return mb_fail(h,
-                     "restrict list '%s' is invalid: expected a list of "
-                     "ids such as 0-3,8,10-11",
-                     ids);
+    /* Checked now so that a typo is reported where it was made; whether
+     * the list selects anything depends on the topology (mpibind()). */
+    char *why = NULL;
+    if (mb_list_parse(ids, NULL, 0, &why) < 0) {
+      mb_fail(h, "restrict list '%s' is invalid: %s", ids,
+              why ? why : "out of memory");
+      free(why);
+      return -1;
+    }
     if (!(copy = mb_strdup(h, ids)))
       return -1;
   }
@@ -364,23 +366,17 @@ int mpibind_set_gpu_ids(mpibind_t *h, int kind)
   return 0;
 }
 
-static const char *const alloc_vars[] = {
-    "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
-    "ZE_AFFINITY_MASK"};
-
 int mpibind_set_gpu_allocation(mpibind_t *h, const char *var,
                                const char *value)
 {
   CHECK_HANDLE(h);
-  int known = 0;
-  for (size_t i = 0; var && i < sizeof(alloc_vars) / sizeof(*alloc_vars); i++)
-    known |= strcmp(var, alloc_vars[i]) == 0;
-  if (!known)
-    return mb_fail(h,
-                   "GPU allocation variable '%s' is unknown: expected "
-                   "CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, "
-                   "HIP_VISIBLE_DEVICES or ZE_AFFINITY_MASK",
-                   var ? var : "(null)");
+  if (!mb_gpu_var_vendor(var)) {
+    char *names = mb_gpu_vars_expected();
+    mb_fail(h, "GPU allocation variable '%s' is unknown: expected %s",
+            var ? var : "(null)", names ? names : "a GPU variable");
+    free(names);
+    return -1;
+  }
   mb_inputs_changed(h);
   int at = 0;
   while (at < h->nallocs && strcmp(h->allocs[at].var, var) != 0)

@@ -133,8 +133,12 @@ MPIBIND_API int mpibind_set_nthreads(mpibind_t *handle, int nthreads);
 MPIBIND_API int mpibind_set_greedy(mpibind_t *handle, int greedy);
 MPIBIND_API int mpibind_set_gpu_optim(mpibind_t *handle, int gpu_optim);
 MPIBIND_API int mpibind_set_smt(mpibind_t *handle, int smt);
-/* hwloc list syntax ("0-3,8,10-11"); NULL or "" removes the restriction.
- * The string is copied. */
+/* The restrict-list grammar, one for every front end: ids and ranges
+ * separated by commas, "0-3,8,10-11", with "N-" for N and up; decimal ids
+ * from 0 to 2147483647 (leading zeros are decimal), ranges ascending, no
+ * blank or empty item.  The whole list is checked here; ids beyond the
+ * node select nothing (and cost nothing).  NULL or "" removes the
+ * restriction.  The string is copied. */
 MPIBIND_API int mpibind_set_restrict_ids(mpibind_t *handle, const char *ids);
 MPIBIND_API int mpibind_set_restrict_type(mpibind_t *handle, int type);
 /* The CPUs (PU OS indexes) the launch gave this job on this node, when
@@ -151,7 +155,10 @@ MPIBIND_API int mpibind_set_job_cpus(mpibind_t *handle,
 MPIBIND_API int mpibind_set_gpu_ids(mpibind_t *handle, int id_kind);
 
 /* Uses a topology the caller loaded.  The handle never modifies or frees
- * it (restriction works on a private copy).  For the mapping to follow
+ * it (restriction works on a private copy).  A topology without what a
+ * mapping needs (no PU, no NUMA node, PU objects that disagree with its
+ * cpuset) is refused here, as mpibind_set_topology_file refuses such a
+ * file.  For the mapping to follow
  * docs/algorithm.md it should be loaded with mpibind's filters: see
  * mpibind_topology_load_filters().  NULL returns to the default. */
 MPIBIND_API int mpibind_set_topology(mpibind_t *handle, hwloc_topology_t topo);
@@ -177,6 +184,13 @@ MPIBIND_API int mpibind_topology_load_filters(hwloc_topology_t topo);
  * names none of them makes mpibind() fail. */
 MPIBIND_API int mpibind_set_gpu_allocation(mpibind_t *handle, const char *var,
                                            const char *value);
+
+/* The GPU variables mpibind knows, for i from 0 (NULL past the last):
+ * the names mpibind_set_gpu_allocation accepts, and the only ones
+ * mpibind_set_env_vars may set besides OMP_*.  Front ends read the GPU
+ * allocation from the environment, and recognise these variables among
+ * the results, through this list rather than a copy of their own. */
+MPIBIND_API const char *mpibind_get_gpu_var(int i);
 
 MPIBIND_API int mpibind_get_ntasks(mpibind_t *handle);
 MPIBIND_API int mpibind_get_greedy(mpibind_t *handle);
@@ -209,14 +223,19 @@ MPIBIND_API hwloc_topology_t mpibind_get_topology(mpibind_t *handle);
 /* 0 when the handle's topology describes the machine this process runs
  * on (the live topology always does; a file or a caller's topology must
  * have this host's name, when it records one, and exactly this machine's
- * online PUs); -1 with a message saying what differs otherwise. */
+ * online PUs: every online CPU is in its complete cpuset, and every PU it
+ * maps onto is online, so that a topology limited to this process's
+ * allowed CPUs (a cgroup) passes and a file of part of the machine does
+ * not); -1 with a message saying what differs otherwise. */
 MPIBIND_API int mpibind_topology_check_system(mpibind_t *handle);
 
 /* ---- Mapping --------------------------------------------------------- */
 
 /* Computes the mapping (docs/algorithm.md steps 1-5).  Frees the previous
  * outputs first (see LIFETIME), so on failure there are none; the message
- * and the kind say why. */
+ * and the kind say why.  The memory the outputs need is known before they
+ * are allocated: more than this process can have (available memory,
+ * ulimit -v/-d) fails at once, naming ntasks. */
 MPIBIND_API int mpibind(mpibind_t *handle);
 
 /* ---- Outputs (valid after a successful mpibind(); see LIFETIME) ------ */

@@ -155,6 +155,16 @@ void mb_free_retired_topologies(mpibind_t *h);
 int mb_core_depth(hwloc_topology_t topo);
 int mb_hw_smt(hwloc_topology_t topo);
 
+/* PCI vendor ids of the GPU makers mpibind knows. */
+#define MB_VENDOR_NVIDIA 0x10de
+#define MB_VENDOR_AMD 0x1002
+#define MB_VENDOR_INTEL 0x8086
+
+/* gpuvars.c: the one table of GPU variables (see mpibind_get_gpu_var). */
+unsigned mb_gpu_var_vendor(const char *name); /* 0: not a GPU variable */
+const char *mb_gpu_var_written(int slot);     /* written for vendor slot */
+char *mb_gpu_vars_expected(void); /* "A, B or C" (malloc'ed), for messages */
+
 /* gpus.c */
 int mb_gpu_list_build(mpibind_t *h, hwloc_topology_t topo,
                       const struct mb_gpu_list *ref,
@@ -163,6 +173,14 @@ int mb_gpu_list_allocate(mpibind_t *h, struct mb_gpu_list *list);
 void mb_gpu_list_free(struct mb_gpu_list *list);
 const char *mb_gpu_id(const struct mb_gpu *g, int kind);
 int mb_vendor_slot(unsigned vendor);   /* 0 NVIDIA, 1 AMD, 2 Intel, -1 */
+
+/* cost.c: 0 when the outputs of h->ntasks tasks on topo fit in the memory
+ * this process can have, -1 with a message otherwise (checked before any
+ * of them is allocated). */
+int mb_check_mapping_memory(mpibind_t *h, hwloc_topology_t topo);
+/* The same for the nvars variables of mpibind_set_env_vars. */
+int mb_check_env_memory(mpibind_t *h, int nvars);
+int mb_check_memory(mpibind_t *h, unsigned long long need, const char *what);
 
 /* distribute.c */
 int mb_distribute(mpibind_t *h);

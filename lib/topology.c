@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mb_parse.h"
 #include "mpibind_internal.h"
 
 int mpibind_topology_load_filters(hwloc_topology_t topo)
@@ -145,18 +146,30 @@ static int check_system(mpibind_t *h, hwloc_topology_t topo, const char *what)
     rc = mb_fail_kind(h, EIO, "cannot read /sys/devices/system/cpu/online");
   } else {
     line[strcspn(line, "\n")] = '\0';
-    if (hwloc_bitmap_list_sscanf(online, line) < 0) {
+    char *why = NULL;
+    /* The kernel's list, read by the project's one list parser. */
+    int bad = mb_list_parse(line, online, MB_LIST_MAX, &why) < 0;
+    free(why);
+    if (bad) {
       rc = mb_fail_kind(h, EIO,
                         "cannot parse /sys/devices/system/cpu/online '%s'",
                         line);
     } else if (!hwloc_bitmap_isincluded(
+                   online, hwloc_topology_get_complete_cpuset(topo)) ||
+               !hwloc_bitmap_isincluded(
                    hwloc_topology_get_topology_cpuset(topo), online)) {
+      /* Every online CPU known to the topology (its complete cpuset, which
+       * also holds the PUs a cgroup hides), and every PU it maps onto
+       * online.  "Among the online CPUs" alone let a file of part of this
+       * machine map the node's tasks onto that part (a file listing CPU 0
+       * alone bound task 1 of 2 to CPU 0 on a 2-CPU machine); a subset is
+       * asked for with a restriction, not with a file. */
       char *pus = NULL;
       hwloc_bitmap_list_asprintf(&pus,
-                                 hwloc_topology_get_topology_cpuset(topo));
+                                 hwloc_topology_get_complete_cpuset(topo));
       rc = mb_fail_kind(h, EXDEV,
                         "%s does not describe this machine: its PUs %s are "
-                        "not among this machine's online CPUs %s",
+                        "not exactly this machine's online CPUs %s",
                         what, pus ? pus : "?", line);
       free(pus);
     }
@@ -212,6 +225,34 @@ static int xml_load_failed(mpibind_t *h, const char *path)
                  path);
 }
 
+/* Does topo have what a mapping needs?  hwloc loads XML files that it
+ * cannot map onto (a lone NUMA node without PUs): refused here, where the
+ * topology is given, rather than crashing or failing later. */
+static int check_mappable(mpibind_t *h, hwloc_topology_t topo,
+                          const char *what, const char *name)
+{
+  hwloc_const_bitmap_t cpus = hwloc_topology_get_topology_cpuset(topo);
+  int npus = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
+  int weight = cpus ? hwloc_bitmap_weight(cpus) : -1;
+  if (npus <= 0)
+    return mb_fail(h,
+                   "%s%s%s%s has no PU (hardware thread): expected a "
+                   "topology with PUs to map tasks onto",
+                   what, name ? " '" : "", name ? name : "", name ? "'" : "");
+  if (weight != npus)
+    return mb_fail(h,
+                   "%s%s%s%s is inconsistent: its cpuset has %d CPUs but it "
+                   "has %d PU objects",
+                   what, name ? " '" : "", name ? name : "", name ? "'" : "",
+                   weight, npus);
+  if (hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE) <= 0)
+    return mb_fail(h,
+                   "%s%s%s%s has no NUMA node: expected a topology with "
+                   "memory domains",
+                   what, name ? " '" : "", name ? name : "", name ? "'" : "");
+  return 0;
+}
+
 int mpibind_set_topology_file(mpibind_t *h, const char *path)
 {
   MB_NEED_HANDLE(h, -1);
@@ -259,6 +300,11 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
     free(copy);
     return xml_load_failed(h, path);
   }
+  if (check_mappable(h, t, "topology file", path)) {
+    hwloc_topology_destroy(t);
+    free(copy);
+    return -1;
+  }
   mpibind_t probe = {0};
   if (check_system(&probe, t, "topology file") == 0) {
     hwloc_topology_t limited;
@@ -285,6 +331,8 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
 int mpibind_set_topology(mpibind_t *h, hwloc_topology_t topo)
 {
   MB_NEED_HANDLE(h, -1);
+  if (topo && check_mappable(h, topo, "the caller's topology", NULL))
+    return -1;
   if (retire_topologies(h))
     return -1;
   h->user_topo = topo;
@@ -579,14 +627,20 @@ int mb_make_work_topology(mpibind_t *h)
   hwloc_bitmap_t set = hwloc_bitmap_alloc();
   if (!set)
     return mb_oom(h);
-  if (hwloc_bitmap_list_sscanf(set, h->restrict_ids) < 0) {
-    hwloc_bitmap_free(set);
-    return mb_fail(h, "restrict list '%s' is invalid: expected a list of ids "
-                      "such as 0-3,8,10-11",
-                   h->restrict_ids);
-  }
   hwloc_const_bitmap_t have = by_mem ? hwloc_topology_get_topology_nodeset(base)
                                      : hwloc_topology_get_topology_cpuset(base);
+  /* Ids beyond the node's last select nothing: the set costs what the
+   * node is, not what the list's numbers say. */
+  int last = hwloc_bitmap_last(have);
+  char *why = NULL;
+  if (mb_list_parse(h->restrict_ids, set, last < 0 ? 0 : (unsigned)last,
+                    &why) < 0) {
+    mb_fail(h, "restrict list '%s' is invalid: %s", h->restrict_ids,
+            why ? why : "out of memory");
+    free(why);
+    hwloc_bitmap_free(set);
+    return -1;
+  }
   if (!hwloc_bitmap_intersects(set, have)) {
     char *have_s = NULL;
     hwloc_bitmap_list_asprintf(&have_s, have);

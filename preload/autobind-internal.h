@@ -79,6 +79,17 @@ extern const char mpibind_auto_help_text[];
  * changes nothing else: the picture is a by-product of the launch. */
 void mpibind_auto_draw(mpibind_t *h, const char *path);
 
+/* ---- applied.c: MPIBIND_APPLIED names the task it speaks of --------- */
+
+/* Returns 1 when this task was already handled: MPIBIND_APPLIED is 0 or 1
+ * and MPIBIND_APPLIED_TASK names this process or a process of the same
+ * task (same launcher and tuning variables, plus `extra` when not NULL).
+ * explicit_request (the wrapper, run with options) never skips.  Also
+ * remembers this task's key for mpibind_auto_applied_mark. */
+int mpibind_auto_applied_check(const char *extra, int explicit_request);
+/* Exports MPIBIND_APPLIED=bound (0 or 1) and MPIBIND_APPLIED_TASK. */
+void mpibind_auto_applied_mark(int bound);
+
 /* ---- launcher.c: the node-local task number and count -------------- */
 
 /* Returns 1 and fills *local, *count and *source (the name of the
@@ -154,8 +165,8 @@ int mpibind_auto_no_unallocated_gpus(const struct mpibind_auto_tuning *t,
                                      mpibind_t *h, char **msg);
 
 /* The handle's topology: MPIBIND_TOPOFILE (checked to be this node unless
- * dryrun), else the per-node cache (or a live discovery); then the smt:K
- * check.  *how is one of MPIBIND_TOPO_*; *owned as for
+ * dryrun), else the per-node cache (or a live discovery) (smt:K above
+ * the node's hardware threads is refused by mpibind()).  *how is one of MPIBIND_TOPO_*; *owned as for
  * mpibind_auto_topology(). */
 int mpibind_auto_load_topology(const struct mpibind_auto_tuning *t,
                                mpibind_t *h, int *how,
@@ -197,19 +208,20 @@ int mpibind_auto_export(const struct mpibind_auto_tuning *t, mpibind_t *h,
                         int local, int slot, int omp_exports,
                         mpibind_auto_setenv_f set, void *ctx);
 
-/* The MPIBIND_APPLIED value that tells a later pass in the same task
- * (the preload after the Slurm plugin bound it before exec) that the task
- * is bound.  One definition, so that whoever writes it and whoever reads
- * it agree. */
-const char *mpibind_auto_applied_value(void);
+/* applied.c's mark for a task whose environment is not this process's
+ * (the Slurm plugin, before the task's exec): MPIBIND_APPLIED=bound and
+ * MPIBIND_APPLIED_TASK naming process `pid` and the key of the variables
+ * read through get(), written through set(), so that the preload in that
+ * task (same pid) and in its children (same key) skips, exactly as after
+ * mpibind_auto_applied_mark().  Returns 0, or -1 when a set() failed. */
+int mpibind_auto_applied_mark_for(int bound, long pid,
+                                  mpibind_auto_getenv_f get, void *get_ctx,
+                                  mpibind_auto_setenv_f set, void *set_ctx);
 
 /* ---- gpualloc.c: the GPU allocation a task starts with -------------- */
 
-#define MPIBIND_AUTO_NGPU_VARS 4
-/* CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES,
- * ZE_AFFINITY_MASK: when set at launch, the GPU allocation. */
-extern const char *const mpibind_auto_gpu_vars[MPIBIND_AUTO_NGPU_VARS];
-/* Index of `name` in mpibind_auto_gpu_vars, or -1. */
+/* The GPU variables are the library's (mpibind_get_gpu_var): when set at
+ * launch, the GPU allocation.  Index of `name` among them, or -1. */
 int mpibind_auto_gpu_var_index(const char *name);
 /* Gives the handle the node's GPU allocation from the variables set at
  * launch, recognizing per-task lists (see gpualloc.c).  0, or -1 with

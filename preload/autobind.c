@@ -9,7 +9,7 @@
  * tuning and would print the same line.
  *
  * The steps the Slurm plugin also runs (configure, topology, compute,
- * report, bind, export: autobind-internal.h) read their variables through
+ * report, bind, export, and applied.c's mark: autobind-internal.h) read their variables through
  * the tuning, so that the plugin, in slurmstepd, reads the job's
  * environment and sets the task's through its own callbacks.
  */
@@ -25,20 +25,25 @@
 
 #include "autobind-internal.h"
 #include "autobind.h"
+#include "mb_parse.h"
 
 /* Reports a problem (printed by the node's task 0, or by every task when
  * the task number is unknown) and gives the return value of the contract. */
 static int problem(const struct mpibind_auto_tuning *t, int local,
                    const char *msg) {
-  if (local <= 0)
-    fprintf(stderr, "mpibind: %s; %s\n", msg ? msg : "out of memory",
+  if (local <= 0) {
+    /* msg echoes the user's values: one line whatever they hold */
+    char *esc = mb_escape(msg);
+    fprintf(stderr, "mpibind: %s; %s\n", esc ? esc : "out of memory",
             t->strict ? "strict: failing the launch"
                       : "running unbound");
+    free(esc);
+  }
   /* The task's processes (a shell script's commands, a program's
    * children) inherit the preload: MPIBIND_APPLIED=0 tells them this task
    * was handled, so that the line is not repeated by each of them. */
   if (!t->strict)
-    setenv("MPIBIND_APPLIED", "0", 1);
+    mpibind_auto_applied_mark(0);
   return t->strict ? -1 : 1;
 }
 
@@ -69,18 +74,6 @@ static void trace(int local, int count, int how, int bound, const char *cpus) {
     close(fd);
   }
   free(line);
-}
-
-/* The number of hardware threads per core (docs/algorithm.md step 0). */
-static int hw_smt(hwloc_topology_t topo) {
-  int depth = hwloc_get_type_or_below_depth(topo, HWLOC_OBJ_CORE);
-  hwloc_obj_t core;
-  if (depth < 0)
-    return 1;
-  core = hwloc_get_obj_by_depth(topo, depth, 0);
-  if (core == NULL || core->type == HWLOC_OBJ_PU || core->arity == 0)
-    return 1;
-  return (int)core->arity;
 }
 
 /* "MPIBIND='..' MPIBIND_RESTRICT='..' ..." for the tuning actually given,
@@ -215,8 +208,8 @@ int mpibind_auto_configure(const struct mpibind_auto_tuning *t, int count,
   if (set_tuning(t, h, count, msg) != 0)
     return -1;
   /* A *_VISIBLE_DEVICES set at launch is the step's GPU allocation. */
-  for (int i = 0; i < MPIBIND_AUTO_NGPU_VARS; i++) {
-    const char *var = mpibind_auto_gpu_vars[i];
+  const char *var;
+  for (int i = 0; (var = mpibind_get_gpu_var(i)) != NULL; i++) {
     const char *alloc = mpibind_auto_getenv(t, var);
     if (alloc != NULL && mpibind_set_gpu_allocation(h, var, alloc) != 0) {
       *msg = mpibind_auto_strdupf("%s='%s': %s", var, alloc,
@@ -229,8 +222,8 @@ int mpibind_auto_configure(const struct mpibind_auto_tuning *t, int count,
 
 int mpibind_auto_no_unallocated_gpus(const struct mpibind_auto_tuning *t,
                                      mpibind_t *h, char **msg) {
-  for (int i = 0; i < MPIBIND_AUTO_NGPU_VARS; i++) {
-    const char *var = mpibind_auto_gpu_vars[i];
+  const char *var;
+  for (int i = 0; (var = mpibind_get_gpu_var(i)) != NULL; i++) {
     if (mpibind_auto_getenv(t, var) == NULL &&
         mpibind_set_gpu_allocation(h, var, "") != 0) {
       *msg = mpibind_auto_strdupf("%s (no GPU allocated): %s", var,
@@ -239,24 +232,6 @@ int mpibind_auto_no_unallocated_gpus(const struct mpibind_auto_tuning *t,
     }
   }
   return 0;
-}
-
-/* smt:K cannot ask for more hardware threads than a core has. */
-static int check_smt(const struct mpibind_auto_tuning *t, mpibind_t *h,
-                     char **msg) {
-  const char *v = mpibind_auto_getenv(t, "MPIBIND");
-  hwloc_topology_t topo = mpibind_get_topology(h);
-  int k;
-  if (t->smt <= 0 || topo == NULL)
-    return 0;
-  k = hw_smt(topo);
-  if (t->smt <= k)
-    return 0;
-  *msg = mpibind_auto_strdupf(
-      "MPIBIND='%s': smt:%d exceeds the %d hardware thread%s per core "
-      "of this node (expected smt:0 to smt:%d)",
-      v ? v : "", t->smt, k, k == 1 ? "" : "s", k);
-  return -1;
 }
 
 /* The one place the topology comes from: MPIBIND_TOPOFILE, or the
@@ -268,9 +243,7 @@ int mpibind_auto_load_topology(const struct mpibind_auto_tuning *t,
   *how = MPIBIND_TOPO_NONE;
   *owned = NULL;
   if (file == NULL) {
-    if (mpibind_auto_topology(h, how, owned, msg) != 0)
-      return -1;
-    return check_smt(t, h, msg);
+    return mpibind_auto_topology(h, how, owned, msg);
   }
   {
     int restore, rc;
@@ -292,7 +265,7 @@ int mpibind_auto_load_topology(const struct mpibind_auto_tuning *t,
         mpibind_get_error(h));
     return -1;
   }
-  return check_smt(t, h, msg);
+  return 0;
 }
 
 int mpibind_auto_compute(const struct mpibind_auto_tuning *t, mpibind_t *h,
@@ -429,8 +402,6 @@ int mpibind_auto_export(const struct mpibind_auto_tuning *t, mpibind_t *h,
   return rc;
 }
 
-const char *mpibind_auto_applied_value(void) { return "1"; }
-
 /* ---- The preload's application of one task, step by step ------------- */
 
 /* Step 1: the tuning, the task count and the GPU allocation as setters
@@ -446,7 +417,7 @@ static int set_inputs(struct task_run *r) {
   return mpibind_auto_gpu_inputs(r->h, r->source, r->local, r->count, &r->msg);
 }
 
-/* Step 2: the topology (and the smt:K check). */
+/* Step 2: the topology. */
 static int topology_source(struct task_run *r) {
   return mpibind_auto_load_topology(r->t, r->h, &r->how, &r->owned, &r->msg);
 }
@@ -491,6 +462,8 @@ static int limit_to_job(struct task_run *r) {
 static int map_node(struct task_run *r) {
   mpibind_t *h = r->h;
   hwloc_bitmap_t *sets;
+  /* smt above the node's hardware threads per core is the library's
+   * rule (mpibind() refuses it, and tuning_context names MPIBIND). */
   if (mpibind_auto_compute(r->t, h, r->count, &r->msg) != 0)
     return -1;
   if (mpibind_auto_gpu_slot(h, r->local, &r->slot, &r->gpu_what) != 0) {
@@ -590,7 +563,7 @@ static int apply_task(struct task_run *r) {
     if (r->local == 0 && (t->verbose || t->dryrun))
       fprintf(stderr, "mpibind: %s; keeping the launcher's binding\n",
               r->job_what ? r->job_what : "the job's CPUs here are unknown");
-    setenv("MPIBIND_APPLIED", "0", 1);
+    mpibind_auto_applied_mark(0);
     trace(r->local, r->count, r->how, 0, "");
     run_free(r);
     return 0;
@@ -608,7 +581,7 @@ static int apply_task(struct task_run *r) {
     fprintf(stderr, "mpibind: the program's OpenMP runtime read OMP_* "
                     "before mpibind ran (%s): starting the program again\n",
             r->stale);
-  setenv("MPIBIND_APPLIED", mpibind_auto_applied_value(), 1);
+  mpibind_auto_applied_mark(1);
   trace(r->local, r->count, r->how, r->bound, r->cpus);
   /* a restart draws in the program's second start */
   if (t->draw && r->local == 0 && !r->restart)
@@ -624,20 +597,15 @@ fail:
   return rc;
 }
 
-/* 1: bound by an earlier step (the wrapper, a parent process); 0: an
- * earlier step reported a problem and left the task unbound. */
-static int already_applied(void) {
-  const char *v = getenv("MPIBIND_APPLIED");
-  return v != NULL &&
-         (strcmp(v, mpibind_auto_applied_value()) == 0 || strcmp(v, "0") == 0);
-}
-
 /* Reads the tuning and runs apply_task; 0 without doing anything when the
- * task was handled before or MPIBIND has `off`. */
-static int apply_with_tuning(struct task_run *r) {
+ * task was handled before (mpibind_auto_applied_check: `extra` names the
+ * task when its number came from elsewhere than the launcher's variables,
+ * explicit_request is the wrapper's) or MPIBIND has `off`. */
+static int apply_with_tuning(struct task_run *r, const char *extra,
+                             int explicit_request) {
   struct mpibind_auto_tuning t;
   int rc;
-  if (already_applied())
+  if (mpibind_auto_applied_check(extra, explicit_request))
     return 0;
   mpibind_auto_tuning_read(&t);
   if (t.off) {
@@ -652,10 +620,13 @@ static int apply_with_tuning(struct task_run *r) {
 
 int mpibind_auto_apply_task(int local, int count, const char *source) {
   struct task_run r = {0};
+  char task[64];
+  /* the task number came from the communicator, not from variables */
+  snprintf(task, sizeof task, "%s %d/%d", source ? source : "", local, count);
   r.local = local;
   r.count = count;
   r.source = source;
-  return apply_with_tuning(&r);
+  return apply_with_tuning(&r, task, 0);
 }
 
 /* The launcher's variables; returns 0 (found, or standalone), 1 (nothing to
@@ -689,9 +660,10 @@ static int detect(struct task_run *r, int standalone, int *rc) {
 int mpibind_auto_apply(int standalone) {
   struct task_run r = {0};
   int rc = 0;
-  if (already_applied() || detect(&r, standalone, &rc))
+  /* standalone is the wrapper: its options are an explicit request */
+  if (detect(&r, standalone, &rc))
     return rc;
-  return apply_with_tuning(&r);
+  return apply_with_tuning(&r, NULL, standalone);
 }
 
 int mpibind_auto_apply_at_load(int *restart, int *nthreads) {
@@ -699,10 +671,10 @@ int mpibind_auto_apply_at_load(int *restart, int *nthreads) {
   int rc = 0;
   *restart = 0;
   *nthreads = 0;
-  if (already_applied() || detect(&r, 0, &rc))
+  if (detect(&r, 0, &rc))
     return rc;
   r.at_load = 1;
-  rc = apply_with_tuning(&r);
+  rc = apply_with_tuning(&r, NULL, 0);
   *restart = r.restart;
   *nthreads = r.t_nthreads_given ? 0 : r.nthreads_out;
   return rc;

@@ -54,15 +54,17 @@ extern "C" {
  * nothing is done.
  *
  * Returns
- *    0  applied, or nothing to do (MPIBIND=off, MPIBIND_APPLIED=1 already,
- *       not a launched task);
+ *    0  applied, or nothing to do (MPIBIND=off, this task already
+ *       applied, not a launched task);
  *    1  a problem was reported on stderr (one line, by the node's local
  *       task 0) and the process was left unbound and unchanged;
  *   -1  the same, but MPIBIND has `strict`: the caller must fail.
  * MPIBIND_APPLIED is 1 after a binding, 0 after a reported problem (so
  * that the task's child processes, which inherit the preload, neither
- * retry nor repeat the message); with either value at entry, nothing is
- * done and 0 is returned.
+ * retry nor repeat the message), with MPIBIND_APPLIED_TASK naming the
+ * process and the task (applied.c).  When they name this process or this
+ * task at entry, nothing is done and 0 is returned; standalone != 0 (the
+ * wrapper, an explicit request) always applies.
  * Never exits, never prints on stdout.
  */
 int mpibind_auto_apply(int standalone);

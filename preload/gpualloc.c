@@ -43,23 +43,39 @@
 
 #include "autobind-internal.h"
 
-const char *const mpibind_auto_gpu_vars[MPIBIND_AUTO_NGPU_VARS] = {
-    "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
-    "ZE_AFFINITY_MASK"};
+/* Per GPU variable of the library (mpibind_get_gpu_var(i)): the task's
+ * own list when it is per-task, else NULL.  nown entries. */
+static char **own;
+static int nown;
 
-/* Per variable: the task's own list when it is per-task, else NULL. */
-static char *own[MPIBIND_AUTO_NGPU_VARS];
+/* own has an entry for every GPU variable the library knows. */
+static int own_fit(void) {
+  int n = 0;
+  while (mpibind_get_gpu_var(n) != NULL)
+    n++;
+  if (n > nown) {
+    char **more = realloc(own, n * sizeof(*own));
+    if (more == NULL)
+      return -1;
+    for (int i = nown; i < n; i++)
+      more[i] = NULL;
+    own = more;
+    nown = n;
+  }
+  return 0;
+}
 
 int mpibind_auto_gpu_var_index(const char *name) {
-  for (int i = 0; i < MPIBIND_AUTO_NGPU_VARS; i++)
-    if (strcmp(name, mpibind_auto_gpu_vars[i]) == 0)
+  const char *v;
+  for (int i = 0; (v = mpibind_get_gpu_var(i)) != NULL; i++)
+    if (strcmp(name, v) == 0)
       return i;
   return -1;
 }
 
 int mpibind_auto_gpu_per_task(const char *name) {
   int i = mpibind_auto_gpu_var_index(name);
-  return i >= 0 && own[i] != NULL;
+  return i >= 0 && i < nown && own[i] != NULL;
 }
 
 /* Number of entries of a comma list; *entry (when entry != NULL) is the
@@ -186,8 +202,12 @@ int mpibind_auto_gpu_inputs(mpibind_t *h, const char *source, int local,
   char *penv = NULL;
   size_t plen = 0;
   int rc = 0;
-  for (int i = 0; i < MPIBIND_AUTO_NGPU_VARS; i++) {
-    const char *var = mpibind_auto_gpu_vars[i];
+  if (own_fit() != 0) {
+    *msg = mpibind_auto_strdupf("the GPU allocation: out of memory");
+    return -1;
+  }
+  for (int i = 0; i < nown; i++) {
+    const char *var = mpibind_get_gpu_var(i);
     const char *value = getenv(var);
     const char *alloc = value, *node = NULL;
     free(own[i]);
@@ -239,7 +259,7 @@ static int var_mapped(mpibind_t *h, int i) {
   int n = 0;
   char **names = mpibind_get_env_var_names(h, &n);
   for (int k = 0; names && k < n; k++)
-    if (strcmp(names[k], mpibind_auto_gpu_vars[i]) == 0)
+    if (strcmp(names[k], mpibind_get_gpu_var(i)) == 0)
       return 1;
   return 0;
 }
@@ -261,14 +281,14 @@ static int slot_of(mpibind_t *h, const char *var, const char *list) {
 int mpibind_auto_gpu_slot(mpibind_t *h, int local, int *slot, char **what) {
   int s = -1, any = 0;
   *slot = local;
-  for (int i = 0; i < MPIBIND_AUTO_NGPU_VARS; i++) {
+  for (int i = 0; i < nown; i++) {
     int si;
     /* Slurm sets every vendor's variable alike: only those of the node's
      * GPUs (the variables the mapping writes) choose the task */
     if (own[i] == NULL || !var_mapped(h, i))
       continue;
     any = 1;
-    si = slot_of(h, mpibind_auto_gpu_vars[i], own[i]);
+    si = slot_of(h, mpibind_get_gpu_var(i), own[i]);
     if (si < 0 || (s >= 0 && si != s)) {
       s = -1;
       break;
@@ -290,10 +310,10 @@ int mpibind_auto_gpu_slot(mpibind_t *h, int local, int *slot, char **what) {
     return 0;
   }
   /* not a share after all: the list is the node's allocation */
-  for (int i = 0; i < MPIBIND_AUTO_NGPU_VARS; i++) {
+  for (int i = 0; i < nown; i++) {
     if (own[i] == NULL)
       continue;
-    if (mpibind_set_gpu_allocation(h, mpibind_auto_gpu_vars[i], own[i]) != 0)
+    if (mpibind_set_gpu_allocation(h, mpibind_get_gpu_var(i), own[i]) != 0)
       return -1;
     free(own[i]);
     own[i] = NULL;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "autobind-internal.h"
+#include "mb_parse.h"
 
 /* A launcher family's node-local rank and size variables.  `paired`: the
  * launcher always sets both, so one without the other is a contradiction;
@@ -34,22 +35,30 @@ static const struct pair_family pair_families[] = {
     {"PALS_LOCAL_RANKID", "PALS_LOCAL_SIZE", 0}, /* Cray PALS */
 };
 
-/* Whole string (surrounding blanks allowed) as an int >= 0. */
+/* Whole string (surrounding blanks allowed) as an int >= 0 (the
+ * project's one decimal rule, mb_parse.h). */
 static int parse_nonneg(const char *s, int *out) {
-  long v = 0;
-  int digits = 0;
+  long long v;
+  size_t len;
   while (isspace((unsigned char)*s))
     s++;
-  for (; isdigit((unsigned char)*s); s++, digits++) {
-    v = v * 10 + (*s - '0');
-    if (v > INT_MAX)
-      return -1;
-  }
-  while (isspace((unsigned char)*s))
-    s++;
-  if (digits == 0 || *s)
+  len = strlen(s);
+  while (len > 0 && isspace((unsigned char)s[len - 1]))
+    len--;
+  if (mb_parse_decimal(s, len, 0, INT_MAX, &v) != 0)
     return -1;
   *out = (int)v;
+  return 0;
+}
+
+/* The decimal int >= 0 at *p (its digits only); advances *p past them. */
+static int take_count(const char **p, long *out) {
+  size_t n = strspn(*p, "0123456789");
+  long long v;
+  if (mb_parse_decimal(*p, n, 0, INT_MAX, &v) != 0)
+    return -1;
+  *p += n;
+  *out = (long)v;
   return 0;
 }
 
@@ -83,34 +92,23 @@ static int check_pair(const char *rvar, const char *rval, const char *cvar,
   return 1;
 }
 
+/* Reads the list entry by entry, never expanding "N(xM)": the cost is the
+ * length of the string, whatever M says. */
 int mpibind_auto_slurm_tasks_on_node(const char *spec, int nodeid) {
   const char *p = spec;
-  long node = 0;
+  long long node = 0;
   if (spec == NULL || nodeid < 0)
     return -1;
   while (*p) {
-    long n = 0, rep = 1;
-    int digits = 0;
-    for (; isdigit((unsigned char)*p); p++, digits++) {
-      n = n * 10 + (*p - '0');
-      if (n > INT_MAX)
-        return -1;
-    }
-    if (digits == 0)
+    long n, rep = 1;
+    if (take_count(&p, &n) != 0)
       return -1;
     if (*p == '(') {
       /* "N(xM)": M nodes with N tasks each */
       if (p[1] != 'x')
         return -1;
       p += 2;
-      rep = 0;
-      digits = 0;
-      for (; isdigit((unsigned char)*p); p++, digits++) {
-        rep = rep * 10 + (*p - '0');
-        if (rep > INT_MAX)
-          return -1;
-      }
-      if (digits == 0 || *p != ')')
+      if (take_count(&p, &rep) != 0 || *p != ')')
         return -1;
       p++;
     }

@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "autobind-internal.h"
+#include "mb_parse.h"
 
 const char mpibind_auto_help_text[] =
     "mpibind: automatic binding, tuned by environment variables:\n"
@@ -60,18 +61,12 @@ char *mpibind_auto_strdupf(const char *fmt, ...) {
   return s;
 }
 
-/* A non-negative decimal int, the whole of [s, s+len). */
+/* A non-negative decimal int, the whole of [s, s+len) (the project's one
+ * decimal rule, mb_parse.h). */
 static int parse_count(const char *s, size_t len, int *out) {
-  long v = 0;
-  if (len == 0)
+  long long v;
+  if (mb_parse_decimal(s, len, 0, INT_MAX, &v) != 0)
     return -1;
-  for (size_t i = 0; i < len; i++) {
-    if (!isdigit((unsigned char)s[i]))
-      return -1;
-    v = v * 10 + (s[i] - '0');
-    if (v > INT_MAX)
-      return -1;
-  }
   *out = (int)v;
   return 0;
 }

@@ -17,6 +17,7 @@ MPIBIND_PACKAGES=(
   openmpi-bin libopenmpi-dev mpich libmpich-dev
   slurmctld slurmd slurm-client munge libslurm-dev
   scdoc python3-mesonpy python3-venv librsvg2-bin
+  clang libclang-rt-14-dev
 )
 
 as_root() {

@@ -199,6 +199,18 @@ static int job_setenv(const char *name, const char *value, int overwrite,
              : -1;
 }
 
+/* applied.c's MPIBIND_APPLIED/MPIBIND_APPLIED_TASK for this task: its
+ * process (the one that execs the program) and the key of its own
+ * variables as it will exec (not --mpibind's value), so that a preload in
+ * the task, or in its children, knows the task was handled. */
+static void mark_task(spank_t sp, int bound) {
+  struct job_env raw = {0};
+  raw.sp = sp;
+  mpibind_auto_applied_mark_for(bound, (long)getpid(), job_getenv, &raw,
+                                job_setenv, &raw);
+  job_env_free(&raw);
+}
+
 /* ---- The node's mapping (slurmstepd, once per node and step) ----------- */
 
 static struct node {
@@ -395,10 +407,9 @@ int slurm_spank_user_init(spank_t sp, int ac, char **av) {
     if (map_node(sp, node.env.option_given, &msg) != 0)
       set_msg(msg, 1, 0);
   }
-  /* A problem leaves the tasks unbound: MPIBIND_APPLIED=0 tells a preload
-   * in them that the task was handled and the line printed. */
-  if (node.msg && node.msg_is_problem && !node.t.strict)
-    spank_setenv(sp, "MPIBIND_APPLIED", "0", 1);
+  /* A problem leaves the tasks unbound: each task is marked
+   * MPIBIND_APPLIED=0 (slurm_spank_task_init), which tells a preload in
+   * it that the task was handled and the line printed. */
   return 0;
 }
 
@@ -431,10 +442,17 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av) {
       mpibind_auto_report(node.h);
     fflush(stderr);
   }
-  if (!node.mapped)
-    return node.msg && node.msg_is_problem && node.t.strict ? -1 : 0;
+  if (!node.mapped) {
+    if (node.msg && node.msg_is_problem && node.t.strict)
+      return -1;
+    if (node.msg && node.msg_is_problem)
+      mark_task(sp, 0);
+    return 0;
+  }
   if (local < 0 || local >= node.ntasks) {
     say("Slurm gave a task number outside the node's tasks", 1);
+    if (!node.t.strict)
+      mark_task(sp, 0);
     return node.t.strict ? -1 : 0;
   }
 
@@ -447,7 +465,7 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av) {
       free(m);
       free(mem);
       if (!node.t.strict)
-        spank_setenv(sp, "MPIBIND_APPLIED", "0", 1);
+        mark_task(sp, 0);
       return node.t.strict ? -1 : 0;
     }
     if (mem && node.t.verbose && local == 0)
@@ -467,7 +485,7 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av) {
                           mpibind_auto_omp_exports(&node.t), job_setenv,
                           &node.env) != 0)
     say("cannot set the task's variables in its environment", 0);
-  spank_setenv(sp, "MPIBIND_APPLIED", mpibind_auto_applied_value(), 1);
+  mark_task(sp, 1);
   /* draw:PATH: the node's task 0 draws, as under the preload (in the
    * task's process, as the user, in the job's working directory) */
   if (node.t.draw && local == 0)

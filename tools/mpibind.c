@@ -30,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mb_parse.h"
 #include "mpibind.h"
 
 #ifdef MPIBIND_HAVE_AUTO
@@ -206,96 +207,46 @@ static void usage(FILE *f) {
           "the wrapper's status is PROGRAM's.\n");
 }
 
-/* One line on stderr, then exit. */
+/* One line on stderr, then exit.  The values it echoes are the user's:
+ * control characters in them are escaped (mb_escape), so that the line
+ * stays one. */
 static void die(int status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), noreturn));
 static void die(int status, const char *fmt, ...) {
   va_list ap;
+  char *msg = NULL, *esc;
   fflush(stdout);
-  fputs("mpibind: ", stderr);
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  if (vasprintf(&msg, fmt, ap) < 0)
+    msg = NULL;
   va_end(ap);
-  fputc('\n', stderr);
+  esc = mb_escape(msg);
+  fprintf(stderr, "mpibind: %s\n",
+          esc ? esc : msg ? msg : "out of memory while reporting an error");
+  free(esc);
+  free(msg);
   exit(status);
 }
 
-/* The library's message, made fit for one line with our prefix. */
+/* The library's message without its own prefix (it is one line already:
+ * the library escapes what it echoes). */
 static const char *lib_error(const mpibind_t *h) {
-  static char *msg;
   const char *e = mpibind_get_error(h);
   if (!e || !*e)
     e = "unknown error";
   if (strncmp(e, "mpibind: ", 9) == 0)
     e += 9;
-  free(msg);
-  msg = strdup(e);
-  if (!msg)
-    return e;
-  for (char *p = msg; *p; p++)
-    if (*p == '\n' || *p == '\r')
-      *p = ' ';
-  size_t len = strlen(msg);
-  while (len > 0 && msg[len - 1] == ' ')
-    msg[--len] = '\0';
-  return msg;
+  return e;
 }
 
-/* A decimal integer in [min, max], nothing else around it. */
+/* A decimal integer in [min, max], nothing else around it (the project's
+ * one decimal rule, mb_parse.h). */
 static int parse_int(int code, const char *s, int min, int max) {
-  const char *p = s;
-  if (*p == '-' || *p == '+')
-    p++;
-  if (!*p)
-    goto bad;
-  for (; *p; p++)
-    if (*p < '0' || *p > '9')
-      goto bad;
-  errno = 0;
-  long v = strtol(s, NULL, 10);
-  if (errno == ERANGE || v < min || v > max)
-    goto bad;
+  long long v;
+  if (mb_parse_decimal(s, strlen(s), min, max, &v) != 0)
+    die(EXIT_USAGE, "invalid %s value '%s': expected %s", name_of(code), s,
+        expected_of(code));
   return (int)v;
-bad:
-  die(EXIT_USAGE, "invalid %s value '%s': expected %s", name_of(code), s,
-      expected_of(code));
-}
-
-/* Strict list syntax: N or N-M (N <= M) items separated by commas.  hwloc
- * itself also takes forms such as an open range "0-" that make no sense
- * here, so the syntax is checked first and the library parses it after. */
-static void check_list(const char *s) {
-  const char *p = s;
-  if (!*p)
-    goto bad;
-  for (;;) {
-    char *end;
-    if (*p < '0' || *p > '9')
-      goto bad;
-    errno = 0;
-    unsigned long a = strtoul(p, &end, 10);
-    if (errno == ERANGE || a > INT_MAX)
-      goto bad;
-    p = end;
-    if (*p == '-') {
-      p++;
-      if (*p < '0' || *p > '9')
-        goto bad;
-      errno = 0;
-      unsigned long b = strtoul(p, &end, 10);
-      if (errno == ERANGE || b > INT_MAX || b < a)
-        goto bad;
-      p = end;
-    }
-    if (*p == '\0')
-      return;
-    if (*p != ',')
-      goto bad;
-    p++;
-  }
-bad:
-  die(EXIT_USAGE, "invalid --restrict value '%s': expected %s", s,
-      expected_of(OPT_RESTRICT));
 }
 
 /* getopt_long refused an option; optopt and the argument it was reading
@@ -364,7 +315,12 @@ static void parse_options(int argc, char **argv, struct opts *o) {
       o->nthreads = parse_int(c, optarg, 0, INT_MAX);
       break;
     case OPT_RESTRICT:
-      check_list(optarg);
+      /* The list's grammar is the library's (mpibind_set_restrict_ids,
+       * called by make_handle in both modes); "" would mean no
+       * restriction there, which is not what a user typing it meant. */
+      if (!*optarg)
+        die(EXIT_USAGE, "invalid --restrict value '': expected %s",
+            expected_of(c));
       o->restrict_ids = optarg;
       break;
     case OPT_RESTRICT_TYPE:

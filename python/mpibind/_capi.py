@@ -50,6 +50,7 @@ int mpibind_set_gpu_ids(mpibind_t *handle, int id_kind);
 int mpibind_set_topology_file(mpibind_t *handle, const char *path);
 int mpibind_set_gpu_allocation(mpibind_t *handle, const char *var,
                                const char *value);
+const char *mpibind_get_gpu_var(int i);
 
 int mpibind_get_ntasks(mpibind_t *handle);
 int mpibind_get_greedy(mpibind_t *handle);

@@ -58,39 +58,8 @@ def run(args, env=None, timeout=60, prefix=()):
                           timeout=timeout + 30)
 
 
-def hwlist(cpus):
-    """A set of integers in hwloc list syntax ("0-3,8"), written here
-    independently of hwloc and of the library."""
-    cpus = sorted(set(cpus))
-    out = []
-    i = 0
-    while i < len(cpus):
-        j = i
-        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
-            j += 1
-        out.append(str(cpus[i]) if i == j else f"{cpus[i]}-{cpus[j]}")
-        i = j + 1
-    return ",".join(out)
-
-
-def parse_list(text):
-    """hwloc list syntax back to a set of integers."""
-    out = set()
-    for item in text.strip().split(","):
-        if not item:
-            continue
-        if "-" in item:
-            a, b = item.split("-")
-            out.update(range(int(a), int(b) + 1))
-        else:
-            out.add(int(item))
-    return out
-
-
-def report_line(task, nths, gpus, cpus):
-    """One line of docs/algorithm.md's report format."""
-    return "mpibind: task %2d nths %2d gpus %s cpus %s" % (
-        task, nths, ",".join(gpus), hwlist(cpus))
+# The list syntax and the report line are the pytest suites' shared ones.
+from mpibind_testutil import hwlist, parse_list, report_line  # noqa: E402,F401
 
 
 def report(rows):

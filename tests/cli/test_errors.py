@@ -33,7 +33,15 @@ USAGE_ERRORS = [
     (["-n", "2", "--restrict", "0", "--restrict-type", "gpu"], "'gpu'"),
     (["-n", "2", "--restrict", "abc"], "'abc'"),
     (["-n", "2", "--restrict", "3-1"], "'3-1'"),
-    (["-n", "2", "--restrict", "0-"], "'0-'"),
+    # the one list grammar of the project (lib/mb_parse.h): decimal ids
+    # within 0..2147483647, ascending ranges, no empty or negative item
+    (["-n", "2", "--restrict", "0,-1"], "'0,-1'"),
+    (["-n", "2", "--restrict", "4294967297"], "'4294967297'"),
+    (["-n", "2", "--restrict", "0-4294967295"], "'0-4294967295'"),
+    (["-n", "2", "--restrict", "0,5-2"], "'5-2'"),
+    (["-n", "2", "--restrict", "0x1"], "'0x1'"),
+    (["-n", "2", "--restrict", "0, 1"], "'0, 1'"),
+    (["-n", "2", "--restrict", "1,"], "'1,'"),
     (["-n", "2", "--restrict", "0,,2"], "'0,,2'"),
     (["-n", "2", "--restrict", ""], "''"),
     (["-n", "2", "--restrict-type", "mem"], "'mem'"),
@@ -59,6 +67,32 @@ USAGE_ERRORS = [
                               USAGE_ERRORS])
 def test_usage_error(options, named):
     check_error(run(options), named, status=2)
+
+
+def test_restrict_list_is_the_library_rule():
+    """The command takes exactly the library's lists: hwloc's open range
+    "N-" (N and up) and leading zeros read in decimal ("010" is CPU 10,
+    never octal 8), both in preview and in wrapper mode."""
+    for lst, want in (("30-", "30-35"), ("030-", "30-35"), ("010", "10")):
+        res = run(["-n", "1", "--greedy", "0", "--topology", topo(QUARTZ),
+                   "--restrict", lst])
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.split()[-1] == want, res.stdout
+    # the wrapper refuses what the preview refuses, with the same words
+    pre = run(["-n", "1", "--restrict", "0,-1"])
+    wrap = run(["--restrict", "0,-1", "--", "true"])
+    assert pre.returncode == wrap.returncode == 2
+    assert pre.stderr == wrap.stderr
+
+
+def test_control_characters_are_escaped():
+    """A value with a newline or an escape sequence is echoed on one line,
+    its control characters written as C escapes."""
+    res = run(["-n", "2", "--restrict", "1\n2\x1b[31m"])
+    line = check_error(res, "1\\n2\\x1b[31m", status=2)
+    assert "\x1b" not in line and "\n" not in line
+    res = run(["-n", "2", "--topology", "/nonexistent/a\nb.xml"])
+    check_error(res, "a\\nb.xml", status=2)
 
 
 def test_messages_say_what_was_expected():

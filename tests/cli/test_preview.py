@@ -15,6 +15,7 @@ import pytest
 
 from conftest import (check_error, hwlist, parse_list, parse_report, report,
                       run, topo)
+from mpibind_testutil import worked_examples
 
 # --- The reference nodes, as docs/algorithm.md describes them ----------------
 
@@ -42,66 +43,17 @@ def smt2(cores):
     return [p for c in cores for p in (c, c + 1)]
 
 
-CASES = [
-    # (id, file, options, rows as (nthreads, gpus, cpus))
-    ("quartz-4-restrict", QUARTZ, ["-n", "4", "--restrict", "0-7"],
-     [(2, [], [2 * i, 2 * i + 1]) for i in range(4)]),
-    ("quartz-3", QUARTZ, ["-n", "3"],
-     [(9, [], range(0, 9)), (9, [], range(9, 18)), (18, [], range(18, 36))]),
-    ("quartz-1", QUARTZ, ["--ntasks", "1"], [(36, [], range(0, 36))]),
-
-    ("lassen-1", LASSEN, ["-n", "1"],
-     [(160, ["0", "1", "2", "3"],
-       list(range(8, 88)) + list(range(96, 176)))]),
-    ("lassen-2", LASSEN, ["-n", "2"],
-     [(20, ["0", "1"], L0), (20, ["2", "3"], L1)]),
-    ("lassen-4", LASSEN, ["-n", "4"],
-     [(10, ["0"], L0[:10]), (10, ["1"], L0[10:]),
-      (10, ["2"], L1[:10]), (10, ["3"], L1[10:])]),
-    ("lassen-8", LASSEN, ["-n", "8"],
-     [(5, [str(g)], cores[5 * j:5 * j + 5])
-      for s, cores in enumerate((L0, L1)) for j, g in
-      enumerate((2 * s, 2 * s, 2 * s + 1, 2 * s + 1))]),
-    ("lassen-4-smt2", LASSEN, ["-n", "4", "--smt", "2"],
-     [(20, ["0"], smt2(L0[:10])), (20, ["1"], smt2(L0[10:])),
-      (20, ["2"], smt2(L1[:10])), (20, ["3"], smt2(L1[10:]))]),
-    ("lassen-5-gpuoptim0", LASSEN, ["-n", "5", "--gpu-optim", "0"],
-     # socket 0: 3 tasks over 20 cores, split(20, 3) = 7, 7, 6
-     [(6, ["0"], L0[0:7]), (6, ["0"], L0[7:14]), (6, ["1"], L0[14:20]),
-      (10, ["2"], L1[:10]), (10, ["3"], L1[10:])]),
-    ("lassen-6-restrict", LASSEN, ["-n", "6", "--restrict", "8-23"],
-     [(1, ["0"], [8]), (1, ["0"], [9]), (1, ["0"], [12]), (1, ["1"], [13]),
-      (1, ["1"], [16, 17]), (1, ["1"], [20, 21])]),
-    ("lassen-2-restrict-mem", LASSEN,
-     ["-n", "2", "--restrict", "8", "--restrict-type", "mem"],
-     [(10, ["2"], L1[:10]), (10, ["3"], L1[10:])]),
-    ("lassen-3-levelwalk", LASSEN,
-     ["-n", "3", "--nthreads", "1", "--greedy", "0", "--gpu-optim", "0"],
-     [(1, ["0"], [8, 16, 24, 32, 40]), (1, ["1"], [48, 56, 64, 72, 80]),
-      (1, ["2", "3"], [96])]),
-
-    ("tioga-4", TIOGA, ["-n", "4"],
-     [(16, TIOGA_GPUS[d], T(d)) for d in range(4)]),
-    ("tioga-8", TIOGA, ["-n", "8"],
-     [(8, [TIOGA_GPUS[t // 2][t % 2]], T(t // 2)[8 * (t % 2):8 * (t % 2) + 8])
-      for t in range(8)]),
-    ("tioga-2", TIOGA, ["-n", "2"],
-     [(64, TIOGA_GPUS[0] + TIOGA_GPUS[1],
-       T(0) + T(1) + [p + 64 for p in T(0) + T(1)]),
-      (64, TIOGA_GPUS[2] + TIOGA_GPUS[3],
-       T(2) + T(3) + [p + 64 for p in T(2) + T(3)])]),
-    ("tioga-3-greedy0", TIOGA, ["-n", "3", "--greedy", "0"],
-     [(16, TIOGA_GPUS[d], T(d)) for d in range(3)]),
-]
+EXAMPLES = worked_examples()
 
 
-@pytest.mark.parametrize("name,topofile,options,rows", CASES,
-                         ids=[c[0] for c in CASES])
-def test_worked_example(name, topofile, options, rows):
-    res = run(options + ["--topology", topo(topofile)])
+@pytest.mark.parametrize("ex", EXAMPLES, ids=[e.id for e in EXAMPLES])
+def test_worked_example(ex):
+    """docs/algorithm.md's worked examples (tests/data/worked-examples.tsv)
+    through the real command."""
+    res = run(ex.options() + ["--topology", topo(ex.topology)])
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
-    assert res.stdout == report(rows)
+    assert res.stdout == report(ex.rows())
 
 
 def test_lassen_ntasks4_exact_text():

@@ -55,19 +55,9 @@ def base_env():
     return env
 
 
-def parse_list(s):
-    """An hwloc/Linux CPU list ("0-3,8") as a set of ints."""
-    res = set()
-    s = s.strip()
-    if not s:
-        return res
-    for part in s.split(","):
-        if "-" in part:
-            a, b = part.split("-", 1)
-            res.update(range(int(a), int(b) + 1))
-        else:
-            res.add(int(part))
-    return res
+# hwloc/Linux list syntax ("0-3,8") -> set of ints: the pytest suites'
+# shared parser (tests/pyhelpers, on PYTHONPATH).
+from mpibind_testutil import parse_list  # noqa: E402,F401
 
 
 class Task:

@@ -22,36 +22,15 @@ def topo(name):
     return path
 
 
+# The list syntax and the report line are the pytest suites' shared ones
+# (tests/pyhelpers/mpibind_testutil.py).
+from mpibind_testutil import hwlist as to_hwloc_list  # noqa: E402,F401
+from mpibind_testutil import parse_list, report_line  # noqa: E402,F401
+
+
 def hwloc_list(text):
-    """PU indexes of an hwloc list string such as '0-3,8' (the report's
-    syntax), parsed here independently of the library."""
-    out = []
-    for part in text.split(","):
-        if not part:
-            continue
-        if "-" in part:
-            lo, hi = part.split("-")
-            out.extend(range(int(lo), int(hi) + 1))
-        else:
-            out.append(int(part))
-    return out
-
-
-def to_hwloc_list(cpus):
-    """The hwloc list string of a sorted list of indexes ('0-3,8')."""
-    runs = []
-    for c in sorted(cpus):
-        if runs and c == runs[-1][1] + 1:
-            runs[-1][1] = c
-        else:
-            runs.append([c, c])
-    return ",".join(str(a) if a == b else "%d-%d" % (a, b) for a, b in runs)
-
-
-def report_line(task, nthreads, gpus, cpus):
-    """docs/algorithm.md's report format, written out from the spec."""
-    return "mpibind: task %2d nths %2d gpus %s cpus %s" % (
-        task, nthreads, ",".join(gpus), to_hwloc_list(cpus))
+    """PU indexes of an hwloc list string such as '0-3,8', ascending."""
+    return sorted(parse_list(text))
 
 
 def xml_gpus(path):

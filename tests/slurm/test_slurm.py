@@ -47,19 +47,9 @@ SRUN_TIMEOUT = 90     # seconds per srun; a hung step must not hang the suite
 SCRUB = re.compile(r"^(OMP_|GOMP_|KMP_|MPIBIND|LD_PRELOAD$|CUDA_|ROCR_|ZE_AFFINITY|HIP_VISIBLE|OMPI_|PMIX_|PMI_|MPI_LOCAL|HYDRA_|I_MPI_)")
 
 
-def parse_list(s):
-    """hwloc/Linux list syntax ("0-3,8") -> set of ints."""
-    out = set()
-    s = (s or "").strip()
-    if not s:
-        return out
-    for part in s.split(","):
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out.update(range(int(a), int(b) + 1))
-        else:
-            out.add(int(part))
-    return out
+# hwloc/Linux list syntax ("0-3,8") -> set of ints: the pytest suites'
+# shared parser (tests/pyhelpers, on PYTHONPATH).
+from mpibind_testutil import parse_list  # noqa: E402,F401
 
 
 def fmt(cpus):

@@ -1,0 +1,108 @@
+"""Helpers shared by the pytest suites (python, cli, preload, launch,
+slurm), put on PYTHONPATH by meson: the hwloc list syntax written here
+independently of hwloc and of the library, the report line of
+docs/algorithm.md, and the worked examples of docs/algorithm.md read from
+their one data file, tests/data/worked-examples.tsv.
+"""
+import os
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
+                    "data")
+WORKED_EXAMPLES = os.path.join(DATA, "worked-examples.tsv")
+
+
+def parse_list(text):
+    """hwloc list syntax ("0-3,8") -> set of int; "" is the empty set."""
+    out = set()
+    for item in text.strip().split(","):
+        if not item:
+            continue
+        a, _, b = item.partition("-")
+        out.update(range(int(a), int(b or a) + 1))
+    return out
+
+
+def hwlist(cpus):
+    """A set of integers in hwloc list syntax ("0-3,8")."""
+    cpus = sorted(set(cpus))
+    out = []
+    i = 0
+    while i < len(cpus):
+        j = i
+        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
+            j += 1
+        out.append(str(cpus[i]) if i == j else f"{cpus[i]}-{cpus[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def report_line(task, nthreads, gpus, cpus):
+    """One line of docs/algorithm.md's report format."""
+    return "mpibind: task %2d nths %2d gpus %s cpus %s" % (
+        task, nthreads, ",".join(gpus), hwlist(cpus))
+
+
+class Example:
+    """One worked example: the topology file name, the inputs that are
+    not defaults (Python keyword names and values), and per task the
+    expected thread count, CPU list (sorted ints) and GPU ids (strings)."""
+
+    def __init__(self, topology, inputs, nthreads, cpus, gpus):
+        self.topology = topology
+        self.inputs = inputs
+        self.nthreads = nthreads
+        self.cpus = cpus
+        self.gpus = gpus
+
+    @property
+    def id(self):
+        return self.topology.split(".")[0] + "-" + "-".join(
+            "%s=%s" % kv for kv in sorted(self.inputs.items()))
+
+    def options(self):
+        """The same inputs as options of the `mpibind` command."""
+        names = {"ntasks": "--ntasks", "nthreads": "--nthreads",
+                 "greedy": "--greedy", "gpu_optim": "--gpu-optim",
+                 "smt": "--smt", "restrict_ids": "--restrict",
+                 "restrict_type": "--restrict-type"}
+        out = []
+        for k, v in self.inputs.items():
+            out += [names[k], str(v)]
+        return out
+
+    def rows(self):
+        """[(nthreads, gpus, cpus)] by task."""
+        return list(zip(self.nthreads, self.gpus, self.cpus))
+
+
+def worked_examples(path=WORKED_EXAMPLES):
+    """The rows of the worked-examples file, as Example objects."""
+    out = []
+    header = None
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line or line.startswith("#"):
+                continue
+            fields = line.split("\t")
+            if header is None:
+                header = fields
+                continue
+            row = dict(zip(header, fields))
+            inputs = {}
+            for k in ("ntasks", "nthreads", "greedy", "gpu_optim", "smt"):
+                if row[k] != "-":
+                    inputs[k] = int(row[k])
+            for k in ("restrict_ids", "restrict_type"):
+                if row[k] != "-":
+                    inputs[k] = row[k]
+            n = inputs["ntasks"]
+            nth = [int(x) for x in row["expect_nthreads"].split(";")]
+            cpus = [sorted(parse_list(c))
+                    for c in row["expect_cpus"].split(";")]
+            gpus = ([[] for _ in range(n)] if row["expect_gpus"] == "-" else
+                    [g.split(",") if g else []
+                     for g in row["expect_gpus"].split(";")])
+            assert len(nth) == len(cpus) == len(gpus) == n, line
+            out.append(Example(row["topology"], inputs, nth, cpus, gpus))
+    return out
