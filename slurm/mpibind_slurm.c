@@ -55,6 +55,7 @@
 
 #include "autobind-internal.h"
 #include "autobind.h"
+#include "mb_parse.h"
 #include "mpibind.h"
 
 SPANK_PLUGIN(mpibind, 1);
@@ -415,11 +416,15 @@ int slurm_spank_user_init(spank_t sp, int ac, char **av) {
 
 /* ---- Each task, before exec (as the user) ------------------------------ */
 
+/* One line for the user; the message may echo the user's values, whose
+ * control characters are escaped (mb_escape) so that it stays one line. */
 static void say(const char *line, int is_problem) {
-  fprintf(stderr, "mpibind: %s%s\n", line,
+  char *esc = mb_escape(line);
+  fprintf(stderr, "mpibind: %s%s\n", esc ? esc : "out of memory",
           !is_problem     ? ""
           : node.t.strict ? "; strict: failing the task"
                           : "; running unbound");
+  free(esc);
 }
 
 int slurm_spank_task_init(spank_t sp, int ac, char **av) {

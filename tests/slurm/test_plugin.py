@@ -519,6 +519,16 @@ class PluginRunner(ts.Runner):
                                 % (rank, rec["cpus"], rec["applied"], (btasks.get(rank) or {}).get("cpus")))
         self.record("plugin-bad-env-one-line-runs-unbound", problems, r)
 
+        # a value with a newline: still one line, the newline escaped
+        r = self.sh(step + ["--mpibind=v"], env={"MPIBIND_RESTRICT_TYPE": "cores\nX"})
+        tasks, problems = self.expect_tasks(r, 2)
+        err = [l for l in r.stderr.splitlines() if "cores" in l or "running unbound" in l]
+        if len(err) != 1 or "MPIBIND_RESTRICT_TYPE='cores\\nX'" not in err[0] \
+                or "running unbound" not in err[0]:
+            problems.append("expected one line with MPIBIND_RESTRICT_TYPE='cores\\nX' (escaped) and"
+                            " 'running unbound', got %s" % err)
+        self.record("plugin-bad-env-newline-escaped-one-line", problems, r)
+
         # A site's typo in plugstack.conf: reported, ignored, jobs run.
         self.plugstack("exclusive_only_of")
         try:
