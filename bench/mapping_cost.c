@@ -18,8 +18,9 @@
  * repeated, and the median is reported, since these machines are noisy VMs
  * and a median ignores the odd preemption.
  *
- * Targets (issue 2, item 6): 1024 tasks on the 1024-PU node in <= 2 ms;
- * each doubling of the node (tasks doubling with it) costs <= 2.2 times.
+ * Targets (the mapping stays cheap and grows about linearly with the node):
+ * 1024 tasks on the 1024-PU node in <= 2 ms; each doubling of the node
+ * (tasks doubling with it) costs <= 2.2 times.
  * A missed target prints MISS but the exit status stays 0: this is a
  * measurement, not a test.  Only a mapping error (or a topology that will
  * not load) makes the process fail.

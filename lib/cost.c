@@ -8,6 +8,7 @@
  * be killed by the OOM killer on the way).
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +107,7 @@ int mb_check_memory(mpibind_t *h, unsigned long long need, const char *what)
   char n[32], a[32];
   human(n, sizeof n, need);
   human(a, sizeof a, have);
-  return mb_fail(h,
+  return mb_fail_kind(h, ENOMEM,
                  "ntasks %d is too many for this process: their %s needs "
                  "about %s, more than the %s left by the %s",
                  h->ntasks, what, n, a, source);

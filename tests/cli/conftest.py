@@ -43,7 +43,8 @@ def topo(name):
 
 
 def case(name):
-    """A real node of a kind issue 8 names (tests/data/cases)."""
+    """A real node of a kind that used to abort or map badly
+    (tests/data/cases)."""
     path = os.path.join(os.path.dirname(TOPOLOGIES), "cases", name)
     assert os.path.isfile(path), f"case topology missing: {path}"
     return path

@@ -104,7 +104,8 @@ def test_standalone_binds_to_the_one_task_mapping():
 
 def test_standalone_stays_within_its_cpus():
     """Started on one PU (taskset): those are the CPUs the launch gave it
-    (issue 7.4), so the one task maps within them, never beyond."""
+    (the job's CPUs: never bind outside them), so the one task maps
+    within them, never beyond."""
     first = min(my_cpus())
     [(nths, _gpus, cpus)] = preview(1, ["--restrict", str(first)])
     res = run(["-v", "--", "/bin/sh", "-c",
@@ -182,7 +183,8 @@ def test_dryrun_does_not_bind_standalone():
     assert res.returncode == 0, res.stderr
     rec = parse_probe(res.stdout, 1)[0]
     assert rec["cpus"] == {min(my_cpus())}
-    # mapped within the one PU it was started on (issue 7.4)
+    # mapped within the one PU it was started on (the job's CPUs: never
+    # bind outside them)
     assert rec["OMP_NUM_THREADS"] == str(preview(1, ["--restrict", str(min(my_cpus()))])[0][0])
 
 

@@ -1,5 +1,6 @@
 /*
- * OpenMP placement probe (issue 7.1): what the OpenMP runtime of a process
+ * OpenMP placement probe (threads one per place, GNU libgomp too): what
+ * the OpenMP runtime of a process
  * did with its threads.  No MPI: the preload binds it at load from the
  * launcher's variables.  Valid C and C++ (omp_probe.cpp includes it), built
  * into executables (gcc, g++, clang + LLVM libomp) and into a shared library

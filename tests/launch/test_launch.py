@@ -1,4 +1,5 @@
-"""Launch tests of the automatic binding (issue 3, item 6 except Slurm).
+"""Launch tests of the automatic binding under real MPI launchers (Slurm's
+are in tests/slurm and test_placement.py).
 
 Real launches under mpirun.openmpi and mpiexec.mpich on this node, of real
 MPI programs (probe.c, the Fortran probes, probe.py, the seed example), with
@@ -187,7 +188,7 @@ class TestC:
         need(launcher)
         r = launch(launcher, n, [probe_c(launcher)])
         # the preload restarts the program when GNU libgomp read OMP_*
-        # before it ran: the runtime then places its threads (issue 7.1)
+        # before it ran: the runtime then places its threads, one per place
         check_bound(r, preview(n), omp_binds=True)
         check_quiet(r)
 
@@ -288,7 +289,8 @@ class TestMpi4py:
     def test_probe(self, n):
         need("openmpi")
         r = launch("openmpi", n, [PYTHON, cfg("MPIBIND_TEST_PROBE_PY")])
-        # an interpreter is not told OMP_PLACES/OMP_PROC_BIND (issue 7.2)
+        # an interpreter is not told OMP_PLACES/OMP_PROC_BIND (its OpenMP
+        # runtime loads late: GNU libgomp would pin it to its first place)
         check_bound(r, preview(n), omp=False, env_words=("omp_places", "omp_proc_bind"))
         check_quiet(r)
 

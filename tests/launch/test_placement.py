@@ -1,4 +1,5 @@
-"""The preload on real nodes (issue 7): real launches under mpirun.openmpi,
+"""The preload on real nodes (OpenMP threads placed, interpreters, the job's
+CPUs, per-task GPU lists): real launches under mpirun.openmpi,
 mpiexec.mpich and srun (a private Slurm, tests/slurm/slurm_cluster.py).
 
 - TestOpenMP (7.1): OpenMP threads placed one per place for GNU libgomp too

@@ -2,7 +2,7 @@
 started with the variables a launcher gives its tasks, the real preload,
 real hwloc topologies.
 
-What they pin down (docs/interfaces.md "Automatic binding", issue 3):
+What they pin down (docs/interfaces.md "Automatic binding"):
 - task detection for every launcher family, the MPI launcher's variables
   before Slurm's, Slurm's `2(x3),1` tasks-per-node syntax;
 - contradicting launcher variables and bad tuning: one line naming the
@@ -528,7 +528,7 @@ if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"] + sys.argv[1:]))
 
 
-# --- issue 7.6: membind; issue 11.3: bound=1 means the kernel's mask ---------
+# --- membind; bound=1 only when the kernel's mask is the task's CPUs ---------
 
 # get_mempolicy(2) through the C library's syscall(): the policy the task's
 # threads allocate with, and its NUMA nodes.
@@ -605,7 +605,8 @@ def test_bound_means_the_kernel_mask(tmp):
         assert t[6] == "1" and parse_list(t[7]) == set(r.probe["aff"]), r
 
 
-# --- issue 7.4: the job's CPUs under Slurm, from the step's variables --------
+# --- the job's CPUs under Slurm (never bind outside them), from the step's
+# variables ---------------------------------------------------------------
 
 def slurm_step(rank, size, job_cpus, bind_type, bind_list):
     env = task_env(rank, size, "SLURM")

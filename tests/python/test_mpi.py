@@ -254,7 +254,8 @@ def test_node_helper_applies_each_ranks_share(tmp_path):
         assert share["local_size"] == 2
         assert r["affinity"] == share["cpus"]
         # an interpreter is not told OMP_PLACES/OMP_PROC_BIND unless
-        # place_threads=True (issue 7.2)
+        # place_threads=True (its OpenMP runtime loads late: GNU libgomp
+        # would pin the whole process to its first place)
         assert r["environ"] == {"OMP_NUM_THREADS": str(share["nthreads"]),
                                 "OMP_PLACES": None,
                                 "OMP_PROC_BIND": None}

@@ -1,6 +1,8 @@
 /*
  * test_nodes.c - every real node maps (docs/algorithm.md, "Beyond the
- * original"): the kinds of node issue 8 names, each on a real export
+ * original"): the kinds of real node that used to abort or map badly
+ * (CPUs without a NUMA node, a core that lost a hardware thread, GPUs
+ * seen only on the PCI bus, mixed GPU backends, newer hwloc files), each on a real export
  * (tests/data/cases) and on small files written for the kind
  * (tests/unit/xml, gen_xml.py), plus properties checked over every file.
  *   1. no user restriction reaches an hwloc assertion;

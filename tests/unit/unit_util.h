@@ -37,7 +37,7 @@ TCase *ut_tcase(const char *name);
 /* Path of a topology file: a name without '/' is looked up in $TOPOLOGIES
  * (the shared real machines), then in $UNIT_XML (the small files of
  * tests/unit/xml), then in $CASES (tests/data/cases: real nodes of the
- * kinds issue 8 names). */
+ * kinds that used to abort or map badly). */
 char *ut_path(const char *name);
 
 /* A new handle on the topology file name (see ut_path). */
