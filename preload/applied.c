@@ -51,10 +51,17 @@ static uint64_t fnv(uint64_t h, const char *s, size_t len) {
   return h;
 }
 
-static void compute_key(const char *extra) {
+static const char *process_getenv(const char *name, void *ctx) {
+  (void)ctx;
+  return getenv(name);
+}
+
+/* The key of the task variables read through get(), into key[17]. */
+static void key_of(mpibind_auto_getenv_f get, void *ctx, const char *extra,
+                   char key[17]) {
   uint64_t h = 14695981039346656037ULL;
   for (size_t i = 0; i < sizeof task_vars / sizeof task_vars[0]; i++) {
-    const char *v = getenv(task_vars[i]);
+    const char *v = get(task_vars[i], ctx);
     if (v == NULL)
       continue;
     h = fnv(h, task_vars[i], strlen(task_vars[i]) + 1);
@@ -62,7 +69,11 @@ static void compute_key(const char *extra) {
   }
   if (extra)
     h = fnv(h, extra, strlen(extra) + 1);
-  snprintf(this_key, sizeof this_key, "%016llx", (unsigned long long)h);
+  snprintf(key, 17, "%016llx", (unsigned long long)h);
+}
+
+static void compute_key(const char *extra) {
+  key_of(process_getenv, NULL, extra, this_key);
 }
 
 int mpibind_auto_applied_check(const char *extra, int explicit_request) {
@@ -80,6 +91,20 @@ int mpibind_auto_applied_check(const char *extra, int explicit_request) {
   if (pid == (unsigned long long)getpid())
     return 1; /* this very process, a second pass */
   return strcmp(end + 1, this_key) == 0; /* the same task's tree */
+}
+
+int mpibind_auto_applied_mark_for(int bound, long pid,
+                                  mpibind_auto_getenv_f get, void *get_ctx,
+                                  mpibind_auto_setenv_f set, void *set_ctx) {
+  char key[17], mark[64];
+  int rc = 0;
+  key_of(get, get_ctx, NULL, key);
+  snprintf(mark, sizeof mark, "%ld:%s", pid, key);
+  if (set("MPIBIND_APPLIED", bound ? "1" : "0", 1, set_ctx) != 0)
+    rc = -1;
+  if (set("MPIBIND_APPLIED_TASK", mark, 1, set_ctx) != 0)
+    rc = -1;
+  return rc;
 }
 
 void mpibind_auto_applied_mark(int bound) {

@@ -21,6 +21,12 @@ char *mpibind_auto_strdupf(const char *fmt, ...)
 
 /* ---- tuning.c: the MPIBIND* variables ------------------------------ */
 
+/* Where the variables are read from: getenv() for the preload and the
+ * wrapper; the job's environment for the Slurm plugin (which runs in
+ * slurmstepd, whose own environment is not the job's).  Returns NULL for
+ * an unset variable; the string must stay valid while the tuning is used. */
+typedef const char *(*mpibind_auto_getenv_f)(const char *name, void *ctx);
+
 struct mpibind_auto_tuning {
   int off;              /* `off`: no side effect at all */
   int verbose;          /* `v`, `verbose` */
@@ -42,6 +48,8 @@ struct mpibind_auto_tuning {
   int nthreads;             /* from OMP_NUM_THREADS; -1: not given */
   char *draw;               /* draw:PATH (malloc'ed), or NULL */
   char *error;              /* first problem found (malloc'ed), or NULL */
+  mpibind_auto_getenv_f get; /* where the values came from (NULL: getenv) */
+  void *get_ctx;
 };
 
 /* Reads MPIBIND, MPIBIND_RESTRICT, MPIBIND_RESTRICT_TYPE, MPIBIND_TOPOFILE
@@ -49,6 +57,17 @@ struct mpibind_auto_tuning {
  * naming the variable and its value).  `off` is always honoured, even
  * next to bad words.  Free with mpibind_auto_tuning_free(). */
 int mpibind_auto_tuning_read(struct mpibind_auto_tuning *t);
+/* The same, reading the variables through get(name, ctx). */
+int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
+                                  mpibind_auto_getenv_f get, void *ctx);
+/* Only the word list of MPIBIND (the grammar of --mpibind=), given under
+ * the name `label` (e.g. "--mpibind"), which the messages use.  For
+ * checking a value where it is typed (srun, sbatch, salloc). */
+int mpibind_auto_tuning_words(struct mpibind_auto_tuning *t, const char *label,
+                              const char *value);
+/* A variable, read where the tuning's variables came from. */
+const char *mpibind_auto_getenv(const struct mpibind_auto_tuning *t,
+                                const char *name);
 void mpibind_auto_tuning_free(struct mpibind_auto_tuning *t);
 
 /* The grammar, for `help` (several lines, each ending in '\n'). */
@@ -241,8 +260,81 @@ int mpibind_auto_discover_xml(char **xml, size_t *len, char **error);
  * Plugins come back once the process has no topology left. */
 void mpibind_auto_plugins_off_begin(char **saved);
 void mpibind_auto_plugins_off_end(char *saved);
+/* From now on _begin and _end do nothing: for a host process whose other
+ * threads may read the environment while it would be changed
+ * (slurmstepd). */
+void mpibind_auto_plugins_off_disable(void);
 
 /* mpibind_auto_check_xml_file(): see autobind.h. */
+
+/* ---- autobind.c: the steps shared with the Slurm plugin ------------- */
+/* The preload (one task, in its own process) and the Slurm plugin (the
+ * node's mapping once in slurmstepd, then each task before exec) read the
+ * same variables, map the same way, bind and export the same way.  Each
+ * step returns 0, or -1 with *msg (malloc'ed, one line naming the
+ * value). */
+
+/* A new handle for `count` tasks with the tuning's inputs and the GPU
+ * allocation of the *_VISIBLE_DEVICES variables, each taken as the node's
+ * allocation (the plugin reads the step's, which every task shares; the
+ * preload's own step 1 also recognizes per-task lists, gpualloc.c).  On
+ * failure *hp may hold a half-configured handle: the caller finalizes
+ * it. */
+int mpibind_auto_configure(const struct mpibind_auto_tuning *t, int count,
+                           mpibind_t **hp, char **msg);
+
+/* For a launch that shares the node: a GPU vendor whose variable
+ * (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES,
+ * ZE_AFFINITY_MASK) the launch did not set gets no GPU, since the launch
+ * gave the step none of them (without it, mpibind would hand out the
+ * node's GPUs, which may belong to other jobs). */
+int mpibind_auto_no_unallocated_gpus(const struct mpibind_auto_tuning *t,
+                                     mpibind_t *h, char **msg);
+
+/* mpibind() and mpibind_set_env_vars(); the message names the tuning
+ * (smt:K above the node's hardware threads is the library's refusal). */
+int mpibind_auto_compute(const struct mpibind_auto_tuning *t, mpibind_t *h,
+                         int count, char **msg);
+
+/* Binds the calling thread (and so the task it becomes) to the CPUs of
+ * the share s, without a topology (mpibind_apply_cpus), then checks that
+ * the kernel reports exactly them; with `membind`, also its memory to the
+ * share's NUMA nodes (*mem_what then says where, for the verbose report).
+ * `local` is the task's own number, for messages.  0, or -1 with *msg. */
+int mpibind_auto_bind(const struct mpibind_auto_tuning *t, mpibind_t *h,
+                      int local, const struct mpibind_auto_share *s,
+                      char **mem_what, char **msg);
+
+/* 1 when OMP_PLACES and OMP_PROC_BIND may be exported: not for an
+ * interpreter (the program named by mpibind_auto_set_program(), else this
+ * process), unless the tuning has `place_threads` (autobind.c says why). */
+int mpibind_auto_omp_exports(const struct mpibind_auto_tuning *t);
+
+/* Sets a variable for the task; returns 0 or -1. */
+typedef int (*mpibind_auto_setenv_f)(const char *name, const char *value,
+                                     int overwrite, void *ctx);
+
+/* Exports, for task `local`, the variables of its share s (task s->slot of
+ * the mapping: the same task, except with per-task GPU lists, gpualloc.c)
+ * through set(): OMP_NUM_THREADS, OMP_PLACES and OMP_PROC_BIND unless the
+ * user set them (their values were inputs), the tuning says not to or
+ * omp_exports is 0; *_VISIBLE_DEVICES unless the tuning says not to (a
+ * per-task list given at launch is kept); CUDA_DEVICE_ORDER=PCI_BUS_ID
+ * with CUDA devices unless set.  Returns 0, or -1 when a set() failed. */
+int mpibind_auto_export(const struct mpibind_auto_tuning *t,
+                        const struct mpibind_auto_share *s, int local,
+                        int omp_exports, mpibind_auto_setenv_f set,
+                        void *ctx);
+
+/* applied.c's mark for a task whose environment is not this process's
+ * (the Slurm plugin, before the task's exec): MPIBIND_APPLIED=bound and
+ * MPIBIND_APPLIED_TASK naming process `pid` and the key of the variables
+ * read through get(), written through set(), so that the preload in that
+ * task (same pid) and in its children (same key) skips, exactly as after
+ * mpibind_auto_applied_mark().  Returns 0, or -1 when a set() failed. */
+int mpibind_auto_applied_mark_for(int bound, long pid,
+                                  mpibind_auto_getenv_f get, void *get_ctx,
+                                  mpibind_auto_setenv_f set, void *set_ctx);
 
 /* ---- gpualloc.c: the GPU allocation a task starts with -------------- */
 

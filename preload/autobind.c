@@ -7,6 +7,12 @@
  * happens before anything is exported.  Messages are printed by the
  * node's local task 0 only, since every task of a node sees the same
  * tuning and would print the same line.
+ *
+ * The steps the Slurm plugin also runs (configure, compute, bind, export,
+ * and applied.c's mark: autobind-internal.h) read their variables through
+ * the tuning, so that the plugin, in slurmstepd, reads the job's
+ * environment and sets the task's through its own callbacks; the
+ * topology comes to both from topocache.c (mpibind_auto_topology).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -85,13 +91,13 @@ static void trace(int local, int count, int how, int bound, const char *cpus) {
 
 /* "MPIBIND='..' MPIBIND_RESTRICT='..' ..." for the tuning actually given,
  * so that a mapping failure names the values it came from. */
-static char *tuning_context(void) {
+static char *tuning_context(const struct mpibind_auto_tuning *t) {
   static const char *const names[] = {"MPIBIND", "MPIBIND_RESTRICT",
                                       "MPIBIND_RESTRICT_TYPE",
                                       "MPIBIND_TOPOFILE", "OMP_NUM_THREADS"};
   char *s = strdup("");
   for (size_t i = 0; s && i < sizeof names / sizeof names[0]; i++) {
-    const char *v = getenv(names[i]);
+    const char *v = mpibind_auto_getenv(t, names[i]);
     if (v == NULL)
       continue;
     char *n = mpibind_auto_strdupf("%s%s%s='%s'", s, *s ? " " : "", names[i],
@@ -100,13 +106,6 @@ static char *tuning_context(void) {
     s = n;
   }
   return s;
-}
-
-/* Sets a variable unless the user's own value must be kept. */
-static void export_var(const char *name, const char *value, int keep_user) {
-  if (value == NULL)
-    return;
-  setenv(name, value, keep_user ? 0 : 1);
 }
 
 /* ---- One application, step by step ----------------------------------- */
@@ -157,41 +156,224 @@ static int is_interpreter(void) {
   return program_name == NULL && dlsym(RTLD_DEFAULT, "Py_Initialize") != NULL;
 }
 
-/* Step 1: the tuning, the task count and the GPU allocation as setters. */
-static int set_inputs(struct task_run *r) {
-  struct mpibind_auto_tuning *t = r->t;
-  mpibind_t *h = r->h;
-  const char *v = getenv("MPIBIND");
-  if (mpibind_set_ntasks(h, r->count) != 0) {
-    r->msg = mpibind_auto_strdupf("%d tasks on this node: %s", r->count,
-                                  mpibind_get_error(h));
+/* ---- The steps shared with the Slurm plugin -------------------------- */
+/* Each reads its variables through the tuning (mpibind_auto_getenv), so
+ * that the plugin, which runs in slurmstepd, reads the job's environment. */
+
+/* The tuning and the task count as setters. */
+static int set_tuning(const struct mpibind_auto_tuning *t, mpibind_t *h,
+                      int count, char **msg) {
+  const char *v = mpibind_auto_getenv(t, "MPIBIND");
+  if (mpibind_set_ntasks(h, count) != 0) {
+    *msg = mpibind_auto_strdupf("%d tasks on this node: %s", count,
+                                mpibind_get_error(h));
     return -1;
   }
   if (t->nthreads > 0 && mpibind_set_nthreads(h, t->nthreads) != 0) {
-    r->msg = mpibind_auto_strdupf("OMP_NUM_THREADS='%s': %s",
-                                  getenv("OMP_NUM_THREADS"),
-                                  mpibind_get_error(h));
+    *msg = mpibind_auto_strdupf("OMP_NUM_THREADS='%s': %s",
+                                mpibind_auto_getenv(t, "OMP_NUM_THREADS"),
+                                mpibind_get_error(h));
     return -1;
   }
   if ((t->smt >= 0 && mpibind_set_smt(h, t->smt) != 0) ||
       (t->greedy >= 0 && mpibind_set_greedy(h, t->greedy) != 0) ||
       (t->gpu_optim >= 0 && mpibind_set_gpu_optim(h, t->gpu_optim) != 0)) {
-    r->msg = mpibind_auto_strdupf("MPIBIND='%s': %s", v ? v : "",
-                                  mpibind_get_error(h));
+    *msg = mpibind_auto_strdupf("MPIBIND='%s': %s", v ? v : "",
+                                mpibind_get_error(h));
     return -1;
   }
   if (t->restrict_ids && mpibind_set_restrict_ids(h, t->restrict_ids) != 0) {
-    r->msg = mpibind_auto_strdupf("MPIBIND_RESTRICT='%s': %s",
-                                  t->restrict_ids, mpibind_get_error(h));
+    *msg = mpibind_auto_strdupf("MPIBIND_RESTRICT='%s': %s", t->restrict_ids,
+                                mpibind_get_error(h));
     return -1;
   }
   if (t->restrict_type >= 0 &&
       mpibind_set_restrict_type(h, t->restrict_type) != 0) {
-    r->msg = mpibind_auto_strdupf("MPIBIND_RESTRICT_TYPE='%s': %s",
-                                  getenv("MPIBIND_RESTRICT_TYPE"),
-                                  mpibind_get_error(h));
+    *msg = mpibind_auto_strdupf(
+        "MPIBIND_RESTRICT_TYPE='%s': %s",
+        mpibind_auto_getenv(t, "MPIBIND_RESTRICT_TYPE"), mpibind_get_error(h));
     return -1;
   }
+  return 0;
+}
+
+int mpibind_auto_configure(const struct mpibind_auto_tuning *t, int count,
+                           mpibind_t **hp, char **msg) {
+  mpibind_t *h = NULL;
+  const char *var;
+  *hp = NULL;
+  if (mpibind_init(&h) != 0 || h == NULL) {
+    *msg = mpibind_auto_strdupf("cannot create a handle: %s",
+                                mpibind_get_error(h));
+    return -1;
+  }
+  *hp = h;
+  if (set_tuning(t, h, count, msg) != 0)
+    return -1;
+  /* A *_VISIBLE_DEVICES set at launch is the step's GPU allocation. */
+  for (int i = 0; (var = mpibind_get_gpu_var(i)) != NULL; i++) {
+    const char *alloc = mpibind_auto_getenv(t, var);
+    if (alloc != NULL && mpibind_set_gpu_allocation(h, var, alloc) != 0) {
+      *msg = mpibind_auto_strdupf("%s='%s': %s", var, alloc,
+                                  mpibind_get_error(h));
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int mpibind_auto_no_unallocated_gpus(const struct mpibind_auto_tuning *t,
+                                     mpibind_t *h, char **msg) {
+  const char *var;
+  for (int i = 0; (var = mpibind_get_gpu_var(i)) != NULL; i++) {
+    if (mpibind_auto_getenv(t, var) == NULL &&
+        mpibind_set_gpu_allocation(h, var, "") != 0) {
+      *msg = mpibind_auto_strdupf("%s (no GPU allocated): %s", var,
+                                  mpibind_get_error(h));
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int mpibind_auto_compute(const struct mpibind_auto_tuning *t, mpibind_t *h,
+                         int count, char **msg) {
+  if (mpibind(h) != 0 || mpibind_set_env_vars(h) != 0) {
+    char *ctx = tuning_context(t);
+    *msg = mpibind_auto_strdupf("cannot map %d task%s on this node%s%s: %s",
+                                count, count == 1 ? "" : "s",
+                                ctx && *ctx ? " with " : "", ctx ? ctx : "",
+                                mpibind_get_error(h));
+    free(ctx);
+    return -1;
+  }
+  return 0;
+}
+
+/* The task's memory on the NUMA node(s) `nodes` of its CPUs (`membind`):
+ * strict (MPOL_BIND: allocations come from those nodes only), for the
+ * calling thread and the threads it starts later (Linux memory policies
+ * are per thread and survive exec; at load, the process has one thread).
+ * The nodes come with the task's share (nodemap.c), so a task that read
+ * its record binds its memory without a topology too. */
+static int bind_memory(int local, const char *nodes, char **what,
+                       char **msg) {
+  int many = nodes && strpbrk(nodes, ",-") != NULL;
+  char *why = NULL;
+  if (mpibind_auto_bind_memory(nodes, &why) != 0) {
+    *msg = mpibind_auto_strdupf("MPIBIND=membind: cannot bind task %d's "
+                                "memory to NUMA node%s %s: %s",
+                                local, many ? "s" : "",
+                                nodes ? nodes : "(none)",
+                                why ? why : "out of memory");
+    free(why);
+    return -1;
+  }
+  free(*what);
+  *what = mpibind_auto_strdupf("memory of task %d bound to NUMA node%s %s",
+                               local, many ? "s" : "", nodes);
+  return 0;
+}
+
+/* The kernel's mask of the calling thread equals the share's CPUs (issue
+ * 11.3: bound=1 and MPIBIND_APPLIED=1 must not lie).  0, or -1 with *msg. */
+static int check_kernel_mask(int local, const char *cpus, char **msg) {
+  hwloc_bitmap_t want = hwloc_bitmap_alloc(), got = hwloc_bitmap_alloc();
+  int rc = -1;
+  if (want != NULL && got != NULL &&
+      hwloc_bitmap_list_sscanf(want, cpus) == 0 &&
+      mpibind_auto_affinity(0, got) == 0 && hwloc_bitmap_isequal(got, want)) {
+    rc = 0;
+  } else {
+    char *g = NULL;
+    if (got)
+      hwloc_bitmap_list_asprintf(&g, got);
+    *msg = mpibind_auto_strdupf(
+        "task %d was bound to CPUs %s but the kernel reports CPUs %s", local,
+        cpus, g ? g : "?");
+    free(g);
+  }
+  hwloc_bitmap_free(want);
+  hwloc_bitmap_free(got);
+  return rc;
+}
+
+int mpibind_auto_bind(const struct mpibind_auto_tuning *t, mpibind_t *h,
+                      int local, const struct mpibind_auto_share *s,
+                      char **mem_what, char **msg) {
+  if (mpibind_apply_cpus(h, s->cpus) != 0) {
+    *msg = mpibind_auto_strdupf("cannot bind task %d to CPUs %s: %s", local,
+                                s->cpus, mpibind_get_error(h));
+    return -1;
+  }
+  if (check_kernel_mask(local, s->cpus, msg) != 0)
+    return -1;
+  if (t->membind && bind_memory(local, s->mems, mem_what, msg) != 0)
+    return -1;
+  return 0;
+}
+
+int mpibind_auto_omp_exports(const struct mpibind_auto_tuning *t) {
+  return t->place_threads || !is_interpreter();
+}
+
+/* Whether variable `name` of the share is exported (0: skipped), and
+ * *keep: a value the task already has is kept. */
+static int export_wanted(const struct mpibind_auto_tuning *t,
+                         const char *name, int per_task_slot,
+                         int omp_exports, int *keep) {
+  *keep = 0;
+  if (strcmp(name, "OMP_NUM_THREADS") == 0) {
+    *keep = 1; /* the user's value was the nthreads input */
+  } else if (strcmp(name, "OMP_PLACES") == 0) {
+    if (t->no_omp_places || !omp_exports)
+      return 0;
+    *keep = 1;
+  } else if (strcmp(name, "OMP_PROC_BIND") == 0) {
+    if (t->no_omp_proc_bind || !omp_exports)
+      return 0;
+    *keep = 1;
+  } else if (mpibind_auto_gpu_var_index(name) >= 0) {
+    if (t->no_visible_devices)
+      return 0;
+    /* a per-task list given at launch is the task's own: kept */
+    *keep = per_task_slot || mpibind_auto_gpu_per_task(name);
+  }
+  return 1;
+}
+
+int mpibind_auto_export(const struct mpibind_auto_tuning *t,
+                        const struct mpibind_auto_share *s, int local,
+                        int omp_exports, mpibind_auto_setenv_f set,
+                        void *ctx) {
+  int has_cuda = 0, rc = 0;
+  for (int i = 0; i < s->nvars; i++) {
+    const char *name = s->names[i];
+    int keep;
+    if (!export_wanted(t, name, s->slot != local, omp_exports, &keep))
+      continue;
+    if (strcmp(name, "CUDA_VISIBLE_DEVICES") == 0)
+      has_cuda = 1;
+    /* A value the task has and must keep (keep) is not overwritten. */
+    if ((!keep || mpibind_auto_getenv(t, name) == NULL) &&
+        set(name, s->values[i], 1, ctx) != 0)
+      rc = -1;
+  }
+  /* CUDA numbers devices fastest first unless told otherwise; the
+   * visible indexes mpibind writes follow the PCI bus order. */
+  if (has_cuda && mpibind_auto_getenv(t, "CUDA_DEVICE_ORDER") == NULL &&
+      set("CUDA_DEVICE_ORDER", "PCI_BUS_ID", 1, ctx) != 0)
+    rc = -1;
+  return rc;
+}
+
+/* ---- The preload's application of one task, step by step ------------- */
+
+/* Step 1: the tuning, the task count and the GPU allocation as setters
+ * (per-task GPU lists recognized: gpualloc.c). */
+static int set_inputs(struct task_run *r) {
+  if (set_tuning(r->t, r->h, r->count, &r->msg) != 0)
+    return -1;
   return mpibind_auto_gpu_inputs(r->h, r->source, r->local, r->count, &r->msg);
 }
 
@@ -302,19 +484,9 @@ static int limit_to_job(struct task_run *r) {
 
 /* Step 5: the node's mapping on the handle's topology. */
 static int map_node(struct task_run *r) {
-  mpibind_t *h = r->h;
   /* smt above the node's hardware threads per core is the library's
    * rule (mpibind() refuses it, and tuning_context names MPIBIND). */
-  if (mpibind(h) != 0 || mpibind_set_env_vars(h) != 0) {
-    char *ctx = tuning_context();
-    r->msg = mpibind_auto_strdupf(
-        "cannot map %d task%s on this node%s%s: %s", r->count,
-        r->count == 1 ? "" : "s", ctx && *ctx ? " with " : "",
-        ctx ? ctx : "", mpibind_get_error(h));
-    free(ctx);
-    return -1;
-  }
-  return 0;
+  return mpibind_auto_compute(r->t, r->h, r->count, &r->msg);
 }
 
 /* Steps 3 to 5 for the node's first task (nodemap.c calls it): the
@@ -449,94 +621,28 @@ static void report(struct task_run *r) {
     fputs(r->share.report, stderr);
 }
 
-/* The task's memory on the NUMA node(s) of its CPUs (`membind`): strict
- * (MPOL_BIND: allocations come from those nodes only), for the calling
- * thread and the threads it starts later (Linux memory policies are per
- * thread; at load, the process has one thread).  The nodes come with the
- * task's share (nodemap.c), so a task that read its record binds its
- * memory without a topology too. */
-static int bind_memory(struct task_run *r) {
-  const char *nodes = r->share.mems;
-  int many = nodes && strpbrk(nodes, ",-") != NULL;
-  char *why = NULL;
-  if (mpibind_auto_bind_memory(nodes, &why) != 0) {
-    r->msg = mpibind_auto_strdupf("MPIBIND=membind: cannot bind task %d's "
-                                  "memory to NUMA node%s %s: %s",
-                                  r->local, many ? "s" : "",
-                                  nodes ? nodes : "(none)",
-                                  why ? why : "out of memory");
-    free(why);
+/* Step 7: bind (without a topology: the task may have read its share
+ * only), checked against the kernel's mask; memory too with `membind`. */
+static int bind_task(struct task_run *r) {
+  if (r->t->dryrun)
+    return 0;
+  if (mpibind_auto_bind(r->t, r->h, r->local, &r->share, &r->mem_what,
+                        &r->msg) != 0)
     return -1;
-  }
-  free(r->mem_what);
-  r->mem_what = mpibind_auto_strdupf("memory of task %d bound to NUMA node%s %s",
-                                     r->local, many ? "s" : "", nodes);
+  r->bound = 1;
   return 0;
 }
 
-/* Step 7: bind (without a topology: the task may have read its share
- * only), then check that the kernel has the mask (issue 11.3: bound=1 and
- * MPIBIND_APPLIED=1 must not lie). */
-static int bind_task(struct task_run *r) {
-  hwloc_bitmap_t got;
-  if (r->t->dryrun)
-    return 0;
-  if (mpibind_apply_cpus(r->h, r->cpus) != 0) {
-    r->msg = mpibind_auto_strdupf("cannot bind task %d to CPUs %s: %s",
-                                  r->local, r->cpus, mpibind_get_error(r->h));
-    return -1;
-  }
-  got = hwloc_bitmap_alloc();
-  if (got == NULL || mpibind_auto_affinity(0, got) != 0 ||
-      !hwloc_bitmap_isequal(got, r->task_set)) {
-    char *g = NULL;
-    if (got)
-      hwloc_bitmap_list_asprintf(&g, got);
-    r->msg = mpibind_auto_strdupf(
-        "task %d was bound to CPUs %s but the kernel reports CPUs %s",
-        r->local, r->cpus, g ? g : "?");
-    free(g);
-    hwloc_bitmap_free(got);
-    return -1;
-  }
-  hwloc_bitmap_free(got);
-  r->bound = 1;
-  if (r->t->membind && bind_memory(r) != 0)
-    return -1;
-  return 0;
+static int set_process_env(const char *name, const char *value,
+                           int overwrite, void *ctx) {
+  (void)ctx;
+  return setenv(name, value, overwrite);
 }
 
 /* Step 8: the task's variables (docs/algorithm.md step 6). */
 static void export_task(struct task_run *r) {
-  struct mpibind_auto_tuning *t = r->t;
-  int has_cuda = 0;
-  for (int i = 0; i < r->share.nvars; i++) {
-    const char *name = r->share.names[i];
-    int keep = 0;
-    if (strcmp(name, "OMP_NUM_THREADS") == 0) {
-      keep = 1; /* the user's value was the nthreads input */
-    } else if (strcmp(name, "OMP_PLACES") == 0) {
-      if (t->no_omp_places || !r->omp_exports)
-        continue;
-      keep = 1;
-    } else if (strcmp(name, "OMP_PROC_BIND") == 0) {
-      if (t->no_omp_proc_bind || !r->omp_exports)
-        continue;
-      keep = 1;
-    } else if (mpibind_auto_gpu_var_index(name) >= 0) {
-      if (t->no_visible_devices)
-        continue;
-      if (strcmp(name, "CUDA_VISIBLE_DEVICES") == 0)
-        has_cuda = 1;
-      /* a per-task list given at launch is the task's own: kept */
-      keep = r->slot != r->local || mpibind_auto_gpu_per_task(name);
-    }
-    export_var(name, r->share.values[i], keep);
-  }
-  /* CUDA numbers devices fastest first unless told otherwise; the
-   * visible indexes mpibind writes follow the PCI bus order. */
-  if (has_cuda)
-    setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID", 0);
+  mpibind_auto_export(r->t, &r->share, r->local, r->omp_exports,
+                      set_process_env, NULL);
 }
 
 /* Step 9: an OpenMP runtime already loaded.  Stale (it read OMP_* before
@@ -603,7 +709,7 @@ static int apply_task(struct task_run *r) {
     return problem(t, r->local, t->error);
   r->slot = r->local;
   r->t_nthreads_given = t->nthreads > 0;
-  r->omp_exports = t->place_threads || !is_interpreter();
+  r->omp_exports = mpibind_auto_omp_exports(t);
 
   if (mpibind_init(&r->h) != 0 || r->h == NULL) {
     r->msg = mpibind_auto_strdupf("cannot create a handle: %s",

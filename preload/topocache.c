@@ -182,8 +182,15 @@ char *mpibind_auto_machine_key(void) {
 /* A directory that cannot exist: no plugin is found there. */
 #define NO_PLUGINS_PATH "/nonexistent/mpibind-no-hwloc-plugins"
 
+static int plugins_off_disabled;
+
+void mpibind_auto_plugins_off_disable(void) { plugins_off_disabled = 1; }
+
 void mpibind_auto_plugins_off_begin(char **saved) {
   const char *v = getenv("HWLOC_PLUGINS_PATH");
+  *saved = NULL;
+  if (plugins_off_disabled)
+    return;
   /* Even the user's own plugin directory: loading XML needs no plugin,
    * and a site's GPU plugins would pull their GPU runtimes into the
    * task. */
@@ -192,6 +199,8 @@ void mpibind_auto_plugins_off_begin(char **saved) {
 }
 
 void mpibind_auto_plugins_off_end(char *saved) {
+  if (plugins_off_disabled)
+    return;
   if (saved) {
     setenv("HWLOC_PLUGINS_PATH", saved, 1);
     free(saved);

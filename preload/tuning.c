@@ -79,8 +79,9 @@ static void keep_error(struct mpibind_auto_tuning *t, char *msg) {
 }
 
 /* `name` or `name:0|1`; returns 1 when the word has that name. */
-static int bool_word(struct mpibind_auto_tuning *t, const char *value,
-                     const char *w, size_t len, const char *name, int *out) {
+static int bool_word(struct mpibind_auto_tuning *t, const char *label,
+                     const char *value, const char *w, size_t len,
+                     const char *name, int *out) {
   size_t n = strlen(name);
   if (len < n || strncasecmp(w, name, n) != 0)
     return 0;
@@ -95,9 +96,9 @@ static int bool_word(struct mpibind_auto_tuning *t, const char *value,
     return 1;
   }
   keep_error(t, mpibind_auto_strdupf(
-                    "MPIBIND='%s': bad value in '%.*s' (expected %s, "
+                    "%s='%s': bad value in '%.*s' (expected %s, "
                     "%s:0 or %s:1)",
-                    value, (int)len, w, name, name, name));
+                    label, value, (int)len, w, name, name, name));
   return 1;
 }
 
@@ -105,7 +106,8 @@ static int is_word(const char *w, size_t len, const char *name) {
   return strlen(name) == len && strncasecmp(w, name, len) == 0;
 }
 
-static void parse_mpibind(struct mpibind_auto_tuning *t, const char *value) {
+static void parse_mpibind(struct mpibind_auto_tuning *t, const char *label,
+                          const char *value) {
   const char *p = value;
   while (*p) {
     const char *end = strchr(p, ',');
@@ -151,10 +153,10 @@ static void parse_mpibind(struct mpibind_auto_tuning *t, const char *value) {
         t->smt = k;
       else
         keep_error(t, mpibind_auto_strdupf(
-                          "MPIBIND='%s': bad value in '%.*s' (expected "
+                          "%s='%s': bad value in '%.*s' (expected "
                           "smt:K with K a number of hardware threads per "
                           "core, 0 to choose)",
-                          value, (int)len, w));
+                          label, value, (int)len, w));
     } else if (len >= 4 && strncasecmp(w, "draw", 4) == 0 &&
                (len == 4 || w[4] == ':')) {
       /* draw:PATH, the path as typed (case kept); the last one wins */
@@ -163,22 +165,22 @@ static void parse_mpibind(struct mpibind_auto_tuning *t, const char *value) {
         t->draw = strndup(w + 5, len - 5);
       } else {
         keep_error(t, mpibind_auto_strdupf(
-                          "MPIBIND='%s': missing file in '%.*s' (expected "
+                          "%s='%s': missing file in '%.*s' (expected "
                           "draw:PATH, PATH ending in .svg, .png, .pdf or "
                           ".xml)",
-                          value, (int)len, w));
+                          label, value, (int)len, w));
       }
-    } else if (bool_word(t, value, w, len, "greedy", &b)) {
+    } else if (bool_word(t, label, value, w, len, "greedy", &b)) {
       if (b >= 0)
         t->greedy = b;
-    } else if (bool_word(t, value, w, len, "gpu_optim", &b) ||
-               bool_word(t, value, w, len, "gpu", &b)) {
+    } else if (bool_word(t, label, value, w, len, "gpu_optim", &b) ||
+               bool_word(t, label, value, w, len, "gpu", &b)) {
       if (b >= 0)
         t->gpu_optim = b;
     } else {
       keep_error(t, mpibind_auto_strdupf(
-                        "MPIBIND='%s': unknown word '%.*s' (expected %s)",
-                        value, (int)len, w, WORDS_EXPECTED));
+                        "%s='%s': unknown word '%.*s' (expected %s)",
+                        label, value, (int)len, w, WORDS_EXPECTED));
     }
     p = *end ? end + 1 : end;
   }
@@ -191,20 +193,49 @@ static int all_space(const char *s) {
   return 1;
 }
 
-int mpibind_auto_tuning_read(struct mpibind_auto_tuning *t) {
-  const char *v;
+static void tuning_defaults(struct mpibind_auto_tuning *t,
+                            mpibind_auto_getenv_f get, void *ctx) {
   memset(t, 0, sizeof *t);
   t->smt = t->greedy = t->gpu_optim = -1;
   t->restrict_type = -1;
   t->nthreads = -1;
+  t->get = get;
+  t->get_ctx = ctx;
+}
 
-  v = getenv("MPIBIND");
+int mpibind_auto_tuning_words(struct mpibind_auto_tuning *t, const char *label,
+                              const char *value) {
+  tuning_defaults(t, NULL, NULL);
+  parse_mpibind(t, label, value ? value : "");
+  return t->error ? -1 : 0;
+}
+
+static const char *process_getenv(const char *name, void *ctx) {
+  (void)ctx;
+  return getenv(name);
+}
+
+const char *mpibind_auto_getenv(const struct mpibind_auto_tuning *t,
+                                const char *name) {
+  return t->get ? t->get(name, t->get_ctx) : getenv(name);
+}
+
+int mpibind_auto_tuning_read(struct mpibind_auto_tuning *t) {
+  return mpibind_auto_tuning_read_from(t, process_getenv, NULL);
+}
+
+int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
+                                  mpibind_auto_getenv_f get, void *ctx) {
+  const char *v;
+  tuning_defaults(t, get, ctx);
+
+  v = get("MPIBIND", ctx);
   if (v != NULL)
-    parse_mpibind(t, v);
+    parse_mpibind(t, "MPIBIND", v);
   if (t->off)
     return 0; /* off means no side effect, not even a warning */
 
-  v = getenv("MPIBIND_RESTRICT");
+  v = get("MPIBIND_RESTRICT", ctx);
   if (v != NULL) {
     if (all_space(v))
       keep_error(t, mpibind_auto_strdupf(
@@ -215,7 +246,7 @@ int mpibind_auto_tuning_read(struct mpibind_auto_tuning *t) {
       t->restrict_ids = v;
   }
 
-  v = getenv("MPIBIND_RESTRICT_TYPE");
+  v = get("MPIBIND_RESTRICT_TYPE", ctx);
   if (v != NULL) {
     const char *s = v;
     size_t len;
@@ -235,7 +266,7 @@ int mpibind_auto_tuning_read(struct mpibind_auto_tuning *t) {
                         v));
   }
 
-  v = getenv("MPIBIND_TOPOFILE");
+  v = get("MPIBIND_TOPOFILE", ctx);
   if (v != NULL) {
     if (all_space(v))
       keep_error(t, mpibind_auto_strdupf(
@@ -248,7 +279,7 @@ int mpibind_auto_tuning_read(struct mpibind_auto_tuning *t) {
 
   /* OMP_NUM_THREADS may be a list for nested levels ("4,2"): the first
    * entry is the task's thread count. */
-  v = getenv("OMP_NUM_THREADS");
+  v = get("OMP_NUM_THREADS", ctx);
   if (v != NULL && !all_space(v)) {
     const char *s = v;
     const char *e;

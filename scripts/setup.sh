@@ -15,7 +15,7 @@ MPIBIND_PACKAGES=(
   libhwloc-dev hwloc-nox check
   python3 python3-cffi python3-pytest python3-mpi4py
   openmpi-bin libopenmpi-dev mpich libmpich-dev
-  slurmctld slurmd slurm-client munge
+  slurmctld slurmd slurm-client munge libslurm-dev
   scdoc python3-mesonpy python3-venv librsvg2-bin
   clang libclang-rt-14-dev
 )

@@ -20,7 +20,7 @@ _reap_stale), which only touches directories made by this module whose
 owning process is gone.
 
 Command line use (a shell or a command inside the cluster):
-    slurm_cluster.py [--keep-logs DIR] -- srun -N2 -n4 hostname
+    slurm_cluster.py [--keep-logs DIR] [--plugstack LINE] [--gpus N] -- srun -N2 -n4 hostname
 Exit 77 when not root or when Slurm/munge are not installed (meson SKIP).
 """
 
@@ -31,6 +31,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -209,10 +210,22 @@ class SlurmCluster:
     run()/client_env(), stop with stop().  stop() is safe to call twice and
     after a failed start."""
 
-    def __init__(self, ready_timeout=60.0, keep_logs=None, verbose=False):
+    def __init__(self, ready_timeout=60.0, keep_logs=None, verbose=False,
+                 plugstack=None, gpus=0):
+        """plugstack: lines of a plugstack.conf (e.g. "required
+        /path/mpibind_slurm.so default_off"), written next to slurm.conf
+        and named by PlugStackConfig; None for no SPANK plugin.  It can be
+        rewritten between steps with set_plugstack(): srun and every
+        step's slurmstepd read it afresh.
+        gpus: number of fake GPUs per node: character devices made with
+        mknod (major 195, the NVIDIA one, so nothing opens a real device)
+        in the temporary directory, declared as gres "gpu" on both nodes;
+        Slurm then sets CUDA_VISIBLE_DEVICES for steps that ask for GPUs."""
         self.ready_timeout = ready_timeout
         self.keep_logs = keep_logs
         self.verbose = verbose
+        self.plugstack = list(plugstack) if plugstack is not None else None
+        self.gpus = int(gpus)
         self.dir = None
         self.conf = None
         self.procs = {}          # name -> Popen of the daemons we started
@@ -337,6 +350,15 @@ class SlurmCluster:
             os.makedirs(os.path.join(d, sub), 0o755)
 
         self.hardware = _node_hardware()
+        extra = ""
+        if self.plugstack is not None:
+            extra += "PlugStackConfig={d}/plugstack.conf\n".format(d=d)
+            self.set_plugstack(self.plugstack, d)
+        gres = ""
+        if self.gpus > 0:
+            extra += "GresTypes=gpu\n"
+            gres = " Gres=gpu:%d" % self.gpus
+            self._make_gpus(d)
         self.base_port = _pick_ports(1 + len(NODES))
         ctld_port = self.base_port
         first, last = self.base_port + 1, self.base_port + len(NODES)
@@ -370,12 +392,31 @@ SlurmdPidFile={d}/slurmd.%n.pid
 SlurmdLogFile={d}/slurmd.%n.log
 TmpFS={d}/tmpfs/%n
 SlurmdParameters=config_overrides
-NodeName=n[1-{nn}] NodeHostname=localhost NodeAddr=127.0.0.1 Port={first}-{last} {hw} State=UNKNOWN
+{extra}NodeName=n[1-{nn}] NodeHostname=localhost NodeAddr=127.0.0.1 Port={first}-{last} {hw}{gres} State=UNKNOWN
 PartitionName=test Nodes=n[1-{nn}] Default=YES MaxTime=INFINITE State=UP
-""".format(d=d, ctld_port=ctld_port, nn=len(NODES), first=first, last=last, hw=self.hardware)
+""".format(d=d, ctld_port=ctld_port, nn=len(NODES), first=first, last=last, hw=self.hardware,
+           extra=extra, gres=gres)
         self.conf = os.path.join(d, "slurm.conf")
         with open(self.conf, "w") as f:
             f.write(conf)
+
+    def set_plugstack(self, lines, d=None):
+        """(Re)writes plugstack.conf; the cluster must have been created
+        with a plugstack (PlugStackConfig is only read at start)."""
+        d = d or self.dir
+        tmp = os.path.join(d, "plugstack.conf.new")
+        with open(tmp, "w") as f:
+            f.write("".join(l + "\n" for l in lines))
+        os.rename(tmp, os.path.join(d, "plugstack.conf"))
+        self.plugstack = list(lines)
+
+    def _make_gpus(self, d):
+        dev = os.path.join(d, "dev")
+        os.mkdir(dev, 0o755)
+        for i in range(self.gpus):
+            os.mknod(os.path.join(dev, "nvidia%d" % i), 0o666 | stat.S_IFCHR, os.makedev(195, i))
+        with open(os.path.join(d, "gres.conf"), "w") as f:
+            f.write("Name=gpu File=%s/nvidia[0-%d]\n" % (dev, self.gpus - 1))
 
     def _spawn(self, name, argv):
         log = open(os.path.join(self.dir, name + ".out"), "wb")
@@ -478,6 +519,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--keep-logs", metavar="DIR", help="copy the daemon logs here at stop")
     ap.add_argument("--ready-timeout", type=float, default=60.0)
+    ap.add_argument("--plugstack", action="append", metavar="LINE",
+                    help="a plugstack.conf line, e.g. 'required /path/mpibind_slurm.so' (repeatable)")
+    ap.add_argument("--gpus", type=int, default=0, help="fake GPUs (gres) per node")
     ap.add_argument("command", nargs=argparse.REMAINDER,
                     help="-- command to run with SLURM_CONF set (default: an interactive shell)")
     args = ap.parse_args(argv)
@@ -485,7 +529,8 @@ def main(argv=None):
     if not cmd:
         cmd = [os.environ.get("SHELL", "/bin/sh")]
     with signals_raise():
-        cluster = SlurmCluster(ready_timeout=args.ready_timeout, keep_logs=args.keep_logs, verbose=True)
+        cluster = SlurmCluster(ready_timeout=args.ready_timeout, keep_logs=args.keep_logs, verbose=True,
+                               plugstack=args.plugstack, gpus=args.gpus)
         try:
             cluster.start()
         except ClusterSkip as e:
