@@ -15,9 +15,11 @@
  *
  * Failures: one line on stderr, exit 1; usage: exit 2.
  */
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "autobind-internal.h"
 
@@ -72,7 +74,32 @@ static int check(const char *path) {
   return rc;
 }
 
+/* Started by a process that runs as the user only in its effective ids
+ * (the Slurm plugin in slurmstepd, which keeps root as its real uid), the
+ * helper would parse the user's XML with root as its real uid and every
+ * capability permitted.  It becomes the effective user entirely before
+ * anything else (allowed without privilege: the new ids are current
+ * ones).  0, or -1 when the ids cannot be dropped. */
+static int drop_to_effective_ids(void) {
+  uid_t ruid, euid, suid;
+  gid_t rgid, egid, sgid;
+  if (getresuid(&ruid, &euid, &suid) != 0 ||
+      getresgid(&rgid, &egid, &sgid) != 0)
+    return -1;
+  if (rgid != egid || sgid != egid)
+    if (setresgid(egid, egid, egid) != 0)
+      return -1;
+  if (ruid != euid || suid != euid)
+    if (setresuid(euid, euid, euid) != 0)
+      return -1;
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (drop_to_effective_ids() != 0) {
+    fprintf(stderr, "cannot run as the effective user only\n");
+    return 1;
+  }
   if (argc == 1)
     return discover();
   if (argc == 3 && strcmp(argv[1], "--check") == 0)

@@ -34,7 +34,9 @@ Cases (the issue's list):
   bad        a bad --mpibind value: srun, sbatch and salloc refuse it with
              a line naming it; a bad environment value: one line, the
              step runs unbound;
-  user       a non-root user's step is mapped;
+  user       a non-root user's step is mapped, also on a node without
+             the user's topology cache (discovered in the helper from
+             slurmstepd, the cache file written);
   gpus       fake GPUs with a GPU node's XML in MPIBIND_TOPOFILE and
              dryrun: each task's CUDA_VISIBLE_DEVICES within the step's.
 
@@ -552,6 +554,8 @@ class PluginRunner(ts.Runner):
                                 TEST_USER], check=True, capture_output=True)
                 created = True
             uid = pwd.getpwnam(TEST_USER).pw_uid
+            # first cold (no cache of the user's), then warm (its cache)
+            self.cold_cache_as(uid)
             r = self.run(["runuser", "-u", TEST_USER, "--", "srun", "-t", "3", "-N2", "-n4", "-m", "block",
                           "--exclusive", "--mpibind=v", "/bin/sh", "-c", SH_PROBE])
             tasks, problems = self.expect_tasks(r, 4)
@@ -565,6 +569,40 @@ class PluginRunner(ts.Runner):
         finally:
             if created:
                 subprocess.run(["userdel", TEST_USER], capture_output=True)
+
+    def cold_cache_as(self, uid):
+        """A user's step on a node without the user's topology cache: the
+        plugin, in slurmstepd as that user, discovers the node in the
+        preload's helper (mpibind-discover) and writes the cache file for
+        the next steps; the step is mapped."""
+        cache = "/tmp/mpibind-%d" % uid
+        if os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("MPIBIND_CACHE_DIR"):
+            self.record("plugin-cold-cache-discovery-in-helper",
+                        ["the cluster's daemons have XDG_RUNTIME_DIR/MPIBIND_CACHE_DIR: "
+                         "cannot tell where the plugin's cache is"])
+            return
+        if os.path.isdir(cache):
+            for name in os.listdir(cache):
+                if name.startswith("topo-"):
+                    os.unlink(os.path.join(cache, name))
+        t0 = time.time()
+        r = self.run(["runuser", "-u", TEST_USER, "--", "srun", "-t", "3", "-N2", "-n4", "-m", "block",
+                      "--exclusive", "--mpibind=v", "/bin/sh", "-c", SH_PROBE])
+        tasks, problems = self.expect_tasks(r, 4)
+        self.expect_node_mapping(tasks, problems, 2, 4)
+        written = []
+        if os.path.isdir(cache):
+            for name in os.listdir(cache):
+                path = os.path.join(cache, name)
+                st = os.stat(path)
+                if name.startswith("topo-") and name.endswith(".xml") and \
+                        st.st_uid == uid and st.st_mtime >= t0 - 1:
+                    with open(path, errors="replace") as f:
+                        if "<topology" in f.read():
+                            written.append(name)
+        if not written:
+            problems.append("no topology cache file written in %s by the step's discovery" % cache)
+        self.record("plugin-cold-cache-discovery-in-helper", problems, r)
 
     def preview_with(self, k, *opts):
         """task -> (nths, cpus) of `mpibind -n k opts...`."""
