@@ -13,6 +13,9 @@ What they pin down (docs/interfaces.md, "Untrusted topology files" and
   tasks run unbound, one discovery attempted per node);
 - HWLOC_XMLFILE, HWLOC_SYNTHETIC, HWLOC_FSROOT, HWLOC_COMPONENTS in the
   environment do not replace this machine in the discovery;
+- the helper started with root as real uid and a user as effective uid
+  (the Slurm plugin's slurmstepd) runs as that user only, with no
+  permitted capability, and still finds libmpibind;
 - a FIFO at the cache file's name or as MPIBIND_TRACE does not block; a
   huge file at the cache's name is not read; another job's lock does not
   hold a task.
@@ -419,3 +422,56 @@ def test_cold_launch_loads_no_gpu_plugin_in_ranks(tmp_path):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"] + sys.argv[1:]))
+
+
+# ---- a helper started with root as real uid ------------------------------
+
+def _ids_line(status, key):
+    for line in status.splitlines():
+        if line.startswith(key + ":"):
+            return line.split()[1:]
+    return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a process with mixed ids")
+def test_helper_runs_as_its_effective_user_only(tmp_path):
+    """The Slurm plugin starts the helper from slurmstepd, whose real uid
+    stays root while it acts for the user: the helper must drop to the
+    effective user (no root real uid, no permitted capability) before
+    hwloc loads any plugin or parses anything, and still find libmpibind
+    (the loader's secure mode ignores $ORIGIN)."""
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    import pathlib
+    import tempfile
+    # pytest's directories are root's alone: the helper, as nobody, logs here
+    work = pathlib.Path(tempfile.mkdtemp(prefix="mpibind-ids-"))
+    os.chmod(work, 0o777)
+    log = work / "fault-log"
+    helper = os.path.join(os.path.dirname(PRELOAD.split()[-1]), "mpibind-discover")
+
+    def mixed_ids():
+        os.setresgid(0, nobody.pw_gid, 0)
+        os.setgroups([])
+        os.setresuid(0, nobody.pw_uid, 0)
+
+    env = clean_env(HWLOC_PLUGINS_PATH=FAULT_DIR, MPIBIND_TEST_FAULT="hang",
+                    MPIBIND_TEST_FAULT_LOG=str(log))
+    p = subprocess.Popen([helper], env=env, preexec_fn=mixed_ids,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (log.exists() and log.read_text().strip()) and p.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert p.poll() is None, p.communicate()[1]
+        assert log.read_text().split() == [str(p.pid)], "the hanging plugin did not start"
+        # the hanging plugin runs in the helper itself: its ids are the helper's
+        status = open("/proc/%d/status" % p.pid).read()
+        assert _ids_line(status, "Uid") == [str(nobody.pw_uid)] * 4, status
+        assert _ids_line(status, "Gid") == [str(nobody.pw_gid)] * 4, status
+        assert int(_ids_line(status, "CapPrm")[0], 16) == 0, status
+    finally:
+        p.kill()
+        p.wait()
+        shutil.rmtree(work, ignore_errors=True)
