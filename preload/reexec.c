@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include <unistd.h>
 
 #include "autobind-internal.h"
+#include "mb_parse.h"
 
 #define REEXEC_VAR "MPIBIND_REEXEC"
 
@@ -45,12 +47,11 @@ static int under_valgrind(void) {
 
 int mpibind_auto_reexec_done(void) {
   const char *v = getenv(REEXEC_VAR);
-  char *end;
-  long pid;
+  long long pid;
   if (v == NULL)
     return 0;
-  pid = strtol(v, &end, 10);
-  return *end == '\0' && end != v && pid == (long)getpid();
+  return mb_parse_decimal(v, strlen(v), 0, INT_MAX, &pid) == 0 &&
+         pid == (long long)getpid();
 }
 
 void mpibind_auto_reexec_forget(void) { unsetenv(REEXEC_VAR); }

@@ -607,6 +607,28 @@ def test_node_mapping_per_task_gpus_from_the_file(tmp):
     assert r.env["OMP_NUM_THREADS"] == "77", r   # task 3's record, from the file
     assert map_file(cache) == path                # one mapping for both lists
 
+@pytest.mark.parametrize("junk", ["+4", " 4", "4 ", "4x", "0x4", "99999999999999999999"])
+def test_slurm_gpus_on_node_is_a_decimal_count(tmp, junk):
+    """Slurm 22.05 sets SLURM_STEP_GPUS per task: a task's one GPU of the
+    node's four is then a share only because SLURM_GPUS_ON_NODE counts
+    more.  That count is read by the project's one decimal rule: a value
+    with a sign, blanks, other characters or beyond any count is no count,
+    and the task's list is its allocation."""
+    def env(on_node):
+        return {**task_env(0, 4, "SLURM"), **lassen_env(),
+                "SLURM_JOB_CPUS_PER_NODE": "100000", "SLURM_STEP_GPUS": "2",
+                "CUDA_VISIBLE_DEVICES": "2", "SLURM_GPUS_ON_NODE": on_node}
+
+    share = run(tmp, env("4"), cache=tmp / "share")
+    assert share.rc == 0 and share.env["CUDA_VISIBLE_DEVICES"] == "2", share
+    assert parse_list(share.trace[0][7]) == LASSEN_ROWS[4][2][1], share
+    alone = run(tmp, env("1"), cache=tmp / "alone")   # no more GPUs than its own
+    assert parse_list(alone.trace[0][7]) != LASSEN_ROWS[4][2][1], alone
+    r = run(tmp, env(junk), cache=tmp / "junk")
+    assert r.rc == 0 and r.trace[0][7] == alone.trace[0][7], r
+    assert r.env.get("OMP_NUM_THREADS") == alone.env.get("OMP_NUM_THREADS"), r
+
+
 def test_node_mapping_keyed_by_every_input(tmp):
     """Another tuning, task count, GPU allocation or topology file (even
     the same path, changed) is another mapping."""
@@ -838,3 +860,10 @@ def test_slurm_step_cpus_unknown(tmp):
     assert r.trace[0][6] == "0", r
     r = run(tmp, slurm_step(0, 1, "1", "none", ""))
     assert [l for l in r.stderr.splitlines() if "mpibind" in l] == [], r
+    # a map_cpu entry is a decimal CPU number (the project's one rule):
+    # signed, blank-padded or overflowing entries are not understood
+    for entry in (f"+{BASE_AFF[-1]}", f" {BASE_AFF[-1]}", "9" * 20):
+        r = run(tmp, {**slurm_step(0, 1, "1", "map_cpu:", entry), "MPIBIND": "v"})
+        assert r.rc == 0 and r.probe["aff"] == BASE_AFF, (entry, r)
+        lines = [l for l in r.stderr.splitlines() if "mpibind" in l]
+        assert len(lines) == 1 and "unknown" in lines[0], (entry, r)
