@@ -145,9 +145,10 @@ void mpibind_auto_set_program(const char *argv0) { program_name = argv0; }
 
 /* An interpreter loads its OpenMP runtime late (numpy, scipy, torch, an
  * extension), and GNU libgomp then binds the thread that loads it, and
- * with it every later thread and child of the process, to the first place
- * (issue 7.2).  Python is recognized by its name or, in the process
- * itself, by its C API. */
+ * with it every later thread and child of the process, to the first place:
+ * an interpreter gets no OMP_PLACES/OMP_PROC_BIND unless MPIBIND asks for
+ * them (place_threads).  Python is recognized by its name or, in the
+ * process itself, by its C API. */
 static int is_interpreter(void) {
   const char *name = program_name ? program_name : program_invocation_name;
   const char *base = name ? strrchr(name, '/') : NULL;
@@ -260,9 +261,9 @@ static int load_topology(void *vr) {
   return topology_source(vr);
 }
 
-/* Step 4: the CPUs the launch gave the job on this node (issue 7.4).  Only
- * for a topology of this machine: a dryrun on another node's file maps
- * that node whole. */
+/* Step 4: the CPUs the launch gave the job on this node, outside which no
+ * task may be bound.  Only for a topology of this machine: a dryrun on
+ * another node's file maps that node whole. */
 static int limit_to_job(struct task_run *r) {
   hwloc_topology_t topo = mpibind_get_topology(r->h);
   hwloc_bitmap_t cpus;
@@ -475,8 +476,10 @@ static int bind_memory(struct task_run *r) {
 }
 
 /* Step 7: bind (without a topology: the task may have read its share
- * only), then check that the kernel has the mask (issue 11.3: bound=1 and
- * MPIBIND_APPLIED=1 must not lie). */
+ * only), then check that the kernel has the mask, so that bound=1 in the
+ * trace never claims a binding the kernel does not have.  Under dryrun
+ * nothing is bound (bound=0), and the task is still mapped and exported:
+ * MPIBIND_APPLIED=1 says that much, not that its CPUs were bound. */
 static int bind_task(struct task_run *r) {
   hwloc_bitmap_t got;
   if (r->t->dryrun)

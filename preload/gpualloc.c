@@ -1,5 +1,6 @@
 /*
- * gpualloc.c - the GPU allocation a task starts with (issue 7.5).
+ * gpualloc.c - the GPU allocation a task starts with: a task is mapped only
+ * GPUs the launch gave the job, and a per-task list stays the task's own.
  *
  * A *_VISIBLE_DEVICES set at launch is either the node's allocation, the
  * same in every task (`srun --gpus=4`, a variable exported in the job

@@ -1,5 +1,6 @@
 /*
- * jobcpus.c - which CPUs of this node the launch gave the job (issue 7.4).
+ * jobcpus.c - which CPUs of this node the launch gave the job: no task is
+ * ever bound to a CPU outside them.
  *
  * hwloc's allowed CPUs are the cgroup's, which is the job's only where the
  * resource manager confines jobs with cpuset cgroups.  Where jobs share a

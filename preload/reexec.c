@@ -1,7 +1,8 @@
 /*
  * reexec.c - starting the program again, in the same process, so that an
  * OpenMP runtime that read its variables before the preload ran reads them
- * again (issue 7.1).
+ * again: each task's threads must follow the task's binding even where
+ * the runtime started first.
  *
  * execve("/proc/self/exe", argv of /proc/self/cmdline, environ) keeps the
  * pid, the arguments, the open file descriptors, the binding and the
