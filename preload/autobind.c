@@ -475,19 +475,48 @@ static int bind_memory(struct task_run *r) {
   return 0;
 }
 
+/* A failure after binding: the CPUs the task had before, given back so
+ * that the report's "running unbound" is true (all threads get the
+ * calling thread's former mask; at load there is one thread). */
+static void unbind_task(struct task_run *r, const char *before) {
+  char *msg;
+  if (mpibind_apply_cpus(r->h, before) == 0)
+    return;
+  msg = mpibind_auto_strdupf("%s (and its former CPUs %s could not be "
+                             "restored: %s)", r->msg, before,
+                             mpibind_get_error(r->h));
+  if (msg) {
+    free(r->msg);
+    r->msg = msg;
+  }
+}
+
 /* Step 7: bind (without a topology: the task may have read its share
  * only), then check that the kernel has the mask, so that bound=1 in the
  * trace never claims a binding the kernel does not have.  Under dryrun
  * nothing is bound (bound=0), and the task is still mapped and exported:
- * MPIBIND_APPLIED=1 says that much, not that its CPUs were bound. */
+ * MPIBIND_APPLIED=1 says that much, not that its CPUs were bound.  A
+ * failure here (membind included) gives the CPUs back: the task runs as
+ * it was, unbound by mpibind. */
 static int bind_task(struct task_run *r) {
   hwloc_bitmap_t got;
+  char *before = NULL;
+  int rc = -1;
   if (r->t->dryrun)
     return 0;
+  got = hwloc_bitmap_alloc();
+  if (got == NULL || mpibind_auto_affinity(0, got) != 0 ||
+      hwloc_bitmap_list_asprintf(&before, got) < 0) {
+    r->msg = mpibind_auto_strdupf("cannot read task %d's CPUs before "
+                                  "binding it", r->local);
+    hwloc_bitmap_free(got);
+    return -1;
+  }
+  hwloc_bitmap_free(got);
   if (mpibind_apply_cpus(r->h, r->cpus) != 0) {
     r->msg = mpibind_auto_strdupf("cannot bind task %d to CPUs %s: %s",
                                   r->local, r->cpus, mpibind_get_error(r->h));
-    return -1;
+    goto out; /* threads may have been bound before one was refused */
   }
   got = hwloc_bitmap_alloc();
   if (got == NULL || mpibind_auto_affinity(0, got) != 0 ||
@@ -500,13 +529,18 @@ static int bind_task(struct task_run *r) {
         r->local, r->cpus, g ? g : "?");
     free(g);
     hwloc_bitmap_free(got);
-    return -1;
+    goto out;
   }
   hwloc_bitmap_free(got);
-  r->bound = 1;
   if (r->t->membind && bind_memory(r) != 0)
-    return -1;
-  return 0;
+    goto out;
+  r->bound = 1;
+  rc = 0;
+out:
+  if (rc != 0)
+    unbind_task(r, before);
+  free(before);
+  return rc;
 }
 
 /* Step 8: the task's variables (docs/algorithm.md step 6). */

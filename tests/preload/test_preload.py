@@ -794,6 +794,38 @@ def test_membind_from_the_node_mapping_record(tmp):
     assert r.rc == 0 and r.probe["mode"] == MPOL_DEFAULT, r
     assert r.env.get("MPIBIND_APPLIED") == "0" and r.trace[0][6] == "0", r
 
+
+@pytest.mark.skipif(__import__("platform").machine() not in ("x86_64", "aarch64", "ppc64le"),
+                    reason="get_mempolicy's syscall number is known for x86_64, aarch64, ppc64le")
+@pytest.mark.skipif(len(BASE_AFF) < 2, reason="needs two CPUs (task 0 of two gets fewer than all)")
+def test_membind_failure_leaves_the_task_unbound(tmp):
+    """The kernel refuses the memory binding after the CPUs were bound:
+    the one line says the task runs unbound, and it does (its CPUs are
+    given back), with nothing exported."""
+    argv = ["/usr/bin/python3", "-c", MEMPOLICY_PROBE]
+    cache = tmp / "c"
+    env = {"MPIBIND": "membind"}
+    first = run(tmp, {**task_env(1, 2), **env}, cache=cache, argv=argv)
+    assert first.rc == 0 and first.probe["mode"] == MPOL_BIND, first
+    path = map_file(cache)
+    data = bytearray(path.read_bytes())
+    a, b = map_records(bytes(data))[0]
+    m = re.search(rb"\nmems=([^\n]*)\n", bytes(data[a:b]))
+    stored = m.group(1)
+    absent = str(max(machine_numa_nodes()) + 1).encode()
+    if len(absent) > len(stored):
+        pytest.skip("node numbers too wide to edit the record in place")
+    data[a:b] = data[a:b].replace(b"\nmems=" + stored + b"\n",
+                                  b"\nmems=" + (absent * len(stored))[:len(stored)] + b"\n")
+    path.write_bytes(bytes(data))
+    r = run(tmp, {**task_env(0, 2), **env}, cache=cache, argv=argv)
+    assert r.rc == 0 and r.probe["mode"] == MPOL_DEFAULT, r
+    lines = [l for l in r.stderr.splitlines() if "mpibind" in l]
+    assert len(lines) == 1 and "memory" in lines[0] and "running unbound" in lines[0], r
+    assert r.probe["aff"] == BASE_AFF, r      # what the line says
+    assert r.env.get("MPIBIND_APPLIED") == "0" and "OMP_NUM_THREADS" not in r.env, r
+    assert r.trace[0][6] == "0", r
+
 def test_bound_means_the_kernel_mask(tmp):
     """HWLOC_XMLFILE makes hwloc describe a file instead of the machine;
     a binding on such a topology is a silent no-op in hwloc.  bound=1 and
