@@ -14,6 +14,7 @@
  * launch gives its tasks other launcher variables, hence another key.
  */
 #define _GNU_SOURCE
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "autobind-internal.h"
+#include "mb_parse.h"
 
 /* The variables that say which task of which launch this is, and how it
  * is tuned.  Never one that applying exports (OMP_*, *_VISIBLE_DEVICES):
@@ -79,18 +81,19 @@ static void compute_key(const char *extra) {
 int mpibind_auto_applied_check(const char *extra, int explicit_request) {
   const char *state = getenv("MPIBIND_APPLIED");
   const char *mark = getenv("MPIBIND_APPLIED_TASK");
-  char *end;
-  unsigned long long pid;
+  const char *colon;
+  long long pid;
   compute_key(extra);
   if (explicit_request || state == NULL || mark == NULL ||
       (strcmp(state, "1") != 0 && strcmp(state, "0") != 0))
     return 0;
-  pid = strtoull(mark, &end, 10);
-  if (end == mark || *end != ':')
+  colon = strchr(mark, ':');
+  if (colon == NULL ||
+      mb_parse_decimal(mark, (size_t)(colon - mark), 0, INT_MAX, &pid) != 0)
     return 0; /* not ours: a stray value decides nothing */
-  if (pid == (unsigned long long)getpid())
+  if (pid == (long long)getpid())
     return 1; /* this very process, a second pass */
-  return strcmp(end + 1, this_key) == 0; /* the same task's tree */
+  return strcmp(colon + 1, this_key) == 0; /* the same task's tree */
 }
 
 int mpibind_auto_applied_mark_for(int bound, long pid,

@@ -300,7 +300,9 @@ int mpibind_auto_compute(const struct mpibind_auto_tuning *t, mpibind_t *h,
  * the share s, without a topology (mpibind_apply_cpus), then checks that
  * the kernel reports exactly them; with `membind`, also its memory to the
  * share's NUMA nodes (*mem_what then says where, for the verbose report).
- * `local` is the task's own number, for messages.  0, or -1 with *msg. */
+ * A failure gives the thread back the CPUs it had (the task then runs
+ * as it was).  `local` is the task's own number, for messages.  0, or -1
+ * with *msg. */
 int mpibind_auto_bind(const struct mpibind_auto_tuning *t, mpibind_t *h,
                       int local, const struct mpibind_auto_share *s,
                       char **mem_what, char **msg);

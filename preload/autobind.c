@@ -144,9 +144,10 @@ void mpibind_auto_set_program(const char *argv0) { program_name = argv0; }
 
 /* An interpreter loads its OpenMP runtime late (numpy, scipy, torch, an
  * extension), and GNU libgomp then binds the thread that loads it, and
- * with it every later thread and child of the process, to the first place
- * (issue 7.2).  Python is recognized by its name or, in the process
- * itself, by its C API. */
+ * with it every later thread and child of the process, to the first place:
+ * an interpreter gets no OMP_PLACES/OMP_PROC_BIND unless MPIBIND asks for
+ * them (place_threads).  Python is recognized by its name or, in the
+ * process itself, by its C API. */
 static int is_interpreter(void) {
   const char *name = program_name ? program_name : program_invocation_name;
   const char *base = name ? strrchr(name, '/') : NULL;
@@ -275,8 +276,10 @@ static int bind_memory(int local, const char *nodes, char **what,
   return 0;
 }
 
-/* The kernel's mask of the calling thread equals the share's CPUs (issue
- * 11.3: bound=1 and MPIBIND_APPLIED=1 must not lie).  0, or -1 with *msg. */
+/* The kernel's mask of the calling thread equals the share's CPUs, so
+ * that bound=1 and MPIBIND_APPLIED=1 never claim a binding the kernel
+ * does not have (a topology of another machine makes hwloc succeed
+ * without binding anything).  0, or -1 with *msg. */
 static int check_kernel_mask(int local, const char *cpus, char **msg) {
   hwloc_bitmap_t want = hwloc_bitmap_alloc(), got = hwloc_bitmap_alloc();
   int rc = -1;
@@ -298,19 +301,66 @@ static int check_kernel_mask(int local, const char *cpus, char **msg) {
   return rc;
 }
 
-int mpibind_auto_bind(const struct mpibind_auto_tuning *t, mpibind_t *h,
+/* The calling thread's CPUs as a list (malloc'ed), or NULL with *msg. */
+static char *current_cpus(int local, char **msg) {
+  hwloc_bitmap_t got = hwloc_bitmap_alloc();
+  char *list = NULL;
+  if (got == NULL || mpibind_auto_affinity(0, got) != 0 ||
+      hwloc_bitmap_list_asprintf(&list, got) < 0) {
+    free(list);
+    list = NULL;
+    *msg = mpibind_auto_strdupf("cannot read task %d's CPUs before "
+                                "binding it", local);
+  }
+  hwloc_bitmap_free(got);
+  return list;
+}
+
+/* A failure after binding: the CPUs the task had before, given back so
+ * that the report's "running unbound" is true (all threads get the
+ * calling thread's former mask; at load there is one thread). */
+static void unbind(mpibind_t *h, const char *before, char **msg) {
+  char *m;
+  if (mpibind_apply_cpus(h, before) == 0)
+    return;
+  m = mpibind_auto_strdupf("%s (and its former CPUs %s could not be "
+                           "restored: %s)", *msg ? *msg : "out of memory",
+                           before, mpibind_get_error(h));
+  if (m) {
+    free(*msg);
+    *msg = m;
+  }
+}
+
+/* Binds CPUs, checks the kernel's mask, binds memory: the steps that
+ * unbind() undoes. */
+static int bind_share(const struct mpibind_auto_tuning *t, mpibind_t *h,
                       int local, const struct mpibind_auto_share *s,
                       char **mem_what, char **msg) {
   if (mpibind_apply_cpus(h, s->cpus) != 0) {
     *msg = mpibind_auto_strdupf("cannot bind task %d to CPUs %s: %s", local,
                                 s->cpus, mpibind_get_error(h));
-    return -1;
+    return -1; /* threads may have been bound before one was refused */
   }
   if (check_kernel_mask(local, s->cpus, msg) != 0)
     return -1;
   if (t->membind && bind_memory(local, s->mems, mem_what, msg) != 0)
     return -1;
   return 0;
+}
+
+int mpibind_auto_bind(const struct mpibind_auto_tuning *t, mpibind_t *h,
+                      int local, const struct mpibind_auto_share *s,
+                      char **mem_what, char **msg) {
+  char *before = current_cpus(local, msg);
+  int rc;
+  if (before == NULL)
+    return -1;
+  rc = bind_share(t, h, local, s, mem_what, msg);
+  if (rc != 0)
+    unbind(h, before, msg);
+  free(before);
+  return rc;
 }
 
 int mpibind_auto_omp_exports(const struct mpibind_auto_tuning *t) {
@@ -442,9 +492,9 @@ static int load_topology(void *vr) {
   return topology_source(vr);
 }
 
-/* Step 4: the CPUs the launch gave the job on this node (issue 7.4).  Only
- * for a topology of this machine: a dryrun on another node's file maps
- * that node whole. */
+/* Step 4: the CPUs the launch gave the job on this node, outside which no
+ * task may be bound.  Only for a topology of this machine: a dryrun on
+ * another node's file maps that node whole. */
 static int limit_to_job(struct task_run *r) {
   hwloc_topology_t topo = mpibind_get_topology(r->h);
   hwloc_bitmap_t cpus;
@@ -622,7 +672,12 @@ static void report(struct task_run *r) {
 }
 
 /* Step 7: bind (without a topology: the task may have read its share
- * only), checked against the kernel's mask; memory too with `membind`. */
+ * only), checked against the kernel's mask so that bound=1 in the trace
+ * never claims a binding the kernel does not have; memory too with
+ * `membind`.  Under dryrun nothing is bound (bound=0), and the task is
+ * still mapped and exported: MPIBIND_APPLIED=1 says that much, not that
+ * its CPUs were bound.  A failure gives the CPUs back (mpibind_auto_bind):
+ * the task runs as it was, unbound by mpibind. */
 static int bind_task(struct task_run *r) {
   if (r->t->dryrun)
     return 0;

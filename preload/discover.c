@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "autobind-internal.h"
+#include "mb_parse.h"
 
 extern char **environ;
 
@@ -119,17 +120,10 @@ static const char *helper_path(void) {
 /* MPIBIND_DISCOVERY_TIMEOUT in seconds; -1 with *error when malformed. */
 static int timeout_seconds(char **error) {
   const char *v = getenv("MPIBIND_DISCOVERY_TIMEOUT");
-  long s = 0;
+  long long s;
   if (v == NULL)
     return DEFAULT_TIMEOUT_SECONDS;
-  for (const char *p = v; *p; p++) {
-    if (*p < '0' || *p > '9' || s > MAX_TIMEOUT_SECONDS) {
-      s = -1;
-      break;
-    }
-    s = s * 10 + (*p - '0');
-  }
-  if (v[0] == '\0' || s < 1 || s > MAX_TIMEOUT_SECONDS) {
+  if (mb_parse_decimal(v, strlen(v), 1, MAX_TIMEOUT_SECONDS, &s) != 0) {
     *error = mpibind_auto_strdupf(
         "MPIBIND_DISCOVERY_TIMEOUT='%s' is invalid: expected whole seconds "
         "from 1 to %d",

@@ -1,5 +1,6 @@
 /*
- * gpualloc.c - the GPU allocation a task starts with (issue 7.5).
+ * gpualloc.c - the GPU allocation a task starts with: a task is mapped only
+ * GPUs the launch gave the job, and a per-task list stays the task's own.
  *
  * A *_VISIBLE_DEVICES set at launch is either the node's allocation, the
  * same in every task (`srun --gpus=4`, a variable exported in the job
@@ -36,12 +37,14 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "autobind-internal.h"
+#include "mb_parse.h"
 
 /* Per GPU variable of the library (mpibind_get_gpu_var(i)): the task's
  * own list when it is per-task, else NULL.  nown entries. */
@@ -256,11 +259,11 @@ int mpibind_auto_gpu_inputs(mpibind_t *h, const char *source, int local,
       /* Slurm 22.05 sets SLURM_STEP_GPUS per task too: then only the count
        * SLURM_GPUS_ON_NODE says that the step has more GPUs here */
       const char *on_node = getenv("SLURM_GPUS_ON_NODE");
-      char *end = NULL;
-      long n = on_node ? strtol(on_node, &end, 10) : 0;
+      long long n = 0;
       node = step;
-      if ((step == NULL || same_set(step, value)) && end && end != on_node &&
-          *end == '\0' && n > count_entries(value)) {
+      if ((step == NULL || same_set(step, value)) && on_node &&
+          mb_parse_decimal(on_node, strlen(on_node), 0, INT_MAX, &n) == 0 &&
+          n > count_entries(value)) {
         alloc = NULL; /* all of the vendor's GPUs */
         own[i] = strdup(value);
         goto set;
@@ -393,7 +396,14 @@ static int slot_of_lines(const char *gpus, const char *var, const char *list,
           free(v);
           return -1;
         }
-        found = atoi(l);
+        const char *tab = memchr(l, '\t', len);
+        long long t;
+        if (tab == NULL ||
+            mb_parse_decimal(l, (size_t)(tab - l), 0, INT_MAX, &t) != 0) {
+          free(v);
+          return -1; /* a damaged line names no task */
+        }
+        found = (int)t;
       }
       free(v);
     }

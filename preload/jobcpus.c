@@ -1,5 +1,6 @@
 /*
- * jobcpus.c - which CPUs of this node the launch gave the job (issue 7.4).
+ * jobcpus.c - which CPUs of this node the launch gave the job: no task is
+ * ever bound to a CPU outside them.
  *
  * hwloc's allowed CPUs are the cgroup's, which is the job's only where the
  * resource manager confines jobs with cpuset cgroups.  Where jobs share a
@@ -20,7 +21,6 @@
  *   start, which is what `taskset -c 1 mpibind -- prog` gave it.
  */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "autobind-internal.h"
+#include "mb_parse.h"
 
 /* The affinity of thread/process `pid` (0: the caller) into `set`. */
 static int affinity_of(pid_t pid, hwloc_bitmap_t set) {
@@ -65,12 +66,11 @@ static long slurm_min_count(const char *spec) {
   long min = -1;
   const char *p = spec;
   while (p && *p) {
-    long n = 0;
-    int digits = 0;
-    for (; isdigit((unsigned char)*p) && n <= INT_MAX; p++, digits++)
-      n = n * 10 + (*p - '0');
-    if (digits == 0 || n > INT_MAX)
+    size_t digits = strspn(p, "0123456789");
+    long long n;
+    if (mb_parse_decimal(p, digits, 0, INT_MAX, &n) != 0)
       return -1;
+    p += digits;
     if (*p == '(') {
       const char *close = strchr(p, ')');
       if (close == NULL)
@@ -123,11 +123,8 @@ static int slurm_bind_union(hwloc_bitmap_t set) {
         goto bad;
       hwloc_bitmap_or(set, set, one);
     } else {
-      char *end;
-      long c;
-      errno = 0;
-      c = strtol(tok, &end, 10);
-      if (errno || end == tok || *end || c < 0 || c > INT_MAX)
+      long long c;
+      if (mb_parse_decimal(tok, strlen(tok), 0, INT_MAX, &c) != 0)
         goto bad;
       hwloc_bitmap_set(set, (unsigned)c);
     }

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "autobind-internal.h"
+#include "mb_parse.h"
 
 #define HEXW 17 /* "%016zx\n" */
 #define EXTRA_RECORDS 2 /* the report and the GPU lines */
@@ -191,9 +192,8 @@ static int parse_record(char *rec, struct mpibind_auto_share *s) {
       if (s->mems == NULL)
         return -1;
     } else if (strcmp(line, "nthreads") == 0) {
-      char *end;
-      long v = strtol(eq + 1, &end, 10);
-      if (*end != '\0' || v < 0 || v > 1L << 30)
+      long long v;
+      if (mb_parse_decimal(eq + 1, strlen(eq + 1), 0, 1L << 30, &v) != 0)
         return -1;
       s->nthreads = (int)v;
     } else {

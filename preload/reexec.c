@@ -1,7 +1,8 @@
 /*
  * reexec.c - starting the program again, in the same process, so that an
  * OpenMP runtime that read its variables before the preload ran reads them
- * again (issue 7.1).
+ * again: each task's threads must follow the task's binding even where
+ * the runtime started first.
  *
  * execve("/proc/self/exe", argv of /proc/self/cmdline, environ) keeps the
  * pid, the arguments, the open file descriptors, the binding and the
@@ -22,6 +23,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,7 @@
 #include <unistd.h>
 
 #include "autobind-internal.h"
+#include "mb_parse.h"
 
 #define REEXEC_VAR "MPIBIND_REEXEC"
 
@@ -45,12 +48,11 @@ static int under_valgrind(void) {
 
 int mpibind_auto_reexec_done(void) {
   const char *v = getenv(REEXEC_VAR);
-  char *end;
-  long pid;
+  long long pid;
   if (v == NULL)
     return 0;
-  pid = strtol(v, &end, 10);
-  return *end == '\0' && end != v && pid == (long)getpid();
+  return mb_parse_decimal(v, strlen(v), 0, INT_MAX, &pid) == 0 &&
+         pid == (long long)getpid();
 }
 
 void mpibind_auto_reexec_forget(void) { unsetenv(REEXEC_VAR); }

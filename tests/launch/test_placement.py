@@ -396,7 +396,7 @@ def check_per_task(tasks, traces, m, ctx):
 
 class TestPerTaskGpu:
     def test_script(self, trace):
-        """../shared/cases/pertask-gpu.sh: each task starts with its own
+        """Per-task GPU lists (as Slurm --gpus-per-task gives): each task starts with its own
         CUDA_VISIBLE_DEVICES (local rank i gets GPU i)."""
         need("openmpi")
         m = preview(4, "--topology", lassen())

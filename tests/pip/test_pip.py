@@ -92,15 +92,23 @@ def test_seed_example_under_mpirun(venv):
     if not mpirun:
         pytest.skip("Open MPI's mpirun is not installed")
     example = venv / "mpibind" / "examples" / "mpibind_example.py"
+    # each rank's output in its own file: on the shared stdout, lines of
+    # different ranks can interleave mid-line
+    outdir = venv / "seed-out"
     r = sh([mpirun, "-np", "2", "--oversubscribe", "--bind-to", "none",
+            "--output-filename", str(outdir),
             str(venv / "v" / "bin" / "python"), str(example)], cwd=venv,
            timeout=300, env=clean_env(OMPI_ALLOW_RUN_AS_ROOT="1",
                                       OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1"))
     assert r.returncode == 0, r.stdout + r.stderr
-    out = r.stdout.splitlines()
+    outs = {}
+    for path in outdir.glob("*/rank.*/stdout"):
+        outs[int(path.parent.name[len("rank."):])] = path.read_text().splitlines()
+    assert sorted(outs) == [0, 1], (outs, r.stdout)
     for rank in (0, 1):
-        assert any(l.startswith(f"{rank} after affinity") for l in out), out
-    assert sum(l.startswith("mpibind: task ") for l in out) == 2, out
+        assert any(l.startswith(f"{rank} after affinity") for l in outs[rank]), outs
+    assert sum(l.startswith("mpibind: task ")
+               for out in outs.values() for l in out) == 2, outs
 
 
 def test_command_and_preload_in_the_venv(venv):

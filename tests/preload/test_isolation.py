@@ -246,11 +246,23 @@ def test_site_plugins_not_loaded_by_a_task_reading_the_cache(tmp_path):
     assert open(tmp_path / "fault-log").read().split() == pids
 
 
-def test_bad_timeout_value(tmp_path):
-    p = task(tmp_path, 0, 1, {"MPIBIND_DISCOVERY_TIMEOUT": "soon"})
+@pytest.mark.parametrize("value", ["soon", "", "0", "86401", "+5", " 5", "5s",
+                                   "-1", "99999999999999999999", "5\nx"])
+def test_bad_timeout_value(tmp_path, value):
+    """Whole seconds from 1 to 86400 by the project's one decimal rule;
+    anything else is one line naming the value, and the task runs on."""
+    p = task(tmp_path, 0, 1, {"MPIBIND_DISCOVERY_TIMEOUT": value})
     ls = lines(p)
     assert p.returncode == 0 and len(ls) == 1, p
-    assert "MPIBIND_DISCOVERY_TIMEOUT='soon'" in ls[0], p
+    shown = value.replace("\n", "\\n")
+    assert f"MPIBIND_DISCOVERY_TIMEOUT='{shown}'" in ls[0], p
+    assert "1 to 86400" in ls[0] and "running unbound" in ls[0], p
+
+
+def test_timeout_leading_zeros_are_decimal(tmp_path):
+    p = task(tmp_path, 0, 1, {"MPIBIND_DISCOVERY_TIMEOUT": "010"})
+    assert p.returncode == 0 and lines(p) == [], p
+    assert traces(tmp_path)[-1][5] == "discovered", p
 
 
 # ---- the cache's files ----------------------------------------------------

@@ -607,6 +607,28 @@ def test_node_mapping_per_task_gpus_from_the_file(tmp):
     assert r.env["OMP_NUM_THREADS"] == "77", r   # task 3's record, from the file
     assert map_file(cache) == path                # one mapping for both lists
 
+@pytest.mark.parametrize("junk", ["+4", " 4", "4 ", "4x", "0x4", "99999999999999999999"])
+def test_slurm_gpus_on_node_is_a_decimal_count(tmp, junk):
+    """Slurm 22.05 sets SLURM_STEP_GPUS per task: a task's one GPU of the
+    node's four is then a share only because SLURM_GPUS_ON_NODE counts
+    more.  That count is read by the project's one decimal rule: a value
+    with a sign, blanks, other characters or beyond any count is no count,
+    and the task's list is its allocation."""
+    def env(on_node):
+        return {**task_env(0, 4, "SLURM"), **lassen_env(),
+                "SLURM_JOB_CPUS_PER_NODE": "100000", "SLURM_STEP_GPUS": "2",
+                "CUDA_VISIBLE_DEVICES": "2", "SLURM_GPUS_ON_NODE": on_node}
+
+    share = run(tmp, env("4"), cache=tmp / "share")
+    assert share.rc == 0 and share.env["CUDA_VISIBLE_DEVICES"] == "2", share
+    assert parse_list(share.trace[0][7]) == LASSEN_ROWS[4][2][1], share
+    alone = run(tmp, env("1"), cache=tmp / "alone")   # no more GPUs than its own
+    assert parse_list(alone.trace[0][7]) != LASSEN_ROWS[4][2][1], alone
+    r = run(tmp, env(junk), cache=tmp / "junk")
+    assert r.rc == 0 and r.trace[0][7] == alone.trace[0][7], r
+    assert r.env.get("OMP_NUM_THREADS") == alone.env.get("OMP_NUM_THREADS"), r
+
+
 def test_node_mapping_keyed_by_every_input(tmp):
     """Another tuning, task count, GPU allocation or topology file (even
     the same path, changed) is another mapping."""
@@ -772,6 +794,38 @@ def test_membind_from_the_node_mapping_record(tmp):
     assert r.rc == 0 and r.probe["mode"] == MPOL_DEFAULT, r
     assert r.env.get("MPIBIND_APPLIED") == "0" and r.trace[0][6] == "0", r
 
+
+@pytest.mark.skipif(__import__("platform").machine() not in ("x86_64", "aarch64", "ppc64le"),
+                    reason="get_mempolicy's syscall number is known for x86_64, aarch64, ppc64le")
+@pytest.mark.skipif(len(BASE_AFF) < 2, reason="needs two CPUs (task 0 of two gets fewer than all)")
+def test_membind_failure_leaves_the_task_unbound(tmp):
+    """The kernel refuses the memory binding after the CPUs were bound:
+    the one line says the task runs unbound, and it does (its CPUs are
+    given back), with nothing exported."""
+    argv = ["/usr/bin/python3", "-c", MEMPOLICY_PROBE]
+    cache = tmp / "c"
+    env = {"MPIBIND": "membind"}
+    first = run(tmp, {**task_env(1, 2), **env}, cache=cache, argv=argv)
+    assert first.rc == 0 and first.probe["mode"] == MPOL_BIND, first
+    path = map_file(cache)
+    data = bytearray(path.read_bytes())
+    a, b = map_records(bytes(data))[0]
+    m = re.search(rb"\nmems=([^\n]*)\n", bytes(data[a:b]))
+    stored = m.group(1)
+    absent = str(max(machine_numa_nodes()) + 1).encode()
+    if len(absent) > len(stored):
+        pytest.skip("node numbers too wide to edit the record in place")
+    data[a:b] = data[a:b].replace(b"\nmems=" + stored + b"\n",
+                                  b"\nmems=" + (absent * len(stored))[:len(stored)] + b"\n")
+    path.write_bytes(bytes(data))
+    r = run(tmp, {**task_env(0, 2), **env}, cache=cache, argv=argv)
+    assert r.rc == 0 and r.probe["mode"] == MPOL_DEFAULT, r
+    lines = [l for l in r.stderr.splitlines() if "mpibind" in l]
+    assert len(lines) == 1 and "memory" in lines[0] and "running unbound" in lines[0], r
+    assert r.probe["aff"] == BASE_AFF, r      # what the line says
+    assert r.env.get("MPIBIND_APPLIED") == "0" and "OMP_NUM_THREADS" not in r.env, r
+    assert r.trace[0][6] == "0", r
+
 def test_bound_means_the_kernel_mask(tmp):
     """HWLOC_XMLFILE makes hwloc describe a file instead of the machine;
     a binding on such a topology is a silent no-op in hwloc.  bound=1 and
@@ -838,3 +892,10 @@ def test_slurm_step_cpus_unknown(tmp):
     assert r.trace[0][6] == "0", r
     r = run(tmp, slurm_step(0, 1, "1", "none", ""))
     assert [l for l in r.stderr.splitlines() if "mpibind" in l] == [], r
+    # a map_cpu entry is a decimal CPU number (the project's one rule):
+    # signed, blank-padded or overflowing entries are not understood
+    for entry in (f"+{BASE_AFF[-1]}", f" {BASE_AFF[-1]}", "9" * 20):
+        r = run(tmp, {**slurm_step(0, 1, "1", "map_cpu:", entry), "MPIBIND": "v"})
+        assert r.rc == 0 and r.probe["aff"] == BASE_AFF, (entry, r)
+        lines = [l for l in r.stderr.splitlines() if "mpibind" in l]
+        assert len(lines) == 1 and "unknown" in lines[0], (entry, r)
