@@ -292,15 +292,21 @@ static int load_xml_this_system(hwloc_topology_t *out,
   return 0;
 }
 
+/* A NULL file or text: back to the live machine (the topologies given
+ * before are retired, see LIFETIME). */
+static int back_to_live(mpibind_t *h)
+{
+  if (retire_topologies(h))
+    return -1;
+  h->user_topo = NULL;
+  return 0;
+}
+
 int mpibind_set_topology_file(mpibind_t *h, const char *path)
 {
   MB_NEED_HANDLE(h, -1);
-  if (!path) {
-    if (retire_topologies(h))
-      return -1;
-    h->user_topo = NULL;
-    return 0;
-  }
+  if (!path)
+    return back_to_live(h);
   if (mb_check_hwloc(h))
     return -1;
   struct stat st;
@@ -354,12 +360,8 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
 int mpibind_set_topology_xml(mpibind_t *h, const char *buf, size_t len)
 {
   MB_NEED_HANDLE(h, -1);
-  if (!buf) {
-    if (retire_topologies(h))
-      return -1;
-    h->user_topo = NULL;
-    return 0;
-  }
+  if (!buf)
+    return back_to_live(h);
   if (mb_check_hwloc(h))
     return -1;
   if (len == 0)
