@@ -44,7 +44,8 @@ int main(int argc, char **argv)
   const char *gpus = getenv("CUDA_VISIBLE_DEVICES");
   char report[16384];
   int len = snprintf(report, sizeof(report),
-                     "rank %d/%d: cpus %s, OpenMP threads %d, "
+                     "rank %d/%d: main thread on cpus %s (OpenMP binds it "
+                     "to the first place), OpenMP threads %d, "
                      "CUDA_VISIBLE_DEVICES=%s\n",
                      rank, size, cpus, omp_get_max_threads(),
                      gpus ? gpus : "(unset)");
