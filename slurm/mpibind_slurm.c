@@ -109,21 +109,26 @@ static struct spank_option mpibind_option = {
 
 /* Where the value is typed (srun, sbatch, salloc; also srun reading it
  * back from the batch script's environment): a bad list is refused there
- * with one line naming it and what was expected; Slurm then stops with
- * its own "Invalid --mpibind argument" line.  In slurmstepd the value was
- * checked already. */
+ * with one line naming it and what was expected, and the command stops
+ * with status 1, as Slurm stops on a bad option of its own (returning an
+ * error instead makes Slurm print a second line, "Invalid --mpibind
+ * argument", that says nothing of what was expected).  Nothing has been
+ * started yet at option time: no allocation, no step.  In slurmstepd
+ * (remote) the value was checked already, and the plugin never exits
+ * there. */
 static int option_cb(int val, const char *optarg, int remote) {
   struct mpibind_auto_tuning t;
-  int rc = 0;
+  int bad;
   (void)val;
   if (remote)
     return 0;
-  if (mpibind_auto_tuning_words(&t, "--mpibind", optarg) != 0) {
+  bad = mpibind_auto_tuning_words(&t, "--mpibind", optarg) != 0;
+  if (bad)
     slurm_error("mpibind: %s", t.error ? t.error : "out of memory");
-    rc = -1;
-  }
   mpibind_auto_tuning_free(&t);
-  return rc;
+  if (bad)
+    exit(1);
+  return 0;
 }
 
 int slurm_spank_init(spank_t sp, int ac, char **av) {

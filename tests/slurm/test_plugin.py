@@ -503,6 +503,10 @@ class PluginRunner(ts.Runner):
             if not any("--mpibind='v,smt:x'" in l and "expected" in l for l in lines):
                 problems.append("%s: no line naming --mpibind='v,smt:x' and what was expected:\n%s"
                                 % (cmd[0], ts.indent(r.stderr)))
+            said = [l for l in r.stderr.splitlines() if l.strip()]
+            if len(said) != 1:
+                problems.append("%s: %d lines on stderr, expected one:\n%s"
+                                % (cmd[0], len(said), ts.indent(r.stderr)))
             if "Submitted" in r.stdout or "Granted" in r.stderr:
                 problems.append("%s ran the job anyway" % cmd[0])
         self.record("plugin-bad-option-refused", problems)
