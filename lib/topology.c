@@ -323,7 +323,10 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
                         path);
   if (!S_ISREG(st.st_mode))
     return mb_fail(h, "topology file '%s' is not a regular file", path);
-  if (access(path, R_OK) != 0)
+  /* With the effective ids, which hwloc will open the file with (a
+   * set-uid caller such as slurmstepd acting for a user keeps root as its
+   * real uid: access() would answer for root). */
+  if (faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) != 0)
     return mb_fail_kind(h, errno, "topology file '%s': %s", path,
                         strerror(errno));
   if (st.st_size == 0)
