@@ -1,7 +1,7 @@
 /*
  * mpibind_slurm.c - the Slurm SPANK plugin: `srun --mpibind[=LIST]`.
  *
- * A site enables it with one plugstack.conf line (slurm/README.md):
+ * A site enables it with one plugstack.conf line (README.md, "Slurm plugin"; docs/interfaces.md):
  *     required|optional <libdir>/mpibind/mpibind_slurm.so [default_off]
  *                                                  [exclusive_only_off]
  * and every srun step is then mapped by libmpibind before its tasks exec,
@@ -236,7 +236,7 @@ static struct node {
   int ntasks;         /* the step's tasks on this node */
   uint32_t nodeid;
   char *msg;          /* one line for the user, or NULL */
-  int msg_is_problem; /* "...; running unbound" */
+  int msg_is_problem; /* "...; left as Slurm bound it" */
   int msg_node0_only; /* the same on every node: print once */
   struct mpibind_auto_tuning t;
   int tuning_read;
@@ -437,7 +437,7 @@ static void say(const char *line, int is_problem) {
   fprintf(stderr, "mpibind: %s%s\n", esc ? esc : "out of memory",
           !is_problem     ? ""
           : node.t.strict ? "; strict: failing the task"
-                          : "; running unbound");
+                          : "; left as Slurm bound it");
   free(esc);
 }
 

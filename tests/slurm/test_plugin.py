@@ -94,8 +94,10 @@ def mpibind_lines(r):
 class PluginRunner(ts.Runner):
     def __init__(self, cluster, args):
         super().__init__(cluster, args)
+        # as test_slurm.py: TCP between the two "nodes" of this one host,
+        # over the loopback only
         self.ompi = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-                     "OMPI_MCA_btl": "self,tcp"}
+                     "OMPI_MCA_btl": "self,tcp", "OMPI_MCA_btl_tcp_if_include": "lo"}
 
     # -- plumbing ----------------------------------------------------------
 
@@ -478,8 +480,8 @@ class PluginRunner(ts.Runner):
                                 % (rec.get("cpus"), rec.get("applied"), brec.get("cpus")))
             lines = mpibind_lines(r)
             if len(lines) != 1 or "MPIBIND_RESTRICT='0'" not in lines[0] \
-                    or "running unbound" not in lines[0]:
-                problems.append("expected one line naming MPIBIND_RESTRICT='0' and running unbound, got %s"
+                    or "left as Slurm bound it" not in lines[0]:
+                problems.append("expected one line naming MPIBIND_RESTRICT='0' and left as Slurm bound it, got %s"
                                 % lines)
             self.record("plugin-exclusive_only_off-MPIBIND_RESTRICT-outside-the-step-unbound", problems, r)
         finally:
@@ -528,11 +530,11 @@ class PluginRunner(ts.Runner):
         # a value with a newline: still one line, the newline escaped
         r = self.sh(step + ["--mpibind=v"], env={"MPIBIND_RESTRICT_TYPE": "cores\nX"})
         tasks, problems = self.expect_tasks(r, 2)
-        err = [l for l in r.stderr.splitlines() if "cores" in l or "running unbound" in l]
+        err = [l for l in r.stderr.splitlines() if "cores" in l or "left as Slurm bound it" in l]
         if len(err) != 1 or "MPIBIND_RESTRICT_TYPE='cores\\nX'" not in err[0] \
-                or "running unbound" not in err[0]:
+                or "left as Slurm bound it" not in err[0]:
             problems.append("expected one line with MPIBIND_RESTRICT_TYPE='cores\\nX' (escaped) and"
-                            " 'running unbound', got %s" % err)
+                            " 'left as Slurm bound it', got %s" % err)
         self.record("plugin-bad-env-newline-escaped-one-line", problems, r)
 
         # A site's typo in plugstack.conf: reported, ignored, jobs run.
