@@ -223,9 +223,11 @@ class Runner:
         pre = {"LD_PRELOAD": a.preload}
         # Open MPI: root needs the ALLOW variables; the two slurmd "nodes"
         # share one host, where Open MPI's shared-memory BTL collides across
-        # them, so TCP it is (harmless on one node).
+        # them, so TCP it is (harmless on one node), over the loopback only:
+        # both "nodes" are this host, and a peer reached through the
+        # machine's other interface sometimes fails to connect (SIGSEGV).
         ompi = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-                "OMPI_MCA_btl": "self,tcp"}
+                "OMPI_MCA_btl": "self,tcp", "OMPI_MCA_btl_tcp_if_include": "lo"}
         py = [sys.executable if a.python is None else a.python]
 
         self.case_distribution()
