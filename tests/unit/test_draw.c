@@ -20,16 +20,7 @@ static char *tmpdir;
 
 static void setup(void)
 {
-  char tmpl[] = "/tmp/mpibind-unit-draw-XXXXXX";
-  ck_assert_ptr_nonnull(mkdtemp(tmpl));
-  tmpdir = ut_keep(strdup(tmpl));
-}
-
-static void teardown(void)
-{
-  char *cmd = ut_fmt("rm -rf '%s'", tmpdir);
-  (void)!system(cmd);
-  ut_free_all();
+  tmpdir = ut_tmpdir();
 }
 
 static int files_in(const char *dir)
@@ -153,8 +144,8 @@ END_TEST
 int main(void)
 {
   Suite *s = suite_create("draw");
-  TCase *tc = tcase_create("draw");
-  tcase_add_checked_fixture(tc, setup, teardown);
+  TCase *tc = ut_tcase("draw"); /* ut_free_all removes tmpdir */
+  tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, errors);
   tcase_add_test(tc, annotated_xml);
   suite_add_tcase(s, tc);

@@ -125,18 +125,11 @@ START_TEST(outputs_before_mapping_are_enodata)
 }
 END_TEST
 
-static char *tmpdir(void)
-{
-  char tmpl[] = "/tmp/mpibind-kinds-XXXXXX";
-  ck_assert_ptr_nonnull(mkdtemp(tmpl));
-  return ut_keep(strdup(tmpl));
-}
-
 START_TEST(topology_file_kinds)
 {
   mpibind_t *h = NULL;
   ck_assert_int_eq(mpibind_init(&h), 0);
-  char *dir = tmpdir();
+  char *dir = ut_tmpdir();
   char *missing = ut_fmt("%s/missing.xml", dir);
   FAILS_WITH(h, mpibind_set_topology_file(h, missing), ENOENT, missing);
   FAILS_WITH(h, mpibind_set_topology_file(h, dir), EISDIR, dir);
@@ -160,7 +153,7 @@ END_TEST
  * check runs in a child that became an ordinary user. */
 START_TEST(topology_file_eacces)
 {
-  char *dir = tmpdir();
+  char *dir = ut_tmpdir();
   char *path = ut_fmt("%s/secret.xml", dir);
   FILE *f = fopen(path, "w");
   ck_assert_ptr_nonnull(f);

@@ -28,16 +28,7 @@ static char *write_file(const char *name, const char *data, size_t len)
 
 static void setup(void)
 {
-  char tmpl[] = "/tmp/mpibind-unit-XXXXXX";
-  ck_assert_ptr_nonnull(mkdtemp(tmpl));
-  tmpdir = ut_keep(strdup(tmpl));
-}
-
-static void teardown(void)
-{
-  char *cmd = ut_fmt("rm -rf '%s'", tmpdir);
-  (void)!system(cmd);
-  ut_free_all();
+  tmpdir = ut_tmpdir();
 }
 
 /* The file is refused with a message naming it; the handle then takes a
@@ -224,9 +215,8 @@ END_TEST
 int main(void)
 {
   Suite *s = suite_create("errors");
-  /* not ut_tcase: teardown still needs tmpdir, it calls ut_free_all */
-  TCase *tc = tcase_create("topology_file");
-  tcase_add_checked_fixture(tc, setup, teardown);
+  TCase *tc = ut_tcase("topology_file"); /* ut_free_all removes tmpdir */
+  tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, missing);
   tcase_add_test(tc, empty);
   tcase_add_test(tc, truncated);

@@ -24,8 +24,36 @@ void *ut_keep(void *p)
   return p;
 }
 
+/* The directories made since the test started (see ut_tmpdir). */
+static char **dirs;
+static size_t ndirs, capdirs;
+
+char *ut_tmpdir(void)
+{
+  char tmpl[] = "/tmp/mpibind-unit-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(tmpl));
+  if (ndirs == capdirs) {
+    capdirs = capdirs ? 2 * capdirs : 4;
+    dirs = realloc(dirs, capdirs * sizeof *dirs);
+    ck_assert_ptr_nonnull(dirs);
+  }
+  char *dir = ut_keep(strdup(tmpl));
+  ck_assert_ptr_nonnull(dir);
+  dirs[ndirs++] = dir;
+  return dir;
+}
+
 void ut_free_all(void)
 {
+  for (size_t i = 0; i < ndirs; i++) {
+    char *cmd = NULL;
+    if (asprintf(&cmd, "rm -rf '%s'", dirs[i]) >= 0)
+      (void)!system(cmd);
+    free(cmd);
+  }
+  free(dirs);
+  dirs = NULL;
+  ndirs = capdirs = 0;
   for (size_t i = 0; i < nkept; i++)
     free(kept[i]);
   free(kept);

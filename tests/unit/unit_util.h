@@ -31,11 +31,14 @@ typedef struct {
  * own malloc'd strings the same way. */
 void *ut_keep(void *p);
 void ut_free_all(void);
+/* A new empty directory under /tmp, removed with what it holds by
+ * ut_free_all (kept like the strings). */
+char *ut_tmpdir(void);
 /* tcase_create(name) with ut_free_all as checked teardown. */
 TCase *ut_tcase(const char *name);
 
 /* Path of a topology file: a name without '/' is looked up in $TOPOLOGIES
- * (the shared real machines), then in $UNIT_XML (the small files of
+ * (the real machines of tests/data/topologies), then in $UNIT_XML (the small files of
  * tests/unit/xml), then in $CASES (tests/data/cases: real nodes of the
  * kinds that used to abort or map badly). */
 char *ut_path(const char *name);
