@@ -109,10 +109,7 @@ class PluginRunner(ts.Runner):
             self.cluster.set_plugstack([" ".join(["required", self.args.plugin] + list(site_args))])
 
     def run(self, argv, env=None, input=None):
-        t0 = time.monotonic()
-        r = self.cluster.run(argv, timeout=ts.SRUN_TIMEOUT, env=env, input=input)
-        r.elapsed = time.monotonic() - t0
-        return r
+        return ts.run_step(self.cluster, argv, env=env, input=input)
 
     def sh(self, srun_args, env=None, prefix=()):
         return self.run(list(prefix) + ["srun", "-t", "3", "--kill-on-bad-exit=1"] + list(srun_args)
@@ -739,14 +736,9 @@ def main():
     ap.add_argument("--keep-logs", metavar="DIR")
     args = ap.parse_args()
 
-    fortran = []
-    for item in args.probe_fortran:
-        name, sep, path = item.partition("=")
-        if not sep or not name.startswith(("openmpi", "mpich")) or not os.path.exists(path):
-            print("ERROR: --probe-fortran %r: expected NAME=PATH of an existing file" % item)
-            return 1
-        fortran.append((name, os.path.abspath(path)))
-    args.probe_fortran = fortran
+    args.probe_fortran = ts.fortran_probes(args.probe_fortran)
+    if args.probe_fortran is None:
+        return 1
     for what in ("plugin", "preload", "mpibind", "gpu_topofile", "probe_ompi", "probe_mpich", "probe_py"):
         path = getattr(args, what)
         if path is not None:
@@ -759,37 +751,7 @@ def main():
     if missing:
         print("SKIP: no real Slurm here: missing " + ", ".join(missing))
         return slurm_cluster.SKIP
-    for key in list(os.environ):
-        if ts.SCRUB.match(key):
-            del os.environ[key]
-
-    with slurm_cluster.signals_raise():
-        cluster = slurm_cluster.SlurmCluster(keep_logs=args.keep_logs, verbose=True,
-                                             plugstack=[], gpus=GPUS_PER_NODE)
-        try:
-            t0 = time.monotonic()
-            cluster.start()
-            print("cluster started in %.1f s" % (time.monotonic() - t0), flush=True)
-        except slurm_cluster.ClusterError as e:
-            print("FAIL: could not start Slurm: %s" % e)
-            return 1
-        try:
-            runner = PluginRunner(cluster, args)
-            try:
-                runner.run_all()
-            except Exception as e:
-                import traceback
-                traceback.print_exc()
-                runner.record("harness", ["%s: %s" % (type(e).__name__, e)])
-            if not all(ok for _, ok, _ in runner.results):
-                print("\n--- Slurm daemon logs\n" + cluster.logs(40))
-        finally:
-            cluster.stop()
-
-    failed = [n for n, ok, _ in runner.results if not ok]
-    print("\n%d checks, %d failed%s" % (len(runner.results), len(failed),
-                                        (": " + ", ".join(failed)) if failed else ""))
-    return 1 if failed else 0
+    return ts.run_checks(PluginRunner, args, plugstack=[], gpus=GPUS_PER_NODE)
 
 
 if __name__ == "__main__":
