@@ -285,7 +285,7 @@ def measure_task(run, args, env):
 
 
 def default_cache_dir():
-    """The preload's default cache directory (preload/topocache.c):
+    """The preload's default cache directory (auto/topocache.c):
     $XDG_RUNTIME_DIR/mpibind when XDG_RUNTIME_DIR is an absolute path (and
     the directory is usable), else /tmp/mpibind-<euid>."""
     x = os.environ.get("XDG_RUNTIME_DIR", "")

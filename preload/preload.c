@@ -27,8 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autobind-internal.h"
-#include "autobind.h"
+#include "mpibind_auto_internal.h"
+#include "mpibind_auto.h"
 
 #define EXPORT __attribute__((visibility("default")))
 

@@ -21,8 +21,8 @@
  *     given), MPIBIND_RESTRICT, MPIBIND_RESTRICT_TYPE, MPIBIND_TOPOFILE,
  *     OMP_NUM_THREADS and the *_VISIBLE_DEVICES of the step (its GPU
  *     allocation), read from the job's environment with the preload's
- *     reader (preload/tuning.c), mapped with the preload's steps
- *     (preload/autobind.c): one grammar, one mapping code.
+ *     reader (auto/tuning.c), mapped with the preload's steps
+ *     (auto/autobind.c): one grammar, one mapping code.
  *   - Where: the node's mapping once per node and step, in slurmstepd
  *     (slurm_spank_user_init, running as the user; the topology from the
  *     preload's per-user, per-node cache, or discovered in the preload's
@@ -64,8 +64,8 @@
 
 #include <hwloc.h>
 
-#include "autobind-internal.h"
-#include "autobind.h"
+#include "mpibind_auto_internal.h"
+#include "mpibind_auto.h"
 #include "mb_parse.h"
 #include "mpibind.h"
 
@@ -330,7 +330,7 @@ static int map_node(spank_t sp, int asked_explicitly, char **msg) {
   hwloc_bitmap_t step_pus;
   int whole = 0, ncores = 0, how;
 
-  /* The topology from the user's per-node cache (preload/topocache.c):
+  /* The topology from the user's per-node cache (auto/topocache.c):
    * a live discovery costs some 20 to 100 ms per step here, the cached
    * XML about 2 ms.  The handle owns it. */
   if (mpibind_auto_configure(&node.t, node.ntasks, &node.h, msg) != 0 ||

@@ -34,7 +34,7 @@
 #include "mpibind.h"
 
 #ifdef MPIBIND_HAVE_AUTO
-#include "autobind.h"
+#include "mpibind_auto.h"
 #endif
 
 #ifndef MPIBIND_TOOL_VERSION

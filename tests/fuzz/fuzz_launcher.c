@@ -1,6 +1,6 @@
 /*
  * fuzz_launcher.c - libFuzzer target: the launcher variables
- * (preload/launcher.c): SLURM_STEP_TASKS_PER_NODE read for one node
+ * (auto/launcher.c): SLURM_STEP_TASKS_PER_NODE read for one node
  * without expanding it, and the task number and count of every family.
  * The input: a family byte, a node id, then NUL-separated values.
  * Checks: a detected task is 0 <= local < count; the Slurm list reader
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autobind-internal.h"
+#include "mpibind_auto_internal.h"
 
 static const char *const families[][3] = {
     {"OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE", NULL},

@@ -1,6 +1,6 @@
 /*
  * fuzz_tuning.c - libFuzzer target: the preload's tuning grammar
- * (preload/tuning.c) over MPIBIND, MPIBIND_RESTRICT,
+ * (auto/tuning.c) over MPIBIND, MPIBIND_RESTRICT,
  * MPIBIND_RESTRICT_TYPE, MPIBIND_TOPOFILE and OMP_NUM_THREADS.  The
  * input holds their values separated by NUL bytes (a missing field leaves
  * the variable unset).  Checks: a result within the documented ranges,
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autobind-internal.h"
+#include "mpibind_auto_internal.h"
 
 static const char *const vars[] = {"MPIBIND", "MPIBIND_RESTRICT",
                                    "MPIBIND_RESTRICT_TYPE",

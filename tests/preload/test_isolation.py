@@ -2,7 +2,7 @@
 interpreter; the cache's files cannot block or cost a task.
 
 What they pin down (docs/interfaces.md, "Untrusted topology files" and
-"No discovery inside the rank"; preload/README.md):
+"No discovery inside the rank"; auto/README.md):
 - a malformed XML file that crashes hwloc's own parser, given through
   MPIBIND_TOPOFILE, the command's --topology or the Python module, gives
   one line naming the file; the rank runs on, the command exits 2, Python
@@ -403,7 +403,7 @@ PLUGIN_RE = re.compile(r"^\s*(\d+):\s+file=\S*(hwloc_opencl|hwloc_gl|libOpenCL|l
 def test_helper_would_load_the_plugins():
     """The machine has the plugins (so the launch test below can fail):
     a discovery loads them."""
-    helper = os.path.join(os.path.dirname(PRELOAD.split()[-1]), "mpibind-discover")
+    helper = os.environ["MPIBIND_TEST_HELPER"]
     p = subprocess.run([helper], env=clean_env(LD_DEBUG="files"), capture_output=True,
                        text=True, timeout=60)
     found = {m[2] for m in map(PLUGIN_RE.match, p.stderr.splitlines()) if m}
@@ -460,7 +460,7 @@ def test_helper_runs_as_its_effective_user_only(tmp_path):
     work = pathlib.Path(tempfile.mkdtemp(prefix="mpibind-ids-"))
     os.chmod(work, 0o777)
     log = work / "fault-log"
-    helper = os.path.join(os.path.dirname(PRELOAD.split()[-1]), "mpibind-discover")
+    helper = os.environ["MPIBIND_TEST_HELPER"]
 
     def mixed_ids():
         os.setresgid(0, nobody.pw_gid, 0)

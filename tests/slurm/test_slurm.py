@@ -191,7 +191,7 @@ class Runner:
                         problems.append("%s: a thread bound to %s, outside %s" % (who, fmt(lst), fmt(cpus)))
             env = rec.get("env") or {}
             # an interpreter (mpi4py) is not told OMP_PLACES/OMP_PROC_BIND
-            # (preload/README.md: its OpenMP runtime loads late)
+            # (auto/README.md: its OpenMP runtime loads late)
             py = rec.get("lang") == "mpi4py"
             want_env = {"OMP_NUM_THREADS": str(nths), "OMP_PLACES": None if py else "threads",
                         "OMP_PROC_BIND": None if py else "spread", "MPIBIND_APPLIED": "1"}

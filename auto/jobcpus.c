@@ -29,7 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autobind-internal.h"
+#include "mpibind_auto_internal.h"
 #include "mb_parse.h"
 
 /* The affinity of thread/process `pid` (0: the caller) into `set`. */

@@ -15,7 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "autobind-internal.h"
+#include "mpibind_auto_internal.h"
 
 #define WORD_BITS (8 * sizeof(unsigned long))
 

@@ -30,7 +30,7 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
-#include "autobind-internal.h"
+#include "mpibind_auto_internal.h"
 #include "mb_parse.h"
 
 #define REEXEC_VAR "MPIBIND_REEXEC"

@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "autobind-internal.h"
+#include "mpibind_auto_internal.h"
 #include "mb_parse.h"
 
 extern char **environ;

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "autobind-internal.h"
+#include "mpibind_auto_internal.h"
 
 /* How long a task waits for the node's first task to finish its work
  * before it does it on its own: never hang the program. */

@@ -1,17 +1,18 @@
 /*
- * autobind-internal.h - pieces of the automatic binding, internal to
- * preload/ (compiled with hidden visibility: nothing here is exported by
- * libmpibind-preload.so, so nothing can clash with a program's symbols).
+ * mpibind_auto_internal.h - pieces of the automatic-binding layer (auto/),
+ * for its own files and the front ends built on it (compiled with hidden
+ * visibility: nothing here is exported by libmpibind-preload.so, so
+ * nothing can clash with a program's symbols).
  */
-#ifndef MPIBIND_AUTOBIND_INTERNAL_H
-#define MPIBIND_AUTOBIND_INTERNAL_H
+#ifndef MPIBIND_AUTO_INTERNAL_H
+#define MPIBIND_AUTO_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <hwloc.h>
 #include "mpibind.h"
-#include "autobind.h"
+#include "mpibind_auto.h"
 
 /* ---- Messages -------------------------------------------------------- */
 
@@ -265,7 +266,7 @@ void mpibind_auto_plugins_off_end(char *saved);
  * (slurmstepd). */
 void mpibind_auto_plugins_off_disable(void);
 
-/* mpibind_auto_check_xml_file(): see autobind.h. */
+/* mpibind_auto_check_xml_file(): see mpibind_auto.h. */
 
 /* ---- autobind.c: the steps shared with the Slurm plugin ------------- */
 /* The preload (one task, in its own process) and the Slurm plugin (the
@@ -416,4 +417,4 @@ int mpibind_auto_reexec(void);
  * mpibind_auto_omp_set_num_threads(*nthreads). */
 int mpibind_auto_apply_at_load(int *restart, int *nthreads);
 
-#endif /* MPIBIND_AUTOBIND_INTERNAL_H */
+#endif /* MPIBIND_AUTO_INTERNAL_H */

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autobind-internal.h"
+#include "mpibind_auto_internal.h"
 #include "mb_parse.h"
 
 /* A launcher family's node-local rank and size variables.  `paired`: the

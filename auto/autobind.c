@@ -1,5 +1,5 @@
 /*
- * autobind.c - the automatic binding of one launched task (see autobind.h
+ * autobind.c - the automatic binding of one launched task (see mpibind_auto.h
  * for the contract).
  *
  * Why the order below: a problem must leave the process exactly as it
@@ -9,7 +9,7 @@
  * tuning and would print the same line.
  *
  * The steps the Slurm plugin also runs (configure, compute, bind, export,
- * and applied.c's mark: autobind-internal.h) read their variables through
+ * and applied.c's mark: mpibind_auto_internal.h) read their variables through
  * the tuning, so that the plugin, in slurmstepd, reads the job's
  * environment and sets the task's through its own callbacks; the
  * topology comes to both from topocache.c (mpibind_auto_topology).
@@ -25,8 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "autobind-internal.h"
-#include "autobind.h"
+#include "mpibind_auto_internal.h"
+#include "mpibind_auto.h"
 #include "mb_parse.h"
 
 /* Reports a problem (printed by the node's task 0, or by every task when

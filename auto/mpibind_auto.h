@@ -1,5 +1,5 @@
 /*
- * autobind.h - automatic binding of a launched task, shared by the
+ * mpibind_auto.h - automatic binding of a launched task, shared by the
  * LD_PRELOAD library (libmpibind-preload.so) and the launch wrapper
  * (`mpibind [options] -- program`).
  *
@@ -34,8 +34,8 @@
  *   topology=<discovered|cache|file|none> bound=<0|1> cpus=<list>
  * (cpus is the task's mapped CPU list, empty when nothing was mapped).
  */
-#ifndef MPIBIND_AUTOBIND_H
-#define MPIBIND_AUTOBIND_H
+#ifndef MPIBIND_AUTO_H
+#define MPIBIND_AUTO_H
 
 #ifdef __cplusplus
 extern "C" {
@@ -101,4 +101,4 @@ int mpibind_auto_check_xml_file(const char *path, const char *what,
 }
 #endif
 
-#endif /* MPIBIND_AUTOBIND_H */
+#endif /* MPIBIND_AUTO_H */

@@ -36,7 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "autobind-internal.h"
+#include "mpibind_auto_internal.h"
 
 extern char **environ;
 

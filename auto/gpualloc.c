@@ -43,7 +43,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autobind-internal.h"
+#include "mpibind_auto_internal.h"
 #include "mb_parse.h"
 
 /* Per GPU variable of the library (mpibind_get_gpu_var(i)): the task's

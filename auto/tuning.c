@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "autobind-internal.h"
+#include "mpibind_auto_internal.h"
 #include "mb_parse.h"
 
 const char mpibind_auto_help_text[] =

@@ -1,6 +1,6 @@
 /*
  * drawnode.c - MPIBIND=draw:PATH: the picture of a node's mapping, drawn
- * by the node's task 0 at launch (contract in autobind-internal.h).
+ * by the node's task 0 at launch (contract in mpibind_auto_internal.h).
  *
  * Why the host name in the file name: a job's nodes usually share a file
  * system, and each node has its own mapping; "map.svg" on node n1 becomes
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autobind-internal.h"
+#include "mpibind_auto_internal.h"
 
 /* PATH with "-HOST" before the extension of its last component (or at
  * the end when it has none).  Caller frees. */

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "autobind-internal.h"
+#include "mpibind_auto_internal.h"
 
 static void *omp_fn(const char *name) { return dlsym(RTLD_DEFAULT, name); }
 

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autobind-internal.h"
+#include "mpibind_auto_internal.h"
 
 static int discover(void) {
   mpibind_t *h = NULL;

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autobind-internal.h"
+#include "mpibind_auto_internal.h"
 #include "mb_parse.h"
 
 /* The variables that say which task of which launch this is, and how it
