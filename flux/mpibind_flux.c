@@ -188,11 +188,33 @@ static int option_off(flux_shell_t *shell, const char *name) {
          strcmp(v, "off") == 0;
 }
 
+/* The user's cpu-affinity and gpu-affinity, read once per shell: a second
+ * load of the plugin (a site's rc and a user's) must not take the first
+ * one's "off" for the user's. */
+static const int *user_affinity(flux_shell_t *shell) {
+  static const char key[] = "mpibind::user-affinity";
+  int *off = flux_shell_aux_get(shell, key);
+  if (off == NULL && (off = calloc(2, sizeof *off)) != NULL) {
+    off[0] = option_off(shell, "cpu-affinity");
+    off[1] = option_off(shell, "gpu-affinity");
+    if (flux_shell_aux_set(shell, key, off, free) < 0) {
+      free(off);
+      return NULL;
+    }
+  }
+  return off;
+}
+
 /* Flux's own affinity would bind the tasks again, evenly: off while mpibind
  * maps the job (cpu-affinity stays under dryrun, which binds nothing). */
 static int affinity_off(struct flux_node *fx) {
-  fx->user_cpu_off = option_off(fx->shell, "cpu-affinity");
-  fx->user_gpu_off = option_off(fx->shell, "gpu-affinity");
+  const int *off = user_affinity(fx->shell);
+  if (off == NULL) {
+    shell_line(FLUX_SHELL_ERROR, "out of memory", "");
+    return -1;
+  }
+  fx->user_cpu_off = off[0];
+  fx->user_gpu_off = off[1];
   if (flux_shell_setopt_pack(fx->shell, "gpu-affinity", "s", "off") < 0 ||
       (!fx->t.dryrun &&
        flux_shell_setopt_pack(fx->shell, "cpu-affinity", "s", "off") < 0)) {

@@ -473,6 +473,23 @@ class FluxChecks:
             problems.append("expected one line per node naming MPIBIND_RESTRICT='99', got %s" % lines)
         self.record("plugin-node-problem-one-line-per-node-job-cores", problems, r)
 
+        # the plugin loaded twice (the site's rc and the user's): the second
+        # load still knows the user's own affinity (not the first's "off"),
+        # so a one-core job's task is on its core, as Flux binds it
+        base = self.sh(["-N1", "-n1"], plugin=False)
+        r = self.sh(["-N1", "-n1", "-o", "mpibind"], env={**self.rc_dir("on"), "MPIBIND_RESTRICT": "99"})
+        problems = []
+        tasks = self.expect_tasks(r, 1, problems)
+        b = sh_tasks(base.stdout, self.parse_list).get(0) or {}
+        if tasks.get(0) and (tasks[0]["cpus"] != b.get("cpus") or tasks[0]["applied"] != "0"):
+            problems.append("cpus=%s applied=%s, expected %s (Flux's) and 0"
+                            % (tasks[0]["cpus"], tasks[0]["applied"], b.get("cpus")))
+        if len(b.get("cpuset") or ()) != 1:
+            problems.append("without the plugin the task had CPUs %s, expected one core" % b.get("cpus"))
+        if len(mpibind_lines(r)) != 1:
+            problems.append("expected one line, got %s" % mpibind_lines(r))
+        self.record("plugin-loaded-twice-node-problem-job-core", problems, r)
+
         r = self.sh(["-N2", "-n4", "-o", "mpibind=strict"], env={"MPIBIND_RESTRICT": "99"})
         problems = []
         if r.returncode == 0 or sh_tasks(r.stdout, self.parse_list):
