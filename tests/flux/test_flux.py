@@ -36,9 +36,9 @@ Cases (issue 14's list):
              selects nothing): one line per node, the tasks on the job's
              cores, MPIBIND_APPLIED=0; with strict the job fails;
   preload    LD_PRELOAD and the plugin together: applied once (the preload's
-             trace stays empty); the preload alone under flux run
-             (FLUX_TASK_LOCAL_ID): mapped as the preview says, one trace line
-             per task;
+             trace stays empty); the preload alone under flux run: on one
+             node at load (FLUX_TASK_LOCAL_ID, FLUX_JOB_SIZE), on two after
+             MPI_Init, mapped as the preview says, one trace line per task;
   gpus       Lassen's XML as the instance's topology, dryrun: jobs with -g1
              per task (the job's GPUs, the nearest ones: the preview of the
              job's cores), with all GPUs, and a job whose GPUs are not the
@@ -501,6 +501,13 @@ class FluxChecks:
 
     def case_preload(self):
         a = self.args
+        # one node: the task number and count from FLUX_TASK_LOCAL_ID and
+        # FLUX_JOB_SIZE, at load (a shell, no MPI at all)
+        r = self.sh(["-N1", "-n2", "--env=LD_PRELOAD=" + a.preload], plugin=False)
+        problems = []
+        self.expect_preview(self.expect_tasks(r, 2, problems), problems, 1, 2)
+        self.record("preload-alone-flux-run-N1-n2-at-load-from-FLUX_TASK_LOCAL_ID", problems, r)
+
         if not a.probe_ompi:
             return
         trace = os.path.join(self.tmp, "trace-both")
