@@ -46,7 +46,8 @@ Cases (issue 14's list):
              CUDA_VISIBLE_DEVICES within its job's GPUs, CUDA_DEVICE_ORDER;
              a job without GPUs: CUDA_VISIBLE_DEVICES empty.
 
-Exit 77 (skip) only when Flux is not installed (no `flux` on PATH).
+Exit 77 (skip) only when Flux is not installed (no `flux` on PATH, or no
+flux-core for the build, hence no plugin).
 """
 
 import argparse
@@ -684,8 +685,9 @@ def main():
         return inside(args, FluxChecks if args.inside == "main" else GpuChecks)
 
     if shutil.which("flux") is None or args.plugin is None or args.rc is None:
-        print("SKIP: Flux is not installed (%s)" % ("no flux on PATH" if shutil.which("flux") is None
-                                                    else "the build found no flux-core: no plugin"))
+        print("SKIP: %s" % ("Flux is not installed (no flux on PATH)" if shutil.which("flux") is None
+                            else "no plugin was built (no flux-core for pkg-config, or "
+                                 "-Dflux_plugin=disabled)"))
         return SKIP
     rc = start_instance(args, 2, "main")
     rc_gpus = start_instance(args, 1, "gpus",
