@@ -14,6 +14,7 @@
  * launch gives its tasks other launcher variables, hence another key.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,12 +27,14 @@
 
 /* The variables that say which task of which launch this is, and how it
  * is tuned.  Never one that applying exports (OMP_*, *_VISIBLE_DEVICES):
- * the task's children must compute the same key as the task. */
+ * the task's children must compute the same key as the task.  Nor PMI_FD,
+ * a descriptor number that Flux's shell fills in only when it forks the
+ * task, after its plugins marked it (PMI_RANK and PMI_SIZE name the task). */
 static const char *const task_vars[] = {
     "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
     "OMPI_COMM_WORLD_RANK", "PMIX_NAMESPACE", "PMIX_RANK",
     "MPI_LOCALRANKID", "MPI_LOCALNRANKS", "PMI_RANK", "PMI_SIZE",
-    "PMI_FD", "PMI_PORT", "PMI_ID",
+    "PMI_PORT", "PMI_ID",
     "MV2_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_SIZE",
     "PALS_LOCAL_RANKID", "PALS_LOCAL_SIZE", "PALS_RANKID", "PALS_APID",
     "SLURM_LOCALID", "SLURM_NODEID", "SLURM_STEP_TASKS_PER_NODE",
@@ -74,6 +77,55 @@ static void key_of(mpibind_auto_getenv_f get, void *ctx, const char *extra,
   snprintf(key, 17, "%016llx", (unsigned long long)h);
 }
 
+/* The variables this process was started with: /proc/self/environ, which
+ * setenv() in the process does not change ("NAME=value\0" each). */
+struct initial_env {
+  char *buf;
+  size_t len;
+};
+
+static const char *initial_getenv(const char *name, void *ctx) {
+  const struct initial_env *e = ctx;
+  size_t n = strlen(name);
+  for (const char *p = e->buf; p < e->buf + e->len; p += strlen(p) + 1)
+    if (strncmp(p, name, n) == 0 && p[n] == '=')
+      return p + n + 1;
+  return NULL;
+}
+
+/* 1 when `key` is the key of the variables this process was started with
+ * (no `extra`); 0 otherwise, or when they cannot be read. */
+static int initial_key_is(const char *key) {
+  struct initial_env e = {NULL, 0};
+  size_t cap = 0;
+  char k[17];
+  ssize_t got;
+  int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC), same = 0;
+  if (fd < 0)
+    return 0;
+  do {
+    if (e.len + 4096 + 1 > cap) {
+      char *more = realloc(e.buf, cap = 2 * cap + 4096 + 1);
+      if (more == NULL) {
+        got = -1;
+        break;
+      }
+      e.buf = more;
+    }
+    got = read(fd, e.buf + e.len, cap - e.len - 1);
+    if (got > 0)
+      e.len += (size_t)got;
+  } while (got > 0);
+  close(fd);
+  if (got == 0 && e.buf) {
+    e.buf[e.len] = '\0'; /* the last entry ends even in a torn read */
+    key_of(initial_getenv, &e, NULL, k);
+    same = strcmp(k, key) == 0;
+  }
+  free(e.buf);
+  return same;
+}
+
 static void compute_key(const char *extra) {
   key_of(process_getenv, NULL, extra, this_key);
 }
@@ -93,7 +145,14 @@ int mpibind_auto_applied_check(const char *extra, int explicit_request) {
     return 0; /* not ours: a stray value decides nothing */
   if (pid == (long long)getpid())
     return 1; /* this very process, a second pass */
-  return strcmp(colon + 1, this_key) == 0; /* the same task's tree */
+  if (strcmp(colon + 1, this_key) == 0)
+    return 1; /* the same task's tree */
+  /* A launcher's plugin marked the task before its exec (key without
+   * `extra`), and since then this process's own variables changed: Open
+   * MPI's MPI_Init adds OMPI_COMM_WORLD_* and PMIX_* in the process, and
+   * under Flux with several nodes the task number comes from MPI only.
+   * The task is the one the process was started as. */
+  return initial_key_is(colon + 1);
 }
 
 int mpibind_auto_applied_mark_for(int bound, long pid,

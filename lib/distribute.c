@@ -525,21 +525,24 @@ static int alloc_outputs(mpibind_t *h)
 
 /* The node's GPU list on the work topology.  Visible indexes and the
  * allocation are settled on the unrestricted topology: a restriction
- * changes which GPUs a job maps, not what the runtimes call them. */
+ * changes which GPUs a job maps, not what the runtimes call them.  The
+ * node's vendors are those of the node, before the allocation: a job
+ * allocated none of a vendor's GPUs still gets that vendor's variable,
+ * empty (no device), never unset (every device). */
 static int gpu_list(mpibind_t *h, hwloc_topology_t base)
 {
   struct mb_gpu_list all;
   if (mb_gpu_list_build(h, base, NULL, &all))
     return -1;
-  if (mb_gpu_list_allocate(h, &all)) {
-    mb_gpu_list_free(&all);
-    return -1;
-  }
   memset(h->node_vendors, 0, sizeof(h->node_vendors));
   for (int g = 0; g < all.n; g++) {
     int slot = mb_vendor_slot(all.gpu[g].vendor);
     if (slot >= 0)
       h->node_vendors[slot] = 1;
+  }
+  if (mb_gpu_list_allocate(h, &all)) {
+    mb_gpu_list_free(&all);
+    return -1;
   }
   if (h->work_topo == base) {
     h->gpus = all;

@@ -22,7 +22,8 @@
  *     OMP_NUM_THREADS and the *_VISIBLE_DEVICES of the step (its GPU
  *     allocation), read from the job's environment with the preload's
  *     reader (auto/tuning.c), mapped with the preload's steps
- *     (auto/autobind.c): one grammar, one mapping code.
+ *     (auto/autobind.c) in the flow the Flux plugin shares
+ *     (auto/plugin_node.c): one grammar, one mapping code.
  *   - Where: the node's mapping once per node and step, in slurmstepd
  *     (slurm_spank_user_init, running as the user; the topology from the
  *     preload's per-user, per-node cache, or discovered in the preload's
@@ -65,6 +66,7 @@
 #include <hwloc.h>
 
 #include "mpibind_auto_internal.h"
+#include "plugin_node.h"
 #include "mpibind_auto.h"
 #include "mb_parse.h"
 #include "mpibind.h"
@@ -216,24 +218,10 @@ static int job_setenv(const char *name, const char *value, int overwrite,
              : -1;
 }
 
-/* applied.c's MPIBIND_APPLIED/MPIBIND_APPLIED_TASK for this task: its
- * process (the one that execs the program) and the key of its own
- * variables as it will exec (not --mpibind's value), so that a preload in
- * the task, or in its children, knows the task was handled. */
-static void mark_task(spank_t sp, int bound) {
-  struct job_env raw = {0};
-  raw.sp = sp;
-  mpibind_auto_applied_mark_for(bound, (long)getpid(), job_getenv, &raw,
-                                job_setenv, &raw);
-  job_env_free(&raw);
-}
-
 /* ---- The node's mapping (slurmstepd, once per node and step) ----------- */
 
 static struct node {
   int asked;          /* the plugin has something to do or say */
-  int mapped;         /* h holds this node's mapping */
-  int ntasks;         /* the step's tasks on this node */
   uint32_t nodeid;
   char *msg;          /* one line for the user, or NULL */
   int msg_is_problem; /* "...; left as Slurm bound it" */
@@ -241,9 +229,11 @@ static struct node {
   struct mpibind_auto_tuning t;
   int tuning_read;
   struct job_env env;
-  mpibind_t *h;
-  hwloc_topology_t live;   /* this node's cores, when h maps a file */
+  struct mpibind_plugin_node map; /* the node's mapping (auto/plugin_node.c) */
+  hwloc_topology_t live;   /* this node's cores, when the mapping reads a file */
   char *option_copy;       /* --mpibind's value */
+  int asked_explicitly;    /* --mpibind was given */
+  const char *cores;       /* Slurm's core ids of the step here */
 } node;
 
 static void set_msg(char *msg, int is_problem, int node0_only) {
@@ -253,130 +243,66 @@ static void set_msg(char *msg, int is_problem, int node0_only) {
   node.msg_node0_only = node0_only;
 }
 
-/* The topology of this node's cores: the mapping's own when it is this
- * node's; a small live discovery (no I/O) when the mapping reads a file. */
-static hwloc_topology_t cores_topology(char **msg) {
-  if (!node.t.topofile)
-    return mpibind_get_topology(node.h);
+/* The topology from the user's per-node cache (auto/topocache.c): a live
+ * discovery costs some 20 to 100 ms per step here, the cached XML about
+ * 2 ms.  The handle owns it. */
+static int node_topology(struct mpibind_plugin_node *n, void *ctx,
+                         char **msg) {
+  int how;
+  (void)ctx;
+  return mpibind_auto_topology(n->h, n->t, &how, msg);
+}
+
+/* Slurm's core ids of the step on this node (an index list over the
+ * node's cores in hwloc's logical order, which is how Slurm numbers them
+ * when slurm.conf describes the hardware), on the topology of this node's
+ * cores: the mapping's own when it is this node's; a small live discovery
+ * (no I/O) when the mapping reads a file. */
+static int step_cores(struct mpibind_plugin_node *n, void *ctx,
+                      const char **cores, hwloc_topology_t *topo,
+                      char **msg) {
+  spank_t sp = ctx;
+  char *ids = NULL;
+  if (spank_get_item(sp, S_STEP_ALLOC_CORES, &ids) != ESPANK_SUCCESS ||
+      ids == NULL) {
+    *msg = strdup("Slurm did not tell which cores the step has on this node");
+    return -1;
+  }
+  *cores = node.cores = ids;
+  *topo = NULL;
+  if (!n->t->topofile)
+    return 0;
   if (hwloc_topology_init(&node.live) != 0 ||
       hwloc_topology_load(node.live) != 0) {
     *msg = mpibind_auto_strdupf("cannot discover this node's cores: %s",
                                 strerror(errno));
-    return NULL;
-  }
-  return node.live;
-}
-
-/* The PUs of Slurm's core ids `cores` (an index list over the node's
- * cores in hwloc's logical order, which is how Slurm numbers them when
- * slurm.conf describes the hardware).  *all is 1 when they are every core
- * of the node.  NULL with *msg when an id is not a core of this node. */
-static hwloc_bitmap_t cores_to_pus(hwloc_topology_t topo, const char *cores,
-                                   int *all, int *ncores_out, char **msg) {
-  int depth = hwloc_get_type_or_below_depth(topo, HWLOC_OBJ_CORE);
-  int ncores = hwloc_get_nbobjs_by_depth(topo, depth);
-  hwloc_bitmap_t ids = hwloc_bitmap_alloc();
-  hwloc_bitmap_t pus = hwloc_bitmap_alloc();
-  int id;
-  if (ids == NULL || pus == NULL ||
-      hwloc_bitmap_list_sscanf(ids, cores) != 0 || hwloc_bitmap_iszero(ids)) {
-    *msg = mpibind_auto_strdupf("the step's cores '%s' (from Slurm) are not "
-                                "a list of core ids",
-                                cores);
-    goto fail;
-  }
-  hwloc_bitmap_foreach_begin(id, ids) {
-    hwloc_obj_t core = hwloc_get_obj_by_depth(topo, depth, (unsigned)id);
-    if (core == NULL) {
-      *msg = mpibind_auto_strdupf(
-          "the step's core %d (from Slurm's '%s') is not on this node, "
-          "which has %d cores (slurm.conf and the hardware differ)",
-          id, cores, ncores);
-      goto fail;
-    }
-    hwloc_bitmap_or(pus, pus, core->cpuset);
-  }
-  hwloc_bitmap_foreach_end();
-  *all = ncores > 0 && hwloc_bitmap_weight(ids) == ncores;
-  *ncores_out = ncores;
-  hwloc_bitmap_free(ids);
-  return pus;
-fail:
-  hwloc_bitmap_free(ids);
-  hwloc_bitmap_free(pus);
-  return NULL;
-}
-
-/* A step that shares its node is mapped within its own cores' PUs: they
- * are the job's CPUs of the library's rule (mpibind_set_job_cpus, on top
- * of the user's MPIBIND_RESTRICT, as for the preload under any launcher).
- * Returns 0, or -1 with *msg. */
-static int restrict_to_step(hwloc_const_bitmap_t step_pus, char **msg) {
-  char *list = NULL;
-  if (mpibind_set_job_cpus(node.h, step_pus) == 0)
-    return 0;
-  hwloc_bitmap_list_asprintf(&list, step_pus);
-  *msg = mpibind_auto_strdupf("the step's CPUs %s: %s", list ? list : "?",
-                              mpibind_get_error(node.h));
-  free(list);
-  return -1;
-}
-
-/* Decides whether this node's tasks are mapped and computes the mapping.
- * Returns 0 (mapped, or nothing to do), or -1 with *msg (a problem). */
-static int map_node(spank_t sp, int asked_explicitly, char **msg) {
-  char *cores = NULL;
-  hwloc_topology_t topo;
-  hwloc_bitmap_t step_pus;
-  int whole = 0, ncores = 0, how;
-
-  /* The topology from the user's per-node cache (auto/topocache.c):
-   * a live discovery costs some 20 to 100 ms per step here, the cached
-   * XML about 2 ms.  The handle owns it. */
-  if (mpibind_auto_configure(&node.t, node.ntasks, &node.h, msg) != 0 ||
-      mpibind_auto_topology(node.h, &node.t, &how, msg) != 0)
-    return -1;
-  (void)how;
-
-  if (spank_get_item(sp, S_STEP_ALLOC_CORES, &cores) != ESPANK_SUCCESS ||
-      cores == NULL) {
-    *msg = strdup("Slurm did not tell which cores the step has on this node");
     return -1;
   }
-  if ((topo = cores_topology(msg)) == NULL)
-    return -1;
-  step_pus = cores_to_pus(topo, cores, &whole, &ncores, msg);
-  if (step_pus == NULL)
-    return -1;
-  if (!whole) {
-    if (!conf_exclusive_only_off) {
-      /* Left as Slurm bound it; said only to a user who asked. */
-      if (asked_explicitly || node.t.verbose)
-        set_msg(mpibind_auto_strdupf(
-                    "this step has cores %s of the %d cores of its node "
-                    "(node %u of the step): left as Slurm bound it (the site "
-                    "maps steps that share a node with exclusive_only_off)",
-                    cores, ncores, node.nodeid),
-                0, 0);
-      hwloc_bitmap_free(step_pus);
-      return 0;
-    }
-    /* Only what Slurm gave the step: its cores' PUs and its GPUs.  A
-     * file of another node (dryrun's preview) has other PUs: its whole
-     * node is previewed. */
-    if (mpibind_auto_no_unallocated_gpus(&node.t, node.h, msg) != 0 ||
-        ((!node.t.topofile || mpibind_topology_check_system(node.h) == 0) &&
-         restrict_to_step(step_pus, msg) != 0)) {
-      hwloc_bitmap_free(step_pus);
-      return -1;
-    }
-  }
-  hwloc_bitmap_free(step_pus);
-  if (mpibind_auto_compute(&node.t, node.h, node.ntasks, msg) != 0)
-    return -1;
-  node.mapped = 1;
+  *topo = node.live;
   return 0;
 }
+
+/* A step that shares its node is mapped only with exclusive_only_off;
+ * otherwise it is left as Slurm bound it, which only a user who asked is
+ * told. */
+static int shared_step(struct mpibind_plugin_node *n, void *ctx, char **msg) {
+  hwloc_topology_t topo = node.live ? node.live : mpibind_get_topology(n->h);
+  int ncores = hwloc_get_nbobjs_by_depth(
+      topo, hwloc_get_type_or_below_depth(topo, HWLOC_OBJ_CORE));
+  (void)ctx;
+  if (n->whole || conf_exclusive_only_off)
+    return 0;
+  if (node.asked_explicitly || n->t->verbose)
+    *msg = mpibind_auto_strdupf(
+        "this step has cores %s of the %d cores of its node (node %u of the "
+        "step): left as Slurm bound it (the site maps steps that share a "
+        "node with exclusive_only_off)",
+        node.cores, ncores, node.nodeid);
+  return 1;
+}
+
+static const struct mpibind_plugin_node_ops slurm_node_ops = {
+    node_topology, step_cores, shared_step, NULL};
 
 int slurm_spank_user_init(spank_t sp, int ac, char **av) {
   uint32_t stepid = 0, ntasks = 0;
@@ -404,6 +330,9 @@ int slurm_spank_user_init(spank_t sp, int ac, char **av) {
 
   mpibind_auto_tuning_read_from(&node.t, job_getenv, &node.env);
   node.tuning_read = 1;
+  node.map.t = &node.t;
+  node.map.launcher = "Slurm";
+  node.map.unit = "step";
   if (node.t.off)
     return 0; /* off: no side effect at all */
   node.asked = 1;
@@ -418,9 +347,14 @@ int slurm_spank_user_init(spank_t sp, int ac, char **av) {
     set_msg(strdup("Slurm did not tell how many tasks run on this node"), 1,
             0);
   } else {
-    node.ntasks = (int)ntasks;
-    if (map_node(sp, node.env.option_given, &msg) != 0)
+    int rc;
+    node.map.ntasks = (int)ntasks;
+    node.asked_explicitly = node.env.option_given;
+    rc = mpibind_plugin_node_map(&node.map, &slurm_node_ops, sp, &msg);
+    if (rc < 0)
       set_msg(msg, 1, 0);
+    else if (msg)
+      set_msg(msg, 0, 0);
   }
   /* A problem leaves the tasks unbound: each task is marked
    * MPIBIND_APPLIED=0 (slurm_spank_task_init), which tells a preload in
@@ -430,58 +364,64 @@ int slurm_spank_user_init(spank_t sp, int ac, char **av) {
 
 /* ---- Each task, before exec (as the user) ------------------------------ */
 
-/* One line for the user; the message may echo the user's values, whose
- * control characters are escaped (mb_escape) so that it stays one line. */
-static void say(const char *line, int is_problem) {
-  char *esc = mb_escape(line);
-  fprintf(stderr, "mpibind: %s%s\n", esc ? esc : "out of memory",
-          !is_problem     ? ""
-          : node.t.strict ? "; strict: failing the task"
-                          : "; left as Slurm bound it");
-  free(esc);
+/* The task's variables through spank_setenv; the applied mark's key from
+ * the task's own variables as it will exec (not --mpibind's value). */
+static void task_env(spank_t sp, struct job_env *raw,
+                     struct mpibind_plugin_task_env *env) {
+  memset(raw, 0, sizeof *raw);
+  raw->sp = sp;
+  env->get = job_getenv;
+  env->get_ctx = raw;
+  env->set = job_setenv;
+  env->set_ctx = &node.env;
+  env->pid = (long)getpid();
 }
 
 /* A problem in one task: said on its stderr; the task fails with
  * `strict`, else runs as Slurm bound it, marked handled. */
-static int task_problem(spank_t sp, const char *line) {
-  say(line ? line : "out of memory", 1);
+static int task_problem(const struct mpibind_plugin_task_env *env,
+                        const char *line) {
+  mpibind_plugin_say(&node.map, line, 1);
   if (!node.t.strict)
-    mark_task(sp, 0);
+    mpibind_plugin_task_mark_problem(env);
   return node.t.strict ? -1 : 0;
 }
 
 /* The program the task execs (the step's command): an interpreter gets no
  * OMP_PLACES/OMP_PROC_BIND (autobind.c). */
-static void name_program(spank_t sp) {
+static const char *step_program(spank_t sp) {
   int argc = 0;
   char **argv = NULL;
   if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) == ESPANK_SUCCESS &&
       argc > 0 && argv)
-    mpibind_auto_set_program(argv[0]);
+    return argv[0];
+  return NULL;
 }
 
-/* Binds the task's process, before its exec, to its share, as the preload
- * binds a task (checked; memory too with membind).  0, or the callback's
- * return value after a problem in *rc. */
-static int bind_share(spank_t sp, int local,
-                      const struct mpibind_auto_share *share, int *rc) {
-  char *m = NULL, *mem = NULL;
-  if (node.t.dryrun)
-    return 0;
-  if (mpibind_auto_bind(&node.t, node.h, local, share, &mem, &m) != 0) {
-    *rc = task_problem(sp, m);
-    free(m);
-    free(mem);
-    return -1;
+/* The task's share, bound in its process and checked, then its variables
+ * and the applied mark (auto/plugin_node.c). */
+static int apply_task(spank_t sp, int local,
+                      const struct mpibind_plugin_task_env *env) {
+  struct mpibind_auto_share share;
+  char *m = NULL;
+  int rc = 0;
+  if (mpibind_plugin_task_share(&node.map, local, &share, &m) != 0 ||
+      mpibind_plugin_task_bind(&node.map, local, &share, &m) != 0) {
+    rc = task_problem(env, m);
+  } else if (mpibind_plugin_task_export(&node.map, local, &share,
+                                        step_program(sp), env) != 0) {
+    mpibind_plugin_say(&node.map,
+                       "cannot set the task's variables in its environment",
+                       0);
   }
-  if (mem && node.t.verbose && local == 0)
-    say(mem, 0);
-  free(mem);
-  return 0;
+  free(m);
+  mpibind_auto_share_free(&share);
+  return rc;
 }
 
 int slurm_spank_task_init(spank_t sp, int ac, char **av) {
-  struct mpibind_auto_share share;
+  struct mpibind_plugin_task_env env;
+  struct job_env raw;
   int local = -1, rc = 0;
   (void)ac;
   (void)av;
@@ -489,6 +429,7 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av) {
   if (spank_remote(sp) != 1 || !node.asked)
     return 0;
   node.env.sp = sp;
+  task_env(sp, &raw, &env);
   if (spank_get_item(sp, S_TASK_ID, &local) != ESPANK_SUCCESS)
     local = -1;
 
@@ -496,40 +437,18 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av) {
     if (node.t.help && node.nodeid == 0)
       fputs(mpibind_auto_help_text, stderr);
     if (node.msg && (!node.msg_node0_only || node.nodeid == 0))
-      say(node.msg, node.msg_is_problem);
+      mpibind_plugin_say(&node.map, node.msg, node.msg_is_problem);
     fflush(stderr);
   }
-  if (!node.mapped) {
+  if (!node.map.mapped) {
     if (node.msg && node.msg_is_problem && node.t.strict)
-      return -1;
-    if (node.msg && node.msg_is_problem)
-      mark_task(sp, 0);
-    return 0;
+      rc = -1;
+    else if (node.msg && node.msg_is_problem)
+      mpibind_plugin_task_mark_problem(&env);
+  } else {
+    rc = apply_task(sp, local, &env);
   }
-  if (local < 0 || local >= node.ntasks)
-    return task_problem(sp, "Slurm gave a task number outside the node's "
-                            "tasks");
-  if (mpibind_auto_share_of(node.h, local,
-                            local == 0 && (node.t.verbose || node.t.dryrun),
-                            &share) != 0)
-    return task_problem(sp, "out of memory");
-  if (share.report) {
-    fputs(share.report, stderr);
-    fflush(stderr);
-  }
-  if (bind_share(sp, local, &share, &rc) == 0) {
-    name_program(sp);
-    if (mpibind_auto_export(&node.t, &share, local,
-                            mpibind_auto_omp_exports(&node.t), job_setenv,
-                            &node.env) != 0)
-      say("cannot set the task's variables in its environment", 0);
-    mark_task(sp, 1);
-    /* draw:PATH: the node's task 0 draws, as under the preload (in the
-     * task's process, as the user, in the job's working directory) */
-    if (node.t.draw && local == 0)
-      mpibind_auto_draw(node.h, node.t.draw);
-  }
-  mpibind_auto_share_free(&share);
+  job_env_free(&raw);
   return rc;
 }
 
@@ -540,8 +459,7 @@ int slurm_spank_exit(spank_t sp, int ac, char **av) {
   (void)av;
   if (spank_remote(sp) != 1)
     return 0;
-  if (node.h)
-    mpibind_finalize(node.h);
+  mpibind_plugin_node_free(&node.map);
   if (node.live)
     hwloc_topology_destroy(node.live);
   if (node.tuning_read)

@@ -389,7 +389,9 @@ START_TEST(gpu_allocation_bad_entry)
 }
 END_TEST
 
-/* "" allocates no GPU of that vendor. */
+/* "" allocates no GPU of that vendor; the node still has them, so every
+ * task is told CUDA_VISIBLE_DEVICES="" (no device), never left without
+ * the variable (every device). */
 START_TEST(gpu_allocation_none)
 {
   mpibind_t *h = ut_open("coral-lassen.xml");
@@ -398,6 +400,11 @@ START_TEST(gpu_allocation_none)
   ck_assert_int_eq(mpibind_get_num_gpus(h), 0);
   ut_expect(h, "20", ut_fmt("%s;%s", ut_seq(8, 84, 4, 1), ut_seq(96, 172, 4, 1)),
             NULL);
+  ck_assert_int_eq(mpibind_set_env_vars(h), 0);
+  char **cvd = mpibind_get_env_var_values(h, "CUDA_VISIBLE_DEVICES");
+  ck_assert_ptr_nonnull(cvd);
+  ck_assert_str_eq(cvd[0], "");
+  ck_assert_str_eq(cvd[1], "");
   mpibind_finalize(h);
 }
 END_TEST
