@@ -216,6 +216,42 @@ int mpibind_auto_tuning_words(struct mpibind_auto_tuning *t, const char *label,
   return t->error ? -1 : 0;
 }
 
+/* The variables a front end may set from an option of its own, and the
+ * option each came from (mpibind_auto_name_option); NULL: the variable. */
+static const char *const optional_vars[] = {
+    "MPIBIND_RESTRICT", "MPIBIND_RESTRICT_TYPE", "MPIBIND_TOPOFILE",
+    "OMP_NUM_THREADS"};
+static const char *option_of[sizeof optional_vars / sizeof *optional_vars];
+
+int mpibind_auto_name_option(const char *variable, const char *option) {
+  for (size_t i = 0; i < sizeof optional_vars / sizeof *optional_vars; i++)
+    if (variable != NULL && strcmp(variable, optional_vars[i]) == 0) {
+      option_of[i] = option;
+      return 0;
+    }
+  return -1;
+}
+
+const char *mpibind_auto_value_name(const char *variable) {
+  for (size_t i = 0; i < sizeof optional_vars / sizeof *optional_vars; i++)
+    if (strcmp(variable, optional_vars[i]) == 0 && option_of[i] != NULL)
+      return option_of[i];
+  return variable;
+}
+
+char *mpibind_auto_value_names_key(void) {
+  char *key = strdup("");
+  for (size_t i = 0;
+       key != NULL && i < sizeof optional_vars / sizeof *optional_vars; i++)
+    if (option_of[i] != NULL) {
+      char *k = mpibind_auto_strdupf("%s%s as %s\n", key, optional_vars[i],
+                                     option_of[i]);
+      free(key);
+      key = k;
+    }
+  return key;
+}
+
 static const char *process_getenv(const char *name, void *ctx) {
   (void)ctx;
   return getenv(name);
@@ -245,9 +281,9 @@ int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
   if (v != NULL) {
     if (all_space(v))
       keep_error(t,
-                 "MPIBIND_RESTRICT='%s' is empty (expected a list "
+                 "%s='%s' is empty (expected a list "
                  "of OS indexes such as 0-3,8)",
-                 v);
+                 mpibind_auto_value_name("MPIBIND_RESTRICT"), v);
     else
       t->restrict_ids = v;
   }
@@ -267,18 +303,18 @@ int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
       t->restrict_type = MPIBIND_RESTRICT_MEM;
     else
       keep_error(t,
-                 "MPIBIND_RESTRICT_TYPE='%s' is not a restrict type "
+                 "%s='%s' is not a restrict type "
                  "(expected cpu or mem)",
-                 v);
+                 mpibind_auto_value_name("MPIBIND_RESTRICT_TYPE"), v);
   }
 
   v = get("MPIBIND_TOPOFILE", ctx);
   if (v != NULL) {
     if (all_space(v))
       keep_error(t,
-                 "MPIBIND_TOPOFILE='%s' is empty (expected the path "
+                 "%s='%s' is empty (expected the path "
                  "of an hwloc XML file of this node)",
-                 v);
+                 mpibind_auto_value_name("MPIBIND_TOPOFILE"), v);
     else
       t->topofile = v;
   }
@@ -299,9 +335,9 @@ int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
       t->nthreads = n;
     else
       keep_error(t,
-                 "OMP_NUM_THREADS='%s' is not a thread count "
+                 "%s='%s' is not a thread count "
                  "(expected a positive integer)",
-                 v);
+                 mpibind_auto_value_name("OMP_NUM_THREADS"), v);
   }
 
   return t->error ? -1 : 0;
