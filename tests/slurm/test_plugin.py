@@ -57,6 +57,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import slurm_cluster  # noqa: E402
 import test_slurm as ts  # noqa: E402
+from mpibind_stage import StageError, stage  # noqa: E402
 
 GPUS_PER_NODE = 4
 TEST_USER = "mpibindtest"
@@ -547,8 +548,20 @@ class PluginRunner(ts.Runner):
             self.plugstack()
 
     def case_user(self):
-        """Any user who runs srun: a non-root user's step is mapped."""
+        """Any user who runs srun: a non-root user's step is mapped.  The
+        user's srun loads the plugin, and slurmstepd starts the helper as
+        the user: both from a relocated copy of the build products that the
+        user can reach (mpibind_stage), since the build tree may be in a
+        directory only root enters."""
         created = False
+        a = self.args
+        try:
+            staged = stage(a.build_root, [a.plugin, a.helper, os.path.dirname(a.library)])
+        except StageError as e:
+            for name in ("plugin-cold-cache-discovery-in-helper", "plugin-non-root-user"):
+                self.record(name, [str(e)])
+            return
+        self.cluster.set_plugstack(["required " + staged.path(a.plugin)])
         try:
             try:
                 pwd.getpwnam(TEST_USER)
@@ -572,6 +585,8 @@ class PluginRunner(ts.Runner):
         finally:
             if created:
                 subprocess.run(["userdel", TEST_USER], capture_output=True)
+            self.plugstack()
+            staged.remove()
 
     def cold_cache_as(self, uid):
         """A user's step on a node without the user's topology cache: the
@@ -725,6 +740,10 @@ class PluginRunner(ts.Runner):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--plugin", required=True, help="mpibind_slurm.so")
+    ap.add_argument("--helper", required=True, help="mpibind-discover, which the plugin starts")
+    ap.add_argument("--library", required=True, help="libmpibind (its directory is staged)")
+    ap.add_argument("--build-root", required=True,
+                    help="the build tree, which the products staged for another user leave")
     ap.add_argument("--preload", required=True, help="libmpibind-preload.so")
     ap.add_argument("--mpibind", required=True, help="the mpibind command (preview)")
     ap.add_argument("--gpu-topofile", required=True, help="hwloc XML of a node with 4 NVIDIA GPUs")
@@ -739,7 +758,8 @@ def main():
     args.probe_fortran = ts.fortran_probes(args.probe_fortran)
     if args.probe_fortran is None:
         return 1
-    for what in ("plugin", "preload", "mpibind", "gpu_topofile", "probe_ompi", "probe_mpich", "probe_py"):
+    for what in ("plugin", "helper", "library", "build_root", "preload", "mpibind", "gpu_topofile",
+                 "probe_ompi", "probe_mpich", "probe_py"):
         path = getattr(args, what)
         if path is not None:
             if not os.path.exists(path):
