@@ -32,7 +32,8 @@ Cases (the issue's list):
   preload    LD_PRELOAD and the plugin together: applied once (the
              preload's trace stays empty, one report per node);
   bad        a bad --mpibind value: srun, sbatch and salloc refuse it with
-             a line naming it; a bad environment value: one line, the
+             a line naming it (one line: a newline in it escaped, 60000 bad
+             words quoted once); a bad environment value: one line, the
              step runs unbound;
   user       a non-root user's step is mapped, also on a node without
              the user's topology cache (discovered in the helper from
@@ -510,6 +511,29 @@ class PluginRunner(ts.Runner):
             if "Submitted" in r.stdout or "Granted" in r.stderr:
                 problems.append("%s ran the job anyway" % cmd[0])
         self.record("plugin-bad-option-refused", problems)
+
+        # A value with a newline, and one of 60000 bad words (as long as an
+        # argument of 120 kB): still one line, the value escaped, the
+        # length of the line linear in the value's.
+        problems = []
+        many = "x," * 60000 + "y"
+        for value, named in (("v\nx", "--mpibind='v\\nx'"),
+                             (many, "--mpibind='x,x,x,")):
+            for cmd in (["srun", "-N1", "-n1", "-t", "1", "--mpibind=" + value, "/bin/true"],
+                        ["sbatch", "-N1", "-t", "1", "--mpibind=" + value, "--wrap", "true"],
+                        ["salloc", "-N1", "-t", "1", "--mpibind=" + value, "/bin/true"]):
+                r = self.run(cmd)
+                said = [l for l in r.stderr.splitlines() if l.strip()]
+                what = "%s --mpibind=<%d bytes>" % (cmd[0], len(value))
+                if r.returncode == 0:
+                    problems.append("%s: exit 0, expected a refusal" % what)
+                if len(said) != 1 or named not in said[0] or "expected" not in said[0]:
+                    problems.append("%s: expected one line naming %s and what was expected, "
+                                    "got %d lines:\n%s" % (what, named, len(said),
+                                                          ts.indent(r.stderr[:2000])))
+                elif len(said[0]) > 4 * len(value) + 1024:
+                    problems.append("%s: a line of %d bytes" % (what, len(said[0])))
+        self.record("plugin-bad-option-escaped-one-line", problems)
 
         step = ["-N2", "-n2", "-c2", "--exclusive", "--cpu-bind=map_cpu:1"]
         base = self.slurm_binding(step)
