@@ -100,8 +100,8 @@ static char *tuning_context(const struct mpibind_auto_tuning *t) {
     const char *v = mpibind_auto_getenv(t, names[i]);
     if (v == NULL)
       continue;
-    char *n = mpibind_auto_strdupf("%s%s%s='%s'", s, *s ? " " : "", names[i],
-                                   v);
+    char *n = mpibind_auto_strdupf("%s%s%s='%s'", s, *s ? " " : "",
+                                   mpibind_auto_value_name(names[i]), v);
     free(s);
     s = n;
   }
@@ -171,7 +171,8 @@ static int set_tuning(const struct mpibind_auto_tuning *t, mpibind_t *h,
     return -1;
   }
   if (t->nthreads > 0 && mpibind_set_nthreads(h, t->nthreads) != 0) {
-    *msg = mpibind_auto_strdupf("OMP_NUM_THREADS='%s': %s",
+    *msg = mpibind_auto_strdupf("%s='%s': %s",
+                                mpibind_auto_value_name("OMP_NUM_THREADS"),
                                 mpibind_auto_getenv(t, "OMP_NUM_THREADS"),
                                 mpibind_get_error(h));
     return -1;
@@ -184,14 +185,15 @@ static int set_tuning(const struct mpibind_auto_tuning *t, mpibind_t *h,
     return -1;
   }
   if (t->restrict_ids && mpibind_set_restrict_ids(h, t->restrict_ids) != 0) {
-    *msg = mpibind_auto_strdupf("MPIBIND_RESTRICT='%s': %s", t->restrict_ids,
-                                mpibind_get_error(h));
+    *msg = mpibind_auto_strdupf("%s='%s': %s",
+                                mpibind_auto_value_name("MPIBIND_RESTRICT"),
+                                t->restrict_ids, mpibind_get_error(h));
     return -1;
   }
   if (t->restrict_type >= 0 &&
       mpibind_set_restrict_type(h, t->restrict_type) != 0) {
     *msg = mpibind_auto_strdupf(
-        "MPIBIND_RESTRICT_TYPE='%s': %s",
+        "%s='%s': %s", mpibind_auto_value_name("MPIBIND_RESTRICT_TYPE"),
         mpibind_auto_getenv(t, "MPIBIND_RESTRICT_TYPE"), mpibind_get_error(h));
     return -1;
   }
@@ -560,17 +562,20 @@ static int map_for_node(void *vr, mpibind_t **mapped, char **error) {
 
 /* The key's inputs other than machine, topology and task count: the
  * tuning, the node's GPU allocation (the same in every task, per-task
- * lists or not) and the job's CPUs. */
+ * lists or not), the job's CPUs, and the names the messages give the
+ * values (a recorded failure is reused as it was written). */
 static char *mapping_inputs(const struct task_run *r) {
   const struct mpibind_auto_tuning *t = r->t;
   char *gpus = mpibind_auto_gpu_allocation_text();
-  char *inputs = gpus ? mpibind_auto_strdupf(
+  char *names = mpibind_auto_value_names_key();
+  char *inputs = gpus && names ? mpibind_auto_strdupf(
       "smt=%d greedy=%d gpu_optim=%d nthreads=%d dryrun=%d restrict_type=%d\n"
-      "restrict=%s\n%s%s",
+      "restrict=%s\n%s%s%s",
       t->smt, t->greedy, t->gpu_optim, t->nthreads, t->dryrun,
       t->restrict_type, t->restrict_ids ? t->restrict_ids : "(none)",
-      r->job_key, gpus) : NULL;
+      r->job_key, gpus, names) : NULL;
   free(gpus);
+  free(names);
   return inputs;
 }
 

@@ -87,6 +87,19 @@ int mpibind_auto_apply_task(int local, int count, const char *source);
 void mpibind_auto_set_program(const char *argv0);
 
 /*
+ * The option from which a front end set one of the variables above
+ * before mpibind_auto_apply (the command's --topology gives
+ * MPIBIND_TOPOFILE): the messages then name what the user typed,
+ * "--topology='node.xml' does not describe this node", not a variable the
+ * user never saw.  variable: MPIBIND_RESTRICT, MPIBIND_RESTRICT_TYPE,
+ * MPIBIND_TOPOFILE or OMP_NUM_THREADS; option: a string that outlives the
+ * calls (a literal), NULL to name the variable again.  Returns 0, or -1
+ * for any other variable (MPIBIND may mix the user's words and the
+ * options').
+ */
+int mpibind_auto_name_option(const char *variable, const char *option);
+
+/*
  * Parses the user's XML topology file `path` first in the helper
  * `mpibind-discover` (a child process), since hwloc's parser crashes on
  * some malformed files.  Returns 0 when the caller may parse it too (the

@@ -66,6 +66,13 @@ int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
  * checking a value where it is typed (srun, sbatch, salloc). */
 int mpibind_auto_tuning_words(struct mpibind_auto_tuning *t, const char *label,
                               const char *value);
+/* What messages call the value of `variable`: the option a front end
+ * named with mpibind_auto_name_option(), else the variable itself. */
+const char *mpibind_auto_value_name(const char *variable);
+/* Those names as lines of a node-mapping key ("" when every value goes
+ * by its variable's name), malloc'ed: a failure recorded for the node's
+ * later tasks is reused word for word, so the names are an input. */
+char *mpibind_auto_value_names_key(void);
 /* A variable, read where the tuning's variables came from. */
 const char *mpibind_auto_getenv(const struct mpibind_auto_tuning *t,
                                 const char *name);

@@ -295,14 +295,14 @@ static int topofile_topology(mpibind_t *h,
                              char **error) {
   char *restore;
   int rc;
-  if (mpibind_auto_check_xml_file(t->topofile, "MPIBIND_TOPOFILE", error) !=
-      0)
+  const char *name = mpibind_auto_value_name("MPIBIND_TOPOFILE");
+  if (mpibind_auto_check_xml_file(t->topofile, name, error) != 0)
     return -1;
   mpibind_auto_plugins_off_begin(&restore);
   rc = mpibind_set_topology_file(h, t->topofile);
   mpibind_auto_plugins_off_end(restore);
   if (rc != 0) {
-    *error = mpibind_auto_strdupf("MPIBIND_TOPOFILE='%s': %s", t->topofile,
+    *error = mpibind_auto_strdupf("%s='%s': %s", name, t->topofile,
                                   mpibind_get_error(h));
     return -1;
   }
@@ -310,7 +310,7 @@ static int topofile_topology(mpibind_t *h,
    * GPU node's mapping */
   if (!t->dryrun && mpibind_topology_check_system(h) != 0) {
     *error = mpibind_auto_strdupf(
-        "MPIBIND_TOPOFILE='%s' does not describe this node: %s", t->topofile,
+        "%s='%s' does not describe this node: %s", name, t->topofile,
         mpibind_get_error(h));
     return -1;
   }

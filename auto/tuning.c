@@ -71,11 +71,18 @@ static int parse_count(const char *s, size_t len, int *out) {
   return 0;
 }
 
-static void keep_error(struct mpibind_auto_tuning *t, char *msg) {
-  if (t->error == NULL)
-    t->error = msg;
-  else
-    free(msg);
+/* Keeps the first problem.  Later ones are not even formatted: each
+ * message quotes the whole value, so formatting every bad word's would
+ * cost words x length (a 128 KiB MPIBIND of bad words: seconds per task). */
+__attribute__((format(printf, 2, 3))) static void
+keep_error(struct mpibind_auto_tuning *t, const char *fmt, ...) {
+  va_list ap;
+  if (t->error != NULL)
+    return;
+  va_start(ap, fmt);
+  if (vasprintf(&t->error, fmt, ap) < 0)
+    t->error = NULL;
+  va_end(ap);
 }
 
 /* `name` or `name:0|1`; returns 1 when the word has that name. */
@@ -95,10 +102,10 @@ static int bool_word(struct mpibind_auto_tuning *t, const char *label,
     *out = w[n + 1] - '0';
     return 1;
   }
-  keep_error(t, mpibind_auto_strdupf(
-                    "%s='%s': bad value in '%.*s' (expected %s, "
-                    "%s:0 or %s:1)",
-                    label, value, (int)len, w, name, name, name));
+  keep_error(t,
+             "%s='%s': bad value in '%.*s' (expected %s, "
+             "%s:0 or %s:1)",
+             label, value, (int)len, w, name, name, name);
   return 1;
 }
 
@@ -152,11 +159,11 @@ static void parse_mpibind(struct mpibind_auto_tuning *t, const char *label,
       if (len > 4 && parse_count(w + 4, len - 4, &k) == 0)
         t->smt = k;
       else
-        keep_error(t, mpibind_auto_strdupf(
-                          "%s='%s': bad value in '%.*s' (expected "
-                          "smt:K with K a number of hardware threads per "
-                          "core, 0 to choose)",
-                          label, value, (int)len, w));
+        keep_error(t,
+                   "%s='%s': bad value in '%.*s' (expected "
+                   "smt:K with K a number of hardware threads per "
+                   "core, 0 to choose)",
+                   label, value, (int)len, w);
     } else if (len >= 4 && strncasecmp(w, "draw", 4) == 0 &&
                (len == 4 || w[4] == ':')) {
       /* draw:PATH, the path as typed (case kept); the last one wins */
@@ -164,11 +171,11 @@ static void parse_mpibind(struct mpibind_auto_tuning *t, const char *label,
         free(t->draw);
         t->draw = strndup(w + 5, len - 5);
       } else {
-        keep_error(t, mpibind_auto_strdupf(
-                          "%s='%s': missing file in '%.*s' (expected "
-                          "draw:PATH, PATH ending in .svg, .png, .pdf or "
-                          ".xml)",
-                          label, value, (int)len, w));
+        keep_error(t,
+                   "%s='%s': missing file in '%.*s' (expected "
+                   "draw:PATH, PATH ending in .svg, .png, .pdf or "
+                   ".xml)",
+                   label, value, (int)len, w);
       }
     } else if (bool_word(t, label, value, w, len, "greedy", &b)) {
       if (b >= 0)
@@ -178,9 +185,8 @@ static void parse_mpibind(struct mpibind_auto_tuning *t, const char *label,
       if (b >= 0)
         t->gpu_optim = b;
     } else {
-      keep_error(t, mpibind_auto_strdupf(
-                        "%s='%s': unknown word '%.*s' (expected %s)",
-                        label, value, (int)len, w, WORDS_EXPECTED));
+      keep_error(t, "%s='%s': unknown word '%.*s' (expected %s)", label, value,
+                 (int)len, w, WORDS_EXPECTED);
     }
     p = *end ? end + 1 : end;
   }
@@ -208,6 +214,42 @@ int mpibind_auto_tuning_words(struct mpibind_auto_tuning *t, const char *label,
   tuning_defaults(t, NULL, NULL);
   parse_mpibind(t, label, value ? value : "");
   return t->error ? -1 : 0;
+}
+
+/* The variables a front end may set from an option of its own, and the
+ * option each came from (mpibind_auto_name_option); NULL: the variable. */
+static const char *const optional_vars[] = {
+    "MPIBIND_RESTRICT", "MPIBIND_RESTRICT_TYPE", "MPIBIND_TOPOFILE",
+    "OMP_NUM_THREADS"};
+static const char *option_of[sizeof optional_vars / sizeof *optional_vars];
+
+int mpibind_auto_name_option(const char *variable, const char *option) {
+  for (size_t i = 0; i < sizeof optional_vars / sizeof *optional_vars; i++)
+    if (variable != NULL && strcmp(variable, optional_vars[i]) == 0) {
+      option_of[i] = option;
+      return 0;
+    }
+  return -1;
+}
+
+const char *mpibind_auto_value_name(const char *variable) {
+  for (size_t i = 0; i < sizeof optional_vars / sizeof *optional_vars; i++)
+    if (strcmp(variable, optional_vars[i]) == 0 && option_of[i] != NULL)
+      return option_of[i];
+  return variable;
+}
+
+char *mpibind_auto_value_names_key(void) {
+  char *key = strdup("");
+  for (size_t i = 0;
+       key != NULL && i < sizeof optional_vars / sizeof *optional_vars; i++)
+    if (option_of[i] != NULL) {
+      char *k = mpibind_auto_strdupf("%s%s as %s\n", key, optional_vars[i],
+                                     option_of[i]);
+      free(key);
+      key = k;
+    }
+  return key;
 }
 
 static const char *process_getenv(const char *name, void *ctx) {
@@ -238,10 +280,10 @@ int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
   v = get("MPIBIND_RESTRICT", ctx);
   if (v != NULL) {
     if (all_space(v))
-      keep_error(t, mpibind_auto_strdupf(
-                        "MPIBIND_RESTRICT='%s' is empty (expected a list "
-                        "of OS indexes such as 0-3,8)",
-                        v));
+      keep_error(t,
+                 "%s='%s' is empty (expected a list "
+                 "of OS indexes such as 0-3,8)",
+                 mpibind_auto_value_name("MPIBIND_RESTRICT"), v);
     else
       t->restrict_ids = v;
   }
@@ -260,19 +302,19 @@ int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
     else if (is_word(s, len, "mem"))
       t->restrict_type = MPIBIND_RESTRICT_MEM;
     else
-      keep_error(t, mpibind_auto_strdupf(
-                        "MPIBIND_RESTRICT_TYPE='%s' is not a restrict type "
-                        "(expected cpu or mem)",
-                        v));
+      keep_error(t,
+                 "%s='%s' is not a restrict type "
+                 "(expected cpu or mem)",
+                 mpibind_auto_value_name("MPIBIND_RESTRICT_TYPE"), v);
   }
 
   v = get("MPIBIND_TOPOFILE", ctx);
   if (v != NULL) {
     if (all_space(v))
-      keep_error(t, mpibind_auto_strdupf(
-                        "MPIBIND_TOPOFILE='%s' is empty (expected the path "
-                        "of an hwloc XML file of this node)",
-                        v));
+      keep_error(t,
+                 "%s='%s' is empty (expected the path "
+                 "of an hwloc XML file of this node)",
+                 mpibind_auto_value_name("MPIBIND_TOPOFILE"), v);
     else
       t->topofile = v;
   }
@@ -292,10 +334,10 @@ int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
     if (parse_count(s, (size_t)(e - s), &n) == 0 && n > 0)
       t->nthreads = n;
     else
-      keep_error(t, mpibind_auto_strdupf(
-                        "OMP_NUM_THREADS='%s' is not a thread count "
-                        "(expected a positive integer)",
-                        v));
+      keep_error(t,
+                 "%s='%s' is not a thread count "
+                 "(expected a positive integer)",
+                 mpibind_auto_value_name("OMP_NUM_THREADS"), v);
   }
 
   return t->error ? -1 : 0;

@@ -125,8 +125,12 @@ static int option_cb(int val, const char *optarg, int remote) {
   if (remote)
     return 0;
   bad = mpibind_auto_tuning_words(&t, "--mpibind", optarg) != 0;
-  if (bad)
-    slurm_error("mpibind: %s", t.error ? t.error : "out of memory");
+  if (bad) {
+    /* it quotes the user's value: control characters escaped, one line */
+    char *esc = mb_escape(t.error);
+    slurm_error("mpibind: %s", esc ? esc : "out of memory");
+    free(esc);
+  }
   mpibind_auto_tuning_free(&t);
   if (bad)
     exit(1);

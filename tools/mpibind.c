@@ -547,6 +547,18 @@ static void set_var(const char *name, const char *value) {
     die(EXIT_MAPPING, "cannot set %s=%s: %s", name, value, strerror(errno));
 }
 
+/* A variable set from an option: the layer's messages about its value
+ * name the option, which is what the user typed. */
+static void set_option_var(const char *name, const char *option,
+                           const char *value) {
+  set_var(name, value);
+#ifdef MPIBIND_HAVE_AUTO
+  mpibind_auto_name_option(name, option);
+#else
+  (void)option;
+#endif
+}
+
 /* Appends ",item" (or "item") to the MPIBIND list being built. */
 static void add_item(char **list, const char *fmt, int value) {
   char item[64];
@@ -617,15 +629,16 @@ static void wrapper(const struct opts *o) {
   free(list);
 
   if (o->restrict_ids)
-    set_var("MPIBIND_RESTRICT", o->restrict_ids);
+    set_option_var("MPIBIND_RESTRICT", "--restrict", o->restrict_ids);
   if (o->restrict_type_arg)
-    set_var("MPIBIND_RESTRICT_TYPE", o->restrict_type_arg);
+    set_option_var("MPIBIND_RESTRICT_TYPE", "--restrict-type",
+                   o->restrict_type_arg);
   if (o->topology)
-    set_var("MPIBIND_TOPOFILE", o->topology);
+    set_option_var("MPIBIND_TOPOFILE", "--topology", o->topology);
   if (o->nthreads > 0) {
     char n[16];
     snprintf(n, sizeof n, "%d", o->nthreads);
-    set_var("OMP_NUM_THREADS", n);
+    set_option_var("OMP_NUM_THREADS", "--nthreads", n);
   } else if (o->nthreads == 0) {
     /* 0 means "choose", also over a thread count in the environment. */
     unsetenv("OMP_NUM_THREADS");

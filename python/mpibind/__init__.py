@@ -27,14 +27,18 @@ Errors, chosen from the kind of the C library's failure
                 finalize() or read before mpibind().
   ImportError   the C library found is of another major version.
 No input crashes the interpreter: task ids are checked before any C call,
-and no C pointer is kept across calls.
+no C pointer is kept across calls, a handle shared by threads runs one
+call at a time (a lock per handle), and a handle cannot be copied or
+pickled (TypeError).
 """
 
 import errno
+import functools
 import operator
 import os
 import signal
 import subprocess
+import threading
 
 from ._capi import ffi, lib, LIBRARY_PATH
 from . import _config
@@ -227,6 +231,21 @@ def topology_set_xml(path):
         _check_topology_file(path)
 
 
+def _locked(method):
+    """method, run holding its handle's lock.  CFFI releases the GIL in
+    every C call and the C handle is not thread safe (mpibind.h), so two
+    threads must never be inside the library with one handle, nor read
+    what a getter returns (pointers into the handle) while another thread
+    changes it.  Every public method and property takes it; reentrant, as
+    they call each other."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    locked.holds_handle_lock = True
+    return locked
+
+
 class MpibindHandle:
     """One mapping problem: its inputs, and after mpibind() its mapping.
 
@@ -234,11 +253,22 @@ class MpibindHandle:
     topology_file applies to this handle only; without it the handle uses
     the file of topology_set_xml(), if any, else the live machine.
     Changing an input discards the mapping: call mpibind() again.
+
+    Threads: a handle may be shared between threads.  Each call holds the
+    handle's lock (the C handle is not thread safe), so calls from several
+    threads run one after the other, each whole: a getter never sees a
+    mapping half-changed by another thread's setter or mpibind().  Use one
+    handle per thread for calls that run at the same time.
+
+    A handle owns its C handle: copy.copy(), copy.deepcopy() and pickle
+    raise TypeError (create another handle with the same inputs).
     """
 
     def __init__(self, ntasks=None, nthreads=None, greedy=None,
                  gpu_optim=None, smt=None, restrict_ids=None,
                  restrict_type=None, topology_file=None):
+        # first: finalize() (also from __del__ after a failure below) takes it
+        self._lock = threading.RLock()
         self._h = None
         self._mapped_ntasks = 0     # > 0: a mapping of that many tasks
         self._env_done = False
@@ -312,6 +342,17 @@ class MpibindHandle:
                              % (t, self._mapped_ntasks - 1))
         return h, t
 
+    def __reduce_ex__(self, protocol):
+        raise TypeError("mpibind.MpibindHandle cannot be copied or pickled: "
+                        "it owns its C handle (create another handle with "
+                        "the same inputs)")
+
+    def __copy__(self):
+        self.__reduce_ex__(0)
+
+    def __deepcopy__(self, memo):
+        self.__reduce_ex__(0)
+
     def __enter__(self):
         return self
 
@@ -325,6 +366,7 @@ class MpibindHandle:
         except Exception:
             pass
 
+    @_locked
     def __repr__(self):
         if self._h is None:
             return "<mpibind.MpibindHandle finalized>"
@@ -335,6 +377,7 @@ class MpibindHandle:
 
     # ---- life cycle ----------------------------------------------------
 
+    @_locked
     def finalize(self):
         """Releases the handle; using it afterwards raises MpibindError.
         Calling it twice is harmless."""
@@ -343,6 +386,7 @@ class MpibindHandle:
             self._mapped_ntasks = 0
             lib.mpibind_finalize(h)
 
+    @_locked
     def mpibind(self):
         """Computes the mapping.  ValueError when an input does not fit
         (including ones only the topology can judge); MpibindError when
@@ -354,6 +398,7 @@ class MpibindHandle:
             raise self._failure()
         self._mapped_ntasks = lib.mpibind_get_ntasks(h)
 
+    @_locked
     def apply(self, taskid):
         """Binds this process (all its threads) to task taskid's CPUs.
         With a topology file, only when the file describes this machine."""
@@ -361,6 +406,7 @@ class MpibindHandle:
         if lib.mpibind_apply(h, t) != 0:
             raise self._failure()
 
+    @_locked
     def topology_check_system(self):
         """Raises MpibindError unless the handle's topology describes the
         machine this process runs on (what apply() requires)."""
@@ -371,14 +417,17 @@ class MpibindHandle:
     # ---- inputs --------------------------------------------------------
 
     @property
+    @_locked
     def ntasks(self):
         return lib.mpibind_get_ntasks(self._handle())
 
     @ntasks.setter
+    @_locked
     def ntasks(self, value):
         self._set(lib.mpibind_set_ntasks, _int("ntasks", value))
 
     @property
+    @_locked
     def nthreads(self):
         """The per-task thread counts (a list) once mapped; before, the
         input (0: let mpibind choose)."""
@@ -391,51 +440,62 @@ class MpibindHandle:
         return lib.mpibind_get_nthreads_input(h)
 
     @nthreads.setter
+    @_locked
     def nthreads(self, value):
         self._set(lib.mpibind_set_nthreads, _int("nthreads", value))
 
     @property
+    @_locked
     def greedy(self):
         return lib.mpibind_get_greedy(self._handle())
 
     @greedy.setter
+    @_locked
     def greedy(self, value):
         self._set(lib.mpibind_set_greedy, _int("greedy", value))
 
     @property
+    @_locked
     def gpu_optim(self):
         return lib.mpibind_get_gpu_optim(self._handle())
 
     @gpu_optim.setter
+    @_locked
     def gpu_optim(self, value):
         self._set(lib.mpibind_set_gpu_optim, _int("gpu_optim", value))
 
     @property
+    @_locked
     def smt(self):
         return lib.mpibind_get_smt(self._handle())
 
     @smt.setter
+    @_locked
     def smt(self, value):
         self._set(lib.mpibind_set_smt, _int("smt", value))
 
     @property
+    @_locked
     def restrict_ids(self):
         """The restriction list (hwloc list syntax), or None."""
         ids = lib.mpibind_get_restrict_ids(self._handle())
         return None if ids == ffi.NULL else _pystr(ids)
 
     @restrict_ids.setter
+    @_locked
     def restrict_ids(self, value):
         data = ffi.NULL if value is None else _cstr("restrict_ids", value)
         self._set(lib.mpibind_set_restrict_ids, data)
 
     @property
+    @_locked
     def restrict_type(self):
         """MPIBIND_RESTRICT_CPU (0) or MPIBIND_RESTRICT_MEM (1); set also
         with 'cpu' or 'mem'."""
         return lib.mpibind_get_restrict_type(self._handle())
 
     @restrict_type.setter
+    @_locked
     def restrict_type(self, value):
         if isinstance(value, str):
             key = value.strip().lower()
@@ -448,6 +508,7 @@ class MpibindHandle:
         self._set(lib.mpibind_set_restrict_type, _int("restrict_type", value))
 
     @property
+    @_locked
     def topology_file(self):
         """The XML file of this handle's topology, or None (live machine).
         Setting it reads the file now (ValueError if it is unusable)."""
@@ -456,12 +517,14 @@ class MpibindHandle:
             ffi.string(path).decode("utf-8", "surrogateescape")
 
     @topology_file.setter
+    @_locked
     def topology_file(self, value):
         data = ffi.NULL if value is None else _cstr("topology_file", value)
         if value is not None:
             _parse_in_child("topology file", data)
         self._set(lib.mpibind_set_topology_file, data)
 
+    @_locked
     def set_gpu_ids(self, kind):
         """The kind of GPU ID that get_gpus_ptask() and the reports give:
         an MPIBIND_ID_* constant, or 'uuid', 'index', 'pci', 'name'."""
@@ -476,9 +539,11 @@ class MpibindHandle:
         if lib.mpibind_set_gpu_ids(h, _int("gpu id kind", kind)) != 0:
             raise self._failure()
 
+    @_locked
     def get_gpu_ids(self):
         return lib.mpibind_get_gpu_ids(self._handle())
 
+    @_locked
     def set_gpu_allocation(self, var, value):
         """The GPUs this job may use, as a launcher's variable would say
         (e.g. 'CUDA_VISIBLE_DEVICES', '0,2'); value None removes it."""
@@ -493,6 +558,7 @@ class MpibindHandle:
 
     # ---- outputs -------------------------------------------------------
 
+    @_locked
     def get_cpus_ptask(self, taskid):
         """Task taskid's CPUs: PU OS indexes, ascending."""
         h, t = self._task(taskid)
@@ -502,6 +568,7 @@ class MpibindHandle:
             raise self._failure()
         return [arr[i] for i in range(n[0])]
 
+    @_locked
     def get_gpus_ptask(self, taskid):
         """Task taskid's GPUs as IDs of the kind chosen by set_gpu_ids()."""
         h, t = self._task(taskid)
@@ -511,11 +578,13 @@ class MpibindHandle:
             raise self._failure()
         return [_pystr(arr[i]) for i in range(n[0])]
 
+    @_locked
     def get_num_gpus(self):
         """The number of GPUs of the node (after restriction) in the mapping."""
         h = self._mapped()
         return lib.mpibind_get_num_gpus(h)
 
+    @_locked
     def mapping_snprint(self, size=None):
         """The report, one line per task.  size is accepted for
         compatibility with the original; the whole report is always
@@ -525,6 +594,7 @@ class MpibindHandle:
         return self._snprint(lambda buf, n: lib.mpibind_mapping_snprint(
             buf, n, h))
 
+    @_locked
     def mapping_ptask_snprint(self, taskid, size=None):
         """Task taskid's line of the report (whole, whatever size is)."""
         h, t = self._task(taskid)
@@ -545,12 +615,14 @@ class MpibindHandle:
                                % (need, got))
         return _pystr(buf)
 
+    @_locked
     def mapping_print(self):
         """Prints the report on sys.stdout."""
         print(self.mapping_snprint(), end="", flush=True)
 
     # ---- environment ---------------------------------------------------
 
+    @_locked
     def set_env_vars(self):
         """Computes every task's variables (nothing is exported)."""
         h = self._mapped()
@@ -564,6 +636,7 @@ class MpibindHandle:
             self.set_env_vars()
         return h
 
+    @_locked
     def get_env_var_names(self):
         """The variables' names (computing them if needed)."""
         h = self._env()
@@ -573,6 +646,7 @@ class MpibindHandle:
             raise self._failure()
         return [_pystr(arr[i]) for i in range(n[0])]
 
+    @_locked
     def get_env_var_values(self, name):
         """The values of variable name, one per task."""
         data = _cstr("variable name", name)
@@ -582,12 +656,14 @@ class MpibindHandle:
             raise self._failure()
         return [_pystr(arr[i]) for i in range(self._mapped_ntasks)]
 
+    @_locked
     def get_env_vars_ptask(self, taskid):
         """Task taskid's variables as a dict."""
         h, t = self._task(taskid)
         return {name: self.get_env_var_values(name)[t]
                 for name in self.get_env_var_names()}
 
+    @_locked
     def env_vars_print(self):
         """Prints every task's variables on sys.stdout, one
         'mpibind: task %2d NAME=VALUE' line each."""

@@ -225,6 +225,52 @@ def test_foreign_topology_refused_without_dryrun():
     assert res.returncode != 0 and res.stdout == ""
 
 
+def test_problem_names_the_option_typed(tmp_path):
+    """The wrapper turns its options into the layer's variables: a problem
+    the layer finds with a value names the option the user typed
+    (--topology, --restrict), never a variable the user did not type; a
+    value the user gave as a variable is named by the variable.  One cache
+    directory for all, in both orders: the node's recorded failure is not
+    reused under the other name."""
+    lassen = topo("coral-lassen.xml")
+    env = clean_env(MPIBIND_CACHE_DIR=str(tmp_path / "cache"))
+    for _ in range(2):
+        res = run(["--topology", lassen, "--", "true"], env=env)
+        line = check_error(res, f"--topology='{lassen}' does not describe "
+                                "this node", status=0)
+        assert "MPIBIND_TOPOFILE" not in line, line
+        res = run(["--", "true"], env=dict(env, MPIBIND_TOPOFILE=lassen))
+        line = check_error(res, f"MPIBIND_TOPOFILE='{lassen}' does not "
+                                "describe this node", status=0)
+        assert "--topology" not in line, line
+    # a restriction that leaves none of the job's CPUs: started on one of
+    # this process's CPUs, restricted to another
+    cpus = sorted(my_cpus())
+    if len(cpus) >= 2:
+        res = run(["--restrict", str(cpus[1]), "--", "true"], env=env,
+                  prefix=["taskset", "-c", str(cpus[0])])
+        line = check_error(res, f"--restrict='{cpus[1]}'", status=0)
+        assert "MPIBIND_RESTRICT" not in line, line
+        res = run(["--", "true"], env=dict(env, MPIBIND_RESTRICT=str(cpus[1])),
+                  prefix=["taskset", "-c", str(cpus[0])])
+        check_error(res, f"MPIBIND_RESTRICT='{cpus[1]}'", status=0)
+
+
+def test_many_bad_words_one_line(tmp_path):
+    """MPIBIND near the kernel's 128 KiB limit for one variable, every word
+    bad (the last with a newline): one line naming the first, the value
+    escaped; the line grows with the value, not with words x value.  The
+    work itself is counted in tests/unit/test_auto_tuning.c; the timeout
+    here is only a guard."""
+    value = "x," * 63000 + "y\nz"
+    env = clean_env(MPIBIND=value, MPIBIND_CACHE_DIR=str(tmp_path / "cache"))
+    line = check_error(run(["--", "true"], env=env, timeout=120),
+                       "unknown word 'x'", status=0)
+    assert line.startswith("mpibind: MPIBIND='x,x,"), line[:80]
+    assert "y\\nz'" in line
+    assert len(line) < len(value) + 1024, len(line)
+
+
 # --- wrapper usage errors ------------------------------------------------------
 
 WRAPPER_ERRORS = [

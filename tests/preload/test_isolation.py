@@ -451,24 +451,32 @@ def test_helper_runs_as_its_effective_user_only(tmp_path):
     stays root while it acts for the user: the helper must drop to the
     effective user (no root real uid, no permitted capability) before
     hwloc loads any plugin or parses anything, and still find libmpibind
-    (the loader's secure mode ignores $ORIGIN)."""
+    (the loader's secure mode ignores $ORIGIN).  nobody may not reach the
+    build tree (a checkout in a directory only root enters): the helper,
+    libmpibind and the fault plugin run from a relocated copy where nobody
+    can (mpibind_stage), whose absolute run path names the copy's
+    library."""
     import pwd
     nobody = pwd.getpwnam("nobody")
     import pathlib
     import tempfile
+    from mpibind_stage import stage
     # pytest's directories are root's alone: the helper, as nobody, logs here
     work = pathlib.Path(tempfile.mkdtemp(prefix="mpibind-ids-"))
     os.chmod(work, 0o777)
     log = work / "fault-log"
-    helper = os.environ["MPIBIND_TEST_HELPER"]
+    staged = stage(os.environ["MPIBIND_TEST_BUILD_ROOT"],
+                   [os.environ["MPIBIND_TEST_HELPER"],
+                    os.path.dirname(os.environ["MPIBIND_LIBRARY"]), FAULT_DIR])
+    helper = staged.path(os.environ["MPIBIND_TEST_HELPER"])
 
     def mixed_ids():
         os.setresgid(0, nobody.pw_gid, 0)
         os.setgroups([])
         os.setresuid(0, nobody.pw_uid, 0)
 
-    env = clean_env(HWLOC_PLUGINS_PATH=FAULT_DIR, MPIBIND_TEST_FAULT="hang",
-                    MPIBIND_TEST_FAULT_LOG=str(log))
+    env = clean_env(HWLOC_PLUGINS_PATH=staged.path(FAULT_DIR),
+                    MPIBIND_TEST_FAULT="hang", MPIBIND_TEST_FAULT_LOG=str(log))
     p = subprocess.Popen([helper], env=env, preexec_fn=mixed_ids,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -487,3 +495,4 @@ def test_helper_runs_as_its_effective_user_only(tmp_path):
         p.kill()
         p.wait()
         shutil.rmtree(work, ignore_errors=True)
+        staged.remove()

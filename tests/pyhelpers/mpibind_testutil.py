@@ -1,14 +1,18 @@
 """Helpers shared by the pytest suites (python, cli, preload, launch,
 slurm), put on PYTHONPATH by meson: the hwloc list syntax written here
 independently of hwloc and of the library, the report line of
-docs/algorithm.md, and the worked examples of docs/algorithm.md read from
-their one data file, tests/data/worked-examples.tsv.
+docs/algorithm.md, the worked examples of docs/algorithm.md read from
+their one data file, tests/data/worked-examples.tsv, and the original
+mpibind's suite (tests/data/original-suite) with its listed differences.
 """
+import json
 import os
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
                     "data")
 WORKED_EXAMPLES = os.path.join(DATA, "worked-examples.tsv")
+ORIGINAL_SUITE = os.path.join(DATA, "original-suite")
+ALGORITHM = os.path.join(DATA, os.pardir, os.pardir, "docs", "algorithm.md")
 
 
 def parse_list(text):
@@ -106,3 +110,105 @@ def worked_examples(path=WORKED_EXAMPLES):
             assert len(nth) == len(cpus) == len(gpus) == n, line
             out.append(Example(row["topology"], inputs, nth, cpus, gpus))
     return out
+
+
+# ---- the original's suite (tests/data/original-suite) ----------------------
+
+ORIGINAL_FIELDS = ("threads", "cpus", "gpus")
+ALSO_FAILS = "the original also fails this expectation"
+BEYOND = "Beyond the original: "
+
+
+class OriginalCase:
+    """One case of the original's expected files: the machine (the file's
+    name after "expected."), its number ("# N:"), the topology file, the
+    description, the inputs (the handle's keyword names) and the expected
+    answer per field of ORIGINAL_FIELDS, in the files' format."""
+
+    def __init__(self, machine, num, topology, description, inputs,
+                 expected):
+        self.machine = machine
+        self.num = num
+        self.topology = topology
+        self.description = description
+        self.inputs = inputs
+        self.expected = expected
+
+    @property
+    def id(self):
+        return "%s-%d" % (self.machine, self.num)
+
+
+def _original_file(path, machine, topology):
+    """The cases of one expected file (the original's format, see
+    tests/data/README.md)."""
+    cases, num, params, lines = [], None, None, []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith("#"):
+                head = line[1:].strip()
+                if head.endswith(":") and head[:-1].isdigit():
+                    num = int(head[:-1])
+                elif '"params"' in line:
+                    params, lines = json.loads(head)["params"], []
+                continue
+            assert params is not None, "%s: a line before its params: %s" % (path, line)
+            lines.append(line)
+            if len(lines) == 1 + len(ORIGINAL_FIELDS):
+                assert all(len(l) >= 2 and l[0] == l[-1] == '"' for l in lines[1:]), lines
+                inputs = {"ntasks": params["ntasks"],
+                          "nthreads": params["in_nthreads"],
+                          "greedy": params["greedy"],
+                          "gpu_optim": params["gpu_optim"],
+                          "smt": params["smt"],
+                          "restrict_ids": params["restr_set"],
+                          "restrict_type": params["restrict_type"]}
+                expected = dict(zip(ORIGINAL_FIELDS, (l[1:-1] for l in lines[1:])))
+                cases.append(OriginalCase(machine, num, topology, lines[0],
+                                          inputs, expected))
+                params = None
+    assert params is None, "%s: a case without its three answers" % path
+    return cases
+
+
+def _tsv_rows(path, ncols):
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line and not line.startswith("#"):
+                cols = line.split("\t")
+                assert len(cols) == ncols, "%s: expected %d columns: %r" % (path, ncols, line)
+                yield cols
+
+
+def original_suite(folder=ORIGINAL_SUITE):
+    """(cases, differences): every OriginalCase of the files machines.tsv
+    names, and differences.tsv as {(machine, num, field): (ours, reason)}."""
+    cases = []
+    for name, topology in _tsv_rows(os.path.join(folder, "machines.tsv"), 2):
+        cases += _original_file(os.path.join(folder, name),
+                                name.split(".", 1)[1], topology)
+    diffs = {}
+    for machine, num, field, ours, reason, _note in _tsv_rows(
+            os.path.join(folder, "differences.tsv"), 6):
+        key = (machine, int(num), field)
+        assert key not in diffs, "differences.tsv lists %s twice" % (key,)
+        diffs[key] = (ours, reason)
+    return cases, diffs
+
+
+def beyond_the_original_rules(path=ALGORITHM):
+    """The titles of the rules under "Beyond the original" in
+    docs/algorithm.md (its "###" sections)."""
+    rules, inside = [], False
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith("## "):
+                inside = line.startswith("## Beyond the original")
+            elif inside and line.startswith("### "):
+                rules.append(line[4:])
+    return rules

@@ -32,7 +32,8 @@ Cases (the issue's list):
   preload    LD_PRELOAD and the plugin together: applied once (the
              preload's trace stays empty, one report per node);
   bad        a bad --mpibind value: srun, sbatch and salloc refuse it with
-             a line naming it; a bad environment value: one line, the
+             a line naming it (one line: a newline in it escaped, 60000 bad
+             words quoted once); a bad environment value: one line, the
              step runs unbound;
   user       a non-root user's step is mapped, also on a node without
              the user's topology cache (discovered in the helper from
@@ -57,6 +58,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import slurm_cluster  # noqa: E402
 import test_slurm as ts  # noqa: E402
+from mpibind_stage import StageError, stage  # noqa: E402
 
 GPUS_PER_NODE = 4
 TEST_USER = "mpibindtest"
@@ -510,6 +512,29 @@ class PluginRunner(ts.Runner):
                 problems.append("%s ran the job anyway" % cmd[0])
         self.record("plugin-bad-option-refused", problems)
 
+        # A value with a newline, and one of 60000 bad words (as long as an
+        # argument of 120 kB): still one line, the value escaped, the
+        # length of the line linear in the value's.
+        problems = []
+        many = "x," * 60000 + "y"
+        for value, named in (("v\nx", "--mpibind='v\\nx'"),
+                             (many, "--mpibind='x,x,x,")):
+            for cmd in (["srun", "-N1", "-n1", "-t", "1", "--mpibind=" + value, "/bin/true"],
+                        ["sbatch", "-N1", "-t", "1", "--mpibind=" + value, "--wrap", "true"],
+                        ["salloc", "-N1", "-t", "1", "--mpibind=" + value, "/bin/true"]):
+                r = self.run(cmd)
+                said = [l for l in r.stderr.splitlines() if l.strip()]
+                what = "%s --mpibind=<%d bytes>" % (cmd[0], len(value))
+                if r.returncode == 0:
+                    problems.append("%s: exit 0, expected a refusal" % what)
+                if len(said) != 1 or named not in said[0] or "expected" not in said[0]:
+                    problems.append("%s: expected one line naming %s and what was expected, "
+                                    "got %d lines:\n%s" % (what, named, len(said),
+                                                          ts.indent(r.stderr[:2000])))
+                elif len(said[0]) > 4 * len(value) + 1024:
+                    problems.append("%s: a line of %d bytes" % (what, len(said[0])))
+        self.record("plugin-bad-option-escaped-one-line", problems)
+
         step = ["-N2", "-n2", "-c2", "--exclusive", "--cpu-bind=map_cpu:1"]
         base = self.slurm_binding(step)
         r = self.sh(step + ["--mpibind=v"], env={"MPIBIND_RESTRICT_TYPE": "cores"})
@@ -547,8 +572,20 @@ class PluginRunner(ts.Runner):
             self.plugstack()
 
     def case_user(self):
-        """Any user who runs srun: a non-root user's step is mapped."""
+        """Any user who runs srun: a non-root user's step is mapped.  The
+        user's srun loads the plugin, and slurmstepd starts the helper as
+        the user: both from a relocated copy of the build products that the
+        user can reach (mpibind_stage), since the build tree may be in a
+        directory only root enters."""
         created = False
+        a = self.args
+        try:
+            staged = stage(a.build_root, [a.plugin, a.helper, os.path.dirname(a.library)])
+        except StageError as e:
+            for name in ("plugin-cold-cache-discovery-in-helper", "plugin-non-root-user"):
+                self.record(name, [str(e)])
+            return
+        self.cluster.set_plugstack(["required " + staged.path(a.plugin)])
         try:
             try:
                 pwd.getpwnam(TEST_USER)
@@ -572,6 +609,8 @@ class PluginRunner(ts.Runner):
         finally:
             if created:
                 subprocess.run(["userdel", TEST_USER], capture_output=True)
+            self.plugstack()
+            staged.remove()
 
     def cold_cache_as(self, uid):
         """A user's step on a node without the user's topology cache: the
@@ -725,6 +764,10 @@ class PluginRunner(ts.Runner):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--plugin", required=True, help="mpibind_slurm.so")
+    ap.add_argument("--helper", required=True, help="mpibind-discover, which the plugin starts")
+    ap.add_argument("--library", required=True, help="libmpibind (its directory is staged)")
+    ap.add_argument("--build-root", required=True,
+                    help="the build tree, which the products staged for another user leave")
     ap.add_argument("--preload", required=True, help="libmpibind-preload.so")
     ap.add_argument("--mpibind", required=True, help="the mpibind command (preview)")
     ap.add_argument("--gpu-topofile", required=True, help="hwloc XML of a node with 4 NVIDIA GPUs")
@@ -739,7 +782,8 @@ def main():
     args.probe_fortran = ts.fortran_probes(args.probe_fortran)
     if args.probe_fortran is None:
         return 1
-    for what in ("plugin", "preload", "mpibind", "gpu_topofile", "probe_ompi", "probe_mpich", "probe_py"):
+    for what in ("plugin", "helper", "library", "build_root", "preload", "mpibind", "gpu_topofile",
+                 "probe_ompi", "probe_mpich", "probe_py"):
         path = getattr(args, what)
         if path is not None:
             if not os.path.exists(path):
