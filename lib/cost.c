@@ -15,7 +15,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "mpibind_internal.h"
+#include "cost.h"
+#include "fail.h"
+#include "handle.h"
 
 /* What malloc hands out for a request of n bytes (glibc: 16-byte
  * granularity, 8 bytes of header, 32 bytes at least). */

@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mpibind_internal.h"
+#include "cost.h"
+#include "fail.h"
+#include "gpuvars.h"
+#include "handle.h"
+#include "lifetime.h"
+#include "report.h"
 
 static int add_var(mpibind_t *h, const char *name)
 {
@@ -39,7 +44,7 @@ int mpibind_set_env_vars(mpibind_t *h)
   if (h->var_names)
     return 0; /* computed for this mapping already: the same pointers */
   int nvars = 3;
-  for (int slot = 0; slot < 3; slot++)
+  for (int slot = 0; slot < MB_NUM_VENDORS; slot++)
     nvars += h->node_vendors[slot] != 0;
   if (mb_check_env_memory(h, nvars))
     return -1;
@@ -63,7 +68,7 @@ int mpibind_set_env_vars(mpibind_t *h)
       goto oom;
   /* A vendor's variable exists when the node has its GPUs; a task without
    * one of them gets "" (no device), not the variable left unset (all). */
-  for (int slot = 0; slot < 3; slot++) {
+  for (int slot = 0; slot < MB_NUM_VENDORS; slot++) {
     if (!h->node_vendors[slot])
       continue;
     if ((v = add_var(h, mb_gpu_var_written(slot))) < 0)

@@ -9,17 +9,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "mpibind_internal.h"
-
-int mb_vendor_slot(unsigned vendor)
-{
-  switch (vendor) {
-  case MB_VENDOR_NVIDIA: return 0;
-  case MB_VENDOR_AMD: return 1;
-  case MB_VENDOR_INTEL: return 2;
-  default: return -1;
-  }
-}
+#include "fail.h"
+#include "gpus.h"
+#include "gpuvars.h"
+#include "handle.h"
 
 static int has_prefix(const char *s, const char *p)
 {

@@ -7,10 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mpibind_internal.h"
+#include "fail.h"
+#include "gpus.h"
+#include "gpuvars.h"
+#include "handle.h"
+#include "lifetime.h"
+#include "report.h"
 
-/* The task's GPUs of one vendor slot (-1: all), comma-separated, in the
- * given id kind.  Caller frees. */
 char *mb_task_gpu_ids(mpibind_t *h, int task, int kind, int vendor_slot)
 {
   size_t len = 0;
@@ -79,11 +82,8 @@ static int check_args(mpibind_t *h, char *buf, int size)
 
 int mpibind_mapping_ptask_snprint(char *buf, int size, mpibind_t *h, int task)
 {
-  if (check_args(h, buf, size))
+  if (check_args(h, buf, size) || mb_check_task(h, task))
     return -1;
-  if (task < 0 || task >= h->ntasks)
-    return mb_fail(h, "task %d is invalid: expected 0 to %d", task,
-                   h->ntasks - 1);
   char *line = task_line(h, task);
   if (!line)
     return -1;

@@ -12,8 +12,30 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fail.h"
+#include "handle.h"
 #include "mb_parse.h"
-#include "mpibind_internal.h"
+#include "topology.h"
+
+/* hwloc's API version is 0xMMmmpp; only the major changes the ABI (hwloc
+ * 3 changes the OS-device types, which the GPU rules read).  A site that
+ * upgrades hwloc under an installed mpibind gets this message instead of
+ * a mapping that silently lost its GPUs. */
+static int check_hwloc(mpibind_t *h)
+{
+  unsigned built = HWLOC_API_VERSION;
+  unsigned loaded = hwloc_get_api_version();
+  if (built >> 16 == loaded >> 16)
+    return 0;
+  return mb_fail_kind(h, ELIBBAD,
+                      "the hwloc library loaded at run time has API version "
+                      "%u.%u.%u, but mpibind was built against API %u.%u.%u: "
+                      "rebuild mpibind against the hwloc installed, or run "
+                      "with an hwloc %u.x library",
+                      loaded >> 16, (loaded >> 8) & 0xff, loaded & 0xff,
+                      built >> 16, (built >> 8) & 0xff, built & 0xff,
+                      built >> 16);
+}
 
 int mpibind_topology_load_filters(hwloc_topology_t topo)
 {
@@ -307,7 +329,7 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
   MB_NEED_HANDLE(h, -1);
   if (!path)
     return back_to_live(h);
-  if (mb_check_hwloc(h))
+  if (check_hwloc(h))
     return -1;
   struct stat st;
   if (!*path)
@@ -365,7 +387,7 @@ int mpibind_set_topology_xml(mpibind_t *h, const char *buf, size_t len)
   MB_NEED_HANDLE(h, -1);
   if (!buf)
     return back_to_live(h);
-  if (mb_check_hwloc(h))
+  if (check_hwloc(h))
     return -1;
   if (len == 0)
     return mb_fail(h, "XML topology of 0 bytes: expected an hwloc XML export "
@@ -416,7 +438,7 @@ int mpibind_set_topology(mpibind_t *h, hwloc_topology_t topo)
 
 hwloc_topology_t mb_base_topology(mpibind_t *h)
 {
-  if (mb_check_hwloc(h))
+  if (check_hwloc(h))
     return NULL;
   if (h->user_topo)
     return h->user_topo;
@@ -764,3 +786,4 @@ int mb_make_work_topology(mpibind_t *h)
   h->work_is_copy = 1;
   return restrict_to_job(h);
 }
+

@@ -1,6 +1,6 @@
 """The C library seen through CFFI in ABI mode (no compiler needed).
 
-The declarations below are those of lib/mpibind.h that the module uses,
+The declarations below are those of lib/include/mpibind.h that the module uses,
 with hwloc's opaque pointer types left opaque (tests/api/check_cdef.py
 checks that each one is the header's).  The library is the file
 named by the environment variable MPIBIND_LIBRARY when it is set (and then

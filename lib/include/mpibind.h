@@ -317,8 +317,10 @@ MPIBIND_API int mpibind_mapping_print(mpibind_t *handle);
  * successful mpibind().  The file is written whole or not at all (a
  * temporary file beside it is renamed onto it, mode 0644).  The renderers
  * run as child processes (without LD_PRELOAD) with their output
- * discarded; the first line of their errors is in the message.  Fails, with the file name
- * in the message, on an unknown extension, a missing renderer ("no
+ * discarded, each for at most 120 seconds (then killed: a stuck renderer
+ * fails the drawing, never hangs the caller); the first line of their
+ * errors, or how they ended, is in the message.  Fails, with the file
+ * name in the message, on an unknown extension, a missing renderer ("no
  * renderer"), an unwritable file ("cannot write the picture") or a
  * renderer failure. */
 MPIBIND_API int mpibind_draw(mpibind_t *handle, const char *path);
