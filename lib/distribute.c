@@ -349,7 +349,7 @@ static int distribute_hierarchical(mpibind_t *h, hwloc_topology_t topo,
   int gpu_on = h->gpu_optim && h->gpus.n > 0;
   if (tasks_per_domain(h, d, nd, gpu_on))
     return -1;
-  int hw = mb_hw_smt(topo);
+  int hw = mb_work_hw_smt(h);
   int first = 0;
   for (int i = 0; i < nd; i++) {
     if (d[i].ntasks == 0)

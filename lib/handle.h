@@ -42,6 +42,10 @@ struct mpibind_t {
   int topo_xml;                 /* own_topo came from a caller's XML text */
   hwloc_topology_t work_topo;
   int work_is_copy;
+  /* hw_smt of own/user and of work (topology.c), 0 until computed: a
+   * walk over every core, done once per topology, not per mpibind(). */
+  int base_hw_smt;
+  int work_hw_smt;
   /* Topologies a topology setter replaced: a caller may still hold them
    * (mpibind_get_topology), so they live until the next mpibind(). */
   hwloc_topology_t *retired;

@@ -66,9 +66,11 @@ static int gpu_list(mpibind_t *h, hwloc_topology_t base)
 
 /* Step 1, the inputs the topology decides: smt within the node's
  * hardware threads per core, taken before the restriction. */
-static int check_smt(mpibind_t *h, hwloc_topology_t base)
+static int check_smt(mpibind_t *h)
 {
-  int hw = mb_hw_smt(base);
+  int hw = mb_base_hw_smt(h);
+  if (hw < 0)
+    return -1;
   if (h->smt > hw)
     return mb_fail(h,
                    "smt %d is invalid: expected 0 to %d, the hardware threads "
@@ -84,7 +86,7 @@ int mpibind(mpibind_t *h)
   if (h->ntasks < 1)
     return mb_fail(h, "ntasks is not set: expected an integer >= 1");
   hwloc_topology_t base = mb_base_topology(h);
-  if (!base || check_smt(h, base) || mb_make_work_topology(h) || gpu_list(h, base))
+  if (!base || check_smt(h) || mb_make_work_topology(h) || gpu_list(h, base))
     return -1;
   if (mb_check_mapping_memory(h, h->work_topo)) {
     mb_clear_outputs(h);

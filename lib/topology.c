@@ -61,6 +61,7 @@ void mb_free_work_topology(mpibind_t *h)
     hwloc_topology_destroy(h->work_topo);
   h->work_topo = NULL;
   h->work_is_copy = 0;
+  h->work_hw_smt = 0;
 }
 
 void mb_free_retired_topologies(mpibind_t *h)
@@ -95,6 +96,7 @@ static int retire_topologies(mpibind_t *h)
   free(h->topo_file);
   h->topo_file = NULL;
   h->topo_xml = 0;
+  h->base_hw_smt = 0;
   mb_inputs_changed(h);
   return 0;
 }
@@ -108,7 +110,10 @@ void mb_free_own_topology(mpibind_t *h)
   free(h->topo_file);
   h->topo_file = NULL;
   h->topo_xml = 0;
+  h->base_hw_smt = 0;
 }
+
+static int hw_smt(hwloc_topology_t topo);
 
 static int load_live(mpibind_t *h)
 {
@@ -123,6 +128,7 @@ static int load_live(mpibind_t *h)
                         strerror(e));
   }
   h->own_topo = t;
+  h->base_hw_smt = hw_smt(t);
   return 0;
 }
 
@@ -379,6 +385,7 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
   h->user_topo = NULL;
   h->own_topo = t;
   h->topo_file = copy;
+  h->base_hw_smt = hw_smt(t);
   return 0;
 }
 
@@ -422,6 +429,7 @@ int mpibind_set_topology_xml(mpibind_t *h, const char *buf, size_t len)
   h->user_topo = NULL;
   h->own_topo = t;
   h->topo_xml = 1;
+  h->base_hw_smt = hw_smt(t);
   return 0;
 }
 
@@ -433,6 +441,7 @@ int mpibind_set_topology(mpibind_t *h, hwloc_topology_t topo)
   if (retire_topologies(h))
     return -1;
   h->user_topo = topo;
+  h->base_hw_smt = topo ? hw_smt(topo) : 0;
   return 0;
 }
 
@@ -497,8 +506,11 @@ int mb_core_depth(hwloc_topology_t topo)
 /* The most hardware threads any core has (docs/algorithm.md, "Beyond the
  * original"): a core that lost a thread (offline CPU, cgroup, a site's
  * reserved system threads) says nothing about the others, wherever it is
- * in the order. */
-int mb_hw_smt(hwloc_topology_t topo)
+ * in the order.  It walks every core, so it is computed once per
+ * topology, when the topology is given or loaded (and once per restricted
+ * copy), never per mpibind(): mapping one task costs the same on any
+ * node. */
+static int hw_smt(hwloc_topology_t topo)
 {
   int depth = mb_core_depth(topo);
   int hw = 1;
@@ -787,3 +799,24 @@ int mb_make_work_topology(mpibind_t *h)
   return restrict_to_job(h);
 }
 
+/* The base topology's hw_smt, computed where the base is given or loaded
+ * and forgotten with it (retire_topologies, mb_free_own_topology). */
+int mb_base_hw_smt(mpibind_t *h)
+{
+  hwloc_topology_t base = mb_base_topology(h);
+  if (!base)
+    return -1;
+  if (h->base_hw_smt <= 0)
+    h->base_hw_smt = hw_smt(base);
+  return h->base_hw_smt;
+}
+
+/* The work topology's: the base's when there is no restriction, else
+ * computed once per restricted copy (mb_free_work_topology forgets it). */
+int mb_work_hw_smt(mpibind_t *h)
+{
+  if (h->work_hw_smt <= 0)
+    h->work_hw_smt = h->work_is_copy ? hw_smt(h->work_topo)
+                                     : mb_base_hw_smt(h);
+  return h->work_hw_smt;
+}

@@ -17,9 +17,10 @@ void mb_free_own_topology(mpibind_t *h);
 void mb_free_work_topology(mpibind_t *h);
 void mb_free_retired_topologies(mpibind_t *h);
 int mb_core_depth(hwloc_topology_t topo);
-/* The most hardware threads any core of topo has (docs/algorithm.md,
- * "Hardware threads per core"). */
-int mb_hw_smt(hwloc_topology_t topo);
+/* hw_smt of the base and of the work topology, computed once per
+ * topology (docs/algorithm.md, "Hardware threads per core"). */
+int mb_base_hw_smt(mpibind_t *h);
+int mb_work_hw_smt(mpibind_t *h);
 
 /* Is obj root or below it? */
 static inline int mb_in_subtree(hwloc_obj_t obj, hwloc_obj_t root)
