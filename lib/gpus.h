@@ -27,6 +27,10 @@ struct mb_gpu {
                           * only on the bus; in the topology the list was
                           * built on */
   hwloc_obj_t locality;  /* nearest non-I/O ancestor */
+  hwloc_obj_t base_locality; /* the same in the unrestricted topology */
+  int outside;           /* a GPU of the job that the restriction removed:
+                          * obj and locality are the unrestricted
+                          * topology's (mb_gpu_list_keep_outside) */
   enum mb_backend backend;
   unsigned vendor;       /* PCI vendor id */
   unsigned domain, bus, dev, func;
@@ -50,8 +54,24 @@ int mb_gpu_list_build(mpibind_t *h, hwloc_topology_t topo,
                       struct mb_gpu_list *list);
 /* Keeps only the GPUs the allocation (h->allocs) names. */
 int mb_gpu_list_allocate(mpibind_t *h, struct mb_gpu_list *list);
+/* list (built on a restricted topology from all, the unrestricted and
+ * allocated list) gets back, after its own and in all's order, the GPUs
+ * of all that the restriction removed but that stay the job's (marked
+ * outside): those an
+ * allocation names (the launch gave them to the job) and those local to
+ * no CPU (beside memory only: no CPU restriction is about them)
+ * (docs/algorithm.md, "No GPU left idle"). */
+int mb_gpu_list_keep_outside(mpibind_t *h, const struct mb_gpu_list *all,
+                             struct mb_gpu_list *list);
 void mb_gpu_list_free(struct mb_gpu_list *list);
 /* The GPU's id of that kind (MPIBIND_ID_*), owned by the list. */
 const char *mb_gpu_id(const struct mb_gpu *g, int kind);
+/* 0 when no two GPUs of list have the same id of that kind (an empty id,
+ * unknown, repeats freely); otherwise an EINVAL failure naming two of
+ * them, the id, and the kinds that do tell them apart. */
+int mb_gpu_ids_check_unique(mpibind_t *h, const struct mb_gpu_list *list,
+                            int kind);
+/* PCI bus order: <0, 0, >0. */
+int mb_gpu_busid_cmp(const struct mb_gpu *a, const struct mb_gpu *b);
 
 #endif

@@ -2,7 +2,8 @@
  * map.c - mpibind(): the steps of docs/algorithm.md in order, each done
  * by its own file: check the inputs (1), the work topology (2,
  * topology.c), the node's GPU list (3, gpus.c), the domains (4,
- * domains.c), the distribution (5, distribute.c).  The outputs are
+ * domains.c), the distribution (5, distribute.c), then no GPU left idle
+ * (gpushare.c).  The outputs are
  * allocated here, once their cost is known (cost.c), and freed by
  * lifetime.c.
  */
@@ -14,6 +15,7 @@
 #include "domains.h"
 #include "fail.h"
 #include "gpus.h"
+#include "gpushare.h"
 #include "gpuvars.h"
 #include "handle.h"
 #include "lifetime.h"
@@ -60,6 +62,8 @@ static int gpu_list(mpibind_t *h, hwloc_topology_t base)
     return 0;
   }
   int rc = mb_gpu_list_build(h, h->work_topo, &all, &h->gpus);
+  if (rc == 0)
+    rc = mb_gpu_list_keep_outside(h, &all, &h->gpus);
   mb_gpu_list_free(&all);
   return rc;
 }
@@ -101,6 +105,8 @@ int mpibind(mpibind_t *h)
   int rc = mb_find_domains(h, h->work_topo, &d, &nd);
   if (rc == 0)
     rc = mb_distribute(h, d, nd);
+  if (rc == 0)
+    rc = mb_share_stranded_gpus(h, d, nd);
   free(d);
   if (rc) {
     mb_clear_outputs(h);

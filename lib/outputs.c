@@ -99,7 +99,8 @@ char **mpibind_get_gpus_ptask(mpibind_t *h, int task, int *ngpus)
 {
   if (ngpus)
     *ngpus = 0;
-  if (mb_check_task(h, task))
+  if (mb_check_task(h, task) ||
+      mb_gpu_ids_check_unique(h, &h->gpus, h->gpu_id_kind))
     return NULL;
   int k = h->gpu_id_kind - MPIBIND_ID_UNIV;
   if (!h->ngpus_ptask) {

@@ -77,7 +77,9 @@ static int check_args(mpibind_t *h, char *buf, int size)
                    size);
   if (mb_check_mapped(h))
     return -1;
-  return 0;
+  /* The report names each task's GPUs by the chosen kind: a kind that
+   * names two GPUs alike would say two tasks share a GPU they do not. */
+  return mb_gpu_ids_check_unique(h, &h->gpus, h->gpu_id_kind);
 }
 
 int mpibind_mapping_ptask_snprint(char *buf, int size, mpibind_t *h, int task)

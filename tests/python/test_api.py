@@ -441,3 +441,38 @@ def test_one_task_per_core_follows_hwloc_logical_order(handles):
                 topology_file=topo(TIOGA))
     h.mpibind()
     assert [h.get_cpus_ptask(t) for t in range(6)] == [[p] for p in order]
+
+
+# ---- no GPU left idle (docs/algorithm.md, "No GPU left idle") ------------
+
+CASES = os.path.join(os.path.dirname(__file__), "..", "data", "cases")
+
+
+def test_gpus_without_locality_are_all_used(handles):
+    """JUROPA3's 2 K20 hang from the Machine: was no GPU for any task."""
+    h = handles(ntasks=4,
+                topology_file=os.path.join(CASES, "gpus-without-locality.xml"))
+    h.mpibind()
+    assert h.get_num_gpus() == 2
+    assert [h.get_gpus_ptask(i) for i in range(4)] == [["0"], ["0"], ["1"],
+                                                       ["1"]]
+
+
+def test_allocated_gpus_outside_a_restriction_are_used(handles):
+    """Corona, a job on CPUs 44-47 holding the node's 4 GPUs."""
+    h = handles(ntasks=8, restrict_ids="44-47",
+                topology_file=topo("epyc-corona.xml"))
+    h.set_gpu_allocation("ROCR_VISIBLE_DEVICES", "0,1,2,3")
+    h.mpibind()
+    assert [h.get_gpus_ptask(i)[0] for i in range(8)] == \
+        ["3", "3", "2", "2", "0", "0", "1", "1"]
+
+
+def test_gpu_id_kind_naming_two_gpus_alike_is_a_value_error(handles):
+    path = os.path.join(os.path.dirname(__file__), "..", "unit", "xml",
+                        "gpu-same-uuid.xml")
+    h = handles(ntasks=2, topology_file=path)
+    h.mpibind()
+    h.set_gpu_ids(mpibind.MPIBIND_ID_UNIV)
+    with pytest.raises(ValueError, match="0x1a2b3c4d"):
+        h.get_gpus_ptask(0)

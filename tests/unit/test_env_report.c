@@ -155,11 +155,13 @@ START_TEST(three_vendors_one_task)
 }
 END_TEST
 
-/* A node with GPUs, tasks without: empty strings. */
+/* A node with GPUs, tasks without: empty strings (Corona restricted to
+ * CPUs near no GPU, without a GPU allocation). */
 START_TEST(empty_for_task_without_gpu)
 {
-  mpibind_t *h = env("gpu-zero-weight.xml", UT_IN(.ntasks = 2));
-  expect_var(h, "CUDA_VISIBLE_DEVICES", ";");
+  mpibind_t *h = env("epyc-corona.xml",
+                     UT_IN(.ntasks = 2, .restrict_ids = "0-3"));
+  expect_var(h, "ROCR_VISIBLE_DEVICES", ";");
   mpibind_finalize(h);
   h = env("epyc-corona.xml", UT_IN(.ntasks = 8, .gpu_optim = 0));
   expect_var(h, "ROCR_VISIBLE_DEVICES", ";0;1;;;2;;3");
