@@ -12,7 +12,8 @@
  *      so that the CPUs the tasks do not use are drawn too);
  *   2. mark, on each object of the copy, the set of tasks using it: the
  *      task's PUs and their cores, the task's GPUs (the OS device, its PCI
- *      device and that device's other OS devices, e.g. cuda0 beside nvml0);
+ *      device and that device's other OS devices, e.g. cuda0 beside nvml0)
+ *      and its NICs (likewise: mlx5_0 beside ib0);
  *   3. paint: an object of one task gets the task's colour through the
  *      `lstopoStyle` info attribute (see lstopo(1), CUSTOM COLORS); an
  *      object of several tasks gets the shared colour and a Misc child
@@ -116,32 +117,32 @@ static int mark(hwloc_obj_t obj, int task)
   return hwloc_bitmap_set((hwloc_bitmap_t)obj->userdata, (unsigned)task);
 }
 
-/* The GPU's object (an OS device, or a PCI device for a GPU seen only on
- * the bus) in the copy, by its global index (kept by hwloc_topology_dup
- * and by restriction). */
-static hwloc_obj_t gpu_by_gp_index(hwloc_topology_t t, hwloc_obj_t gpu)
+/* A device's object (a GPU's or NIC's OS device, or its PCI device) in
+ * the copy, by its global index (kept by hwloc_topology_dup, by
+ * restriction and through XML). */
+static hwloc_obj_t device_by_gp_index(hwloc_topology_t t, hwloc_obj_t dev)
 {
   hwloc_obj_t o = NULL;
-  if (gpu->type == HWLOC_OBJ_PCI_DEVICE) {
+  if (dev->type == HWLOC_OBJ_PCI_DEVICE) {
     while ((o = hwloc_get_next_pcidev(t, o)) != NULL)
-      if (o->gp_index == gpu->gp_index)
+      if (o->gp_index == dev->gp_index)
         return o;
     return NULL;
   }
   while ((o = hwloc_get_next_osdev(t, o)) != NULL)
-    if (o->gp_index == gpu->gp_index)
+    if (o->gp_index == dev->gp_index)
       return o;
   return NULL;
 }
 
-/* The GPU's boxes: its PCI device and all the OS devices under it (one
- * physical GPU shows as several, e.g. nvml0 and cuda0), or the OS device
- * alone when it is not under a PCI device. */
-static int mark_gpu(hwloc_obj_t gpu, int task)
+/* A device's boxes: its PCI device and all the OS devices under it (one
+ * physical GPU shows as several, e.g. nvml0 and cuda0; an HCA as mlx5_0
+ * and ib0), or the OS device alone when it is not under a PCI device. */
+static int mark_device(hwloc_obj_t dev, int task)
 {
-  hwloc_obj_t pci = gpu->type == HWLOC_OBJ_PCI_DEVICE ? gpu : gpu->parent;
+  hwloc_obj_t pci = dev->type == HWLOC_OBJ_PCI_DEVICE ? dev : dev->parent;
   if (!pci || pci->type != HWLOC_OBJ_PCI_DEVICE)
-    return mark(gpu, task);
+    return mark(dev, task);
   if (mark(pci, task))
     return -1;
   for (hwloc_obj_t c = pci->io_first_child; c; c = c->next_sibling)
@@ -165,8 +166,15 @@ static int mark_task(mpibind_t *h, hwloc_topology_t copy, int task)
   hwloc_bitmap_foreach_end();
   hwloc_bitmap_foreach_begin(i, h->out_gpus[task])
   {
-    hwloc_obj_t o = gpu_by_gp_index(copy, h->gpus.gpu[i].obj);
-    if (o && mark_gpu(o, task))
+    hwloc_obj_t o = device_by_gp_index(copy, h->gpus.gpu[i].base_obj);
+    if (o && mark_device(o, task))
+      rc = -1;
+  }
+  hwloc_bitmap_foreach_end();
+  hwloc_bitmap_foreach_begin(i, h->out_nics[task])
+  {
+    hwloc_obj_t o = device_by_gp_index(copy, h->nics.nic[i].obj);
+    if (o && mark_device(o, task))
       rc = -1;
   }
   hwloc_bitmap_foreach_end();

@@ -124,6 +124,7 @@ static struct mb_gpu *push(struct mb_gpu_list *list, int *cap,
   g->backend = b;
   g->locality = hwloc_get_non_io_ancestor_obj(topo, obj);
   g->base_locality = g->locality;
+  g->base_obj = obj;
   g->vendor = pci->attr->pcidev.vendor_id;
   g->domain = pci->attr->pcidev.domain;
   g->bus = pci->attr->pcidev.bus;
@@ -324,6 +325,7 @@ static int take_from_ref(const struct mb_gpu_list *ref,
     }
     g->visible = strdup(r->visible);
     g->base_locality = r->locality;
+    g->base_obj = r->obj;
     if (!g->visible ||
         (r->alloc_entry && !(g->alloc_entry = strdup(r->alloc_entry))))
       rc = -1;

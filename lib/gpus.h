@@ -28,6 +28,7 @@ struct mb_gpu {
                           * built on */
   hwloc_obj_t locality;  /* nearest non-I/O ancestor */
   hwloc_obj_t base_locality; /* the same in the unrestricted topology */
+  hwloc_obj_t base_obj;  /* obj in the unrestricted topology */
   int outside;           /* a GPU of the job that the restriction removed:
                           * obj and locality are the unrestricted
                           * topology's (mb_gpu_list_keep_outside) */

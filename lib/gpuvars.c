@@ -28,7 +28,8 @@ static const struct {
 } gpu_vars[] = {
     {"CUDA_VISIBLE_DEVICES", MB_VENDOR_NVIDIA, 1},
     {"ROCR_VISIBLE_DEVICES", MB_VENDOR_AMD, 1},
-    {"HIP_VISIBLE_DEVICES", MB_VENDOR_AMD, 0}, /* read, never written */
+    /* read; written over ROCr's devices only when inherited (env.c) */
+    {"HIP_VISIBLE_DEVICES", MB_VENDOR_AMD, 0},
     {"ZE_AFFINITY_MASK", MB_VENDOR_INTEL, 1},  /* beyond the original */
 };
 #define NVARS ((int)(sizeof gpu_vars / sizeof *gpu_vars))

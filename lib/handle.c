@@ -247,6 +247,28 @@ int mpibind_set_gpu_allocation(mpibind_t *h, const char *var,
   return 0;
 }
 
+int mpibind_set_transport_vars(mpibind_t *h, int on)
+{
+  CHECK_HANDLE(h);
+  if (on != 0 && on != 1)
+    return mb_fail(h, "transport variables %d is invalid: expected 0 or 1",
+                   on);
+  /* The variables of mpibind_set_env_vars depend on it: an input. */
+  mb_inputs_changed(h);
+  h->transport_vars = on;
+  return 0;
+}
+
+int mpibind_set_all_gpus_visible(mpibind_t *h, int on)
+{
+  CHECK_HANDLE(h);
+  if (on != 0 && on != 1)
+    return mb_fail(h, "all GPUs visible %d is invalid: expected 0 or 1", on);
+  mb_inputs_changed(h); /* the variables of mpibind_set_env_vars */
+  h->all_gpus_visible = on;
+  return 0;
+}
+
 /* The getters of one input value return it (-1 for a NULL handle). */
 int mpibind_get_ntasks(mpibind_t *h) { return h ? h->ntasks : -1; }
 int mpibind_get_greedy(mpibind_t *h) { return h ? h->greedy : -1; }
@@ -257,6 +279,14 @@ int mpibind_get_restrict_type(mpibind_t *h)
   return h ? h->restrict_type : -1;
 }
 int mpibind_get_gpu_ids(mpibind_t *h) { return h ? h->gpu_id_kind : -1; }
+int mpibind_get_transport_vars(mpibind_t *h)
+{
+  return h ? h->transport_vars : -1;
+}
+int mpibind_get_all_gpus_visible(mpibind_t *h)
+{
+  return h ? h->all_gpus_visible : -1;
+}
 const char *mpibind_get_restrict_ids(mpibind_t *h)
 {
   return h ? h->restrict_ids : NULL;

@@ -10,6 +10,7 @@
 #include "gpus.h"
 #include "gpuvars.h"
 #include "mpibind.h"
+#include "nics.h"
 
 /* MPIBIND_ID_UNIV .. MPIBIND_ID_NAME */
 #define MB_NUM_ID_KINDS 4
@@ -33,6 +34,8 @@ struct mpibind_t {
   hwloc_bitmap_t job_cpus; /* NULL: the topology's CPUs (see set_job_cpus) */
   struct mb_alloc *allocs;
   int nallocs;
+  int transport_vars;    /* step 6 names the NICs to UCX, NCCL, libfabric */
+  int all_gpus_visible;  /* step 6 shows every GPU, in task order */
 
   /* Topologies.  base is what the inputs name (caller's, file or live);
    * work is base restricted (a private copy) or base itself. */
@@ -62,6 +65,8 @@ struct mpibind_t {
   hwloc_bitmap_t *out_cpus;
   hwloc_bitmap_t *out_gpus;
   struct mb_gpu_list gpus;      /* on work_topo, after allocation */
+  struct mb_nic_list nics;      /* on the unrestricted topology */
+  hwloc_bitmap_t *out_nics;     /* per task: positions in nics */
   unsigned node_vendors[MB_NUM_VENDORS]; /* present on the node, by slot */
 
   /* Lazily built views of the outputs (see outputs.c). */
@@ -69,6 +74,8 @@ struct mpibind_t {
   int *ncpus_ptask;
   char ***gpus_ptask[MB_NUM_ID_KINDS];  /* by kind - MPIBIND_ID_UNIV */
   int *ngpus_ptask;
+  char ***nics_ptask;
+  int *nnics_ptask;
 
   /* Environment of step 6. */
   int nvars;

@@ -13,6 +13,7 @@
 #include "gpus.h"
 #include "handle.h"
 #include "lifetime.h"
+#include "nics.h"
 #include "topology.h"
 
 /* The cached id strings of kind k of every task (mpibind_get_gpus_ptask). */
@@ -68,6 +69,13 @@ void mb_clear_outputs(mpibind_t *h)
       hwloc_bitmap_free(h->out_cpus[i]);
     if (h->out_gpus)
       hwloc_bitmap_free(h->out_gpus[i]);
+    if (h->out_nics)
+      hwloc_bitmap_free(h->out_nics[i]);
+    if (h->nics_ptask) {
+      for (int n = 0; h->nics_ptask[i] && h->nics_ptask[i][n]; n++)
+        free(h->nics_ptask[i][n]);
+      free(h->nics_ptask[i]);
+    }
     if (h->cpus_ptask)
       free(h->cpus_ptask[i]);
   }
@@ -77,6 +85,12 @@ void mb_clear_outputs(mpibind_t *h)
   free(h->out_nthreads);
   free(h->out_cpus);
   free(h->out_gpus);
+  free(h->out_nics);
+  free(h->nics_ptask);
+  free(h->nnics_ptask);
+  h->out_nics = NULL;
+  h->nics_ptask = NULL;
+  h->nnics_ptask = NULL;
   free(h->cpus_ptask);
   free(h->ncpus_ptask);
   free(h->ngpus_ptask);
@@ -87,6 +101,7 @@ void mb_clear_outputs(mpibind_t *h)
   h->ngpus_ptask = NULL;
   h->out_ntasks = 0;
   mb_gpu_list_free(&h->gpus);
+  mb_nic_list_free(&h->nics);
   mb_free_retired_topologies(h);
   h->mapped = 0;
   h->stale = 0;

@@ -3,7 +3,7 @@
  * by its own file: check the inputs (1), the work topology (2,
  * topology.c), the node's GPU list (3, gpus.c), the domains (4,
  * domains.c), the distribution (5, distribute.c), then no GPU left idle
- * (gpushare.c).  The outputs are
+ * (gpushare.c) and each task's nearest NICs (nics.c).  The outputs are
  * allocated here, once their cost is known (cost.c), and freed by
  * lifetime.c.
  */
@@ -19,6 +19,7 @@
 #include "gpuvars.h"
 #include "handle.h"
 #include "lifetime.h"
+#include "nics.h"
 #include "topology.h"
 
 static int alloc_outputs(mpibind_t *h)
@@ -27,13 +28,15 @@ static int alloc_outputs(mpibind_t *h)
   h->out_nthreads = calloc(n, sizeof(int));
   h->out_cpus = calloc(n, sizeof(hwloc_bitmap_t));
   h->out_gpus = calloc(n, sizeof(hwloc_bitmap_t));
-  if (!h->out_nthreads || !h->out_cpus || !h->out_gpus)
+  h->out_nics = calloc(n, sizeof(hwloc_bitmap_t));
+  if (!h->out_nthreads || !h->out_cpus || !h->out_gpus || !h->out_nics)
     return -1;
   h->out_ntasks = n; /* what mb_clear_outputs frees, whatever ntasks is */
   for (int i = 0; i < n; i++) {
     h->out_cpus[i] = hwloc_bitmap_alloc();
     h->out_gpus[i] = hwloc_bitmap_alloc();
-    if (!h->out_cpus[i] || !h->out_gpus[i])
+    h->out_nics[i] = hwloc_bitmap_alloc();
+    if (!h->out_cpus[i] || !h->out_gpus[i] || !h->out_nics[i])
       return -1;
   }
   return 0;
@@ -107,6 +110,10 @@ int mpibind(mpibind_t *h)
     rc = mb_distribute(h, d, nd);
   if (rc == 0)
     rc = mb_share_stranded_gpus(h, d, nd);
+  if (rc == 0)
+    rc = mb_nic_list_build(h, base, &h->nics);
+  if (rc == 0)
+    rc = mb_nics_choose(h, MB_NIC_ANY, h->out_nics);
   free(d);
   if (rc) {
     mb_clear_outputs(h);

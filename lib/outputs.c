@@ -147,3 +147,54 @@ const char *mpibind_get_gpu_id(mpibind_t *h, int gpu, int kind)
   return mb_gpu_id(&h->gpus.gpu[gpu], kind);
 }
 
+
+/* The task's NIC names, NULL-terminated, built on first use. */
+static char **task_nic_strings(mpibind_t *h, int task)
+{
+  int n = hwloc_bitmap_weight(h->out_nics[task]);
+  char **a = calloc((size_t)n + 1, sizeof(char *));
+  if (!a)
+    return NULL;
+  int i = 0, x;
+  hwloc_bitmap_foreach_begin(x, h->out_nics[task])
+  {
+    if (!(a[i++] = strdup(h->nics.nic[x].name))) {
+      for (int j = 0; j < i - 1; j++)
+        free(a[j]);
+      free(a);
+      return NULL;
+    }
+  }
+  hwloc_bitmap_foreach_end();
+  return a;
+}
+
+char **mpibind_get_nics_ptask(mpibind_t *h, int task, int *nnics)
+{
+  if (nnics)
+    *nnics = 0;
+  if (mb_check_task(h, task))
+    return NULL;
+  if (!h->nics_ptask) {
+    h->nics_ptask = calloc((size_t)h->out_ntasks, sizeof(*h->nics_ptask));
+    h->nnics_ptask = calloc((size_t)h->out_ntasks, sizeof(*h->nnics_ptask));
+    if (!h->nics_ptask || !h->nnics_ptask) {
+      free(h->nics_ptask);
+      free(h->nnics_ptask);
+      h->nics_ptask = NULL;
+      h->nnics_ptask = NULL;
+      mb_oom(h);
+      return NULL;
+    }
+  }
+  if (!h->nics_ptask[task]) {
+    if (!(h->nics_ptask[task] = task_nic_strings(h, task))) {
+      mb_oom(h);
+      return NULL;
+    }
+    h->nnics_ptask[task] = hwloc_bitmap_weight(h->out_nics[task]);
+  }
+  if (nnics)
+    *nnics = h->nnics_ptask[task];
+  return h->nics_ptask[task];
+}

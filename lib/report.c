@@ -1,6 +1,7 @@
 /*
  * report.c - the one-line-per-task report every front end prints
  * (docs/algorithm.md step 6):  mpibind: task %2d nths %2d gpus %s cpus %s
+ * and, on a node with NICs, "nics %s" before "cpus".
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -40,16 +41,45 @@ char *mb_task_gpu_ids(mpibind_t *h, int task, int kind, int vendor_slot)
   return s;
 }
 
+/* " nics A,B" on a node with NICs, "" otherwise. */
+static char *task_nics(mpibind_t *h, int task)
+{
+  if (h->nics.n == 0)
+    return strdup("");
+  size_t len = 7;
+  int x;
+  hwloc_bitmap_foreach_begin(x, h->out_nics[task])
+    len += strlen(h->nics.nic[x].name) + 1;
+  hwloc_bitmap_foreach_end();
+  char *s = malloc(len);
+  if (!s)
+    return NULL;
+  strcpy(s, " nics ");
+  int first = 1;
+  hwloc_bitmap_foreach_begin(x, h->out_nics[task])
+  {
+    if (!first)
+      strcat(s, ",");
+    strcat(s, h->nics.nic[x].name);
+    first = 0;
+  }
+  hwloc_bitmap_foreach_end();
+  return s;
+}
+
 static char *task_line(mpibind_t *h, int task)
 {
   char *gpus = mb_task_gpu_ids(h, task, h->gpu_id_kind, -1);
+  char *nics = task_nics(h, task);
   char *cpus = NULL;
   char *line = NULL;
-  if (gpus && hwloc_bitmap_list_asprintf(&cpus, h->out_cpus[task]) >= 0 &&
-      asprintf(&line, "mpibind: task %2d nths %2d gpus %s cpus %s\n", task,
-               h->out_nthreads[task], gpus, cpus) < 0)
+  if (gpus && nics &&
+      hwloc_bitmap_list_asprintf(&cpus, h->out_cpus[task]) >= 0 &&
+      asprintf(&line, "mpibind: task %2d nths %2d gpus %s%s cpus %s\n", task,
+               h->out_nthreads[task], gpus, nics, cpus) < 0)
     line = NULL;
   free(gpus);
+  free(nics);
   free(cpus);
   if (!line)
     mb_oom(h);

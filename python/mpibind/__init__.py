@@ -479,6 +479,37 @@ class MpibindHandle:
     def get_gpu_ids(self):
         return lib.mpibind_get_gpu_ids(self._handle())
 
+    def set_transport_vars(self, on):
+        """True: set_env_vars() also names each task's NICs to the
+        transports (UCX_NET_DEVICES, NCCL_IB_HCA, FI_CXI_DEVICE_NAME, on
+        nodes with such NICs); False (the default): MPIBIND_NICS only."""
+        value = {True: 1, False: 0}.get(on) if isinstance(on, bool) else \
+            _int("transport vars", on)
+        h = self._handle()
+        if lib.mpibind_set_transport_vars(h, value) != 0:
+            raise self._failure()
+        self._mapped_ntasks = 0
+        self._env_done = False
+
+    def get_transport_vars(self):
+        return bool(lib.mpibind_get_transport_vars(self._handle()))
+
+    def set_all_gpus_visible(self, on):
+        """True: set_env_vars() gives every task every GPU in one order,
+        the same for all: task 0's GPU, task 1's, ..., then the others
+        (PyTorch workers: torch.cuda.set_device(LOCAL_RANK)); False (the
+        default): each task sees its own GPUs."""
+        value = {True: 1, False: 0}.get(on) if isinstance(on, bool) else \
+            _int("all gpus visible", on)
+        h = self._handle()
+        if lib.mpibind_set_all_gpus_visible(h, value) != 0:
+            raise self._failure()
+        self._mapped_ntasks = 0
+        self._env_done = False
+
+    def get_all_gpus_visible(self):
+        return bool(lib.mpibind_get_all_gpus_visible(self._handle()))
+
     def set_gpu_allocation(self, var, value):
         """The GPUs this job may use, as a launcher's variable would say
         (e.g. 'CUDA_VISIBLE_DEVICES', '0,2'); value None removes it."""
@@ -507,6 +538,16 @@ class MpibindHandle:
         h, t = self._task(taskid)
         n = ffi.new("int *")
         arr = lib.mpibind_get_gpus_ptask(h, t, n)
+        if arr == ffi.NULL:
+            raise self._failure()
+        return [_pystr(arr[i]) for i in range(n[0])]
+
+    def get_nics_ptask(self, taskid):
+        """Task taskid's nearest NICs, by name (mlx5_0, cxi0); [] on a
+        node without NICs."""
+        h, t = self._task(taskid)
+        n = ffi.new("int *")
+        arr = lib.mpibind_get_nics_ptask(h, t, n)
         if arr == ffi.NULL:
             raise self._failure()
         return [_pystr(arr[i]) for i in range(n[0])]

@@ -309,7 +309,7 @@ START_TEST(many_tasks)
   int len = mpibind_mapping_snprint(NULL, 0, h);
   char *rep = ut_keep(malloc(len + 1));
   ck_assert_int_eq(mpibind_mapping_snprint(rep, len + 1, h), len);
-  ck_assert_msg(strstr(rep, "mpibind: task 4999 nths  1 gpus  cpus 35\n"), "no last line");
+  ck_assert_msg(strstr(rep, "mpibind: task 4999 nths  1 gpus  nics hfi1_0 cpus 35\n"), "no last line");
   free(cpus);
   mpibind_finalize(h);
 }

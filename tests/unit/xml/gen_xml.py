@@ -408,6 +408,63 @@ FILES = {
             ("0000:02:00.0", AMD, "0380", [rsmi(3, "0x5e6f7a8b")]),
         ])],
     }),
+    # NICs next to GPUs (the kind of JUWELS Booster and Sierra): 2
+    # packages, each with 2 PCI switches holding an NVIDIA GPU and an
+    # InfiniBand HCA each; the HCAs are numbered against the GPUs' order
+    # (mlx5_1 beside nvml0).
+    "nic-gpu-switch.xml": node(2, 2, 4, io={
+        0: [(0x0000, (0x00, 0x1f), [
+            ("switch", "0000:00:01.0", (0x01, 0x0f), [
+                ("0000:02:00.0", NV, "0302", [nvml(0)]),
+                ("0000:03:00.0", MLX, "0207", hca(1, "ib1")),
+            ]),
+            ("switch", "0000:00:02.0", (0x10, 0x1f), [
+                ("0000:11:00.0", NV, "0302", [nvml(1)]),
+                ("0000:12:00.0", MLX, "0207", hca(0, "ib0")),
+            ]),
+        ])],
+        1: [(0x0000, (0x80, 0x9f), [
+            ("switch", "0000:80:01.0", (0x81, 0x8f), [
+                ("0000:82:00.0", NV, "0302", [nvml(2)]),
+                ("0000:83:00.0", MLX, "0207", hca(2, "ib2")),
+            ]),
+            ("switch", "0000:80:02.0", (0x90, 0x9f), [
+                ("0000:91:00.0", NV, "0302", [nvml(3)]),
+                ("0000:92:00.0", MLX, "0207", hca(3, "ib3")),
+            ]),
+        ])],
+    }),
+    # El Capitan's kind: 4 APUs (a package each, with its NUMA node), each
+    # with an AMD GPU and a Slingshot NIC (hsn and, hwloc 2.14, cxi) behind
+    # one PCI switch; the last NIC is known by hsn only (an older hwloc).
+    "nic-apu-slingshot.xml": node(4, 2, 2, io={
+        p: [(0x0000, (0x40 * p, 0x40 * p + 0x3f), [
+            ("switch", "0000:%02x:01.0" % (0x40 * p), (0x40 * p + 1, 0x40 * p + 0x3f), [
+                ("0000:%02x:00.0" % (0x40 * p + 2), AMD, "0380", [rsmi(p)]),
+                ("0000:%02x:00.0" % (0x40 * p + 3), HPE, "0200", slingshot(p, cxi=p < 3)),
+            ]),
+        ])] for p in range(4)
+    }),
+    # CPUs only: 2 HCAs (one dual-port card: two PCI functions) on package
+    # 0, none on package 1, a BXI NIC on package 1, and Ethernet
+    # interfaces (no NIC).
+    "nic-cpu-only.xml": node(2, 2, 4, io={
+        0: [(0x0000, (0x00, 0x0f), [
+            ("0000:01:00.0", MLX, "0207", hca(0, "ib0")),
+            ("0000:01:00.1", MLX, "0207", hca(1, "ib1")),
+            ("0000:02:00.0", INTEL, "0200", eth("eno1")),
+        ])],
+        1: [(0x0000, (0x80, 0x8f), [
+            ("0000:81:00.0", "1f77", "0000", [("bxi0", NET, "BXI", [])]),
+            ("0000:82:00.0", INTEL, "0200", eth("eno2")),
+        ])],
+    }),
+    # Ethernet only: no NIC, no "nics" field.
+    "nic-ethernet-only.xml": node(1, 2, 4, io={
+        0: [(0x0000, (0x00, 0x0f), [
+            ("0000:01:00.0", INTEL, "0200", eth("eno1")),
+        ])],
+    }),
 }
 
 
