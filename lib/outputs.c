@@ -14,6 +14,22 @@
 #include "handle.h"
 #include "lifetime.h"
 
+/* The arrays of one per-task view, built on first use: out_ntasks
+ * entries of size elem and their counts (both or neither).  0, or -1
+ * with a failure (out of memory). */
+static int task_views(mpibind_t *h, void **views, size_t elem, int **counts)
+{
+  *views = calloc((size_t)h->out_ntasks, elem);
+  *counts = calloc((size_t)h->out_ntasks, sizeof(**counts));
+  if (*views && *counts)
+    return 0;
+  free(*views);
+  free(*counts);
+  *views = NULL;
+  *counts = NULL;
+  return mb_oom(h);
+}
+
 int *mpibind_get_nthreads(mpibind_t *h)
 {
   return mb_check_mapped(h) ? NULL : h->out_nthreads;
@@ -40,18 +56,10 @@ int *mpibind_get_cpus_ptask(mpibind_t *h, int task, int *ncpus)
     *ncpus = 0;
   if (mb_check_task(h, task))
     return NULL;
-  if (!h->cpus_ptask) {
-    h->cpus_ptask = calloc(h->out_ntasks, sizeof(*h->cpus_ptask));
-    h->ncpus_ptask = calloc(h->out_ntasks, sizeof(*h->ncpus_ptask));
-    if (!h->cpus_ptask || !h->ncpus_ptask) {
-      free(h->cpus_ptask);
-      free(h->ncpus_ptask);
-      h->cpus_ptask = NULL;
-      h->ncpus_ptask = NULL;
-      mb_oom(h);
-      return NULL;
-    }
-  }
+  if (!h->cpus_ptask &&
+      task_views(h, (void **)&h->cpus_ptask, sizeof(*h->cpus_ptask),
+                 &h->ncpus_ptask))
+    return NULL;
   if (!h->cpus_ptask[task]) {
     int n = hwloc_bitmap_weight(h->out_cpus[task]);
     int *a = malloc((n > 0 ? n : 1) * sizeof(int));
@@ -175,18 +183,10 @@ char **mpibind_get_nics_ptask(mpibind_t *h, int task, int *nnics)
     *nnics = 0;
   if (mb_check_task(h, task))
     return NULL;
-  if (!h->nics_ptask) {
-    h->nics_ptask = calloc((size_t)h->out_ntasks, sizeof(*h->nics_ptask));
-    h->nnics_ptask = calloc((size_t)h->out_ntasks, sizeof(*h->nnics_ptask));
-    if (!h->nics_ptask || !h->nnics_ptask) {
-      free(h->nics_ptask);
-      free(h->nnics_ptask);
-      h->nics_ptask = NULL;
-      h->nnics_ptask = NULL;
-      mb_oom(h);
-      return NULL;
-    }
-  }
+  if (!h->nics_ptask &&
+      task_views(h, (void **)&h->nics_ptask, sizeof(*h->nics_ptask),
+                 &h->nnics_ptask))
+    return NULL;
   if (!h->nics_ptask[task]) {
     if (!(h->nics_ptask[task] = task_nic_strings(h, task))) {
       mb_oom(h);

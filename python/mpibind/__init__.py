@@ -479,17 +479,22 @@ class MpibindHandle:
     def get_gpu_ids(self):
         return lib.mpibind_get_gpu_ids(self._handle())
 
+    def _set_switch(self, setter, name, on):
+        """An input of the variables that is on or off (a bool, or 0/1):
+        the mapping must be computed again."""
+        value = int(on) if isinstance(on, bool) else _int(name, on)
+        h = self._handle()
+        if setter(h, value) != 0:
+            raise self._failure()
+        self._mapped_ntasks = 0
+        self._env_done = False
+
     def set_transport_vars(self, on):
         """True: set_env_vars() also names each task's NICs to the
         transports (UCX_NET_DEVICES, NCCL_IB_HCA, FI_CXI_DEVICE_NAME, on
         nodes with such NICs); False (the default): MPIBIND_NICS only."""
-        value = {True: 1, False: 0}.get(on) if isinstance(on, bool) else \
-            _int("transport vars", on)
-        h = self._handle()
-        if lib.mpibind_set_transport_vars(h, value) != 0:
-            raise self._failure()
-        self._mapped_ntasks = 0
-        self._env_done = False
+        self._set_switch(lib.mpibind_set_transport_vars, "transport vars",
+                         on)
 
     def get_transport_vars(self):
         return bool(lib.mpibind_get_transport_vars(self._handle()))
@@ -499,13 +504,8 @@ class MpibindHandle:
         the same for all: task 0's GPU, task 1's, ..., then the others
         (PyTorch workers: torch.cuda.set_device(LOCAL_RANK)); False (the
         default): each task sees its own GPUs."""
-        value = {True: 1, False: 0}.get(on) if isinstance(on, bool) else \
-            _int("all gpus visible", on)
-        h = self._handle()
-        if lib.mpibind_set_all_gpus_visible(h, value) != 0:
-            raise self._failure()
-        self._mapped_ntasks = 0
-        self._env_done = False
+        self._set_switch(lib.mpibind_set_all_gpus_visible,
+                         "all gpus visible", on)
 
     def get_all_gpus_visible(self):
         return bool(lib.mpibind_get_all_gpus_visible(self._handle()))
