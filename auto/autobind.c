@@ -179,7 +179,8 @@ static int set_tuning(const struct mpibind_auto_tuning *t, mpibind_t *h,
   }
   if ((t->smt >= 0 && mpibind_set_smt(h, t->smt) != 0) ||
       (t->greedy >= 0 && mpibind_set_greedy(h, t->greedy) != 0) ||
-      (t->gpu_optim >= 0 && mpibind_set_gpu_optim(h, t->gpu_optim) != 0)) {
+      (t->gpu_optim >= 0 && mpibind_set_gpu_optim(h, t->gpu_optim) != 0) ||
+      (t->nics && mpibind_set_transport_vars(h, 1) != 0)) {
     *msg = mpibind_auto_strdupf("MPIBIND='%s': %s", v ? v : "",
                                 mpibind_get_error(h));
     return -1;
@@ -569,9 +570,9 @@ static char *mapping_inputs(const struct task_run *r) {
   char *gpus = mpibind_auto_gpu_allocation_text();
   char *names = mpibind_auto_value_names_key();
   char *inputs = gpus && names ? mpibind_auto_strdupf(
-      "smt=%d greedy=%d gpu_optim=%d nthreads=%d dryrun=%d restrict_type=%d\n"
-      "restrict=%s\n%s%s%s",
-      t->smt, t->greedy, t->gpu_optim, t->nthreads, t->dryrun,
+      "smt=%d greedy=%d gpu_optim=%d nthreads=%d dryrun=%d nics=%d "
+      "restrict_type=%d\nrestrict=%s\n%s%s%s",
+      t->smt, t->greedy, t->gpu_optim, t->nthreads, t->dryrun, t->nics,
       t->restrict_type, t->restrict_ids ? t->restrict_ids : "(none)",
       r->job_key, gpus, names) : NULL;
   free(gpus);

@@ -41,6 +41,7 @@ struct mpibind_auto_tuning {
   int no_omp_proc_bind; /* do not set OMP_PROC_BIND */
   int no_visible_devices; /* do not set *_VISIBLE_DEVICES/ZE_AFFINITY_MASK */
   int membind;          /* `membind`: memory on the task's NUMA node(s) */
+  int nics;             /* `nics`: the task's NICs to UCX, NCCL, libfabric */
   int place_threads;    /* `place_threads`: OMP_PLACES/OMP_PROC_BIND even
                            in an interpreter (see autobind.c) */
   const char *restrict_ids; /* NULL: not given (points into environ) */

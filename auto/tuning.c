@@ -34,6 +34,8 @@ const char mpibind_auto_help_text[] =
     "mpibind:     visible_devices     do not set *_VISIBLE_DEVICES\n"
     "mpibind:     place_threads       set OMP_PLACES/OMP_PROC_BIND in an interpreter too\n"
     "mpibind:     membind             bind memory to the task's NUMA node(s)\n"
+    "mpibind:     nics                restrict UCX, NCCL, libfabric to the task's NICs\n"
+    "mpibind:                         (UCX_NET_DEVICES, NCCL_IB_HCA, FI_CXI_DEVICE_NAME)\n"
     "mpibind:     dryrun              compute, report and export; do not bind\n"
     "mpibind:     strict              a problem fails the launch (default: warn, run unbound)\n"
     "mpibind:     draw:PATH           the node's task 0 draws the mapping into PATH-HOST.EXT\n"
@@ -49,6 +51,7 @@ const char mpibind_auto_help_text[] =
 #define WORDS_EXPECTED                                                       \
   "on, off, v, verbose, smt:K, greedy[:0|1], gpu[:0|1], gpu_optim[:0|1], "  \
   "omp_places, omp_proc_bind, visible_devices, place_threads, membind, "    \
+  "nics, "                                                                   \
   "dryrun, strict, draw:PATH, help"
 
 char *mpibind_auto_strdupf(const char *fmt, ...) {
@@ -153,6 +156,8 @@ static void parse_mpibind(struct mpibind_auto_tuning *t, const char *label,
       t->place_threads = 1;
     } else if (is_word(w, len, "membind")) {
       t->membind = 1;
+    } else if (is_word(w, len, "nics")) {
+      t->nics = 1;
     } else if (len >= 3 && strncasecmp(w, "smt", 3) == 0 &&
                (len == 3 || w[3] == ':')) {
       int k;

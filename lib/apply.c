@@ -5,16 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mpibind_internal.h"
+#include "fail.h"
+#include "handle.h"
+#include "lifetime.h"
 
 int mpibind_apply(mpibind_t *h, int task)
 {
   MB_NEED_HANDLE(h, -1);
-  if (mb_check_mapped(h))
+  if (mb_check_task(h, task))
     return -1;
-  if (task < 0 || task >= h->ntasks)
-    return mb_fail(h, "task %d is invalid: expected 0 to %d", task,
-                   h->ntasks - 1);
   /* hwloc "binds" with a topology from a file by doing nothing and
    * returning success: refuse instead when the file is another machine's. */
   if (mpibind_topology_check_system(h))

@@ -13,7 +13,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "mpibind_internal.h"
+#include "fail.h"
+#include "mpibind.h"
 
 /* Every thread of the process, as hwloc's HWLOC_CPUBIND_PROCESS does on
  * Linux: MPI libraries start threads, and every one of them must follow.

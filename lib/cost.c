@@ -15,7 +15,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "mpibind_internal.h"
+#include "cost.h"
+#include "fail.h"
+#include "handle.h"
 
 /* What malloc hands out for a request of n bytes (glibc: 16-byte
  * granularity, 8 bytes of header, 32 bytes at least). */
@@ -115,12 +117,13 @@ int mb_check_memory(mpibind_t *h, unsigned long long need, const char *what)
 
 int mb_check_mapping_memory(mpibind_t *h, hwloc_topology_t topo)
 {
-  /* Per task: a thread count, two bitmap pointers, a CPU bitmap as large
-   * as the node's last PU, a GPU bitmap. */
+  /* Per task: a thread count, three bitmap pointers, a CPU bitmap as
+   * large as the node's last PU, a GPU bitmap, a NIC bitmap (a NIC list
+   * as long as the GPU list at most, in practice). */
   unsigned long long per_task =
-      sizeof(int) + 2 * sizeof(hwloc_bitmap_t) +
+      sizeof(int) + 3 * sizeof(hwloc_bitmap_t) +
       bitmap_bytes(hwloc_bitmap_last(hwloc_topology_get_topology_cpuset(topo))) +
-      bitmap_bytes(h->gpus.n - 1);
+      2 * bitmap_bytes(h->gpus.n - 1);
   return mb_check_memory(h, per_task * (unsigned long long)h->ntasks,
                          "mapping");
 }

@@ -1,162 +1,19 @@
 /*
- * distribute.c - mpibind(): input checks, domains and the distribution of
- * tasks, CPUs and GPUs (docs/algorithm.md steps 1, 4 and 5).
+ * distribute.c - step 5 of docs/algorithm.md: the tasks over the domains
+ * (greedy or hierarchical), then each domain's CPUs and GPUs over its
+ * tasks.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mpibind_internal.h"
-
-struct domain {
-  hwloc_obj_t numa;   /* NULL: CPUs without a NUMA node (see below) */
-  hwloc_obj_t root;
-  long long weight;
-  int ntasks;
-};
-
-static int in_subtree(hwloc_obj_t obj, hwloc_obj_t root)
-{
-  for (; obj; obj = obj->parent)
-    if (obj == root)
-      return 1;
-  return 0;
-}
-
-/* Parents that hold memory only (memory-side caches) are no root: the
- * level walk needs a level of the CPU hierarchy. */
-static hwloc_obj_t domain_root(hwloc_obj_t numa)
-{
-  hwloc_obj_t r = numa->parent;
-  while (r && !hwloc_obj_type_is_normal(r->type))
-    r = r->parent;
-  return r;
-}
-
-static int add_domain(mpibind_t *h, struct domain **d, int *n, int *cap,
-                      int at, hwloc_obj_t numa, hwloc_obj_t root)
-{
-  if (*n == *cap) {
-    int ncap = *cap ? 2 * *cap : 8;
-    struct domain *nd = realloc(*d, ncap * sizeof(**d));
-    if (!nd)
-      return mb_oom(h);
-    *d = nd;
-    *cap = ncap;
-  }
-  memmove(&(*d)[at + 1], &(*d)[at], (*n - at) * sizeof(**d));
-  (*d)[at] = (struct domain){.numa = numa, .root = root};
-  (*n)++;
-  return 0;
-}
-
-/* Logical index of the first PU of obj: the tree order of domains. */
-static unsigned first_pu_logical(hwloc_topology_t topo, hwloc_obj_t obj)
-{
-  hwloc_obj_t pu = hwloc_get_pu_obj_by_os_index(
-      topo, (unsigned)hwloc_bitmap_first(obj->cpuset));
-  return pu ? pu->logical_index : 0;
-}
-
-/* docs/algorithm.md, "Beyond the original": CPUs that no NUMA domain
- * covers (hwloc 2 hides a NUMA node that is offline, has no memory, or is
- * outside the cgroup's cpuset.mems) still belong to exactly one domain.
- * Each such CPU goes up to its highest ancestor that holds no CPU of a
- * NUMA domain, never above its package: that object is a domain (a
- * package whose NUMA node is missing, a sub-NUMA cluster's object, or, on
- * a node without packages, the machine).  Domains keep tree order: each
- * goes before the first NUMA domain that comes after it, so the NUMA
- * domains keep their order. */
-static int add_numaless_domains(mpibind_t *h, hwloc_topology_t topo,
-                                struct domain **d, int *n, int *cap)
-{
-  hwloc_bitmap_t covered = hwloc_bitmap_alloc();
-  hwloc_bitmap_t left = hwloc_bitmap_alloc();
-  int rc = 0;
-  if (!covered || !left) {
-    rc = mb_oom(h);
-    goto out;
-  }
-  for (int i = 0; i < *n; i++)
-    hwloc_bitmap_or(covered, covered, (*d)[i].root->cpuset);
-  hwloc_bitmap_andnot(left, hwloc_topology_get_topology_cpuset(topo), covered);
-  while (rc == 0 && !hwloc_bitmap_iszero(left)) {
-    hwloc_obj_t root = hwloc_get_pu_obj_by_os_index(
-        topo, (unsigned)hwloc_bitmap_first(left));
-    if (!root) /* a CPU hwloc lists in no PU: nothing to bind to */
-      break;
-    while (root->type != HWLOC_OBJ_PACKAGE && root->parent &&
-           !hwloc_bitmap_intersects(root->parent->cpuset, covered))
-      root = root->parent;
-    unsigned first = first_pu_logical(topo, root);
-    int at = *n;
-    for (int i = 0; i < *n && at == *n; i++)
-      if ((*d)[i].numa && first_pu_logical(topo, (*d)[i].root) > first)
-        at = i;
-    rc = add_domain(h, d, n, cap, at, NULL, root);
-    hwloc_bitmap_andnot(left, left, root->cpuset);
-  }
-out:
-  hwloc_bitmap_free(covered);
-  hwloc_bitmap_free(left);
-  return rc;
-}
-
-static int find_domains(mpibind_t *h, hwloc_topology_t topo,
-                        struct domain **out, int *nout)
-{
-  int n = 0, cap = 0;
-  struct domain *d = NULL;
-  for (hwloc_obj_t numa = hwloc_get_next_obj_by_type(topo, HWLOC_OBJ_NUMANODE,
-                                                      NULL);
-       numa; numa = hwloc_get_next_obj_by_type(topo, HWLOC_OBJ_NUMANODE, numa)) {
-    /* Memory without local CPUs (GPU memory, CXL) takes no task; a second
-     * memory on the same CPUs (HBM, MCDRAM) is not a second domain. */
-    if (!numa->cpuset || hwloc_bitmap_iszero(numa->cpuset))
-      continue;
-    hwloc_obj_t root = domain_root(numa);
-    if (!root)
-      continue;
-    int seen = 0;
-    for (int i = 0; i < n && !seen; i++)
-      seen = d[i].root == root;
-    if (seen)
-      continue;
-    if (add_domain(h, &d, &n, &cap, n, numa, root)) {
-      free(d);
-      return -1;
-    }
-  }
-  /* Beyond docs/algorithm.md's two rules: hwloc 2 attaches memory it cannot
-   * place (CXL, expanders) to the Machine with the whole machine's CPUs.
-   * A domain whose root holds other domains would hand their CPUs out a
-   * second time: memory shared by several domains is not a domain. */
-  int kept = 0;
-  for (int i = 0; i < n; i++) {
-    int holds_other = 0;
-    for (int j = 0; j < n && !holds_other; j++)
-      holds_other = j != i && d[j].root != d[i].root &&
-                    in_subtree(d[j].root, d[i].root);
-    if (!holds_other)
-      d[kept++] = d[i];
-  }
-  n = kept;
-  if (add_numaless_domains(h, topo, &d, &n, &cap)) {
-    free(d);
-    return -1;
-  }
-  if (n == 0) {
-    free(d);
-    return mb_fail_kind(h, MPIBIND_ENOMAP,
-                        "the topology has no CPU: nothing to map tasks onto");
-  }
-  *out = d;
-  *nout = n;
-  return 0;
-}
+#include "distribute.h"
+#include "fail.h"
+#include "handle.h"
+#include "topology.h"
 
 /* Greedy: fewer tasks than domains, each task spans whole domains. */
-static void distribute_greedy(mpibind_t *h, struct domain *d, int nd)
+static void distribute_greedy(mpibind_t *h, struct mb_domain *d, int nd)
 {
   int first = 0;
   for (int t = 0; t < h->ntasks; t++) {
@@ -164,7 +21,7 @@ static void distribute_greedy(mpibind_t *h, struct domain *d, int nd)
     for (int i = first; i < first + len; i++) {
       hwloc_bitmap_or(h->out_cpus[t], h->out_cpus[t], d[i].root->cpuset);
       for (int g = 0; g < h->gpus.n; g++)
-        if (in_subtree(h->gpus.gpu[g].locality, d[i].root))
+        if (mb_in_subtree(h->gpus.gpu[g].locality, d[i].root))
           hwloc_bitmap_set(h->out_gpus[t], g);
     }
     first += len;
@@ -175,7 +32,7 @@ static void distribute_greedy(mpibind_t *h, struct domain *d, int nd)
 
 /* Tasks per domain: proportional to the weights, leftovers to the largest
  * remainders, the lower domain first among equals. */
-static int tasks_per_domain(mpibind_t *h, struct domain *d, int nd, int gpu_on)
+static int tasks_per_domain(mpibind_t *h, struct mb_domain *d, int nd, int gpu_on)
 {
   long long W = 0;
   for (int i = 0; i < nd; i++) {
@@ -251,7 +108,7 @@ static hwloc_obj_t below_next(hwloc_obj_t R, hwloc_obj_t o)
 {
   while (o && !has_pus(o))
     o = o->next_cousin;
-  return o && in_subtree(o, R) ? o : NULL;
+  return o && mb_in_subtree(o, R) ? o : NULL;
 }
 
 static hwloc_obj_t below_first(hwloc_topology_t topo, hwloc_obj_t R, int d)
@@ -290,7 +147,7 @@ static int first_pus(hwloc_topology_t topo, hwloc_obj_t obj, int p, int *pus)
     pu = first < 0 ? NULL : hwloc_get_pu_obj_by_os_index(topo, first);
   }
   int n = 0;
-  for (; pu && in_subtree(pu, obj); pu = pu->next_cousin) {
+  for (; pu && mb_in_subtree(pu, obj); pu = pu->next_cousin) {
     int idx = (int)pu->os_index;
     if (n == p && idx >= pus[n - 1])
       continue;
@@ -464,21 +321,21 @@ static void gpus_of_domain(mpibind_t *h, hwloc_obj_t R, int first, int k)
 {
   int q = 0;
   for (int g = 0; g < h->gpus.n; g++)
-    q += in_subtree(h->gpus.gpu[g].locality, R);
+    q += mb_in_subtree(h->gpus.gpu[g].locality, R);
   if (q == 0)
     return;
   int g = 0;
   if (q >= k) {
     for (int j = 0; j < k; j++)
       for (int x = mb_split_part(q, k, j); x > 0; g++)
-        if (in_subtree(h->gpus.gpu[g].locality, R)) {
+        if (mb_in_subtree(h->gpus.gpu[g].locality, R)) {
           hwloc_bitmap_set(h->out_gpus[first + j], g);
           x--;
         }
   } else {
     int task = first;
     for (int grp = 0; grp < q; grp++, g++) {
-      while (!in_subtree(h->gpus.gpu[g].locality, R))
+      while (!mb_in_subtree(h->gpus.gpu[g].locality, R))
         g++;
       for (int x = mb_split_part(k, q, grp); x > 0; x--, task++)
         hwloc_bitmap_set(h->out_gpus[task], g);
@@ -487,12 +344,12 @@ static void gpus_of_domain(mpibind_t *h, hwloc_obj_t R, int first, int k)
 }
 
 static int distribute_hierarchical(mpibind_t *h, hwloc_topology_t topo,
-                                   struct domain *d, int nd)
+                                   struct mb_domain *d, int nd)
 {
   int gpu_on = h->gpu_optim && h->gpus.n > 0;
   if (tasks_per_domain(h, d, nd, gpu_on))
     return -1;
-  int hw = mb_hw_smt(topo);
+  int hw = mb_work_hw_smt(h);
   int first = 0;
   for (int i = 0; i < nd; i++) {
     if (d[i].ntasks == 0)
@@ -505,98 +362,11 @@ static int distribute_hierarchical(mpibind_t *h, hwloc_topology_t topo,
   return 0;
 }
 
-static int alloc_outputs(mpibind_t *h)
+int mb_distribute(mpibind_t *h, struct mb_domain *d, int nd)
 {
-  int n = h->ntasks;
-  h->out_nthreads = calloc(n, sizeof(int));
-  h->out_cpus = calloc(n, sizeof(hwloc_bitmap_t));
-  h->out_gpus = calloc(n, sizeof(hwloc_bitmap_t));
-  if (!h->out_nthreads || !h->out_cpus || !h->out_gpus)
-    return -1;
-  h->out_ntasks = n; /* what mb_clear_outputs frees, whatever ntasks is */
-  for (int i = 0; i < n; i++) {
-    h->out_cpus[i] = hwloc_bitmap_alloc();
-    h->out_gpus[i] = hwloc_bitmap_alloc();
-    if (!h->out_cpus[i] || !h->out_gpus[i])
-      return -1;
-  }
-  return 0;
-}
-
-/* The node's GPU list on the work topology.  Visible indexes and the
- * allocation are settled on the unrestricted topology: a restriction
- * changes which GPUs a job maps, not what the runtimes call them.  The
- * node's vendors are those of the node, before the allocation: a job
- * allocated none of a vendor's GPUs still gets that vendor's variable,
- * empty (no device), never unset (every device). */
-static int gpu_list(mpibind_t *h, hwloc_topology_t base)
-{
-  struct mb_gpu_list all;
-  if (mb_gpu_list_build(h, base, NULL, &all))
-    return -1;
-  memset(h->node_vendors, 0, sizeof(h->node_vendors));
-  for (int g = 0; g < all.n; g++) {
-    int slot = mb_vendor_slot(all.gpu[g].vendor);
-    if (slot >= 0)
-      h->node_vendors[slot] = 1;
-  }
-  if (mb_gpu_list_allocate(h, &all)) {
-    mb_gpu_list_free(&all);
-    return -1;
-  }
-  if (h->work_topo == base) {
-    h->gpus = all;
+  if (h->greedy && h->ntasks < nd) {
+    distribute_greedy(h, d, nd);
     return 0;
   }
-  int rc = mb_gpu_list_build(h, h->work_topo, &all, &h->gpus);
-  mb_gpu_list_free(&all);
-  return rc;
-}
-
-int mpibind(mpibind_t *h)
-{
-  MB_NEED_HANDLE(h, -1);
-  mb_clear_outputs(h);
-  if (h->ntasks < 1)
-    return mb_fail(h, "ntasks is not set: expected an integer >= 1");
-  hwloc_topology_t base = mb_base_topology(h);
-  if (!base)
-    return -1;
-  int hw = mb_hw_smt(base);
-  if (h->smt > hw)
-    return mb_fail(h,
-                   "smt %d is invalid: expected 0 to %d, the hardware threads "
-                   "per core of this node",
-                   h->smt, hw);
-  if (mb_make_work_topology(h))
-    return -1;
-  if (gpu_list(h, base))
-    return -1;
-
-  struct domain *d = NULL;
-  int nd = 0;
-  if (mb_check_mapping_memory(h, h->work_topo)) {
-    mb_clear_outputs(h);
-    return -1;
-  }
-  if (alloc_outputs(h)) {
-    mb_clear_outputs(h);
-    return mb_oom(h);
-  }
-  if (find_domains(h, h->work_topo, &d, &nd)) {
-    mb_clear_outputs(h);
-    return -1;
-  }
-  int rc = 0;
-  if (h->greedy && h->ntasks < nd)
-    distribute_greedy(h, d, nd);
-  else
-    rc = distribute_hierarchical(h, h->work_topo, d, nd);
-  free(d);
-  if (rc) {
-    mb_clear_outputs(h);
-    return -1;
-  }
-  h->mapped = 1;
-  return 0;
+  return distribute_hierarchical(h, h->work_topo, d, nd);
 }

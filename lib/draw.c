@@ -12,7 +12,8 @@
  *      so that the CPUs the tasks do not use are drawn too);
  *   2. mark, on each object of the copy, the set of tasks using it: the
  *      task's PUs and their cores, the task's GPUs (the OS device, its PCI
- *      device and that device's other OS devices, e.g. cuda0 beside nvml0);
+ *      device and that device's other OS devices, e.g. cuda0 beside nvml0)
+ *      and its NICs (likewise: mlx5_0 beside ib0);
  *   3. paint: an object of one task gets the task's colour through the
  *      `lstopoStyle` info attribute (see lstopo(1), CUSTOM COLORS); an
  *      object of several tasks gets the shared colour and a Misc child
@@ -29,7 +30,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +39,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "mpibind_internal.h"
+#include "fail.h"
+#include "handle.h"
+#include "mb_spawn.h"
+#include "topology.h"
 
 extern char **environ;
 
@@ -114,32 +117,32 @@ static int mark(hwloc_obj_t obj, int task)
   return hwloc_bitmap_set((hwloc_bitmap_t)obj->userdata, (unsigned)task);
 }
 
-/* The GPU's object (an OS device, or a PCI device for a GPU seen only on
- * the bus) in the copy, by its global index (kept by hwloc_topology_dup
- * and by restriction). */
-static hwloc_obj_t gpu_by_gp_index(hwloc_topology_t t, hwloc_obj_t gpu)
+/* A device's object (a GPU's or NIC's OS device, or its PCI device) in
+ * the copy, by its global index (kept by hwloc_topology_dup, by
+ * restriction and through XML). */
+static hwloc_obj_t device_by_gp_index(hwloc_topology_t t, hwloc_obj_t dev)
 {
   hwloc_obj_t o = NULL;
-  if (gpu->type == HWLOC_OBJ_PCI_DEVICE) {
+  if (dev->type == HWLOC_OBJ_PCI_DEVICE) {
     while ((o = hwloc_get_next_pcidev(t, o)) != NULL)
-      if (o->gp_index == gpu->gp_index)
+      if (o->gp_index == dev->gp_index)
         return o;
     return NULL;
   }
   while ((o = hwloc_get_next_osdev(t, o)) != NULL)
-    if (o->gp_index == gpu->gp_index)
+    if (o->gp_index == dev->gp_index)
       return o;
   return NULL;
 }
 
-/* The GPU's boxes: its PCI device and all the OS devices under it (one
- * physical GPU shows as several, e.g. nvml0 and cuda0), or the OS device
- * alone when it is not under a PCI device. */
-static int mark_gpu(hwloc_obj_t gpu, int task)
+/* A device's boxes: its PCI device and all the OS devices under it (one
+ * physical GPU shows as several, e.g. nvml0 and cuda0; an HCA as mlx5_0
+ * and ib0), or the OS device alone when it is not under a PCI device. */
+static int mark_device(hwloc_obj_t dev, int task)
 {
-  hwloc_obj_t pci = gpu->type == HWLOC_OBJ_PCI_DEVICE ? gpu : gpu->parent;
+  hwloc_obj_t pci = dev->type == HWLOC_OBJ_PCI_DEVICE ? dev : dev->parent;
   if (!pci || pci->type != HWLOC_OBJ_PCI_DEVICE)
-    return mark(gpu, task);
+    return mark(dev, task);
   if (mark(pci, task))
     return -1;
   for (hwloc_obj_t c = pci->io_first_child; c; c = c->next_sibling)
@@ -163,8 +166,15 @@ static int mark_task(mpibind_t *h, hwloc_topology_t copy, int task)
   hwloc_bitmap_foreach_end();
   hwloc_bitmap_foreach_begin(i, h->out_gpus[task])
   {
-    hwloc_obj_t o = gpu_by_gp_index(copy, h->gpus.gpu[i].obj);
-    if (o && mark_gpu(o, task))
+    hwloc_obj_t o = device_by_gp_index(copy, h->gpus.gpu[i].base_obj);
+    if (o && mark_device(o, task))
+      rc = -1;
+  }
+  hwloc_bitmap_foreach_end();
+  hwloc_bitmap_foreach_begin(i, h->out_nics[task])
+  {
+    hwloc_obj_t o = device_by_gp_index(copy, h->nics.nic[i].obj);
+    if (o && mark_device(o, task))
       rc = -1;
   }
   hwloc_bitmap_foreach_end();
@@ -506,78 +516,46 @@ static char **renderer_environ(void)
   return env;
 }
 
+/* A renderer that does not end within this time is stuck (lstopo draws
+ * the largest nodes here, 8192 PUs, in a few seconds): it is killed and
+ * the drawing fails, instead of hanging the command, the preload's task
+ * 0 or a Python program. */
+#define RENDER_TIMEOUT_SECONDS 120
+
 /* Runs argv (found in PATH) with stdout on /dev/null and stderr read
- * back.  Returns 0 when it exited with 0; ENOENT (the program is not in
- * PATH) or -1 otherwise, with its first line of stderr in *why (caller
- * frees; may be NULL). */
+ * back, for at most RENDER_TIMEOUT_SECONDS.  Returns 0 when it exited
+ * with 0; ENOENT (the program is not in PATH) or -1 otherwise, with its
+ * first line of stderr, or how it ended, in *why (caller frees; may be
+ * NULL). */
 static int run_renderer(char *const argv[], char **why)
 {
   *why = NULL;
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0)
-    return -1;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
   char **env = renderer_environ();
-  pid_t pid;
-  int err = env ? posix_spawnp(&pid, argv[0], &fa, NULL, argv, env) : ENOMEM;
-  posix_spawn_file_actions_destroy(&fa);
+  if (!env)
+    return -1;
+  struct mb_spawn s = {.argv = argv,
+                       .envp = env,
+                       .search_path = 1,
+                       .timeout_ms = RENDER_TIMEOUT_SECONDS * 1000L};
+  int rc = mb_spawn_run(&s);
+  int e = errno;
   free(env);
-  close(fds[1]);
-  if (err) {
-    close(fds[0]);
-    return err == ENOENT ? ENOENT : -1;
-  }
-
-  size_t cap = 256, n = 0;
-  char *text = malloc(cap);
-  for (;;) {
-    char chunk[512];
-    ssize_t r = read(fds[0], chunk, sizeof chunk);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      break;
-    if (text && n + (size_t)r + 1 > cap) {
-      while (n + (size_t)r + 1 > cap)
-        cap *= 2;
-      char *t = realloc(text, cap);
-      if (!t) {
-        free(text);
-        text = NULL;
-      }
-      text = t;
-    }
-    if (text) {
-      memcpy(text + n, chunk, (size_t)r);
-      n += (size_t)r;
-    }
-  }
-  close(fds[0]);
-  int status = 0;
-  pid_t w;
-  while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
-    ;
-  if (text) {
-    text[n] = '\0';
-    text[strcspn(text, "\n")] = '\0';
-  }
-  /* w < 0: the caller reaps children itself (SIGCHLD ignored); the file
-   * is then checked instead of the status. */
-  if (w < 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-    free(text);
+  if (rc != 0)
+    return e == ENOENT ? ENOENT : -1;
+  /* status -1: the caller reaps children itself (SIGCHLD ignored); the
+   * file is then checked instead of the status. */
+  if (!s.timed_out &&
+      (s.status == -1 || (WIFEXITED(s.status) && WEXITSTATUS(s.status) == 0))) {
+    mb_spawn_free(&s);
     return 0;
   }
-  if (text && !*text) {
-    free(text);
-    text = NULL;
+  if (!s.timed_out && s.err_line && *s.err_line) {
+    *why = s.err_line;
+    s.err_line = NULL;
+  } else {
+    *why = mb_spawn_how_ended(&s);
   }
-  if (!text && WIFSIGNALED(status) &&
-      asprintf(&text, "killed by signal %d", WTERMSIG(status)) < 0)
-    text = NULL;
-  *why = text;
+  mb_spawn_free(&s);
   return -1;
 }
 

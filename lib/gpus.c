@@ -9,17 +9,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "mpibind_internal.h"
-
-int mb_vendor_slot(unsigned vendor)
-{
-  switch (vendor) {
-  case MB_VENDOR_NVIDIA: return 0;
-  case MB_VENDOR_AMD: return 1;
-  case MB_VENDOR_INTEL: return 2;
-  default: return -1;
-  }
-}
+#include "fail.h"
+#include "gpus.h"
+#include "gpuvars.h"
+#include "handle.h"
 
 static int has_prefix(const char *s, const char *p)
 {
@@ -71,7 +64,7 @@ void mb_gpu_list_free(struct mb_gpu_list *list)
   list->n = 0;
 }
 
-static int busid_cmp(const struct mb_gpu *a, const struct mb_gpu *b)
+int mb_gpu_busid_cmp(const struct mb_gpu *a, const struct mb_gpu *b)
 {
   unsigned ka[4] = {a->domain, a->bus, a->dev, a->func};
   unsigned kb[4] = {b->domain, b->bus, b->dev, b->func};
@@ -130,6 +123,8 @@ static struct mb_gpu *push(struct mb_gpu_list *list, int *cap,
   g->obj = obj;
   g->backend = b;
   g->locality = hwloc_get_non_io_ancestor_obj(topo, obj);
+  g->base_locality = g->locality;
+  g->base_obj = obj;
   g->vendor = pci->attr->pcidev.vendor_id;
   g->domain = pci->attr->pcidev.domain;
   g->bus = pci->attr->pcidev.bus;
@@ -294,7 +289,7 @@ static int number_visible(struct mb_gpu_list *list)
     } else {
       int pos = 0;
       for (int j = 0; j < list->n; j++) {
-        int cmp = busid_cmp(&list->gpu[j], g);
+        int cmp = mb_gpu_busid_cmp(&list->gpu[j], g);
         if (list->gpu[j].vendor == g->vendor &&
             (cmp < 0 || (cmp == 0 && j < i)))
           pos++;
@@ -329,6 +324,8 @@ static int take_from_ref(const struct mb_gpu_list *ref,
       continue;
     }
     g->visible = strdup(r->visible);
+    g->base_locality = r->locality;
+    g->base_obj = r->obj;
     if (!g->visible ||
         (r->alloc_entry && !(g->alloc_entry = strdup(r->alloc_entry))))
       rc = -1;
@@ -467,4 +464,111 @@ const char *mb_gpu_id(const struct mb_gpu *g, int kind)
   case MPIBIND_ID_NAME: return g->name;
   default: return g->alloc_entry ? g->alloc_entry : g->visible;
   }
+}
+
+/* A copy of g (its strings duplicated); -1 when out of memory. */
+static int gpu_copy(struct mb_gpu *to, const struct mb_gpu *g)
+{
+  *to = *g;
+  to->visible = strdup(g->visible);
+  to->pcibus = strdup(g->pcibus);
+  to->name = strdup(g->name);
+  to->uuid = strdup(g->uuid);
+  to->alloc_entry = g->alloc_entry ? strdup(g->alloc_entry) : NULL;
+  if (to->visible && to->pcibus && to->name && to->uuid &&
+      (to->alloc_entry || !g->alloc_entry))
+    return 0;
+  gpu_free(to);
+  return -1;
+}
+
+/* Does GPU a of the unrestricted list stay the job's when a restriction
+ * removed it? */
+static int stays_outside(const struct mb_gpu *a)
+{
+  return a->alloc_entry || hwloc_bitmap_iszero(a->locality->cpuset);
+}
+
+int mb_gpu_list_keep_outside(mpibind_t *h, const struct mb_gpu_list *all,
+                             struct mb_gpu_list *list)
+{
+  int extra = 0;
+  for (int i = 0; i < all->n; i++)
+    extra += stays_outside(&all->gpu[i]) && !find_by_name(list, all->gpu[i].name);
+  if (extra == 0)
+    return 0;
+  struct mb_gpu *more =
+      realloc(list->gpu, (size_t)(list->n + extra) * sizeof(*more));
+  if (!more)
+    return mb_oom(h);
+  list->gpu = more;
+  /* After the restricted topology's GPUs (a restriction may reorder
+   * hwloc's walk), in the unrestricted list's order; their objects are
+   * the unrestricted topology's. */
+  int n = list->n;
+  for (int i = 0; i < all->n; i++) {
+    const struct mb_gpu *a = &all->gpu[i];
+    if (!stays_outside(a) || find_by_name(list, a->name))
+      continue;
+    if (gpu_copy(&list->gpu[n], a))
+      return mb_oom(h); /* list->n entries stay valid, the copies are gone */
+    list->gpu[n].outside = 1;
+    list->n = ++n;
+  }
+  return 0;
+}
+
+static const char *kind_word(int kind)
+{
+  switch (kind) {
+  case MPIBIND_ID_UNIV: return "uuid (MPIBIND_ID_UNIV)";
+  case MPIBIND_ID_PCIBUS: return "pci (MPIBIND_ID_PCIBUS)";
+  case MPIBIND_ID_NAME: return "name (MPIBIND_ID_NAME)";
+  default: return "index (MPIBIND_ID_SMI)";
+  }
+}
+
+/* Two GPUs of list with the same id of kind (an empty one only when
+ * empty_too), or -1.  Visible indexes are each vendor's own numbering
+ * (each vendor has its variable): they repeat across vendors. */
+static int repeated_id(const struct mb_gpu_list *list, int kind,
+                       int empty_too, int *first)
+{
+  for (int i = 0; i < list->n; i++) {
+    const char *id = mb_gpu_id(&list->gpu[i], kind);
+    for (int j = 0; (*id || empty_too) && j < i; j++)
+      if ((kind != MPIBIND_ID_SMI ||
+           list->gpu[j].vendor == list->gpu[i].vendor) &&
+          strcmp(mb_gpu_id(&list->gpu[j], kind), id) == 0) {
+        *first = j;
+        return i;
+      }
+  }
+  return -1;
+}
+
+int mb_gpu_ids_check_unique(mpibind_t *h, const struct mb_gpu_list *list,
+                            int kind)
+{
+  int a = -1, b = repeated_id(list, kind, 0, &a);
+  if (b < 0)
+    return 0;
+  static const int kinds[] = {MPIBIND_ID_SMI, MPIBIND_ID_PCIBUS,
+                              MPIBIND_ID_UNIV, MPIBIND_ID_NAME};
+  char others[160] = "";
+  for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+    int x;
+    if (kinds[k] == kind || repeated_id(list, kinds[k], 1, &x) >= 0)
+      continue;
+    size_t len = strlen(others);
+    snprintf(others + len, sizeof others - len, "%s%s", len ? ", " : "",
+             kind_word(kinds[k]));
+  }
+  return mb_fail(h,
+                 "GPU id kind %s does not tell this node's GPUs apart: %s "
+                 "and %s (PCI %s and %s) both have the id '%s': expected a "
+                 "kind that names each GPU once (%s)",
+                 kind_word(kind), list->gpu[a].name, list->gpu[b].name,
+                 list->gpu[a].pcibus, list->gpu[b].pcibus,
+                 mb_gpu_id(&list->gpu[a], kind), others);
 }

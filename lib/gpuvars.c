@@ -1,14 +1,25 @@
 /*
- * gpuvars.c - the GPU variables of the runtimes, in one table: which
- * variable names an allocation of which vendor's GPUs
- * (mpibind_set_gpu_allocation), and which one mpibind writes for a task
- * (mpibind_set_env_vars, docs/algorithm.md step 6).  The front ends ask
+ * gpuvars.c - the GPU vendors mpibind knows, and the variables of their
+ * runtimes in one table: which variable names an allocation of which
+ * vendor's GPUs (mpibind_set_gpu_allocation), and which one mpibind
+ * writes for a task (mpibind_set_env_vars, docs/algorithm.md step 6).  The front ends ask
  * the library (mpibind_get_gpu_var) instead of keeping their own list.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "mpibind_internal.h"
+#include "gpuvars.h"
+#include "mpibind.h"
+
+int mb_vendor_slot(unsigned vendor)
+{
+  switch (vendor) {
+  case MB_VENDOR_NVIDIA: return 0;
+  case MB_VENDOR_AMD: return 1;
+  case MB_VENDOR_INTEL: return 2;
+  default: return -1;
+  }
+}
 
 static const struct {
   const char *name;
@@ -17,7 +28,8 @@ static const struct {
 } gpu_vars[] = {
     {"CUDA_VISIBLE_DEVICES", MB_VENDOR_NVIDIA, 1},
     {"ROCR_VISIBLE_DEVICES", MB_VENDOR_AMD, 1},
-    {"HIP_VISIBLE_DEVICES", MB_VENDOR_AMD, 0}, /* read, never written */
+    /* read; written over ROCr's devices only when inherited (env.c) */
+    {"HIP_VISIBLE_DEVICES", MB_VENDOR_AMD, 0},
     {"ZE_AFFINITY_MASK", MB_VENDOR_INTEL, 1},  /* beyond the original */
 };
 #define NVARS ((int)(sizeof gpu_vars / sizeof *gpu_vars))

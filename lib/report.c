@@ -1,16 +1,20 @@
 /*
  * report.c - the one-line-per-task report every front end prints
  * (docs/algorithm.md step 6):  mpibind: task %2d nths %2d gpus %s cpus %s
+ * and, on a node with NICs, "nics %s" before "cpus".
  */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mpibind_internal.h"
+#include "fail.h"
+#include "gpus.h"
+#include "gpuvars.h"
+#include "handle.h"
+#include "lifetime.h"
+#include "report.h"
 
-/* The task's GPUs of one vendor slot (-1: all), comma-separated, in the
- * given id kind.  Caller frees. */
 char *mb_task_gpu_ids(mpibind_t *h, int task, int kind, int vendor_slot)
 {
   size_t len = 0;
@@ -37,16 +41,45 @@ char *mb_task_gpu_ids(mpibind_t *h, int task, int kind, int vendor_slot)
   return s;
 }
 
+/* " nics A,B" on a node with NICs, "" otherwise. */
+static char *task_nics(mpibind_t *h, int task)
+{
+  if (h->nics.n == 0)
+    return strdup("");
+  size_t len = 7;
+  int x;
+  hwloc_bitmap_foreach_begin(x, h->out_nics[task])
+    len += strlen(h->nics.nic[x].name) + 1;
+  hwloc_bitmap_foreach_end();
+  char *s = malloc(len);
+  if (!s)
+    return NULL;
+  strcpy(s, " nics ");
+  int first = 1;
+  hwloc_bitmap_foreach_begin(x, h->out_nics[task])
+  {
+    if (!first)
+      strcat(s, ",");
+    strcat(s, h->nics.nic[x].name);
+    first = 0;
+  }
+  hwloc_bitmap_foreach_end();
+  return s;
+}
+
 static char *task_line(mpibind_t *h, int task)
 {
   char *gpus = mb_task_gpu_ids(h, task, h->gpu_id_kind, -1);
+  char *nics = task_nics(h, task);
   char *cpus = NULL;
   char *line = NULL;
-  if (gpus && hwloc_bitmap_list_asprintf(&cpus, h->out_cpus[task]) >= 0 &&
-      asprintf(&line, "mpibind: task %2d nths %2d gpus %s cpus %s\n", task,
-               h->out_nthreads[task], gpus, cpus) < 0)
+  if (gpus && nics &&
+      hwloc_bitmap_list_asprintf(&cpus, h->out_cpus[task]) >= 0 &&
+      asprintf(&line, "mpibind: task %2d nths %2d gpus %s%s cpus %s\n", task,
+               h->out_nthreads[task], gpus, nics, cpus) < 0)
     line = NULL;
   free(gpus);
+  free(nics);
   free(cpus);
   if (!line)
     mb_oom(h);
@@ -74,16 +107,15 @@ static int check_args(mpibind_t *h, char *buf, int size)
                    size);
   if (mb_check_mapped(h))
     return -1;
-  return 0;
+  /* The report names each task's GPUs by the chosen kind: a kind that
+   * names two GPUs alike would say two tasks share a GPU they do not. */
+  return mb_gpu_ids_check_unique(h, &h->gpus, h->gpu_id_kind);
 }
 
 int mpibind_mapping_ptask_snprint(char *buf, int size, mpibind_t *h, int task)
 {
-  if (check_args(h, buf, size))
+  if (check_args(h, buf, size) || mb_check_task(h, task))
     return -1;
-  if (task < 0 || task >= h->ntasks)
-    return mb_fail(h, "task %d is invalid: expected 0 to %d", task,
-                   h->ntasks - 1);
   char *line = task_line(h, task);
   if (!line)
     return -1;

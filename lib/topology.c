@@ -12,8 +12,30 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fail.h"
+#include "handle.h"
 #include "mb_parse.h"
-#include "mpibind_internal.h"
+#include "topology.h"
+
+/* hwloc's API version is 0xMMmmpp; only the major changes the ABI (hwloc
+ * 3 changes the OS-device types, which the GPU rules read).  A site that
+ * upgrades hwloc under an installed mpibind gets this message instead of
+ * a mapping that silently lost its GPUs. */
+static int check_hwloc(mpibind_t *h)
+{
+  unsigned built = HWLOC_API_VERSION;
+  unsigned loaded = hwloc_get_api_version();
+  if (built >> 16 == loaded >> 16)
+    return 0;
+  return mb_fail_kind(h, ELIBBAD,
+                      "the hwloc library loaded at run time has API version "
+                      "%u.%u.%u, but mpibind was built against API %u.%u.%u: "
+                      "rebuild mpibind against the hwloc installed, or run "
+                      "with an hwloc %u.x library",
+                      loaded >> 16, (loaded >> 8) & 0xff, loaded & 0xff,
+                      built >> 16, (built >> 8) & 0xff, built & 0xff,
+                      built >> 16);
+}
 
 int mpibind_topology_load_filters(hwloc_topology_t topo)
 {
@@ -39,6 +61,7 @@ void mb_free_work_topology(mpibind_t *h)
     hwloc_topology_destroy(h->work_topo);
   h->work_topo = NULL;
   h->work_is_copy = 0;
+  h->work_hw_smt = 0;
 }
 
 void mb_free_retired_topologies(mpibind_t *h)
@@ -73,6 +96,7 @@ static int retire_topologies(mpibind_t *h)
   free(h->topo_file);
   h->topo_file = NULL;
   h->topo_xml = 0;
+  h->base_hw_smt = 0;
   mb_inputs_changed(h);
   return 0;
 }
@@ -86,7 +110,10 @@ void mb_free_own_topology(mpibind_t *h)
   free(h->topo_file);
   h->topo_file = NULL;
   h->topo_xml = 0;
+  h->base_hw_smt = 0;
 }
+
+static int hw_smt(hwloc_topology_t topo);
 
 static int load_live(mpibind_t *h)
 {
@@ -101,6 +128,7 @@ static int load_live(mpibind_t *h)
                         strerror(e));
   }
   h->own_topo = t;
+  h->base_hw_smt = hw_smt(t);
   return 0;
 }
 
@@ -307,7 +335,7 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
   MB_NEED_HANDLE(h, -1);
   if (!path)
     return back_to_live(h);
-  if (mb_check_hwloc(h))
+  if (check_hwloc(h))
     return -1;
   struct stat st;
   if (!*path)
@@ -357,6 +385,7 @@ int mpibind_set_topology_file(mpibind_t *h, const char *path)
   h->user_topo = NULL;
   h->own_topo = t;
   h->topo_file = copy;
+  h->base_hw_smt = hw_smt(t);
   return 0;
 }
 
@@ -365,7 +394,7 @@ int mpibind_set_topology_xml(mpibind_t *h, const char *buf, size_t len)
   MB_NEED_HANDLE(h, -1);
   if (!buf)
     return back_to_live(h);
-  if (mb_check_hwloc(h))
+  if (check_hwloc(h))
     return -1;
   if (len == 0)
     return mb_fail(h, "XML topology of 0 bytes: expected an hwloc XML export "
@@ -400,6 +429,7 @@ int mpibind_set_topology_xml(mpibind_t *h, const char *buf, size_t len)
   h->user_topo = NULL;
   h->own_topo = t;
   h->topo_xml = 1;
+  h->base_hw_smt = hw_smt(t);
   return 0;
 }
 
@@ -411,12 +441,13 @@ int mpibind_set_topology(mpibind_t *h, hwloc_topology_t topo)
   if (retire_topologies(h))
     return -1;
   h->user_topo = topo;
+  h->base_hw_smt = topo ? hw_smt(topo) : 0;
   return 0;
 }
 
 hwloc_topology_t mb_base_topology(mpibind_t *h)
 {
-  if (mb_check_hwloc(h))
+  if (check_hwloc(h))
     return NULL;
   if (h->user_topo)
     return h->user_topo;
@@ -475,8 +506,11 @@ int mb_core_depth(hwloc_topology_t topo)
 /* The most hardware threads any core has (docs/algorithm.md, "Beyond the
  * original"): a core that lost a thread (offline CPU, cgroup, a site's
  * reserved system threads) says nothing about the others, wherever it is
- * in the order. */
-int mb_hw_smt(hwloc_topology_t topo)
+ * in the order.  It walks every core, so it is computed once per
+ * topology, when the topology is given or loaded (and once per restricted
+ * copy), never per mpibind(): mapping one task costs the same on any
+ * node. */
+static int hw_smt(hwloc_topology_t topo)
 {
   int depth = mb_core_depth(topo);
   int hw = 1;
@@ -763,4 +797,26 @@ int mb_make_work_topology(mpibind_t *h)
   h->work_topo = work;
   h->work_is_copy = 1;
   return restrict_to_job(h);
+}
+
+/* The base topology's hw_smt, computed where the base is given or loaded
+ * and forgotten with it (retire_topologies, mb_free_own_topology). */
+int mb_base_hw_smt(mpibind_t *h)
+{
+  hwloc_topology_t base = mb_base_topology(h);
+  if (!base)
+    return -1;
+  if (h->base_hw_smt <= 0)
+    h->base_hw_smt = hw_smt(base);
+  return h->base_hw_smt;
+}
+
+/* The work topology's: the base's when there is no restriction, else
+ * computed once per restricted copy (mb_free_work_topology forgets it). */
+int mb_work_hw_smt(mpibind_t *h)
+{
+  if (h->work_hw_smt <= 0)
+    h->work_hw_smt = h->work_is_copy ? hw_smt(h->work_topo)
+                                     : mb_base_hw_smt(h);
+  return h->work_hw_smt;
 }

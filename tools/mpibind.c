@@ -58,6 +58,7 @@ struct opts {
   const char *gpu_ids_arg;
   int gpu_ids;
   int env;
+  int nics; /* --nics: name the NICs to UCX, NCCL, libfabric */
   int verbose;
   int dryrun;
   int strict;
@@ -79,6 +80,7 @@ enum {
   OPT_DRYRUN,
   OPT_STRICT,
   OPT_DRAW,
+  OPT_NICS,
   OPT_VERSION
 };
 
@@ -93,6 +95,7 @@ static const struct option long_options[] = {
     {"topology", required_argument, NULL, OPT_TOPOLOGY},
     {"gpu-ids", required_argument, NULL, OPT_GPU_IDS},
     {"env", no_argument, NULL, OPT_ENV},
+    {"nics", no_argument, NULL, OPT_NICS},
     {"verbose", no_argument, NULL, 'v'},
     {"dryrun", no_argument, NULL, OPT_DRYRUN},
     {"strict", no_argument, NULL, OPT_STRICT},
@@ -172,6 +175,11 @@ static void usage(FILE *f) {
           "  -v, --verbose          preview: first say how many GPUs the node "
           "has;\n"
           "                         wrapper: print the node's mapping\n"
+          "      --nics             also restrict UCX, NCCL and libfabric to each "
+          "task's\n"
+          "                         NICs (UCX_NET_DEVICES, NCCL_IB_HCA, "
+          "FI_CXI_DEVICE_NAME;\n"
+          "                         MPIBIND_NICS is always set)\n"
           "      --draw FILE        draw the node and its mapping into FILE "
           "(.svg, .png,\n"
           "                         .pdf: by hwloc's lstopo; .xml: the "
@@ -356,6 +364,9 @@ static void parse_options(int argc, char **argv, struct opts *o) {
     case OPT_ENV:
       o->env = 1;
       break;
+    case OPT_NICS:
+      o->nics = 1;
+      break;
     case 'v':
       o->verbose = 1;
       break;
@@ -461,6 +472,8 @@ static mpibind_t *make_handle(const struct opts *o) {
     die(EXIT_USAGE, "--restrict-type: %s", lib_error(h));
   if (mpibind_set_gpu_ids(h, o->gpu_ids) != 0)
     die(EXIT_USAGE, "--gpu-ids: %s", lib_error(h));
+  if (o->nics && mpibind_set_transport_vars(h, 1) != 0)
+    die(EXIT_USAGE, "--nics: %s", lib_error(h));
 #ifdef MPIBIND_HAVE_AUTO
   /* hwloc's parser crashes on some malformed files: parse it in a child
    * first (docs/interfaces.md, "Untrusted topology files"). */
@@ -622,6 +635,8 @@ static void wrapper(const struct opts *o) {
     add_item(&list, "dryrun", -1);
   if (o->strict)
     add_item(&list, "strict", -1);
+  if (o->nics)
+    add_item(&list, "nics", -1);
   if (o->draw)
     add_draw(&list, o->draw);
   if (list)

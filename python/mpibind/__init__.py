@@ -543,6 +543,41 @@ class MpibindHandle:
     def get_gpu_ids(self):
         return lib.mpibind_get_gpu_ids(self._handle())
 
+    def _set_switch(self, setter, name, on):
+        """An input of the variables that is on or off (a bool, or 0/1):
+        the mapping must be computed again."""
+        value = int(on) if isinstance(on, bool) else _int(name, on)
+        h = self._handle()
+        if setter(h, value) != 0:
+            raise self._failure()
+        self._mapped_ntasks = 0
+        self._env_done = False
+
+    @_locked
+    def set_transport_vars(self, on):
+        """True: set_env_vars() also names each task's NICs to the
+        transports (UCX_NET_DEVICES, NCCL_IB_HCA, FI_CXI_DEVICE_NAME, on
+        nodes with such NICs); False (the default): MPIBIND_NICS only."""
+        self._set_switch(lib.mpibind_set_transport_vars, "transport vars",
+                         on)
+
+    @_locked
+    def get_transport_vars(self):
+        return bool(lib.mpibind_get_transport_vars(self._handle()))
+
+    @_locked
+    def set_all_gpus_visible(self, on):
+        """True: set_env_vars() gives every task every GPU in one order,
+        the same for all: task 0's GPU, task 1's, ..., then the others
+        (PyTorch workers: torch.cuda.set_device(LOCAL_RANK)); False (the
+        default): each task sees its own GPUs."""
+        self._set_switch(lib.mpibind_set_all_gpus_visible,
+                         "all gpus visible", on)
+
+    @_locked
+    def get_all_gpus_visible(self):
+        return bool(lib.mpibind_get_all_gpus_visible(self._handle()))
+
     @_locked
     def set_gpu_allocation(self, var, value):
         """The GPUs this job may use, as a launcher's variable would say
@@ -574,6 +609,17 @@ class MpibindHandle:
         h, t = self._task(taskid)
         n = ffi.new("int *")
         arr = lib.mpibind_get_gpus_ptask(h, t, n)
+        if arr == ffi.NULL:
+            raise self._failure()
+        return [_pystr(arr[i]) for i in range(n[0])]
+
+    @_locked
+    def get_nics_ptask(self, taskid):
+        """Task taskid's nearest NICs, by name (mlx5_0, cxi0); [] on a
+        node without NICs."""
+        h, t = self._task(taskid)
+        n = ffi.new("int *")
+        arr = lib.mpibind_get_nics_ptask(h, t, n)
         if arr == ffi.NULL:
             raise self._failure()
         return [_pystr(arr[i]) for i in range(n[0])]

@@ -1,6 +1,6 @@
 """The C library seen through CFFI in ABI mode (no compiler needed).
 
-The declarations below are those of lib/mpibind.h that the module uses,
+The declarations below are those of lib/include/mpibind.h that the module uses,
 with hwloc's opaque pointer types left opaque (tests/api/check_cdef.py
 checks that each one is the header's).  The library is the file
 named by the environment variable MPIBIND_LIBRARY when it is set (and then
@@ -47,6 +47,8 @@ int mpibind_set_smt(mpibind_t *handle, int smt);
 int mpibind_set_restrict_ids(mpibind_t *handle, const char *ids);
 int mpibind_set_restrict_type(mpibind_t *handle, int type);
 int mpibind_set_gpu_ids(mpibind_t *handle, int id_kind);
+int mpibind_set_transport_vars(mpibind_t *handle, int on);
+int mpibind_set_all_gpus_visible(mpibind_t *handle, int on);
 int mpibind_set_topology_file(mpibind_t *handle, const char *path);
 int mpibind_set_gpu_allocation(mpibind_t *handle, const char *var,
                                const char *value);
@@ -58,6 +60,8 @@ int mpibind_get_gpu_optim(mpibind_t *handle);
 int mpibind_get_smt(mpibind_t *handle);
 int mpibind_get_restrict_type(mpibind_t *handle);
 int mpibind_get_gpu_ids(mpibind_t *handle);
+int mpibind_get_transport_vars(mpibind_t *handle);
+int mpibind_get_all_gpus_visible(mpibind_t *handle);
 const char *mpibind_get_restrict_ids(mpibind_t *handle);
 int mpibind_get_nthreads_input(mpibind_t *handle);
 const char *mpibind_get_topology_file(mpibind_t *handle);
@@ -71,6 +75,7 @@ int *mpibind_get_nthreads(mpibind_t *handle);
 int mpibind_get_num_gpus(mpibind_t *handle);
 int *mpibind_get_cpus_ptask(mpibind_t *handle, int taskid, int *ncpus);
 char **mpibind_get_gpus_ptask(mpibind_t *handle, int taskid, int *ngpus);
+char **mpibind_get_nics_ptask(mpibind_t *handle, int taskid, int *nnics);
 const char *mpibind_get_gpu_id(mpibind_t *handle, int gpu, int id_kind);
 
 int mpibind_mapping_snprint(char *buf, int size, mpibind_t *handle);

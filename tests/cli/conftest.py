@@ -60,7 +60,8 @@ def run(args, env=None, timeout=60, prefix=()):
 
 
 # The list syntax and the report line are the pytest suites' shared ones.
-from mpibind_testutil import hwlist, parse_list, report_line  # noqa: E402,F401
+from mpibind_testutil import (hwlist, parse_list, report_line,  # noqa: E402,F401
+                              without_nics)
 
 
 def report(rows):
@@ -68,7 +69,8 @@ def report(rows):
     return "".join(report_line(t, *r) + "\n" for t, r in enumerate(rows))
 
 
-_LINE = re.compile(r"^mpibind: task +(\d+) nths +(\d+) gpus (\S*) cpus (\S+)$")
+_LINE = re.compile(r"^mpibind: task +(\d+) nths +(\d+) gpus (\S*)(?: nics (\S*))? "
+                   r"cpus (\S+)$")
 
 
 def parse_report(text):
@@ -79,7 +81,7 @@ def parse_report(text):
         assert m, f"not a report line: {line!r}"
         assert int(m.group(1)) == len(rows), line
         gpus = [g for g in m.group(3).split(",") if g]
-        rows.append((int(m.group(2)), gpus, parse_list(m.group(4))))
+        rows.append((int(m.group(2)), gpus, parse_list(m.group(5))))
     return rows
 
 

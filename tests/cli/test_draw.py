@@ -32,7 +32,8 @@ import pytest
 
 from conftest import EXE, clean_env, parse_list, run, topo
 
-REPORT = re.compile(r"^mpibind: task +(\d+) nths +(\d+) gpus (\S*) cpus (\S*)$")
+REPORT = re.compile(r"^mpibind: task +(\d+) nths +(\d+) gpus (\S*)(?: nics \S*)? "
+                    r"cpus (\S*)$")
 
 
 def report(stdout):
@@ -184,10 +185,17 @@ def test_svg_lassen_colours_every_task(tmp_path):
         gpu = svg.by_text("GPU", f"GPU {gpus[0]}")
         assert gpu["fill"] == key[t]
         assert svg.around("PCI", gpu)["fill"] == key[t]
-    # Only the 4 GPUs of the tasks are coloured among the I/O boxes.
-    coloured = [b for c in ("PCI", "GPU", "CoProc", "Net", "Block")
+        # its NIC too (docs/algorithm.md: mlx5_t beside GPU t's socket)
+        nic = svg.by_text("OpenFabrics", f"OpenFabrics mlx5_{t}")
+        assert nic["fill"] == key[t]
+        assert svg.around("PCI", nic)["fill"] == key[t]
+    # Only the 4 GPUs and the 4 NICs of the tasks are coloured among the
+    # I/O boxes.
+    coloured = [b for c in ("PCI", "GPU", "CoProc", "Net", "OpenFabrics",
+                            "Block")
                 for b in svg.of_class(c) if b["fill"] in key.values()]
-    assert len(coloured) == 4 * 3  # PCI device, nvml and cuda device
+    # GPU: PCI device, nvml and cuda; NIC: PCI function, mlx5 and hsi
+    assert len(coloured) == 4 * 3 + 4 * 3
     # The legend names the node and the file; the viewBox has no units
     # (hwloc 2.9 writes "px" there, which SVG converters refuse).
     assert "coral-lassen.xml" in svg.legend[0]

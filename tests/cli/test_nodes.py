@@ -105,3 +105,35 @@ def test_mixed_backends_one_numbering():
     res = run(["-n", "4", "--topology", path])
     gpus = [r[1] for r in parse_report(res.stdout)]
     assert sorted(g for t in gpus for g in t) == ["0", "1", "2", "3"]
+
+
+def test_gpus_without_locality_all_used():
+    """JUROPA3: 2 K20 on a host bridge of the Machine.  Was: no task got a
+    GPU although 2 were found.  Now k tasks use all k, 2k tasks each GPU
+    twice (docs/algorithm.md, "No GPU left idle")."""
+    path = case("gpus-without-locality.xml")
+    for n, want in [(1, [["0", "1"]]), (2, [["0"], ["1"]]),
+                    (4, [["0"], ["0"], ["1"], ["1"]])]:
+        res = run(["-n", str(n), "--topology", path])
+        assert res.returncode == 0, res.stderr
+        assert [r[1] for r in parse_report(res.stdout)] == want
+    res = run(["-n", "4", "--env", "--topology", path])
+    cvd = [line.split("=", 1)[1] for line in res.stdout.splitlines()
+           if "CUDA_VISIBLE_DEVICES=" in line]
+    assert cvd == ["0", "0", "1", "1"]
+
+
+def test_gpu_id_kind_that_repeats_is_one_line():
+    """Partitions reporting one UUID: --gpu-ids uuid is refused with one
+    line naming the id and the kinds that work; index still maps."""
+    path = os.path.join(os.path.dirname(__file__), "..", "unit", "xml",
+                        "gpu-same-uuid.xml")
+    res = run(["-n", "2", "--gpu-ids", "uuid", "--topology", path])
+    assert res.returncode != 0 and res.stdout == ""
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and "0x1a2b3c4d" in lines[0], res.stderr
+    assert "index" in lines[0] and "name" in lines[0], lines[0]
+    res = run(["-n", "2", "--topology", path])
+    assert res.returncode == 0, res.stderr
+    assert [r[1] for r in parse_report(res.stdout)] == [["0", "1"],
+                                                         ["2", "3"]]

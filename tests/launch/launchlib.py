@@ -34,7 +34,7 @@ _SCRUB_NAMES = ("LD_PRELOAD", "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
 
 LAUNCH_TIMEOUT = 60          # seconds, per launch (coreutils timeout)
 
-REPORT_RE = re.compile(r"^mpibind: task\s*(\d+) nths\s*(\d+) gpus (.*) cpus (\S*)\s*$")
+REPORT_RE = re.compile(r"^mpibind: task\s*(\d+) nths\s*(\d+) gpus (\S*)(?: nics \S*)? cpus (\S*)\s*$")
 ENV_RE = re.compile(r"^mpibind: task\s*(\d+) ([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 GPUS_LINE_RE = re.compile(r"^mpibind: (\d+) GPUs on this node\s*$")
 

@@ -78,7 +78,8 @@ def test_mapping_from_the_venv(venv):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 4
-    assert lines[0].startswith("mpibind: task  0 nths 10 gpus 0 cpus 8,12,")
+    assert lines[0].startswith(
+        "mpibind: task  0 nths 10 gpus 0 nics mlx5_0 cpus 8,12,")
 
 
 def test_mpibind_library_still_overrides(venv):

@@ -138,6 +138,9 @@ LASSEN_ROWS = {
     2: [(20, stepped(8, 84, 4), "0,1"), (20, stepped(96, 172, 4), "2,3")],
     4: [(10, stepped(8, 44, 4), "0"), (10, stepped(48, 84, 4), "1"),
         (10, stepped(96, 132, 4), "2"), (10, stepped(136, 172, 4), "3")],
+    8: [(5, stepped(f, f + 16, 4), str(g)) for f, g in
+        [(8, 0), (28, 0), (48, 1), (68, 1), (96, 2), (116, 2), (136, 3),
+         (156, 3)]],
 }
 # docs/algorithm.md, eas-tioga.xml, ntasks 4
 TIOGA_4 = [(16, set(range(0, 16)), "4,5"), (16, set(range(16, 32)), "2,3"),
@@ -396,7 +399,8 @@ def test_verbose_and_help_from_task_0_only(tmp):
     assert "mpibind: 4 GPUs on this node" in lines, r
     report = [l for l in lines if l.startswith("mpibind: task ")]
     assert len(report) == 4, r
-    assert report[1].startswith("mpibind: task  1 nths 10 gpus 1 cpus 48,52,"), r
+    assert report[1].startswith(
+        "mpibind: task  1 nths 10 gpus 1 nics mlx5_1 cpus 48,52,"), r
     assert any("MPIBIND_RESTRICT" in l for l in lines), "help names the variables"
     check_lassen(r, 0, 4)
     q = run(tmp, {**task_env(2, 4), **lassen_env({"MPIBIND": "dryrun,v,help"})})
@@ -405,6 +409,51 @@ def test_verbose_and_help_from_task_0_only(tmp):
 
 
 # ---- the per-node topology cache ---------------------------------------
+
+# The nearest NIC of each task (docs/algorithm.md): Lassen's socket 0 holds
+# GPUs 0, 1 and mlx5_0, mlx5_1; socket 1 GPUs 2, 3 and mlx5_2, mlx5_3.
+LASSEN_NICS = {1: ["mlx5_0,mlx5_1,mlx5_2,mlx5_3"],
+               2: ["mlx5_0,mlx5_1", "mlx5_2,mlx5_3"],
+               4: ["mlx5_0", "mlx5_1", "mlx5_2", "mlx5_3"],
+               8: ["mlx5_0", "mlx5_1", "mlx5_0", "mlx5_1",
+                   "mlx5_2", "mlx5_3", "mlx5_2", "mlx5_3"]}
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 8])
+def test_each_task_told_its_nics(tmp, size):
+    """dryrun on Lassen's XML: every task exports MPIBIND_NICS; with the
+    word `nics`, also UCX_NET_DEVICES (port 1, the active one) and
+    NCCL_IB_HCA (exact names), and nothing names a device the node lacks
+    (no FI_CXI_DEVICE_NAME: no CXI device)."""
+    for rank in range(size):
+        r = run(tmp, {**task_env(rank, size), **lassen_env()})
+        nics = LASSEN_NICS[size][rank]
+        assert r.env.get("MPIBIND_NICS") == nics, r
+        assert "UCX_NET_DEVICES" not in r.env and "NCCL_IB_HCA" not in r.env, r
+        r = run(tmp, {**task_env(rank, size),
+                      **lassen_env({"MPIBIND": "dryrun,nics"})})
+        check_lassen(r, rank, size)
+        assert r.env.get("MPIBIND_NICS") == nics, r
+        assert r.env.get("UCX_NET_DEVICES") == ",".join(
+            n + ":1" for n in nics.split(",")), r
+        assert r.env.get("NCCL_IB_HCA") == "=" + nics, r
+        assert "FI_CXI_DEVICE_NAME" not in r.env, r
+
+
+def test_inherited_hip_visible_devices_indexes_rocr_devices(tmp):
+    """G06: an AMD allocation given as HIP_VISIBLE_DEVICES=4,5 (Tioga,
+    dryrun, 2 tasks: task 0 spans NUMA nodes 0 and 1, GCDs 4 and 5).  ROCm
+    applies ROCR_VISIBLE_DEVICES first and HIP indexes what it exposes:
+    each task's HIP_VISIBLE_DEVICES must name its ROCr devices 0..k-1 (it
+    kept 4,5 and task 0 saw no GPU)."""
+    want = [("4,5", "0,1"), ("", "")]
+    for rank in range(2):
+        r = run(tmp, {**task_env(rank, 2, "OMPI"), "MPIBIND": "dryrun",
+                      "MPIBIND_TOPOFILE": TIOGA, "HIP_VISIBLE_DEVICES": "4,5"})
+        assert r.rc == 0, r
+        assert (r.env.get("ROCR_VISIBLE_DEVICES"),
+                r.env.get("HIP_VISIBLE_DEVICES")) == want[rank], r
+
 
 def topology_of(r):
     return r.trace[0][5]

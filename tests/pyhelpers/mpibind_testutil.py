@@ -7,6 +7,7 @@ mpibind's suite (tests/data/original-suite) with its listed differences.
 """
 import json
 import os
+import re
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
                     "data")
@@ -40,10 +41,22 @@ def hwlist(cpus):
     return ",".join(out)
 
 
-def report_line(task, nthreads, gpus, cpus):
-    """One line of docs/algorithm.md's report format."""
-    return "mpibind: task %2d nths %2d gpus %s cpus %s" % (
-        task, nthreads, ",".join(gpus), hwlist(cpus))
+def report_line(task, nthreads, gpus, cpus, nics=None):
+    """One line of docs/algorithm.md's report format ("nics" only on a
+    node with NICs: pass the task's NIC names)."""
+    return "mpibind: task %2d nths %2d gpus %s%s cpus %s" % (
+        task, nthreads, ",".join(gpus),
+        "" if nics is None else " nics " + ",".join(nics), hwlist(cpus))
+
+
+_NICS_FIELD = re.compile(r" nics \S*(?= cpus )")
+
+
+def without_nics(text):
+    """A report (or line) without its "nics" fields: for the tests of the
+    CPUs and GPUs of a node that has NICs (their choice is tested on its
+    own)."""
+    return _NICS_FIELD.sub("", text)
 
 
 class Example:

@@ -7,6 +7,7 @@ import pytest
 
 import mpibind
 from conftest import topo, xml_gpus, hwloc_list
+from mpibind_testutil import without_nics
 
 LASSEN = "coral-lassen.xml"
 TIOGA = "eas-tioga.xml"
@@ -160,7 +161,8 @@ def test_gpu_id_kinds(handles, name, ntasks, visible):
             assert [h.get_gpus_ptask(t) for t in range(ntasks)] == expected
             report = h.mapping_snprint().splitlines()
             for t in range(ntasks):
-                assert " gpus %s cpus " % ",".join(expected[t]) in report[t]
+                assert " gpus %s cpus " % ",".join(expected[t]) in \
+                    without_nics(report[t])
     for kind in (mpibind.MPIBIND_ID_SMI, mpibind.MPIBIND_ID_VISDEVS,
                  "index"):
         h.set_gpu_ids(kind)
@@ -183,6 +185,7 @@ def test_env_vars_nvidia(handles):
         "OMP_PLACES": ["threads"] * 4,
         "OMP_PROC_BIND": ["spread"] * 4,
         "CUDA_VISIBLE_DEVICES": ["0", "1", "2", "3"],
+        "MPIBIND_NICS": ["mlx5_0", "mlx5_1", "mlx5_2", "mlx5_3"],
     }
     assert h.get_env_vars_ptask(2)["CUDA_VISIBLE_DEVICES"] == "2"
 
@@ -201,7 +204,10 @@ def test_env_vars_no_gpu_node(handles):
     h = handles(ntasks=3, topology_file=topo(QUARTZ))
     h.mpibind()
     env = env_of(h)
-    assert set(env) == {"OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND"}
+    # quartz's Omni-Path HCA is a NIC: every task is told it
+    assert set(env) == {"OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND",
+                        "MPIBIND_NICS"}
+    assert env["MPIBIND_NICS"] == ["hfi1_0"] * 3
     assert env["OMP_NUM_THREADS"] == ["9", "9", "18"]
 
 
@@ -441,3 +447,93 @@ def test_one_task_per_core_follows_hwloc_logical_order(handles):
                 topology_file=topo(TIOGA))
     h.mpibind()
     assert [h.get_cpus_ptask(t) for t in range(6)] == [[p] for p in order]
+
+
+# ---- no GPU left idle (docs/algorithm.md, "No GPU left idle") ------------
+
+CASES = os.path.join(os.path.dirname(__file__), "..", "data", "cases")
+
+
+def test_gpus_without_locality_are_all_used(handles):
+    """JUROPA3's 2 K20 hang from the Machine: was no GPU for any task."""
+    h = handles(ntasks=4,
+                topology_file=os.path.join(CASES, "gpus-without-locality.xml"))
+    h.mpibind()
+    assert h.get_num_gpus() == 2
+    assert [h.get_gpus_ptask(i) for i in range(4)] == [["0"], ["0"], ["1"],
+                                                       ["1"]]
+
+
+def test_allocated_gpus_outside_a_restriction_are_used(handles):
+    """Corona, a job on CPUs 44-47 holding the node's 4 GPUs."""
+    h = handles(ntasks=8, restrict_ids="44-47",
+                topology_file=topo("epyc-corona.xml"))
+    h.set_gpu_allocation("ROCR_VISIBLE_DEVICES", "0,1,2,3")
+    h.mpibind()
+    assert [h.get_gpus_ptask(i)[0] for i in range(8)] == \
+        ["3", "3", "2", "2", "0", "0", "1", "1"]
+
+
+def test_gpu_id_kind_naming_two_gpus_alike_is_a_value_error(handles):
+    path = os.path.join(os.path.dirname(__file__), "..", "unit", "xml",
+                        "gpu-same-uuid.xml")
+    h = handles(ntasks=2, topology_file=path)
+    h.mpibind()
+    h.set_gpu_ids(mpibind.MPIBIND_ID_UNIV)
+    with pytest.raises(ValueError, match="0x1a2b3c4d"):
+        h.get_gpus_ptask(0)
+
+
+# ---- the nearest NIC of each task (docs/algorithm.md) ------------------
+
+def test_nics_ptask_on_lassen(handles):
+    """Lassen: GPUs 0, 1 and mlx5_0, mlx5_1 on socket 0, GPUs 2, 3 and
+    mlx5_2, mlx5_3 on socket 1."""
+    h = handles(ntasks=4, topology_file=topo(LASSEN))
+    h.mpibind()
+    assert [h.get_nics_ptask(t) for t in range(4)] == \
+        [["mlx5_0"], ["mlx5_1"], ["mlx5_2"], ["mlx5_3"]]
+    h.set_env_vars()
+    assert h.get_env_var_values("MPIBIND_NICS") == \
+        ["mlx5_0", "mlx5_1", "mlx5_2", "mlx5_3"]
+    assert "UCX_NET_DEVICES" not in h.get_env_var_names()
+    assert h.get_transport_vars() is False
+    h.set_transport_vars(True)
+    assert h.get_transport_vars() is True
+    h.ntasks = 2
+    h.mpibind()
+    h.set_env_vars()
+    assert h.get_env_var_values("UCX_NET_DEVICES") == \
+        ["mlx5_0:1,mlx5_1:1", "mlx5_2:1,mlx5_3:1"]
+    assert h.get_env_var_values("NCCL_IB_HCA") == \
+        ["=mlx5_0,mlx5_1", "=mlx5_2,mlx5_3"]
+    assert "FI_CXI_DEVICE_NAME" not in h.get_env_var_names()
+    with pytest.raises(ValueError):
+        h.set_transport_vars("yes")
+    with pytest.raises(ValueError):
+        h.set_transport_vars(2)
+
+
+def test_nics_ptask_node_without_nics(handles):
+    h = handles(ntasks=2, topology_file=topo(TIOGA))
+    h.mpibind()
+    assert h.get_nics_ptask(1) == []
+    with pytest.raises(ValueError):
+        h.get_nics_ptask(2)
+
+
+def test_all_gpus_visible_in_task_order(handles):
+    """PyTorch workers: every task sees every GPU, device i being task i's
+    (Tioga's GCD numbers are not in locality order: task 0's is 4)."""
+    h = handles(ntasks=8, topology_file=topo(TIOGA))
+    assert h.get_all_gpus_visible() is False
+    h.set_all_gpus_visible(True)
+    assert h.get_all_gpus_visible() is True
+    h.mpibind()
+    h.set_env_vars()
+    mine = [h.get_gpus_ptask(t)[0] for t in range(8)]
+    values = h.get_env_var_values("ROCR_VISIBLE_DEVICES")
+    assert values == [",".join(mine)] * 8
+    assert mine == ["4", "5", "2", "3", "6", "7", "0", "1"]
+    with pytest.raises(ValueError):
+        h.set_all_gpus_visible(3)

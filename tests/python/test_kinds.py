@@ -102,14 +102,17 @@ def test_library_of_another_major_is_refused(tmp_path):
         #define MPIBIND_VERSION_STRING "99.1.0"
         """))
     lib_dir = os.path.join(SOURCE_ROOT, "lib")
-    sources = sorted(os.path.join(lib_dir, f) for f in os.listdir(lib_dir)
+    dirs = [lib_dir, os.path.join(lib_dir, "include"),
+            os.path.join(lib_dir, "common")]
+    sources = sorted(os.path.join(d, f) for d in dirs for f in os.listdir(d)
                      if f.endswith(".c"))
     so = tmp_path / "libmpibind.so.99"
-    # mpibind.h includes "mpibind_version.h": lib/ has none (the build
-    # generates it), so the -I directory's is the one used.
+    # mpibind.h includes "mpibind_version.h": lib/include has none (the
+    # build generates it), so the first -I directory's is the one used.
+    includes = [a for d in [str(tmp_path)] + dirs for a in ("-I", d)]
     subprocess.run([cc, "-shared", "-fPIC", "-O0", "-std=gnu11",
-                    "-fvisibility=hidden", "-I", str(tmp_path), "-I", lib_dir,
-                    "-o", str(so)] + sources + _hwloc_flags(), check=True,
+                    "-fvisibility=hidden"] + includes +
+                   ["-o", str(so)] + sources + _hwloc_flags(), check=True,
                    timeout=240)
     proc = subprocess.run([sys.executable, "-c", "import mpibind"],
                           env=_python_env(MPIBIND_LIBRARY=str(so)),

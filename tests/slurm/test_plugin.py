@@ -39,7 +39,9 @@ Cases (the issue's list):
              the user's topology cache (discovered in the helper from
              slurmstepd, the cache file written);
   gpus       fake GPUs with a GPU node's XML in MPIBIND_TOPOFILE and
-             dryrun: each task's CUDA_VISIBLE_DEVICES within the step's.
+             dryrun: each task's CUDA_VISIBLE_DEVICES within the step's,
+             and (Lassen's XML, `nics`) its MPIBIND_NICS and
+             UCX_NET_DEVICES the HCAs of its GPUs' socket.
 
 Exit 77 (skip) only when Slurm/munge are not installed or we are not root.
 """
@@ -68,7 +70,8 @@ SH_PROBE = ("c=$(grep Cpus_allowed_list /proc/self/status | cut -f2); "
             "echo \"TASK $SLURM_PROCID $SLURM_NODEID $SLURM_LOCALID cpus=$c "
             "applied=${MPIBIND_APPLIED-unset} omp=${OMP_NUM_THREADS-unset} "
             "places=${OMP_PLACES-unset} cvd=${CUDA_VISIBLE_DEVICES-unset} "
-            "order=${CUDA_DEVICE_ORDER-unset} uid=$(id -u)\"")
+            "order=${CUDA_DEVICE_ORDER-unset} nics=${MPIBIND_NICS-unset} "
+            "ucx=${UCX_NET_DEVICES-unset} uid=$(id -u)\"")
 TASK_RE = re.compile(r"^TASK (\d+) (\d+) (\d+) (.*)$")
 REPORT_HEAD_RE = re.compile(r"^mpibind: \d+ GPUs on this node\s*$")
 
@@ -711,7 +714,7 @@ class PluginRunner(ts.Runner):
                                          ("gpus-per-task=1-N2-n4", ["--gpus-per-task=1"], 2, 4)):
             step = ["-N%d" % nodes, "-n%d" % n, "-m", "block", "--exclusive"] + gpu_args
             base = self.slurm_binding(step)
-            r = self.sh(step + ["--mpibind=dryrun,v"], env={"MPIBIND_TOPOFILE": a.gpu_topofile})
+            r = self.sh(step + ["--mpibind=dryrun,v,nics"], env={"MPIBIND_TOPOFILE": a.gpu_topofile})
             tasks, problems = self.expect_tasks(r, n)
             btasks = sh_tasks(base.stdout)
             step_gpus = {}
@@ -730,6 +733,16 @@ class PluginRunner(ts.Runner):
                                     % (rank, rec["order"], rec["applied"]))
                 if rec["cpus"] != (btasks.get(rank) or {}).get("cpus"):
                     problems.append("rank %d: dryrun changed the CPUs to %s" % (rank, rec["cpus"]))
+                # Lassen: GPUs 0, 1 and mlx5_0, mlx5_1 on socket 0; GPUs 2,
+                # 3 and mlx5_2, mlx5_3 on socket 1.
+                near = {"mlx5_%d" % i for g in mine if g.isdigit()
+                        for i in ((0, 1) if int(g) < 2 else (2, 3))}
+                nics = rec.get("nics", "unset").split(",")
+                if not near or not set(nics) <= near or rec.get("ucx") != \
+                        ",".join(n + ":1" for n in nics):
+                    problems.append("rank %d: GPUs %s MPIBIND_NICS=%s UCX_NET_DEVICES=%s, expected "
+                                    "some of %s (port 1)" % (rank, mine, rec.get("nics"),
+                                                             rec.get("ucx"), sorted(near)))
             for node, gl in used.items():
                 if len(gl) != len(set(gl)):
                     problems.append("node %d: tasks share GPUs %s" % (node, gl))

@@ -57,7 +57,7 @@ def fmt(cpus):
     return ",".join(str(c) for c in sorted(cpus)) or "(none)"
 
 
-PREVIEW_RE = re.compile(r"^mpibind: task\s+(\d+) nths\s+(\d+) gpus (.*?) cpus (\S+)\s*$")
+PREVIEW_RE = re.compile(r"^mpibind: task\s+(\d+) nths\s+(\d+) gpus (.*?)(?: nics \S*)? cpus (\S+)\s*$")
 
 
 class Preview:

@@ -41,12 +41,15 @@ static void expect_var(mpibind_t *h, const char *name, const char *values)
   }
 }
 
-/* Exactly the OpenMP variables and the listed vendor ones. */
+/* Exactly the OpenMP variables, the listed vendor ones, and on a node
+ * with NICs MPIBIND_NICS. */
 static void expect_names(mpibind_t *h, int nvendor, const char **vendor)
 {
-  int n = -1;
+  int n = -1, nnics = -1;
+  ck_assert_ptr_nonnull(mpibind_get_nics_ptask(h, 0, &nnics));
   ck_assert_ptr_nonnull(mpibind_get_env_var_names(h, &n));
-  ck_assert_int_eq(n, 3 + nvendor);
+  ck_assert_int_eq(n, 3 + nvendor + (nnics > 0));
+  ck_assert(has_name(h, "MPIBIND_NICS") == (nnics > 0));
   ck_assert(has_name(h, "OMP_NUM_THREADS"));
   ck_assert(has_name(h, "OMP_PLACES"));
   ck_assert(has_name(h, "OMP_PROC_BIND"));
@@ -155,14 +158,117 @@ START_TEST(three_vendors_one_task)
 }
 END_TEST
 
-/* A node with GPUs, tasks without: empty strings. */
+/* A node with GPUs, tasks without: empty strings (Corona restricted to
+ * CPUs near no GPU, without a GPU allocation). */
 START_TEST(empty_for_task_without_gpu)
 {
-  mpibind_t *h = env("gpu-zero-weight.xml", UT_IN(.ntasks = 2));
-  expect_var(h, "CUDA_VISIBLE_DEVICES", ";");
+  mpibind_t *h = env("epyc-corona.xml",
+                     UT_IN(.ntasks = 2, .restrict_ids = "0-3"));
+  expect_var(h, "ROCR_VISIBLE_DEVICES", ";");
   mpibind_finalize(h);
   h = env("epyc-corona.xml", UT_IN(.ntasks = 8, .gpu_optim = 0));
   expect_var(h, "ROCR_VISIBLE_DEVICES", ";0;1;;;2;;3");
+  mpibind_finalize(h);
+}
+END_TEST
+
+/* HIP over ROCr (docs/algorithm.md): an allocation given through
+ * HIP_VISIBLE_DEVICES (or CUDA_VISIBLE_DEVICES on a node without NVIDIA
+ * GPUs), which the task inherits, is rewritten to index the devices
+ * ROCR_VISIBLE_DEVICES exposes to the task; otherwise no HIP variable. */
+START_TEST(hip_over_rocr)
+{
+  mpibind_t *h = ut_open("eas-tioga.xml");
+  ck_assert_int_eq(mpibind_set_gpu_allocation(h, "HIP_VISIBLE_DEVICES", "4,5"),
+                   0);
+  ut_map(h, UT_IN(.ntasks = 2, .greedy = 0));
+  ck_assert_int_eq(mpibind_set_env_vars(h), 0);
+  expect_var(h, "ROCR_VISIBLE_DEVICES", "4;5");
+  expect_var(h, "HIP_VISIBLE_DEVICES", "0;0");
+  ck_assert(!has_name(h, "CUDA_VISIBLE_DEVICES"));
+  ut_map(h, UT_IN(.ntasks = 1));
+  ck_assert_int_eq(mpibind_set_env_vars(h), 0);
+  expect_var(h, "ROCR_VISIBLE_DEVICES", "4,5");
+  expect_var(h, "HIP_VISIBLE_DEVICES", "0,1");
+  /* CUDA_VISIBLE_DEVICES: no NVIDIA GPU here, so it allocates nothing,
+   * but HIP reads it over ROCr's devices too */
+  ck_assert_int_eq(mpibind_set_gpu_allocation(h, "HIP_VISIBLE_DEVICES", NULL),
+                   0);
+  ck_assert_int_eq(mpibind_set_gpu_allocation(h, "CUDA_VISIBLE_DEVICES",
+                                               "4,5"), 0);
+  ut_map(h, UT_IN(.ntasks = 4));
+  ck_assert_int_eq(mpibind_set_env_vars(h), 0);
+  expect_var(h, "ROCR_VISIBLE_DEVICES", "4,5;2,3;6,7;0,1");
+  expect_var(h, "CUDA_VISIBLE_DEVICES", "0,1;0,1;0,1;0,1");
+  ck_assert(!has_name(h, "HIP_VISIBLE_DEVICES"));
+  ck_assert_int_eq(mpibind_set_gpu_allocation(h, "CUDA_VISIBLE_DEVICES", NULL),
+                   0);
+  ut_map(h, UT_IN(.ntasks = 4));
+  ck_assert_int_eq(mpibind_set_env_vars(h), 0);
+  ck_assert(!has_name(h, "HIP_VISIBLE_DEVICES"));
+  ck_assert(!has_name(h, "CUDA_VISIBLE_DEVICES"));
+  mpibind_finalize(h);
+  /* An NVIDIA node: CUDA_VISIBLE_DEVICES is CUDA's own, as before. */
+  h = ut_open("coral-lassen.xml");
+  ck_assert_int_eq(mpibind_set_gpu_allocation(h, "CUDA_VISIBLE_DEVICES",
+                                               "2,3"), 0);
+  ut_map(h, UT_IN(.ntasks = 2));
+  ck_assert_int_eq(mpibind_set_env_vars(h), 0);
+  expect_var(h, "CUDA_VISIBLE_DEVICES", "2;3");
+  mpibind_finalize(h);
+}
+END_TEST
+
+/* docs/algorithm.md, "Every GPU visible, in task order": one value for
+ * every task, task i's first GPU at position i, then the others. */
+static void expect_all_visible(const char *file, int ntasks, const char *var,
+                               const char *value)
+{
+  mpibind_t *h = ut_open(file);
+  ck_assert_int_eq(mpibind_get_all_gpus_visible(h), 0);
+  ck_assert_int_eq(mpibind_set_all_gpus_visible(h, 1), 0);
+  ck_assert_int_eq(mpibind_get_all_gpus_visible(h), 1);
+  ut_map(h, UT_IN(.ntasks = ntasks));
+  ck_assert_int_eq(mpibind_set_env_vars(h), 0);
+  char **v = mpibind_get_env_var_values(h, var);
+  ck_assert_ptr_nonnull(v);
+  for (int t = 0; t < ntasks; t++)
+    ck_assert_msg(strcmp(v[t], value) == 0, "%s ntasks %d: task %d: %s='%s', "
+                  "expected '%s'", file, ntasks, t, var, v[t], value);
+  mpibind_finalize(h);
+}
+
+START_TEST(all_gpus_visible_task_order)
+{
+  expect_all_visible("coral-lassen.xml", 4, "CUDA_VISIBLE_DEVICES", "0,1,2,3");
+  expect_all_visible("coral-lassen.xml", 2, "CUDA_VISIBLE_DEVICES", "0,2,1,3");
+  /* Tioga: RSMI numbers against locality, task 0's nearest is 4 */
+  expect_all_visible("eas-tioga.xml", 8, "ROCR_VISIBLE_DEVICES",
+                     "4,5,2,3,6,7,0,1");
+  expect_all_visible("eas-tioga.xml", 4, "ROCR_VISIBLE_DEVICES",
+                     "4,2,6,0,5,3,7,1");
+  expect_all_visible("eas-tioga.xml", 16, "ROCR_VISIBLE_DEVICES",
+                     "4,5,2,3,6,7,0,1");
+  /* the mapping and the setter's rules */
+  mpibind_t *h = ut_open("eas-tioga.xml");
+  ck_assert_int_eq(mpibind_set_all_gpus_visible(h, 2), -1);
+  ck_assert_int_eq(errno, EINVAL);
+  ut_map(h, UT_IN(.ntasks = 8));
+  ck_assert_int_eq(mpibind_set_all_gpus_visible(h, 1), 0);
+  ck_assert_int_eq(mpibind_set_env_vars(h), -1); /* an input: stale */
+  ck_assert_int_eq(errno, ENODATA);
+  ut_map(h, UT_IN(.ntasks = 8));
+  ut_expect(h, "8", "0-7;8-15;16-23;24-31;32-39;40-47;48-55;56-63",
+            "4;5;2;3;6;7;0;1");
+  /* an inherited HIP_VISIBLE_DEVICES indexes all of ROCr's devices */
+  ck_assert_int_eq(mpibind_set_gpu_allocation(h, "HIP_VISIBLE_DEVICES",
+                                               "4,5,2,3,6,7,0,1"), 0);
+  ut_map(h, UT_IN(.ntasks = 2));
+  ck_assert_int_eq(mpibind_set_env_vars(h), 0);
+  expect_var(h, "ROCR_VISIBLE_DEVICES", "4,6,5,2,3,7,0,1;4,6,5,2,3,7,0,1");
+  expect_var(h, "HIP_VISIBLE_DEVICES", "0,1,2,3,4,5,6,7;0,1,2,3,4,5,6,7");
+  ck_assert_int_eq(mpibind_set_all_gpus_visible(NULL, 1), -1);
+  ck_assert_int_eq(mpibind_get_all_gpus_visible(NULL), -1);
   mpibind_finalize(h);
 }
 END_TEST
@@ -223,7 +329,9 @@ START_TEST(env_vars_print)
     "mpibind: task  0 OMP_NUM_THREADS=20\n", "mpibind: task  1 OMP_NUM_THREADS=20\n",
     "mpibind: task  0 OMP_PLACES=threads\n", "mpibind: task  1 OMP_PROC_BIND=spread\n",
     "mpibind: task  0 CUDA_VISIBLE_DEVICES=0,1\n",
-    "mpibind: task  1 CUDA_VISIBLE_DEVICES=2,3\n"};
+    "mpibind: task  1 CUDA_VISIBLE_DEVICES=2,3\n",
+    "mpibind: task  0 MPIBIND_NICS=mlx5_0,mlx5_1\n",
+    "mpibind: task  1 MPIBIND_NICS=mlx5_2,mlx5_3\n"};
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
     ck_assert_msg(strstr(out, want[i]), "no line '%.*s' in:\n%s",
                   (int)strlen(want[i]) - 1, want[i], out);
@@ -231,7 +339,7 @@ START_TEST(env_vars_print)
   int lines = 0;
   for (char *p = out; *p; p++)
     lines += *p == '\n';
-  ck_assert_int_eq(lines, 2 * 4);
+  ck_assert_int_eq(lines, 2 * 5);
   mpibind_finalize(h);
 }
 END_TEST
@@ -253,15 +361,15 @@ START_TEST(report_no_gpu)
   mpibind_t *h = ut_open("cts1-quartz-smt1.xml");
   ut_map(h, UT_IN(.ntasks = 3));
   ck_assert_str_eq(report(h),
-                   "mpibind: task  0 nths  9 gpus  cpus 0-8\n"
-                   "mpibind: task  1 nths  9 gpus  cpus 9-17\n"
-                   "mpibind: task  2 nths 18 gpus  cpus 18-35\n");
+                   "mpibind: task  0 nths  9 gpus  nics hfi1_0 cpus 0-8\n"
+                   "mpibind: task  1 nths  9 gpus  nics hfi1_0 cpus 9-17\n"
+                   "mpibind: task  2 nths 18 gpus  nics hfi1_0 cpus 18-35\n");
   ut_map(h, UT_IN(.ntasks = 4, .restrict_ids = "0-7"));
   ck_assert_str_eq(report(h),
-                   "mpibind: task  0 nths  2 gpus  cpus 0-1\n"
-                   "mpibind: task  1 nths  2 gpus  cpus 2-3\n"
-                   "mpibind: task  2 nths  2 gpus  cpus 4-5\n"
-                   "mpibind: task  3 nths  2 gpus  cpus 6-7\n");
+                   "mpibind: task  0 nths  2 gpus  nics hfi1_0 cpus 0-1\n"
+                   "mpibind: task  1 nths  2 gpus  nics hfi1_0 cpus 2-3\n"
+                   "mpibind: task  2 nths  2 gpus  nics hfi1_0 cpus 4-5\n"
+                   "mpibind: task  3 nths  2 gpus  nics hfi1_0 cpus 6-7\n");
   mpibind_finalize(h);
 }
 END_TEST
@@ -272,21 +380,24 @@ START_TEST(report_gpus_and_id_kinds)
   ut_map(h, UT_IN(.ntasks = 2));
   char *c0 = ut_seq(8, 84, 4, 1), *c1 = ut_seq(96, 172, 4, 1);
   ck_assert_str_eq(report(h),
-                   ut_fmt("mpibind: task  0 nths 20 gpus 0,1 cpus %s\n"
-                          "mpibind: task  1 nths 20 gpus 2,3 cpus %s\n", c0, c1));
+                   ut_fmt("mpibind: task  0 nths 20 gpus 0,1 nics mlx5_0,mlx5_1 cpus %s\n"
+                          "mpibind: task  1 nths 20 gpus 2,3 nics mlx5_2,mlx5_3 cpus %s\n",
+                          c0, c1));
   ck_assert_int_eq(mpibind_set_gpu_ids(h, MPIBIND_ID_NAME), 0);
   ck_assert_str_eq(report(h),
-                   ut_fmt("mpibind: task  0 nths 20 gpus nvml0,nvml1 cpus %s\n"
-                          "mpibind: task  1 nths 20 gpus nvml2,nvml3 cpus %s\n", c0, c1));
+                   ut_fmt("mpibind: task  0 nths 20 gpus nvml0,nvml1 nics mlx5_0,mlx5_1 cpus %s\n"
+                          "mpibind: task  1 nths 20 gpus nvml2,nvml3 nics mlx5_2,mlx5_3 cpus %s\n",
+                          c0, c1));
   ck_assert_int_eq(mpibind_set_gpu_ids(h, MPIBIND_ID_PCIBUS), 0);
   ck_assert_str_eq(report(h),
-                   ut_fmt("mpibind: task  0 nths 20 gpus 0004:04:00.0,0004:05:00.0 cpus %s\n"
-                          "mpibind: task  1 nths 20 gpus 0035:03:00.0,0035:04:00.0 cpus %s\n",
+                   ut_fmt("mpibind: task  0 nths 20 gpus 0004:04:00.0,0004:05:00.0 nics mlx5_0,mlx5_1 cpus %s\n"
+                          "mpibind: task  1 nths 20 gpus 0035:03:00.0,0035:04:00.0 nics mlx5_2,mlx5_3 cpus %s\n",
                           c0, c1));
   ut_map(h, UT_IN(.ntasks = 1));
   ck_assert_int_eq(mpibind_set_gpu_ids(h, MPIBIND_ID_SMI), 0);
   ck_assert_str_eq(report(h),
-                   "mpibind: task  0 nths 160 gpus 0,1,2,3 cpus 8-87,96-175\n");
+                   "mpibind: task  0 nths 160 gpus 0,1,2,3 nics mlx5_0,mlx5_1,mlx5_2,mlx5_3 "
+                   "cpus 8-87,96-175\n");
   mpibind_finalize(h);
 }
 END_TEST
@@ -323,9 +434,9 @@ START_TEST(report_truncation)
 {
   mpibind_t *h = ut_open("cts1-quartz-smt1.xml");
   ut_map(h, UT_IN(.ntasks = 3));
-  const char *full = "mpibind: task  0 nths  9 gpus  cpus 0-8\n"
-                     "mpibind: task  1 nths  9 gpus  cpus 9-17\n"
-                     "mpibind: task  2 nths 18 gpus  cpus 18-35\n";
+  const char *full = "mpibind: task  0 nths  9 gpus  nics hfi1_0 cpus 0-8\n"
+                     "mpibind: task  1 nths  9 gpus  nics hfi1_0 cpus 9-17\n"
+                     "mpibind: task  2 nths 18 gpus  nics hfi1_0 cpus 18-35\n";
   char buf[16];
   memset(buf, 'x', sizeof buf);
   ck_assert_int_eq(mpibind_mapping_snprint(buf, 10, h), (int)strlen(full));
@@ -335,7 +446,7 @@ START_TEST(report_truncation)
   ck_assert_str_eq(buf, "");
   memset(buf, 'x', sizeof buf);
   ck_assert_int_eq(mpibind_mapping_ptask_snprint(buf, 12, h, 2),
-                   (int)strlen("mpibind: task  2 nths 18 gpus  cpus 18-35\n"));
+                   (int)strlen("mpibind: task  2 nths 18 gpus  nics hfi1_0 cpus 18-35\n"));
   ck_assert_str_eq(buf, "mpibind: ta");
   mpibind_finalize(h);
 }
@@ -399,6 +510,8 @@ int main(void)
   tcase_add_test(e, three_vendors);
   tcase_add_test(e, three_vendors_one_task);
   tcase_add_test(e, empty_for_task_without_gpu);
+  tcase_add_test(e, hip_over_rocr);
+  tcase_add_test(e, all_gpus_visible_task_order);
   tcase_add_test(e, unknown_name);
   tcase_add_test(e, recomputed);
   tcase_add_test(e, env_vars_print);

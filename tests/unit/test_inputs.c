@@ -201,6 +201,42 @@ START_TEST(smt_checked_before_restriction)
 }
 END_TEST
 
+/* hw_smt is computed once per topology (when it is given, and per
+ * restricted copy), never kept across topologies: one handle moved
+ * between nodes of SMT-4 and SMT-1, and between restrictions whose cores
+ * keep 1 or 4 threads, checks smt and splits cores by the topology of
+ * the call. */
+START_TEST(hw_smt_follows_the_topology)
+{
+  /* Restricted copies: one thread per core left (hw_smt 1), then two
+   * whole cores (hw_smt 4), smt 2: 2 threads per task, the cores' count
+   * times smt over the tasks (with the first copy's hw_smt 1, the PUs'
+   * count: 4). */
+  mpibind_t *h = ut_open("coral-lassen.xml");
+  ut_map(h, UT_IN(.ntasks = 4, .restrict_ids = "8,12,16,20"));
+  ut_expect(h, "1", "8;12;16;20", "0;0;1;1");
+  ut_map(h, UT_IN(.ntasks = 2, .smt = 2, .restrict_ids = "8-15"));
+  ut_expect(h, "2", "8-9;12-13", "0;1");
+
+  /* Other nodes: SMT-4, SMT-1 from a file, SMT-4 from the caller. */
+  ut_map(h, UT_IN(.ntasks = 2, .smt = 4));
+  ck_assert_int_eq(mpibind_set_topology_file(h, ut_path("cts1-quartz-smt1.xml")),
+                   0);
+  ut_map_fails(h, UT_IN(.ntasks = 2, .smt = 4));
+  ut_map(h, UT_IN(.ntasks = 2, .smt = 1));
+  hwloc_topology_t lassen;
+  ck_assert_int_eq(hwloc_topology_init(&lassen), 0);
+  ck_assert_int_eq(mpibind_topology_load_filters(lassen), 0);
+  ck_assert_int_eq(hwloc_topology_set_xml(lassen, ut_path("coral-lassen.xml")),
+                   0);
+  ck_assert_int_eq(hwloc_topology_load(lassen), 0);
+  ck_assert_int_eq(mpibind_set_topology(h, lassen), 0);
+  ut_map(h, UT_IN(.ntasks = 2, .smt = 4));
+  mpibind_finalize(h);
+  hwloc_topology_destroy(lassen);
+}
+END_TEST
+
 /* The message stays until the next failing call; a new failure replaces
  * it. */
 START_TEST(message_persists)
@@ -455,6 +491,7 @@ int main(void)
   tcase_add_test(tc, ntasks_required);
   tcase_add_test(tc, smt_above_hw_smt);
   tcase_add_test(tc, smt_checked_before_restriction);
+  tcase_add_test(tc, hw_smt_follows_the_topology);
   tcase_add_test(tc, message_persists);
   tcase_add_test(tc, failure_clears_outputs);
   tcase_add_test(tc, out_of_range);

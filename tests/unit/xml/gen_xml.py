@@ -53,17 +53,32 @@ def osdev(g, d, dev):
     g.line(d, "</object>")
 
 
-def pci_tree(g, d, domain, bus_range, pcidevs):
-    """A host bridge holding PCI devices (busid, vendor, class, osdevs)."""
-    g.line(d, '<object type="Bridge" gp_index="%d" bridge_type="0-1" depth="0" '
-           'bridge_pci="%04x:[%02x-%02x]">' % (g.gpi(), domain, bus_range[0], bus_range[1]))
+def pci_devices(g, d, domain, pcidevs):
+    """PCI devices (busid, vendor, class, osdevs), and PCI switches
+    ("switch", busid of its port, (bus lo, hi), [devices below])."""
     for busid, vendor, klass, devs in pcidevs:
-        g.line(d + 1, '<object type="PCIDev" gp_index="%d" pci_busid="%s" '
+        if busid == "switch":
+            port, (lo, hi), below = vendor, klass, devs
+            g.line(d, '<object type="Bridge" gp_index="%d" bridge_type="1-1" '
+                   'depth="1" bridge_pci="%04x:[%02x-%02x]" pci_busid="%s" '
+                   'pci_type="0604 [1000:c010] [1000:a064] b0" '
+                   'pci_link_speed="15.75">' % (g.gpi(), domain, lo, hi, port))
+            pci_devices(g, d + 1, domain, below)
+            g.line(d, "</object>")
+            continue
+        g.line(d, '<object type="PCIDev" gp_index="%d" pci_busid="%s" '
                'pci_type="%s [%s:1234] [%s:0001] 00" pci_link_speed="15.75">'
                % (g.gpi(), busid, klass, vendor, vendor))
         for dev in devs:
-            osdev(g, d + 2, dev)
-        g.line(d + 1, "</object>")
+            osdev(g, d + 1, dev)
+        g.line(d, "</object>")
+
+
+def pci_tree(g, d, domain, bus_range, pcidevs):
+    """A host bridge holding PCI devices (see pci_devices)."""
+    g.line(d, '<object type="Bridge" gp_index="%d" bridge_type="0-1" depth="0" '
+           'bridge_pci="%04x:[%02x-%02x]">' % (g.gpi(), domain, bus_range[0], bus_range[1]))
+    pci_devices(g, d + 1, domain, pcidevs)
     g.line(d, "</object>")
 
 
@@ -78,7 +93,8 @@ def numa_of_package(g, d, p, cpus, packages, hbm):
 
 
 def node(packages, smt, cores_per_pkg, io=None, extra_groups=None, hbm=False,
-         machine_numa=(), missing_pus=(), numa_less=(), disallowed_nodes=()):
+         machine_numa=(), missing_pus=(), numa_less=(), disallowed_nodes=(),
+         machine_io=(), snc=1):
     """packages: number of packages, each with one NUMA node (os index =
     package number) and cores_per_pkg cores.  io: {package: [(domain,
     (bus lo, hi), pcidevs)], ...} and {package: [osdev, ...]} under key
@@ -93,7 +109,11 @@ def node(packages, smt, cores_per_pkg, io=None, extra_groups=None, hbm=False,
     has fewer threads.  numa_less: packages without a NUMA node (hwloc 2
     hides an offline or memory-less one): their objects have an empty
     nodeset.  disallowed_nodes: NUMA nodes outside the allowed nodeset
-    (a cgroup's cpuset.mems)."""
+    (a cgroup's cpuset.mems).  machine_io: PCI trees attached to the
+    Machine (hwloc 1.x exports, some VMs and ARM servers: no locality).
+    snc: sub-NUMA clusters per package, each a Group with its own NUMA
+    node (os index p * snc + i) and a share of the cores; the package's
+    io stays on the package, above them."""
     io = io or {}
     extra_groups = extra_groups or []
     g = Gen()
@@ -101,6 +121,8 @@ def node(packages, smt, cores_per_pkg, io=None, extra_groups=None, hbm=False,
     allcpus = [c for c in range(packages * cores_per_pkg * smt)
                if c not in missing]
     allnodes = [p for p in range(packages) if p not in numa_less]
+    if snc > 1:
+        allnodes = list(range(packages * snc))
     if hbm:
         allnodes += [packages + p for p in range(packages)]
     allnodes += [n for n, _ in extra_groups] + list(machine_numa)
@@ -122,23 +144,40 @@ def node(packages, smt, cores_per_pkg, io=None, extra_groups=None, hbm=False,
         nodes = [p] + ([packages + p] if hbm else [])
         if p in numa_less:
             nodes = []
+        if snc > 1:
+            nodes = list(range(p * snc, (p + 1) * snc))
         if extra_groups:
             g.line(2, '<object type="Group" %s gp_index="%d">' % (g.sets(cpus, nodes), g.gpi()))
             numa_of_package(g, 3, p, cpus, packages, hbm)
         g.line(2, '<object type="Package" os_index="%d" %s gp_index="%d">'
                % (p, g.sets(cpus, nodes), g.gpi()))
-        if not extra_groups and p not in numa_less:
+        if not extra_groups and p not in numa_less and snc == 1:
             numa_of_package(g, 3, p, cpus, packages, hbm)
-        for c in range(c0, c0 + cores_per_pkg):
-            pus = [u for u in range(c * smt, (c + 1) * smt) if u not in missing]
-            if not pus:
-                continue
-            g.line(3, '<object type="Core" os_index="%d" %s gp_index="%d">'
-                   % (c, g.sets(pus, nodes), g.gpi()))
-            for pu in pus:
-                g.line(4, '<object type="PU" os_index="%d" %s gp_index="%d"/>'
-                       % (pu, g.sets([pu], nodes), g.gpi()))
-            g.line(3, "</object>")
+        per = cores_per_pkg // snc
+        for i in range(snc):
+            cores = range(c0 + i * per, c0 + (i + 1) * per)
+            cd, cnodes = 3, nodes
+            if snc > 1:
+                n = p * snc + i
+                ccpus = [u for c in cores for u in range(c * smt, (c + 1) * smt)
+                         if u not in missing]
+                g.line(3, '<object type="Group" %s gp_index="%d">'
+                       % (g.sets(ccpus, [n]), g.gpi()))
+                g.line(4, '<object type="NUMANode" os_index="%d" %s gp_index="%d" '
+                       'local_memory="1073741824"/>' % (n, g.sets(ccpus, [n]), g.gpi()))
+                cd, cnodes = 4, [n]
+            for c in cores:
+                pus = [u for u in range(c * smt, (c + 1) * smt) if u not in missing]
+                if not pus:
+                    continue
+                g.line(cd, '<object type="Core" os_index="%d" %s gp_index="%d">'
+                       % (c, g.sets(pus, cnodes), g.gpi()))
+                for pu in pus:
+                    g.line(cd + 1, '<object type="PU" os_index="%d" %s gp_index="%d"/>'
+                           % (pu, g.sets([pu], cnodes), g.gpi()))
+                g.line(cd, "</object>")
+            if snc > 1:
+                g.line(3, "</object>")
         for dev in io.get(("direct", p), []):
             osdev(g, 3, dev)
         for domain, busr, pcidevs in io.get(p, []):
@@ -146,6 +185,8 @@ def node(packages, smt, cores_per_pkg, io=None, extra_groups=None, hbm=False,
         g.line(2, "</object>")
         if extra_groups:
             g.line(2, "</object>")
+    for domain, busr, pcidevs in machine_io:
+        pci_tree(g, 2, domain, busr, pcidevs)
     for n, trees in extra_groups:
         g.line(2, '<object type="Group" %s gp_index="%d">' % (g.sets([], [n]), g.gpi()))
         g.line(3, '<object type="NUMANode" os_index="%d" %s gp_index="%d" '
@@ -159,6 +200,7 @@ def node(packages, smt, cores_per_pkg, io=None, extra_groups=None, hbm=False,
 
 
 NV, AMD, INTEL, ASPEED = "10de", "1002", "8086", "1a03"
+MLX, HPE = "15b3", "17db"
 GPU, COPROC = 1, 5
 
 
@@ -182,6 +224,36 @@ def ze(i, uuid=None):
 
 def drm(name):
     return (name, GPU, None, [])
+
+
+def rsmi(i, uuid=None):
+    infos = [("Backend", "RSMI")] + ([("AMDUUID", uuid)] if uuid else [])
+    return ("rsmi%d" % i, GPU, "RSMI", infos)
+
+
+NET, OFED = 2, 3
+
+
+def hca(i, netname=None):
+    """An InfiniBand HCA: its OpenFabrics device, and its IPoIB interface
+    on the same PCI function."""
+    devs = [("mlx5_%d" % i, OFED, None, [("NodeGUID", "0c42:a103:00%02x:0000" % i),
+                                         ("Port1State", "4"), ("Port1LID", "0x%x" % (i + 1))])]
+    if netname:
+        devs.append((netname, NET, None, [("Port", "1")]))
+    return devs
+
+
+def slingshot(i, cxi=True):
+    """A Slingshot NIC: its hsn interface and (hwloc 2.14) its cxi device."""
+    devs = [("hsn%d" % i, NET, "Slingshot", [("Address", "02:00:00:00:00:%02x" % i)])]
+    if cxi:
+        devs.append(("cxi%d" % i, NET, "Slingshot", [("CassiniVersion", "1.1")]))
+    return devs
+
+
+def eth(name):
+    return [(name, NET, None, [("Address", "a4:bf:01:00:00:01")])]
 
 
 FILES = {
@@ -300,6 +372,97 @@ FILES = {
             ("0000:84:00.0", AMD, "0380", [("rsmi0", GPU, "RSMI", [])]),
             ("0000:85:00.0", INTEL, "0380",
              [("accel0", COPROC, "LevelZero", [("Backend", "LevelZero")])]),
+        ])],
+    }),
+    # GPUs without locality: the PCI bus hangs from the Machine (hwloc 1.x
+    # exports, VMs, ARM servers; the kind of JUROPA3's node), 2 packages,
+    # 2 NVIDIA GPUs and an InfiniBand HCA.
+    "gpu-machine.xml": node(2, 2, 4, machine_io=[
+        (0x0000, (0x00, 0x0f), [
+            ("0000:01:00.0", NV, "0302", [nvml(0)]),
+            ("0000:02:00.0", MLX, "0207", hca(0, "ib0")),
+        ]),
+        (0x0000, (0x80, 0x8f), [("0000:82:00.0", NV, "0302", [nvml(1)])]),
+    ]),
+    # GPUs above the domains: each package has 2 sub-NUMA clusters (a Group
+    # with its NUMA node each) and holds its 2 AMD GPUs and a Slingshot
+    # NIC itself, above both clusters.
+    "gpu-snc.xml": node(2, 2, 4, snc=2, io={
+        0: [(0x0000, (0x00, 0x0f), [
+            ("0000:01:00.0", AMD, "0380", [rsmi(0)]),
+            ("0000:02:00.0", AMD, "0380", [rsmi(1)]),
+            ("0000:03:00.0", HPE, "0200", slingshot(0)),
+        ])],
+        1: [(0x0000, (0x80, 0x8f), [
+            ("0000:81:00.0", AMD, "0380", [rsmi(2)]),
+            ("0000:82:00.0", AMD, "0380", [rsmi(3)]),
+            ("0000:83:00.0", HPE, "0200", slingshot(1)),
+        ])],
+    }),
+    # A partitioned AMD GPU whose partitions report one UUID (MI300A
+    # exports), beside a whole one: the UUID does not tell GPUs apart.
+    "gpu-same-uuid.xml": node(1, 2, 4, io={
+        0: [(0x0000, (0x00, 0x0f), [
+            ("0000:01:00.0", AMD, "0380", [rsmi(0, "0x1a2b3c4d"), rsmi(1, "0x1a2b3c4d"),
+                                           rsmi(2, "0x1a2b3c4d")]),
+            ("0000:02:00.0", AMD, "0380", [rsmi(3, "0x5e6f7a8b")]),
+        ])],
+    }),
+    # NICs next to GPUs (the kind of JUWELS Booster and Sierra): 2
+    # packages, each with 2 PCI switches holding an NVIDIA GPU and an
+    # InfiniBand HCA each; the HCAs are numbered against the GPUs' order
+    # (mlx5_1 beside nvml0).
+    "nic-gpu-switch.xml": node(2, 2, 4, io={
+        0: [(0x0000, (0x00, 0x1f), [
+            ("switch", "0000:00:01.0", (0x01, 0x0f), [
+                ("0000:02:00.0", NV, "0302", [nvml(0)]),
+                ("0000:03:00.0", MLX, "0207", hca(1, "ib1")),
+            ]),
+            ("switch", "0000:00:02.0", (0x10, 0x1f), [
+                ("0000:11:00.0", NV, "0302", [nvml(1)]),
+                ("0000:12:00.0", MLX, "0207", hca(0, "ib0")),
+            ]),
+        ])],
+        1: [(0x0000, (0x80, 0x9f), [
+            ("switch", "0000:80:01.0", (0x81, 0x8f), [
+                ("0000:82:00.0", NV, "0302", [nvml(2)]),
+                ("0000:83:00.0", MLX, "0207", hca(2, "ib2")),
+            ]),
+            ("switch", "0000:80:02.0", (0x90, 0x9f), [
+                ("0000:91:00.0", NV, "0302", [nvml(3)]),
+                ("0000:92:00.0", MLX, "0207", hca(3, "ib3")),
+            ]),
+        ])],
+    }),
+    # El Capitan's kind: 4 APUs (a package each, with its NUMA node), each
+    # with an AMD GPU and a Slingshot NIC (hsn and, hwloc 2.14, cxi) behind
+    # one PCI switch; the last NIC is known by hsn only (an older hwloc).
+    "nic-apu-slingshot.xml": node(4, 2, 2, io={
+        p: [(0x0000, (0x40 * p, 0x40 * p + 0x3f), [
+            ("switch", "0000:%02x:01.0" % (0x40 * p), (0x40 * p + 1, 0x40 * p + 0x3f), [
+                ("0000:%02x:00.0" % (0x40 * p + 2), AMD, "0380", [rsmi(p)]),
+                ("0000:%02x:00.0" % (0x40 * p + 3), HPE, "0200", slingshot(p, cxi=p < 3)),
+            ]),
+        ])] for p in range(4)
+    }),
+    # CPUs only: 2 HCAs (one dual-port card: two PCI functions) on package
+    # 0, none on package 1, a BXI NIC on package 1, and Ethernet
+    # interfaces (no NIC).
+    "nic-cpu-only.xml": node(2, 2, 4, io={
+        0: [(0x0000, (0x00, 0x0f), [
+            ("0000:01:00.0", MLX, "0207", hca(0, "ib0")),
+            ("0000:01:00.1", MLX, "0207", hca(1, "ib1")),
+            ("0000:02:00.0", INTEL, "0200", eth("eno1")),
+        ])],
+        1: [(0x0000, (0x80, 0x8f), [
+            ("0000:81:00.0", "1f77", "0000", [("bxi0", NET, "BXI", [])]),
+            ("0000:82:00.0", INTEL, "0200", eth("eno2")),
+        ])],
+    }),
+    # Ethernet only: no NIC, no "nics" field.
+    "nic-ethernet-only.xml": node(1, 2, 4, io={
+        0: [(0x0000, (0x00, 0x0f), [
+            ("0000:01:00.0", INTEL, "0200", eth("eno1")),
         ])],
     }),
 }

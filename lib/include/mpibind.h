@@ -153,6 +153,24 @@ MPIBIND_API int mpibind_set_job_cpus(mpibind_t *handle,
                                      hwloc_const_bitmap_t cpus);
 /* Kind of GPU ID reported by mpibind_get_gpus_ptask and the reports. */
 MPIBIND_API int mpibind_set_gpu_ids(mpibind_t *handle, int id_kind);
+/* 1: mpibind_set_env_vars also names each task's NICs to the transports
+ * that can be restricted to them: UCX_NET_DEVICES and NCCL_IB_HCA
+ * (OpenFabrics NICs), FI_CXI_DEVICE_NAME (Slingshot CXI devices), each
+ * only on a node with such NICs.  0 (the default): MPIBIND_NICS only.
+ * They restrict what a transport may use, hence only when asked.
+ * Beyond the original (docs/algorithm.md, "The nearest NIC for each
+ * task"). */
+MPIBIND_API int mpibind_set_transport_vars(mpibind_t *handle, int on);
+/* 1: mpibind_set_env_vars gives every task every GPU of the mapping (of
+ * the node, or of the allocation) in its visible-devices variables, in
+ * one order, the same for every task: task 0's first GPU, task 1's, ...
+ * (each GPU once), then the GPUs no earlier element named.  With no more
+ * tasks than GPUs and one GPU per task, element i is task i's GPU: the
+ * order PyTorch workers need (torch.cuda.set_device(LOCAL_RANK), every
+ * GPU visible for peer-to-peer and IPC).  0 (the default): each task sees
+ * its own GPUs.  The mapping and the report do not change.  Beyond the
+ * original (docs/algorithm.md, "Every GPU visible, in task order"). */
+MPIBIND_API int mpibind_set_all_gpus_visible(mpibind_t *handle, int on);
 
 /* Uses a topology the caller loaded.  The handle never modifies or frees
  * it (restriction works on a private copy).  A topology without what a
@@ -215,8 +233,8 @@ MPIBIND_API int mpibind_set_gpu_allocation(mpibind_t *handle, const char *var,
                                            const char *value);
 
 /* The GPU variables mpibind knows, for i from 0 (NULL past the last):
- * the names mpibind_set_gpu_allocation accepts, and the only ones
- * mpibind_set_env_vars may set besides OMP_*.  Front ends read the GPU
+ * the names mpibind_set_gpu_allocation accepts, and the only GPU
+ * variables mpibind_set_env_vars may set.  Front ends read the GPU
  * allocation from the environment, and recognise these variables among
  * the results, through this list rather than a copy of their own. */
 MPIBIND_API const char *mpibind_get_gpu_var(int i);
@@ -227,6 +245,8 @@ MPIBIND_API int mpibind_get_gpu_optim(mpibind_t *handle);
 MPIBIND_API int mpibind_get_smt(mpibind_t *handle);
 MPIBIND_API int mpibind_get_restrict_type(mpibind_t *handle);
 MPIBIND_API int mpibind_get_gpu_ids(mpibind_t *handle);
+MPIBIND_API int mpibind_get_transport_vars(mpibind_t *handle);
+MPIBIND_API int mpibind_get_all_gpus_visible(mpibind_t *handle);
 /* The restriction list, or NULL when there is none. */
 MPIBIND_API const char *mpibind_get_restrict_ids(mpibind_t *handle);
 /* The nthreads input (0: choose).  The per-task result is
@@ -288,9 +308,19 @@ MPIBIND_API char **mpibind_get_gpus_ptask(mpibind_t *handle, int taskid,
 /* ID of kind id_kind of the node's GPU at position gpu of the GPU list. */
 MPIBIND_API const char *mpibind_get_gpu_id(mpibind_t *handle, int gpu,
                                            int id_kind);
+/* The task's NICs, by name (mlx5_0, cxi0, hfi1_0: an OpenFabrics
+ * device's name, else the Slingshot CXI device's), in the node's NIC
+ * order; *nnics receives their number (the array is NULL-terminated
+ * too).  The nearest NICs to the task's GPUs, or without GPUs to its
+ * CPUs, shared evenly among the tasks they are nearest to; none on a
+ * node without NICs.  Beyond the original (docs/algorithm.md, "The
+ * nearest NIC for each task"). */
+MPIBIND_API char **mpibind_get_nics_ptask(mpibind_t *handle, int taskid,
+                                          int *nnics);
 
 /* ---- Reports --------------------------------------------------------- */
-/* One line per task:  "mpibind: task %2d nths %2d gpus %s cpus %s\n".
+/* One line per task:  "mpibind: task %2d nths %2d gpus %s cpus %s\n",
+ * with " nics %s" (the task's NICs) before " cpus" on a node with NICs.
  * The snprint functions behave like snprintf: they write at most size
  * bytes including the terminating NUL, and return the length the whole
  * report has (so a return >= size means it was truncated; call with
@@ -310,15 +340,18 @@ MPIBIND_API int mpibind_mapping_print(mpibind_t *handle);
  * cairo output, else its SVG converted by rsvg-convert) or
  * .xml (the annotated topology itself, for `lstopo -i FILE` later).  The
  * whole node is drawn (also what a restriction left out); each task's PUs,
- * cores and GPUs (PCI device and OS devices) are filled with the task's
- * colour through hwloc's `lstopoStyle` info; a PU or GPU of several tasks
+ * cores, GPUs and NICs (PCI device and OS devices) are filled with the
+ * task's colour through hwloc's `lstopoStyle` info; a PU, GPU or NIC of
+ * several tasks
  * is dark grey and holds a box naming them; a key of one box per task and
  * a legend with each task's report line complete it.  Valid after a
  * successful mpibind().  The file is written whole or not at all (a
  * temporary file beside it is renamed onto it, mode 0644).  The renderers
  * run as child processes (without LD_PRELOAD) with their output
- * discarded; the first line of their errors is in the message.  Fails, with the file name
- * in the message, on an unknown extension, a missing renderer ("no
+ * discarded, each for at most 120 seconds (then killed: a stuck renderer
+ * fails the drawing, never hangs the caller); the first line of their
+ * errors, or how they ended, is in the message.  Fails, with the file
+ * name in the message, on an unknown extension, a missing renderer ("no
  * renderer"), an unwritable file ("cannot write the picture") or a
  * renderer failure. */
 MPIBIND_API int mpibind_draw(mpibind_t *handle, const char *path);
