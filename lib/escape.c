@@ -1,13 +1,13 @@
 /*
  * escape.c - messages that echo a user's value stay one line (see
- * mb_parse.h).  A newline inside MPIBIND, a path or a list would
+ * mb_text.h).  A newline inside MPIBIND, a path or a list would
  * otherwise split "one line naming the value" into several, and a
  * terminal control sequence would reach the user's terminal.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "mb_parse.h"
+#include "mb_text.h"
 
 static int is_control(unsigned char c)
 {

@@ -9,6 +9,7 @@
 #include <errno.h>
 
 #include "mpibind.h"
+#include "mb_gpuvar_table.h"
 
 /* MPIBIND_ID_UNIV .. MPIBIND_ID_NAME */
 #define MB_NUM_ID_KINDS 4
@@ -156,12 +157,8 @@ void mb_free_retired_topologies(mpibind_t *h);
 int mb_core_depth(hwloc_topology_t topo);
 int mb_hw_smt(hwloc_topology_t topo);
 
-/* PCI vendor ids of the GPU makers mpibind knows. */
-#define MB_VENDOR_NVIDIA 0x10de
-#define MB_VENDOR_AMD 0x1002
-#define MB_VENDOR_INTEL 0x8086
-
-/* gpuvars.c: the one table of GPU variables (see mpibind_get_gpu_var). */
+/* gpuvars.c: the rules of the one table of GPU variables
+ * (mb_gpuvar_table.h, which also has the vendors' PCI ids). */
 unsigned mb_gpu_var_vendor(const char *name); /* 0: not a GPU variable */
 const char *mb_gpu_var_written(int slot);     /* written for vendor slot */
 char *mb_gpu_vars_expected(void); /* "A, B or C" (malloc'ed), for messages */
