@@ -21,8 +21,8 @@
  *     given), MPIBIND_RESTRICT, MPIBIND_RESTRICT_TYPE, MPIBIND_TOPOFILE,
  *     OMP_NUM_THREADS and the *_VISIBLE_DEVICES of the step (its GPU
  *     allocation), read from the job's environment with the preload's
- *     reader (auto/tuning.c), mapped with the preload's steps
- *     (auto/autobind.c): one grammar, one mapping code.
+ *     reader (auto/task/tuning.c), mapped with the helper's steps
+ *     (auto/node/steps.c): one grammar, one mapping code.
  *   - Where: the node's mapping once per node and step, in slurmstepd
  *     (slurm_spank_user_init, running as the user; the topology from the
  *     preload's per-user, per-node cache, or discovered in the preload's
@@ -30,9 +30,10 @@
  *     topology: the preload's per-node mapping file would save nothing
  *     here, where the node is mapped once anyway); then in each task,
  *     before exec (slurm_spank_task_init, as the user): the task's share
- *     of the mapping (mpibind_auto_share_of, as a preload task that maps
- *     the node itself), bound and checked against the kernel's mask
- *     (mpibind_auto_bind, memory too with membind), its variables
+ *     of the mapping (mpibind_auto_share_of, as the helper writes it for
+ *     the preload's tasks), bound and checked against the kernel's mask
+ *     as a preload task binds (mpibind_auto_bind, auto/task/bind.c,
+ *     memory too with membind), its variables
  *     exported (mpibind_auto_export; no OMP_PLACES/OMP_PROC_BIND for an
  *     interpreter) and MPIBIND_APPLIED, so that a preload in the same
  *     task does nothing; draw:PATH from task 0.
@@ -64,10 +65,9 @@
 
 #include <hwloc.h>
 
-#include "mpibind_auto_internal.h"
-#include "mpibind_auto.h"
-#include "mb_parse.h"
+#include "mb_text.h"
 #include "mpibind.h"
+#include "mpibind_auto_node.h"
 
 SPANK_PLUGIN(mpibind, 1);
 
@@ -451,7 +451,7 @@ static int task_problem(spank_t sp, const char *line) {
 }
 
 /* The program the task execs (the step's command): an interpreter gets no
- * OMP_PLACES/OMP_PROC_BIND (autobind.c). */
+ * OMP_PLACES/OMP_PROC_BIND (auto/task/export.c). */
 static void name_program(spank_t sp) {
   int argc = 0;
   char **argv = NULL;
@@ -468,7 +468,7 @@ static int bind_share(spank_t sp, int local,
   char *m = NULL, *mem = NULL;
   if (node.t.dryrun)
     return 0;
-  if (mpibind_auto_bind(&node.t, node.h, local, share, &mem, &m) != 0) {
+  if (mpibind_auto_bind(&node.t, local, share, &mem, &m) != 0) {
     *rc = task_problem(sp, m);
     free(m);
     free(mem);

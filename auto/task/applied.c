@@ -21,8 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mpibind_auto_internal.h"
-#include "mb_parse.h"
+#include "applied.h"
+#include "mb_text.h"
 
 /* The variables that say which task of which launch this is, and how it
  * is tuned.  Never one that applying exports (OMP_*, *_VISIBLE_DEVICES):

@@ -29,7 +29,8 @@
  * The task then keeps its list and takes the CPUs of the node mapping's
  * task that has exactly those GPUs.  When no task of the mapping has them
  * (more tasks than GPUs, a list that is not a share after all), the list
- * is taken as the node's allocation, as before.  Known limit of the last
+ * is taken as the node's allocation (another set of inputs: another node
+ * mapping file).  Known limit of the last
  * case: a list given alike to every task by a launcher flag (not exported
  * in the launcher's environment) that equals one task's share is taken by
  * that task as its own; export the variable instead (`export
@@ -43,80 +44,32 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mpibind_auto_internal.h"
-#include "mb_parse.h"
+#include "gpualloc.h"
+#include "mb_gpuvar_table.h"
+#include "mb_text.h"
+#include "strdupf.h"
 
-/* Per GPU variable of the library (mpibind_get_gpu_var(i)): the task's
- * own list when it is per-task, else NULL.  nown entries. */
+/* Per GPU variable (mb_gpuvars[i]): the task's own list when it is
+ * per-task, else NULL (mb_ngpuvars entries once allocated). */
 static char **own;
-static int nown;
-
-/* Per GPU variable, nown entries too: the node's allocation given to the
- * handle (NULL: none, all of the vendor's GPUs), and whether the variable
- * was set at launch. */
-static char **node_alloc;
-static int *var_set;
-
-/* own, node_alloc and var_set have an entry for every GPU variable the
- * library knows. */
-static int own_fit(void) {
-  int n = 0;
-  while (mpibind_get_gpu_var(n) != NULL)
-    n++;
-  if (n > nown) {
-    char **more = realloc(own, n * sizeof(*own));
-    if (more == NULL)
-      return -1;
-    own = more;
-    more = realloc(node_alloc, n * sizeof(*node_alloc));
-    if (more == NULL)
-      return -1;
-    node_alloc = more;
-    int *set = realloc(var_set, n * sizeof(*var_set));
-    if (set == NULL)
-      return -1;
-    var_set = set;
-    for (int i = nown; i < n; i++) {
-      own[i] = node_alloc[i] = NULL;
-      var_set[i] = 0;
-    }
-    nown = n;
-  }
-  return 0;
-}
 
 int mpibind_auto_gpu_var_index(const char *name) {
-  const char *v;
-  for (int i = 0; (v = mpibind_get_gpu_var(i)) != NULL; i++)
-    if (strcmp(name, v) == 0)
+  for (int i = 0; i < mb_ngpuvars; i++)
+    if (strcmp(name, mb_gpuvars[i].name) == 0)
       return i;
   return -1;
 }
 
 int mpibind_auto_gpu_per_task(const char *name) {
   int i = mpibind_auto_gpu_var_index(name);
-  return i >= 0 && i < nown && own[i] != NULL;
+  return own != NULL && i >= 0 && own[i] != NULL;
 }
 
 int mpibind_auto_gpu_any_per_task(void) {
-  for (int i = 0; i < nown; i++)
+  for (int i = 0; own != NULL && i < mb_ngpuvars; i++)
     if (own[i] != NULL)
       return 1;
   return 0;
-}
-
-char *mpibind_auto_gpu_allocation_text(void) {
-  char *text = strdup("");
-  for (int i = 0; text && i < nown; i++) {
-    const char *v = node_alloc[i] ? node_alloc[i]
-                    : var_set[i]  ? "(all)"
-                                  : "(unset)";
-    char *more = mpibind_auto_strdupf("%s%s=%s\n", text,
-                                      mpibind_get_gpu_var(i), v);
-    free(text);
-    text = more;
-  }
-  return text;
 }
 
 /* Number of entries of a comma list; *entry (when entry != NULL) is the
@@ -189,14 +142,16 @@ static int is_share(const char *list, int local) {
   return 1;
 }
 
-/* The launcher's process's environment (its parent's, as it was at its
- * exec): NUL-separated, *len bytes; NULL when it cannot be read. */
-static char *parent_environ(size_t *len) {
+/* The launcher's process's environment (as it was at its exec):
+ * NUL-separated, *len bytes; NULL when it cannot be read. */
+static char *launcher_environ(long launcher, size_t *len) {
   char path[64];
   size_t cap = 8192, n = 0;
   char *buf;
   FILE *f;
-  snprintf(path, sizeof path, "/proc/%ld/environ", (long)getppid());
+  if (launcher <= 1)
+    return NULL;
+  snprintf(path, sizeof path, "/proc/%ld/environ", launcher);
   f = fopen(path, "re");
   buf = f ? malloc(cap) : NULL;
   if (buf == NULL) {
@@ -236,133 +191,81 @@ static const char *env_value(const char *env, size_t len, const char *var) {
   return NULL;
 }
 
-int mpibind_auto_gpu_inputs(mpibind_t *h, const char *source, int local,
-                            int count, char **msg) {
+/* Finds the node's allocation of variable `var` set to `value` in this
+ * task: *alloc (NULL: all of the vendor's GPUs) and the task's own list
+ * when it is one (*mine, malloc'ed).  *penv caches the launcher's
+ * environment. */
+static void find_allocation(const char *var, const char *value, int slurm,
+                            long launcher, int local, int count,
+                            char **penv, size_t *plen, const char **alloc,
+                            char **mine) {
+  const char *node = NULL;
+  *alloc = value;
+  *mine = NULL;
+  if (value == NULL || count_entries(value) == 0)
+    return;
+  if (slurm) {
+    /* Slurm 22.05 sets SLURM_STEP_GPUS per task too: then only the count
+     * SLURM_GPUS_ON_NODE says that the step has more GPUs here */
+    const char *step = getenv("SLURM_STEP_GPUS");
+    const char *on_node = getenv("SLURM_GPUS_ON_NODE");
+    long long n = 0;
+    node = step;
+    if ((step == NULL || same_set(step, value)) && on_node &&
+        mb_parse_decimal(on_node, strlen(on_node), 0, INT_MAX, &n) == 0 &&
+        n > count_entries(value)) {
+      *alloc = NULL; /* all of the vendor's GPUs */
+      *mine = strdup(value);
+      return;
+    }
+  } else if (launcher > 0 && count > 1) {
+    if (*penv == NULL)
+      *penv = launcher_environ(launcher, plen);
+    node = *penv ? env_value(*penv, *plen, var) : NULL;
+    if (*penv && node == NULL && is_share(value, local)) {
+      *alloc = NULL; /* all of the vendor's GPUs */
+      *mine = strdup(value);
+      return;
+    }
+  }
+  if (node && count_entries(node) > 0 && !same_set(value, node) &&
+      subset(value, node)) {
+    *alloc = node;
+    *mine = strdup(value);
+  }
+}
+
+int mpibind_auto_gpu_detect(const char *source, long launcher, int local,
+                            int count, char **alloc, int *set) {
   int slurm = source && strcmp(source, "SLURM_LOCALID") == 0;
-  const char *step = slurm ? getenv("SLURM_STEP_GPUS") : NULL;
   char *penv = NULL;
   size_t plen = 0;
   int rc = 0;
-  if (own_fit() != 0) {
-    *msg = mpibind_auto_strdupf("the GPU allocation: out of memory");
+  if (own == NULL && (own = calloc((size_t)mb_ngpuvars, sizeof *own)) == NULL)
     return -1;
-  }
-  for (int i = 0; i < nown; i++) {
-    const char *var = mpibind_get_gpu_var(i);
-    const char *value = getenv(var);
-    const char *alloc = value, *node = NULL;
+  for (int i = 0; i < mb_ngpuvars; i++) {
+    const char *value = getenv(mb_gpuvars[i].name), *node;
     free(own[i]);
-    own[i] = NULL;
-    if (value == NULL || count_entries(value) == 0)
-      goto set;
-    if (slurm) {
-      /* Slurm 22.05 sets SLURM_STEP_GPUS per task too: then only the count
-       * SLURM_GPUS_ON_NODE says that the step has more GPUs here */
-      const char *on_node = getenv("SLURM_GPUS_ON_NODE");
-      long long n = 0;
-      node = step;
-      if ((step == NULL || same_set(step, value)) && on_node &&
-          mb_parse_decimal(on_node, strlen(on_node), 0, INT_MAX, &n) == 0 &&
-          n > count_entries(value)) {
-        alloc = NULL; /* all of the vendor's GPUs */
-        own[i] = strdup(value);
-        goto set;
-      }
-    } else if (source && count > 1) {
-      if (penv == NULL)
-        penv = parent_environ(&plen);
-      node = penv ? env_value(penv, plen, var) : NULL;
-      if (penv && node == NULL && is_share(value, local)) {
-        alloc = NULL; /* all of the vendor's GPUs */
-        own[i] = strdup(value);
-        goto set;
-      }
-    }
-    if (node && count_entries(node) > 0 && !same_set(value, node) &&
-        subset(value, node)) {
-      alloc = node;
-      own[i] = strdup(value);
-    }
-  set:
-    free(node_alloc[i]);
-    node_alloc[i] = alloc ? strdup(alloc) : NULL;
-    var_set[i] = value != NULL;
-    if (alloc && mpibind_set_gpu_allocation(h, var, alloc) != 0) {
-      *msg = mpibind_auto_strdupf("%s='%s': %s", var, alloc,
-                                  mpibind_get_error(h));
+    find_allocation(mb_gpuvars[i].name, value, slurm, source ? launcher : 0,
+                    local, count, &penv, &plen, &node, &own[i]);
+    free(alloc[i]);
+    alloc[i] = node ? strdup(node) : NULL;
+    set[i] = value != NULL;
+    if (node && alloc[i] == NULL)
       rc = -1;
-      break;
-    }
   }
   free(penv);
   return rc;
 }
 
-/* The mapping writes variable i (the node has GPUs of its vendor). */
-static int var_mapped(mpibind_t *h, int i) {
-  int n = 0;
-  char **names = mpibind_get_env_var_names(h, &n);
-  for (int k = 0; names && k < n; k++)
-    if (strcmp(names[k], mpibind_get_gpu_var(i)) == 0)
-      return 1;
-  return 0;
-}
-
-/* The task of the mapping whose value of var (as it would be told) has
- * the same entries as `list`; -1 when none or several. */
-static int slot_of(mpibind_t *h, const char *var, const char *list) {
-  char **vals = mpibind_get_env_var_values(h, var);
-  int n = mpibind_get_ntasks(h), found = -1;
-  for (int s = 0; vals && s < n; s++)
-    if (vals[s] && same_set(vals[s], list)) {
-      if (found >= 0)
-        return -1;
-      found = s;
-    }
-  return found;
-}
-
-int mpibind_auto_gpu_slot(mpibind_t *h, int local, int *slot, char **what) {
-  int s = -1, any = 0;
-  *slot = local;
-  for (int i = 0; i < nown; i++) {
-    int si;
-    /* Slurm sets every vendor's variable alike: only those of the node's
-     * GPUs (the variables the mapping writes) choose the task */
-    if (own[i] == NULL || !var_mapped(h, i))
-      continue;
-    any = 1;
-    si = slot_of(h, mpibind_get_gpu_var(i), own[i]);
-    if (si < 0 || (s >= 0 && si != s)) {
-      s = -1;
-      break;
-    }
-    s = si;
-  }
-  if (!any) {
-    /* no per-task list of the node's vendors: the others are ignored by
-     * the mapping anyway; nothing to choose */
-    return 0;
-  }
-  if (s >= 0) {
-    *slot = s;
-    free(*what);
-    *what = mpibind_auto_strdupf(
-        "GPU lists given per task: the node's mapping covers the node's "
-        "GPUs, and each task takes the CPUs of the mapping's task that has "
-        "its GPUs");
-    return 0;
-  }
-  /* not a share after all: the list is the node's allocation */
-  for (int i = 0; i < nown; i++) {
+void mpibind_auto_gpu_own_as_allocation(char **alloc) {
+  for (int i = 0; own != NULL && i < mb_ngpuvars; i++) {
     if (own[i] == NULL)
       continue;
-    if (mpibind_set_gpu_allocation(h, mpibind_get_gpu_var(i), own[i]) != 0)
-      return -1;
-    free(own[i]);
+    free(alloc[i]);
+    alloc[i] = own[i];
     own[i] = NULL;
   }
-  return mpibind(h) == 0 && mpibind_set_env_vars(h) == 0 ? 0 : -1;
 }
 
 /* The value of `var` in task line `line` ("<task>\t<NAME>=<value>..."),
@@ -416,13 +319,15 @@ int mpibind_auto_gpu_slot_in(const char *gpus, int local, int *slot,
                              char **what) {
   int s = -1, any = 0;
   *slot = local;
-  for (int i = 0; i < nown; i++) {
+  for (int i = 0; own != NULL && i < mb_ngpuvars; i++) {
     int mapped = 0, si;
     if (own[i] == NULL)
       continue;
-    si = slot_of_lines(gpus, mpibind_get_gpu_var(i), own[i], &mapped);
+    si = slot_of_lines(gpus, mb_gpuvars[i].name, own[i], &mapped);
+    /* Slurm sets every vendor's variable alike: only those of the node's
+     * GPUs (the variables the mapping writes) choose the task */
     if (!mapped)
-      continue; /* not a variable of the node's GPUs: as gpu_slot */
+      continue;
     any = 1;
     if (si < 0 || (s >= 0 && si != s))
       return -1;

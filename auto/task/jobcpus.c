@@ -19,50 +19,45 @@
  *   launcher that binds each task to one CPU binds it inside its own set.
  * - No launcher (the wrapper run directly): the process's own affinity at
  *   start, which is what `taskset -c 1 mpibind -- prog` gave it.
+ *
+ * The task computes them against the kernel's online CPUs (it has no
+ * topology): that is the node mapping file's key.  The helper computes
+ * them again against the topology's CPUs, which decide; it is told the
+ * launcher's pid (its own parent is the task) and inherits the task's
+ * affinity and variables.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "mpibind_auto_internal.h"
-#include "mb_parse.h"
+#include "jobcpus.h"
+#include "mb_text.h"
+#include "strdupf.h"
 
-/* The affinity of thread/process `pid` (0: the caller) into `set`. */
-static int affinity_of(pid_t pid, hwloc_bitmap_t set) {
-  for (int n = 1024; n <= (1 << 24); n *= 2) {
-    cpu_set_t *cs = CPU_ALLOC(n);
-    size_t size = CPU_ALLOC_SIZE(n);
-    if (cs == NULL)
-      return -1;
-    CPU_ZERO_S(size, cs);
-    if (sched_getaffinity(pid, size, cs) != 0) {
-      int e = errno;
-      CPU_FREE(cs);
-      if (e == EINVAL)
-        continue; /* the kernel's mask is larger: grow */
-      return -1;
-    }
-    hwloc_bitmap_zero(set);
-    for (int c = 0; c < n; c++)
-      if (CPU_ISSET_S(c, size, cs))
-        hwloc_bitmap_set(set, (unsigned)c);
-    CPU_FREE(cs);
-    return 0;
+int mpibind_auto_online_cpus(struct mpibind_auto_cpuset *s) {
+  char *line = NULL;
+  size_t cap = 0;
+  FILE *f = fopen("/sys/devices/system/cpu/online", "re");
+  int rc = -1;
+  /* getline: the list has no fixed length (sparse numbering) */
+  if (f && getline(&line, &cap, f) > 0) {
+    line[strcspn(line, "\n")] = '\0';
+    rc = mpibind_auto_cpuset_parse_list(s, line) == 0 &&
+                 !mpibind_auto_cpuset_iszero(s)
+             ? 0
+             : -1;
   }
-  return -1;
+  free(line);
+  if (f)
+    fclose(f);
+  return rc;
 }
 
-int mpibind_auto_affinity(pid_t pid, hwloc_bitmap_t set) {
-  return affinity_of(pid, set);
-}
-
-/* The smallest entry of Slurm's "N(xM),K" counts, or -1 when malformed. */
-static long slurm_min_count(const char *spec) {
+/* The smallest entry of Slurm's "N(xM),K" counts, or -1 when malformed. */static long slurm_min_count(const char *spec) {
   long min = -1;
   const char *p = spec;
   while (p && *p) {
@@ -90,12 +85,12 @@ static long slurm_min_count(const char *spec) {
 /* The union of SLURM_CPU_BIND_LIST's entries: hex masks (mask_cpu) or CPU
  * numbers (map_cpu).  Returns 0, or -1 when the list is absent or not
  * understood. */
-static int slurm_bind_union(hwloc_bitmap_t set) {
+static int slurm_bind_union(struct mpibind_auto_cpuset *set) {
   const char *type = getenv("SLURM_CPU_BIND_TYPE");
   const char *list = getenv("SLURM_CPU_BIND_LIST");
-  int masks;
-  hwloc_bitmap_t one;
+  struct mpibind_auto_cpuset one = MPIBIND_AUTO_CPUSET_INIT;
   char *copy, *save = NULL;
+  int masks, rc = -1;
   if (type == NULL || list == NULL || list[0] == '\0')
     return -1;
   if (strstr(type, "mask_cpu"))
@@ -104,85 +99,91 @@ static int slurm_bind_union(hwloc_bitmap_t set) {
     masks = 0;
   else
     return -1;
-  one = hwloc_bitmap_alloc();
   copy = strdup(list);
-  if (one == NULL || copy == NULL) {
-    hwloc_bitmap_free(one);
-    free(copy);
+  if (copy == NULL)
     return -1;
-  }
-  hwloc_bitmap_zero(set);
+  mpibind_auto_cpuset_zero(set);
   for (char *tok = strtok_r(copy, ",", &save); tok;
        tok = strtok_r(NULL, ",", &save)) {
-    if (masks) {
-      /* hwloc's taskset syntax is Linux's hex mask, "0x" optional */
-      if (strspn(tok + (strncmp(tok, "0x", 2) == 0 ? 2 : 0),
-                 "0123456789abcdefABCDEF") !=
-              strlen(tok + (strncmp(tok, "0x", 2) == 0 ? 2 : 0)) ||
-          hwloc_bitmap_taskset_sscanf(one, tok) < 0)
-        goto bad;
-      hwloc_bitmap_or(set, set, one);
-    } else {
-      long long c;
-      if (mb_parse_decimal(tok, strlen(tok), 0, INT_MAX, &c) != 0)
-        goto bad;
-      hwloc_bitmap_set(set, (unsigned)c);
-    }
+    long long c;
+    if (masks ? mpibind_auto_cpuset_parse_mask(&one, tok) != 0 ||
+                    mpibind_auto_cpuset_or(set, &one) != 0
+              : mb_parse_decimal(tok, strlen(tok), 0, INT_MAX, &c) != 0 ||
+                    mpibind_auto_cpuset_set(set, (unsigned)c) != 0)
+      goto out;
   }
+  rc = mpibind_auto_cpuset_iszero(set) ? -1 : 0;
+out:
   free(copy);
-  hwloc_bitmap_free(one);
-  return hwloc_bitmap_iszero(set) ? -1 : 0;
-bad:
-  free(copy);
-  hwloc_bitmap_free(one);
-  return -1;
+  mpibind_auto_cpuset_free(&one);
+  return rc;
 }
 
-int mpibind_auto_job_cpus(const char *source, hwloc_const_bitmap_t allowed,
-                          hwloc_bitmap_t cpus, char **what) {
+/* The CPUs of the launcher's process (the task's parent), and its name
+ * for the report. */
+static int launcher_cpus(long launcher, struct mpibind_auto_cpuset *cpus,
+                         char **what) {
+  char comm[64] = "?";
+  char path[64];
+  FILE *f;
+  if (launcher <= 1 ||
+      mpibind_auto_cpuset_get_affinity((pid_t)launcher, cpus) != 0)
+    return -1;
+  snprintf(path, sizeof path, "/proc/%ld/comm", launcher);
+  f = fopen(path, "re");
+  if (f) {
+    if (fgets(comm, sizeof comm, f) == NULL)
+      strcpy(comm, "?");
+    comm[strcspn(comm, "\n")] = '\0';
+    fclose(f);
+  }
+  *what = mpibind_auto_strdupf("the CPUs of the launcher's process "
+                               "(pid %ld, %s)",
+                               launcher, comm);
+  return 0;
+}
+
+/* Under Slurm: 0 the job has the node, 1 the step's CPUs in `cpus`, -1
+ * unknown (*what says why). */
+static int slurm_cpus(const struct mpibind_auto_cpuset *allowed,
+                      struct mpibind_auto_cpuset *cpus, char **what) {
+  const char *per_node = getenv("SLURM_JOB_CPUS_PER_NODE");
+  long min = per_node ? slurm_min_count(per_node) : -1;
+  int weight = mpibind_auto_cpuset_weight(allowed);
+  if (min >= weight)
+    return 0; /* the job has every CPU of this node */
+  if (slurm_bind_union(cpus) != 0) {
+    const char *type = getenv("SLURM_CPU_BIND_TYPE");
+    *what = mpibind_auto_strdupf(
+        "the CPUs of this Slurm step on this node are unknown (the job "
+        "has %s of the node's %d CPUs, SLURM_CPU_BIND_TYPE='%s' lists no "
+        "task masks)",
+        per_node ? per_node : "some", weight, type ? type : "");
+    return -1;
+  }
+  *what = strdup("the CPUs srun binds this step's tasks to "
+                 "(SLURM_CPU_BIND_LIST)");
+  return 1;
+}
+
+int mpibind_auto_job_cpus(const char *source, long launcher,
+                          const struct mpibind_auto_cpuset *allowed,
+                          struct mpibind_auto_cpuset *cpus, char **what) {
   *what = NULL;
   if (source == NULL) {
-    if (affinity_of(0, cpus) != 0)
+    if (mpibind_auto_cpuset_get_affinity(0, cpus) != 0)
       return 0;
     *what = strdup("this process's CPUs at start");
   } else if (strcmp(source, "SLURM_LOCALID") == 0) {
-    const char *per_node = getenv("SLURM_JOB_CPUS_PER_NODE");
-    long min = per_node ? slurm_min_count(per_node) : -1;
-    if (min >= hwloc_bitmap_weight(allowed))
-      return 0; /* the job has every CPU of this node */
-    if (slurm_bind_union(cpus) != 0) {
-      const char *type = getenv("SLURM_CPU_BIND_TYPE");
-      *what = mpibind_auto_strdupf(
-          "the CPUs of this Slurm step on this node are unknown (the job "
-          "has %s of the node's %d CPUs, SLURM_CPU_BIND_TYPE='%s' lists no "
-          "task masks)",
-          per_node ? per_node : "some", hwloc_bitmap_weight(allowed),
-          type ? type : "");
-      return -1;
-    }
-    *what = strdup("the CPUs srun binds this step's tasks to "
-                   "(SLURM_CPU_BIND_LIST)");
-  } else {
-    pid_t parent = getppid();
-    char comm[64] = "?";
-    char path[64];
-    FILE *f;
-    if (parent <= 1 || affinity_of(parent, cpus) != 0)
-      return 0;
-    snprintf(path, sizeof path, "/proc/%ld/comm", (long)parent);
-    f = fopen(path, "re");
-    if (f) {
-      if (fgets(comm, sizeof comm, f) == NULL)
-        strcpy(comm, "?");
-      comm[strcspn(comm, "\n")] = '\0';
-      fclose(f);
-    }
-    *what = mpibind_auto_strdupf("the CPUs of the launcher's process "
-                                 "(pid %ld, %s)",
-                                 (long)parent, comm);
+    int rc = slurm_cpus(allowed, cpus, what);
+    if (rc <= 0)
+      return rc;
+  } else if (launcher_cpus(launcher, cpus, what) != 0) {
+    return 0;
   }
-  hwloc_bitmap_and(cpus, cpus, allowed);
-  if (hwloc_bitmap_iszero(cpus) || hwloc_bitmap_isequal(cpus, allowed)) {
+  mpibind_auto_cpuset_and(cpus, allowed);
+  if (mpibind_auto_cpuset_iszero(cpus) ||
+      mpibind_auto_cpuset_equal(cpus, allowed)) {
     free(*what);
     *what = NULL;
     return 0; /* nothing narrower than the node: map it as before */

@@ -2,8 +2,8 @@
  * keyfile.c - files of the private per-user cache directory that start
  * with a key, and "compute once per node, read everywhere else".
  *
- * Used for the node's topology (topocache.c) and the node's mapping
- * (nodemap.c).  A file is <key text><body>; it is used only when it is a
+ * Used for the node's topology (auto/node/topocache.c) and the node's
+ * mapping (nodemap.c).  A file is <key text><body>; it is used only when it is a
  * regular file of the user that nobody else may write, opened without
  * following symlinks and without blocking (a FIFO there is no hang), and
  * its first bytes equal the key, compared before anything else is read
@@ -27,7 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mpibind_auto_internal.h"
+#include "keyfile.h"
+#include "strdupf.h"
 
 /* How long a task waits for the node's first task to finish its work
  * before it does it on its own: never hang the program. */
@@ -270,15 +271,19 @@ static int lock_within(int fd, int op, double deadline) {
   }
 }
 
-/* One look at the file: 1 used, -1 a recent failure (*error), 0 nothing. */
-static int try_use(int dirfd, const char *name, const char *key,
+/* One look at the file with the key as it is now: 1 used, -1 a recent
+ * failure (*error), 0 nothing. */
+static int try_use(int dirfd, const char *name,
                    const struct mpibind_auto_once *ops, void *ctx,
                    char **error) {
   int fd, rc;
   off_t off = 0;
   size_t len = 0;
-  char *failed = NULL;
+  char *failed = NULL, *key = ops->key(ctx);
+  if (key == NULL)
+    return 0;
   rc = open_keyed(dirfd, name, key, &fd, &off, &len, &failed);
+  free(key);
   if (rc < 0) {
     *error = failed;
     return -1;
@@ -290,29 +295,30 @@ static int try_use(int dirfd, const char *name, const char *key,
   return rc;
 }
 
-/* The work done here, its result (or failure) written for the others. */
-static int make_and_write(int dirfd, const char *name, const char *key,
+/* The work done here, its result (or failure) written for the others
+ * under the key as it is after the work. */
+static int make_and_write(int dirfd, const char *name,
                           const struct mpibind_auto_once *ops, void *ctx,
                           char **error) {
-  char *body = NULL;
+  char *body = NULL, *key = NULL;
   size_t blen = 0;
-  if (ops->make(ctx, &body, &blen, error) != 0) {
-    if (dirfd >= 0 && *error != NULL) {
-      char *rec = mpibind_auto_strdupf(FAILED_MARK "%s\n", *error);
-      if (rec)
-        write_keyed(dirfd, name, key, rec, strlen(rec));
-      free(rec);
-    }
-    free(body);
-    return -1;
-  }
-  if (dirfd >= 0 && body != NULL)
+  int rc = ops->make(ctx, &body, &blen, error);
+  if (dirfd >= 0 && (rc != 0 ? *error != NULL : body != NULL))
+    key = ops->key(ctx);
+  if (key != NULL && rc != 0) {
+    char *rec = mpibind_auto_strdupf(FAILED_MARK "%s\n", *error);
+    if (rec)
+      write_keyed(dirfd, name, key, rec, strlen(rec));
+    free(rec);
+  } else if (key != NULL) {
     write_keyed(dirfd, name, key, body, blen);
+  }
+  free(key);
   free(body);
-  return 0;
+  return rc != 0 ? -1 : 0;
 }
 
-int mpibind_auto_once(int dirfd, const char *name, const char *key,
+int mpibind_auto_once(int dirfd, const char *name,
                       const struct mpibind_auto_once *ops, void *ctx,
                       int *made, char **error) {
   double deadline;
@@ -322,11 +328,11 @@ int mpibind_auto_once(int dirfd, const char *name, const char *key,
 
   *made = 0;
   *error = NULL;
-  if (dirfd < 0 || name == NULL || key == NULL) {
+  if (dirfd < 0 || name == NULL) {
     *made = 1;
-    return make_and_write(-1, NULL, NULL, ops, ctx, error);
+    return make_and_write(-1, NULL, ops, ctx, error);
   }
-  if ((rc = try_use(dirfd, name, key, ops, ctx, error)) != 0)
+  if ((rc = try_use(dirfd, name, ops, ctx, error)) != 0)
     return rc > 0 ? 0 : -1;
 
   /* No usable file.  The key's lock: whoever holds it exclusively does
@@ -346,17 +352,17 @@ int mpibind_auto_once(int dirfd, const char *name, const char *key,
       break;
     }
     flock(lockfd, LOCK_UN);
-    if ((rc = try_use(dirfd, name, key, ops, ctx, error)) != 0) {
+    if ((rc = try_use(dirfd, name, ops, ctx, error)) != 0) {
       close(lockfd);
       free(lockname);
       return rc > 0 ? 0 : -1;
     }
   }
   /* the first task may have written it while this one took the lock */
-  rc = lockfd >= 0 ? try_use(dirfd, name, key, ops, ctx, error) : 0;
+  rc = lockfd >= 0 ? try_use(dirfd, name, ops, ctx, error) : 0;
   if (rc == 0) {
     *made = 1;
-    rc = make_and_write(dirfd, name, key, ops, ctx, error) == 0 ? 1 : -1;
+    rc = make_and_write(dirfd, name, ops, ctx, error) == 0 ? 1 : -1;
   }
   if (lockfd >= 0)
     close(lockfd); /* releases the lock */

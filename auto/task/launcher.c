@@ -15,8 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mpibind_auto_internal.h"
-#include "mb_parse.h"
+#include "launcher.h"
+#include "mb_text.h"
+#include "strdupf.h"
 
 /* A launcher family's node-local rank and size variables.  `paired`: the
  * launcher always sets both, so one without the other is a contradiction;
@@ -36,7 +37,7 @@ static const struct pair_family pair_families[] = {
 };
 
 /* Whole string (surrounding blanks allowed) as an int >= 0 (the
- * project's one decimal rule, mb_parse.h). */
+ * project's one decimal rule, mb_text.h). */
 static int parse_nonneg(const char *s, int *out) {
   long long v;
   size_t len;

@@ -1,46 +1,46 @@
 /*
- * nodemap.c - the node's mapping computed once per node; every other
- * task reads only its own share.
+ * nodemap.c - the node's mapping once per node; every task reads only its
+ * own share (the file's format: nodemap.h).
  *
- * Why: without it every task parses the node's whole topology and maps
- * the whole node, so a node's total cost grows with tasks x PUs (about
- * 110 ms per task at 8192 PUs).  The first task of a node computes the
- * mapping (topology, step 0-6 of the library) and writes every task's
- * result into the cache directory; a task that finds it reads a fixed-size
- * index entry and its own record, and binds to the CPUs there: a few
- * small reads and one sched_setaffinity per thread, whatever the node's
- * size.
+ * Why: mapping a node means parsing its whole topology and mapping every
+ * task, which grows with the node (about 110 ms at 8192 PUs), and needs
+ * hwloc and libmpibind, which must not be loaded into the application.
+ * The node's first task has the helper map the node for its inputs and
+ * writes every task's result into the cache directory; a task that finds
+ * it reads the key, a fixed-size index entry and its own record, and
+ * binds to the CPUs there: a few small reads, whatever the node's size.
  *
- * The file is a keyfile.c file (same safety checks as the topology
- * cache).  Its key holds everything the mapping depends on: the machine
- * (mpibind_auto_machine_key), the topology's identity (the cache file's
- * or MPIBIND_TOPOFILE's inode, size and times), the caller's inputs
- * (tuning, GPU allocation, task count).  Body:
- *
- *   R\n                      R = ntasks + 1 records, 16 hex digits
- *   off_0\n ... off_R\n      16 hex digits each, from the body's start
- *   record 0 .. ntasks-1     "cpus=<list>\nnthreads=<n>\n[mems=<list>\n]"
- *                            "<NAME>=<value>\n..." (mems: the NUMA nodes
- *                            of the task's CPUs, for membind)
- *   record ntasks            the verbose report of the node
- *   record ntasks+1          every task's GPU variables, one line each:
- *                            "<task>\t<NAME>=<value>\t...\n" (a task
- *                            with a per-task GPU list finds there the
- *                            task of the mapping that has its GPUs)
+ * The file is a keyfile.h file (same safety checks and lock protocol as
+ * the topology cache).  Its key holds everything the mapping depends on:
+ * the machine and the mapper (machine.h), the inputs (inputs.h) and the
+ * topology's identity: MPIBIND_TOPOFILE's, or the topology cache file's.
+ * The cache file's identity is the one part of the key that is not in the
+ * file's name: on a node without a topology yet the first task keys its
+ * look with "none", the helper discovers and writes the topology, and
+ * the mapping is written under the identity of the file the helper wrote
+ * (it says which); the tasks that waited for the name's lock look again
+ * with the identity they now find, and a topology rewritten later (a
+ * stale or damaged file replaced) replaces the mapping under the same
+ * name.
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "mpibind_auto_internal.h"
-#include "mb_parse.h"
+#include "gpualloc.h"
+#include "keyfile.h"
+#include "machine.h"
+#include "mb_text.h"
+#include "nodemap.h"
+#include "strdupf.h"
 
-#define HEXW 17 /* "%016zx\n" */
-#define EXTRA_RECORDS 2 /* the report and the GPU lines */
+#define HEXW MPIBIND_AUTO_NODEMAP_HEXW
+#define EXTRA MPIBIND_AUTO_NODEMAP_EXTRA
+#define HEAD "mpibind-nodemap 4\n"
+#define END "nodemap-end\n"
 
 void mpibind_auto_share_free(struct mpibind_auto_share *s) {
   free(s->cpus);
@@ -52,124 +52,56 @@ void mpibind_auto_share_free(struct mpibind_auto_share *s) {
   free(s->values);
   free(s->report);
   free(s->mems);
+  free(s->keep);
   memset(s, 0, sizeof *s);
+}
+
+void mpibind_auto_map_answer_free(struct mpibind_auto_map_answer *a) {
+  free(a->body);
+  free(a->topology);
+  memset(a, 0, sizeof *a);
 }
 
 /* ---- a task's record ------------------------------------------------- */
 
-/* Appends to a growing string; -1 when out of memory. */
-struct sbuf {
+int mpibind_auto_share_record(const struct mpibind_auto_share *s,
+                              char **text) {
+  size_t len = 64 + strlen(s->cpus) + (s->mems ? strlen(s->mems) : 0);
   char *p;
-  size_t len, cap;
-};
-
-static int sb_add(struct sbuf *b, const char *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    char *np = realloc(b->p, cap);
-    if (np == NULL)
-      return -1;
-    b->p = np;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-  return 0;
-}
-
-static int sb_str(struct sbuf *b, const char *s) {
-  return sb_add(b, s, strlen(s));
-}
-
-/* The NUMA nodes of a task's CPUs in the mapped topology, as a list;
- * NULL when there are none or out of memory. */
-static char *task_mems(mpibind_t *h, hwloc_const_bitmap_t cpus) {
-  hwloc_topology_t topo = mpibind_get_topology(h);
-  hwloc_bitmap_t nodes = hwloc_bitmap_alloc();
-  char *list = NULL;
-  if (topo && nodes && hwloc_cpuset_to_nodeset(topo, cpus, nodes) == 0 &&
-      !hwloc_bitmap_iszero(nodes) &&
-      hwloc_bitmap_list_asprintf(&list, nodes) < 0)
-    list = NULL;
-  hwloc_bitmap_free(nodes);
-  return list;
-}
-
-/* One task's record; 1 when it cannot be written as lines (a value with a
- * newline, a name with '='), -1 out of memory. */
-static int add_record(struct sbuf *b, mpibind_t *h, int task) {
-  hwloc_bitmap_t *sets = mpibind_get_cpus(h);
-  int *nths = mpibind_get_nthreads(h), nnames = 0;
-  char **names = mpibind_get_env_var_names(h, &nnames);
-  char *cpus = NULL, num[32];
-  if (sets == NULL || nths == NULL ||
-      hwloc_bitmap_list_asprintf(&cpus, sets[task]) < 0)
-    return -1;
-  snprintf(num, sizeof num, "%d", nths[task]);
-  int rc = sb_str(b, "cpus=") || sb_str(b, cpus) || sb_str(b, "\nnthreads=") ||
-                   sb_str(b, num) || sb_str(b, "\n")
-               ? -1
-               : 0;
-  free(cpus);
-  char *mems = rc == 0 ? task_mems(h, sets[task]) : NULL;
-  if (mems && (sb_str(b, "mems=") || sb_str(b, mems) || sb_str(b, "\n")))
-    rc = -1;
-  free(mems);
-  for (int i = 0; rc == 0 && names && i < nnames; i++) {
-    char **vals = mpibind_get_env_var_values(h, names[i]);
-    const char *v = vals ? vals[task] : NULL;
-    if (v == NULL)
-      continue;
-    if (strpbrk(names[i], "=\n") || strchr(v, '\n'))
+  *text = NULL;
+  for (int i = 0; i < s->nvars; i++) {
+    if (strpbrk(s->names[i], "=\n") || strchr(s->values[i], '\n'))
       return 1;
-    rc = sb_str(b, names[i]) || sb_str(b, "=") || sb_str(b, v) ||
-                 sb_str(b, "\n")
-             ? -1
-             : 0;
+    len += strlen(s->names[i]) + strlen(s->values[i]) + 2;
   }
-  return rc;
-}
-
-/* Every task's GPU variables, one line per task (record ntasks+1); 1 when
- * a value cannot be written as a field, -1 out of memory. */
-static int add_gpu_lines(struct sbuf *b, mpibind_t *h, int count) {
-  int nnames = 0;
-  char **names = mpibind_get_env_var_names(h, &nnames);
-  for (int t = 0; t < count; t++) {
-    char num[32];
-    snprintf(num, sizeof num, "%d", t);
-    if (sb_str(b, num))
-      return -1;
-    for (int i = 0; names && i < nnames; i++) {
-      char **vals = mpibind_get_env_var_values(h, names[i]);
-      if (mpibind_auto_gpu_var_index(names[i]) < 0 || !vals || !vals[t])
-        continue;
-      if (strpbrk(vals[t], "\t\n"))
-        return 1;
-      if (sb_str(b, "\t") || sb_str(b, names[i]) || sb_str(b, "=") ||
-          sb_str(b, vals[t]))
-        return -1;
-    }
-    if (sb_str(b, "\n"))
-      return -1;
-  }
+  if (strchr(s->cpus, '\n') || (s->mems && strchr(s->mems, '\n')))
+    return 1;
+  p = *text = malloc(len);
+  if (p == NULL)
+    return -1;
+  p += sprintf(p, "cpus=%s\nnthreads=%d\n", s->cpus, s->nthreads);
+  if (s->mems)
+    p += sprintf(p, "mems=%s\n", s->mems);
+  for (int i = 0; i < s->nvars; i++)
+    p += sprintf(p, "%s=%s\n", s->names[i], s->values[i]);
   return 0;
 }
 
-/* "mpibind: N GPUs on this node" and the report of every task. */
-static char *node_report(mpibind_t *h) {
-  int n = mpibind_mapping_snprint(NULL, 0, h);
-  char *head = mpibind_auto_strdupf("mpibind: %d GPUs on this node\n",
-                                    mpibind_get_num_gpus(h));
-  char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL, *all = NULL;
-  if (head && buf && mpibind_mapping_snprint(buf, n + 1, h) >= 0)
-    all = mpibind_auto_strdupf("%s%s", head, buf);
-  free(head);
-  free(buf);
-  return all;
+/* Appends a variable to the share; -1 out of memory. */
+static int add_var(struct mpibind_auto_share *s, const char *name,
+                   const char *value) {
+  char **nn = realloc(s->names, (s->nvars + 1) * sizeof *nn);
+  if (nn == NULL)
+    return -1;
+  s->names = nn;
+  char **nv = realloc(s->values, (s->nvars + 1) * sizeof *nv);
+  if (nv == NULL)
+    return -1;
+  s->values = nv;
+  s->names[s->nvars] = strdup(name);
+  s->values[s->nvars] = strdup(value);
+  s->nvars++;
+  return s->names[s->nvars - 1] && s->values[s->nvars - 1] ? 0 : -1;
 }
 
 /* Reads a record's lines into the share. */
@@ -183,102 +115,49 @@ static int parse_record(char *rec, struct mpibind_auto_share *s) {
     *eq = '\0';
     if (strcmp(line, "cpus") == 0) {
       free(s->cpus);
-      s->cpus = strdup(eq + 1);
-      if (s->cpus == NULL)
+      if ((s->cpus = strdup(eq + 1)) == NULL)
         return -1;
     } else if (strcmp(line, "mems") == 0) {
       free(s->mems);
-      s->mems = strdup(eq + 1);
-      if (s->mems == NULL)
+      if ((s->mems = strdup(eq + 1)) == NULL)
         return -1;
     } else if (strcmp(line, "nthreads") == 0) {
       long long v;
       if (mb_parse_decimal(eq + 1, strlen(eq + 1), 0, 1L << 30, &v) != 0)
         return -1;
       s->nthreads = (int)v;
-    } else {
-      char **nn = realloc(s->names, (s->nvars + 1) * sizeof *nn);
-      if (nn == NULL)
-        return -1;
-      s->names = nn;
-      char **nv = realloc(s->values, (s->nvars + 1) * sizeof *nv);
-      if (nv == NULL)
-        return -1;
-      s->values = nv;
-      s->names[s->nvars] = strdup(line);
-      s->values[s->nvars] = strdup(eq + 1);
-      s->nvars++;
-      if (!s->names[s->nvars - 1] || !s->values[s->nvars - 1])
-        return -1;
+    } else if (add_var(s, line, eq + 1) != 0) {
+      return -1;
     }
   }
   return s->cpus != NULL ? 0 : -1;
 }
 
-/* The share of task from a mapped handle (when no record can be written). */
-static int share_from_handle(mpibind_t *h, int task,
-                             struct mpibind_auto_share *s) {
-  hwloc_bitmap_t *sets = mpibind_get_cpus(h);
-  int *nths = mpibind_get_nthreads(h), nnames = 0;
-  char **names = mpibind_get_env_var_names(h, &nnames);
-  if (sets == NULL || nths == NULL ||
-      hwloc_bitmap_list_asprintf(&s->cpus, sets[task]) < 0)
-    return -1;
-  s->nthreads = nths[task];
-  s->slot = task;
-  s->mems = task_mems(h, sets[task]);
-  s->names = calloc((size_t)nnames + 1, sizeof *s->names);
-  s->values = calloc((size_t)nnames + 1, sizeof *s->values);
-  if (s->names == NULL || s->values == NULL)
-    return -1;
-  for (int i = 0; names && i < nnames; i++) {
-    char **vals = mpibind_get_env_var_values(h, names[i]);
-    if (vals == NULL || vals[task] == NULL)
-      continue;
-    s->names[s->nvars] = strdup(names[i]);
-    s->values[s->nvars] = strdup(vals[task]);
-    s->nvars++;
-    if (!s->names[s->nvars - 1] || !s->values[s->nvars - 1])
-      return -1;
-  }
-  return 0;
-}
+/* ---- reading a body, in the file or in memory ------------------------ */
 
-int mpibind_auto_share_of(mpibind_t *h, int task, int want_report,
-                          struct mpibind_auto_share *s) {
-  memset(s, 0, sizeof *s);
-  if (share_from_handle(h, task, s) != 0 ||
-      (want_report && (s->report = node_report(h)) == NULL)) {
-    mpibind_auto_share_free(s);
-    return -1;
-  }
-  return 0;
-}
-
-/* ---- the file -------------------------------------------------------- */
-
-struct nodemap_ctx {
-  int local, count, want_report;
-  const struct mpibind_auto_node_ops *ops;
-  void *map_ctx;
-  struct mpibind_auto_share *share;
+struct body {
+  int fd;          /* the file, or -1: mem */
+  off_t off;       /* the body's offset in the file */
+  const char *mem; /* the body in memory (the helper's answer) */
+  size_t len;
 };
 
-/* The task of the mapping whose share this task takes: its own number, or
- * what ops->pick finds in the GPU lines (-1: none; share->slot says so). */
-static int pick_slot(struct nodemap_ctx *c, const char *gpus) {
-  int slot = c->local;
-  if (c->ops->pick && c->ops->pick(c->map_ctx, gpus, &slot) != 0)
+static int body_read(const struct body *b, char *buf, size_t n, size_t at) {
+  if (at > b->len || n > b->len - at)
     return -1;
-  return slot >= 0 && slot < c->count ? slot : -1;
+  if (b->fd < 0) {
+    memcpy(buf, b->mem + at, n);
+    return 0;
+  }
+  return mpibind_auto_pread_exact(b->fd, buf, n, b->off + (off_t)at);
 }
 
-/* Reads [start, end) of record r; NULL when the index is not sane. */
-static char *read_record(int fd, off_t off, size_t len, int r, int nrec) {
+/* Record r ([start, end) from the index) as a string; NULL when the index
+ * is not sane. */
+static char *read_record(const struct body *b, int r, int nrec) {
   char ent[2 * HEXW + 1], *rec, *end;
   size_t head = (size_t)HEXW * ((size_t)nrec + 2);
-  if (mpibind_auto_pread_exact(fd, ent, 2 * HEXW,
-                               off + (off_t)HEXW * (r + 1)) != 0)
+  if (body_read(b, ent, 2 * HEXW, (size_t)HEXW * (size_t)(r + 1)) != 0)
     return NULL;
   ent[2 * HEXW] = '\0';
   if (ent[HEXW - 1] != '\n' || ent[2 * HEXW - 1] != '\n')
@@ -286,216 +165,208 @@ static char *read_record(int fd, off_t off, size_t len, int r, int nrec) {
   unsigned long long a = strtoull(ent, &end, 16);
   if (end != ent + HEXW - 1)
     return NULL;
-  unsigned long long b = strtoull(ent + HEXW, &end, 16);
-  if (end != ent + 2 * HEXW - 1 || a < head || a > b || b > len)
+  unsigned long long z = strtoull(ent + HEXW, &end, 16);
+  if (end != ent + 2 * HEXW - 1 || a < head || a > z || z > b->len)
     return NULL;
-  rec = malloc((size_t)(b - a) + 1);
-  if (rec == NULL ||
-      mpibind_auto_pread_exact(fd, rec, (size_t)(b - a), off + (off_t)a) != 0) {
+  rec = malloc((size_t)(z - a) + 1);
+  if (rec == NULL || body_read(b, rec, (size_t)(z - a), (size_t)a) != 0) {
     free(rec);
     return NULL;
   }
-  rec[b - a] = '\0';
-  if (strlen(rec) != b - a) {
+  rec[z - a] = '\0';
+  if (strlen(rec) != z - a) {
     free(rec);
     return NULL;
   }
   return rec;
 }
 
-/* The slot from the file's GPU lines (record ntasks+1), when needed;
- * -2 when the record cannot be read. */
-static int slot_from_file(struct nodemap_ctx *c, int fd, off_t off,
-                          size_t len, int nrec) {
-  if (c->ops->pick == NULL)
-    return c->local;
-  char *gpus = read_record(fd, off, len, c->count + 1, nrec);
+struct nodemap_ctx {
+  struct mpibind_auto_inputs *in;
+  int local, want_report;
+  mpibind_auto_map_f map;
+  void *map_ctx;
+  const char *machine;
+  char *stable;   /* the key up to the topology cache's identity */
+  struct mpibind_auto_share *share;
+  char **gpu_what;
+  struct mpibind_auto_map_answer answer; /* when mapped here */
+};
+
+/* The task of the mapping whose share this task takes: its own number, or,
+ * with per-task GPU lists, the one the GPU lines name (-1: none); -2 when
+ * the lines cannot be read. */
+static int pick_slot(struct nodemap_ctx *c, const struct body *b, int nrec) {
+  int slot = c->local;
+  if (!mpibind_auto_gpu_any_per_task())
+    return slot;
+  char *gpus = read_record(b, c->in->ntasks + 1, nrec);
   if (gpus == NULL)
     return -2;
-  int slot = pick_slot(c, gpus);
+  if (mpibind_auto_gpu_slot_in(gpus, c->local, &slot, c->gpu_what) != 0)
+    slot = -1;
   free(gpus);
-  return slot;
+  return slot >= 0 && slot < c->in->ntasks ? slot : -1;
 }
 
-static int nodemap_use(void *vctx, int fd, off_t off, size_t len) {
-  struct nodemap_ctx *c = vctx;
+/* The share from a body: 1 taken, 0 unusable. */
+static int use_body(struct nodemap_ctx *c, const struct body *b) {
+  static const char keep[] = MPIBIND_AUTO_NODEMAP_KEEP;
   char head[HEXW + 1], *end, *rec;
-  int nrec = c->count + EXTRA_RECORDS, slot;
-  if (len < (size_t)HEXW || mpibind_auto_pread_exact(fd, head, HEXW, off) != 0)
+  int nrec = c->in->ntasks + EXTRA, slot;
+  if (body_read(b, head, HEXW, 0) != 0)
     return 0;
   head[HEXW] = '\0';
+  if (strncmp(head, keep, sizeof keep - 1) == 0) {
+    char *why = calloc(1, b->len + 1);
+    if (why == NULL || body_read(b, why, b->len, 0) != 0) {
+      free(why);
+      return 0;
+    }
+    memmove(why, why + sizeof keep - 1, b->len - (sizeof keep - 1) + 1);
+    why[strcspn(why, "\n")] = '\0';
+    c->share->keep = why;
+    return 1;
+  }
   if (strtoull(head, &end, 16) != (unsigned long long)nrec ||
       end != head + HEXW - 1)
     return 0;
-  slot = slot_from_file(c, fd, off, len, nrec);
+  slot = pick_slot(c, b, nrec);
   if (slot == -2)
     return 0;
   c->share->slot = slot;
   if (slot < 0)
-    return 1; /* a valid file that has no task for this one's GPUs */
-  rec = read_record(fd, off, len, slot, nrec);
-  if (rec == NULL || parse_record(rec, c->share) != 0) {
+    return 1; /* a valid mapping that has no task for this one's GPUs */
+  rec = read_record(b, slot, nrec);
+  if (rec == NULL || parse_record(rec, c->share) != 0 ||
+      (c->want_report &&
+       (c->share->report = read_record(b, c->in->ntasks, nrec)) == NULL)) {
     free(rec);
     mpibind_auto_share_free(c->share);
     return 0;
   }
   free(rec);
   c->share->slot = slot;
-  if (c->want_report) {
-    c->share->report = read_record(fd, off, len, c->count, nrec);
-    if (c->share->report == NULL) {
-      mpibind_auto_share_free(c->share);
-      return 0;
-    }
-  }
   return 1;
 }
 
-/* Every task's record after the index; NULL body when one cannot be
- * written (the mapping is still this task's). */
-static int serialize(mpibind_t *h, int count, char **body, size_t *blen) {
-  struct sbuf recs = {0}, out = {0};
-  size_t nrec = (size_t)count + EXTRA_RECORDS, head = (size_t)HEXW * (nrec + 1);
-  size_t *offs = malloc((nrec + 1) * sizeof *offs);
-  char ent[HEXW + 1];
-  int rc = -1;
-  if (offs == NULL)
-    return -1;
-  for (int t = 0; t < count; t++) {
-    offs[t] = head + HEXW + recs.len;
-    int r = add_record(&recs, h, t);
-    if (r != 0) {
-      rc = r > 0 ? 0 : -1; /* not writable: no file, not an error */
-      goto out;
-    }
-  }
-  offs[count] = head + HEXW + recs.len;
-  char *rep = node_report(h);
-  if (rep == NULL || sb_str(&recs, rep) != 0) {
-    free(rep);
-    goto out;
-  }
-  free(rep);
-  offs[count + 1] = head + HEXW + recs.len;
-  int g = add_gpu_lines(&recs, h, count);
-  if (g != 0) {
-    rc = g > 0 ? 0 : -1; /* not writable: no file, not an error */
-    goto out;
-  }
-  offs[nrec] = head + HEXW + recs.len;
-  snprintf(ent, sizeof ent, "%016zx\n", nrec);
-  if (sb_add(&out, ent, HEXW) != 0)
-    goto out;
-  for (size_t r = 0; r <= nrec; r++) {
-    snprintf(ent, sizeof ent, "%016zx\n", offs[r]);
-    if (sb_add(&out, ent, HEXW) != 0)
-      goto out;
-  }
-  if (sb_add(&out, recs.p, recs.len) != 0)
-    goto out;
-  *body = out.p;
-  *blen = out.len;
-  out.p = NULL;
-  rc = 0;
-out:
-  free(offs);
-  free(recs.p);
-  free(out.p);
-  return rc;
+static int nodemap_use(void *vctx, int fd, off_t off, size_t len) {
+  struct body b = {fd, off, NULL, len};
+  return use_body(vctx, &b);
 }
 
-/* The slot from a mapped handle's GPU lines, when needed (-1: none). */
-static int slot_from_handle(struct nodemap_ctx *c, mpibind_t *h) {
-  struct sbuf gpus = {0};
-  int slot;
-  if (c->ops->pick == NULL)
-    return c->local;
-  if (add_gpu_lines(&gpus, h, c->count) != 0) {
-    free(gpus.p);
-    return -1;
-  }
-  slot = pick_slot(c, gpus.p ? gpus.p : "");
-  free(gpus.p);
-  return slot;
-}
-
+/* The node mapped (by the helper), the share taken from its answer, the
+ * body handed to keyfile.c to write. */
 static int nodemap_make(void *vctx, char **body, size_t *len, char **error) {
   struct nodemap_ctx *c = vctx;
-  mpibind_t *h = NULL;
+  struct body b;
   *body = NULL;
-  if (c->ops->map(c->map_ctx, &h, error) != 0)
+  if (c->map(c->map_ctx, c->in, &c->answer, error) != 0)
     return -1;
-  if (serialize(h, c->count, body, len) != 0) {
-    *error = mpibind_auto_strdupf("out of memory");
-    return -1;
-  }
-  int slot = slot_from_handle(c, h);
-  if (slot < 0) {
-    c->share->slot = -1; /* the file is the node's; this task maps alone */
-    return 0;
-  }
-  if (share_from_handle(h, slot, c->share) != 0 ||
-      (c->want_report && (c->share->report = node_report(h)) == NULL)) {
-    free(*body);
-    *body = NULL;
-    *error = mpibind_auto_strdupf("out of memory");
+  b = (struct body){-1, 0, c->answer.body, c->answer.len};
+  if (use_body(c, &b) != 1) {
+    *error = mpibind_auto_strdupf("the helper's node mapping cannot be read");
     return -1;
   }
+  *body = c->answer.body;
+  *len = c->answer.len;
+  c->answer.body = NULL;
   return 0;
 }
 
-/* The topology's identity for the key.  On a cold node (no topology
- * file yet) the task gets the topology first (`load`), so that the key
- * names the file the node's other tasks will find: keyed "none", the
- * first task's mapping would serve no one. */
-static char *keyed_topology(const struct mpibind_auto_tuning *t,
-                            const char *machine,
-                            const struct mpibind_auto_node_ops *ops,
-                            void *ctx) {
-  char *topo = mpibind_auto_topology_identity(t, machine);
-  size_t n = topo ? strlen(topo) : 0;
-  if (t->topofile || n < 5 || strcmp(topo + n - 5, " none") != 0)
-    return topo;
-  if (ops->load(ctx) != 0)
-    return topo; /* the mapping will say why */
-  free(topo);
-  return mpibind_auto_topology_identity(t, machine);
+/* The key as it is now: the topology cache's identity as the helper that
+ * mapped said, or as it is on disk. */
+static char *nodemap_key(void *vctx) {
+  struct nodemap_ctx *c = vctx;
+  char *now = NULL, *key;
+  const char *topo = "";
+  if (!c->in->t->topofile)
+    topo = c->answer.topology
+               ? c->answer.topology
+               : (now = mpibind_auto_topology_identity(c->in->t, c->machine));
+  key = topo ? mpibind_auto_strdupf("%s%s\n" END, c->stable, topo) : NULL;
+  free(now);
+  return key;
 }
 
-int mpibind_auto_node_mapping(const struct mpibind_auto_tuning *t,
-                              const char *inputs, int local, int count,
-                              int want_report,
-                              const struct mpibind_auto_node_ops *nops,
-                              void *map_ctx, struct mpibind_auto_share *s,
-                              int *shared, char **error) {
-  static const struct mpibind_auto_once ops = {nodemap_use, nodemap_make};
-  struct nodemap_ctx c = {local, count, want_report, nops, map_ctx, s};
-  char *machine = mpibind_auto_machine_key();
-  char *topo = machine ? keyed_topology(t, machine, nops, map_ctx) : NULL;
-  char *key = NULL, *name = NULL;
-  int dirfd = -1, made = 0, rc;
+/* The part of the key that names the file: all but the topology cache's
+ * identity (MPIBIND_TOPOFILE's is an input: another file, another
+ * mapping). */
+static char *stable_key(const struct mpibind_auto_inputs *in,
+                        const char *machine) {
+  char *inputs = mpibind_auto_inputs_key(in), *file = NULL, *key;
+  if (in->t->topofile &&
+      (file = mpibind_auto_topology_identity(in->t, machine)) == NULL) {
+    free(inputs);
+    return NULL;
+  }
+  key = inputs ? mpibind_auto_strdupf(HEAD "%s%s%s%s", machine, inputs,
+                                      file ? file : "", file ? "\n" : "")
+               : NULL;
+  free(inputs);
+  free(file);
+  return key;
+}
 
-  memset(s, 0, sizeof *s);
-  *error = NULL;
-  if (machine && topo)
-    key = mpibind_auto_strdupf("mpibind-nodemap 3\n%s%s\n%s\nntasks=%d\n"
-                               "nodemap-end\n",
-                               machine, topo, inputs, count);
-  if (key) {
+/* One look for the inputs as they are: 0, or -1 with *error. */
+static int share_once(struct nodemap_ctx *c, int *how, char **error) {
+  static const struct mpibind_auto_once ops = {nodemap_key, nodemap_use,
+                                               nodemap_make};
+  char *name = NULL;
+  int dirfd = -1, made = 0, rc;
+  c->stable = stable_key(c->in, c->machine);
+  if (c->stable) {
     name = mpibind_auto_strdupf("map-%016llx.txt",
-                                (unsigned long long)mpibind_auto_hash(key));
+                                (unsigned long long)mpibind_auto_hash(c->stable));
     if (name)
       dirfd = mpibind_auto_cache_dirfd();
   }
-  rc = mpibind_auto_once(dirfd, name, key, &ops, &c, &made, error);
+  if (c->stable == NULL || name == NULL) {
+    *error = mpibind_auto_strdupf("out of memory");
+    rc = -1;
+  } else {
+    rc = mpibind_auto_once(dirfd, name, &ops, c, &made, error);
+  }
   if (dirfd >= 0)
     close(dirfd);
-  *shared = rc == 0 && !made;
+  *how = made ? c->answer.how
+         : c->in->t->topofile ? MPIBIND_TOPO_FILE
+                              : MPIBIND_TOPO_CACHE;
   if (rc != 0)
-    mpibind_auto_share_free(s);
-  free(machine);
-  free(topo);
-  free(key);
+    mpibind_auto_share_free(c->share);
+  mpibind_auto_map_answer_free(&c->answer);
+  free(c->stable);
+  c->stable = NULL;
   free(name);
+  return rc;
+}
+
+int mpibind_auto_node_share(struct mpibind_auto_inputs *in, int local,
+                            int want_report, mpibind_auto_map_f map,
+                            void *ctx, struct mpibind_auto_share *s,
+                            int *how, char **gpu_what, char **error) {
+  char *machine = mpibind_auto_machine_key();
+  struct nodemap_ctx c = {in, local, want_report, map, ctx, machine, NULL,
+                          s, gpu_what, {NULL, 0, 0, NULL}};
+  int rc;
+  memset(s, 0, sizeof *s);
+  *error = NULL;
+  *how = MPIBIND_TOPO_NONE;
+  if (machine == NULL) {
+    *error = mpibind_auto_strdupf("cannot read this node's identity (host "
+                                  "name) or out of memory");
+    return -1;
+  }
+  rc = share_once(&c, how, error);
+  if (rc == 0 && s->slot < 0 && s->keep == NULL) {
+    /* no task of the node's mapping has this task's GPUs: its lists are
+     * the node's allocation after all (gpualloc.c) */
+    mpibind_auto_share_free(s);
+    mpibind_auto_gpu_own_as_allocation(in->gpu_alloc);
+    free(*gpu_what);
+    *gpu_what = NULL;
+    rc = share_once(&c, how, error);
+  }
+  free(machine);
   return rc;
 }

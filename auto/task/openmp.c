@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "mpibind_auto_internal.h"
+#include "openmp.h"
 
 static void *omp_fn(const char *name) { return dlsym(RTLD_DEFAULT, name); }
 
@@ -38,7 +38,7 @@ int mpibind_auto_omp_loaded(void) {
          omp_fn("omp_get_proc_bind") != NULL;
 }
 
-const char *mpibind_auto_omp_stale(hwloc_const_bitmap_t task_cpus) {
+const char *mpibind_auto_omp_stale(const struct mpibind_auto_cpuset *task_cpus) {
   int (*proc_bind)(void) = (int (*)(void))omp_fn("omp_get_proc_bind");
   int (*num_places)(void) = (int (*)(void))omp_fn("omp_get_num_places");
   int (*place_nprocs)(int) = (int (*)(int))omp_fn("omp_get_place_num_procs");
@@ -46,8 +46,8 @@ const char *mpibind_auto_omp_stale(hwloc_const_bitmap_t task_cpus) {
       (void (*)(int, int *))omp_fn("omp_get_place_proc_ids");
   const char *places = getenv("OMP_PLACES");
   const char *why = NULL;
-  hwloc_bitmap_t all;
-  int n;
+  struct mpibind_auto_cpuset all = MPIBIND_AUTO_CPUSET_INIT;
+  int n, unknown = 0;
 
   if (proc_bind == NULL || num_places == NULL)
     return NULL; /* no OpenMP runtime in the process (or a pre-4.5 one) */
@@ -60,26 +60,26 @@ const char *mpibind_auto_omp_stale(hwloc_const_bitmap_t task_cpus) {
     return "it has no places (omp_get_num_places() is 0)";
   if (place_nprocs == NULL || place_ids == NULL)
     return NULL;
-  all = hwloc_bitmap_alloc();
-  if (all == NULL)
-    return NULL;
-  for (int p = 0; p < n && why == NULL; p++) {
+  for (int p = 0; p < n && !unknown; p++) {
     int k = place_nprocs(p);
     int *ids = k > 0 ? calloc((size_t)k, sizeof *ids) : NULL;
     if (ids == NULL)
       continue;
     place_ids(p, ids);
     for (int i = 0; i < k; i++)
-      if (ids[i] >= 0)
-        hwloc_bitmap_set(all, (unsigned)ids[i]);
+      if (ids[i] >= 0 && mpibind_auto_cpuset_set(&all, (unsigned)ids[i]) != 0)
+        unknown = 1; /* out of memory: nothing can be said */
     free(ids);
   }
-  if (!hwloc_bitmap_isincluded(all, task_cpus))
+  if (unknown)
+    why = NULL;
+  else if (!mpibind_auto_cpuset_included(&all, task_cpus))
     why = "its places hold CPUs outside the task's";
-  else if (strchr(places, '{') == NULL && !hwloc_bitmap_isequal(all, task_cpus))
+  else if (strchr(places, '{') == NULL &&
+           !mpibind_auto_cpuset_equal(&all, task_cpus))
     /* an abstract name (threads, cores, ...) covers the whole task */
     why = "its places do not cover the task's CPUs";
-  hwloc_bitmap_free(all);
+  mpibind_auto_cpuset_free(&all);
   return why;
 }
 

@@ -30,8 +30,8 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
-#include "mpibind_auto_internal.h"
-#include "mb_parse.h"
+#include "mb_text.h"
+#include "reexec.h"
 
 #define REEXEC_VAR "MPIBIND_REEXEC"
 

@@ -11,14 +11,14 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "mpibind_auto_internal.h"
-#include "mb_parse.h"
+#include "mb_text.h"
+#include "strdupf.h"
+#include "tuning.h"
 
 const char mpibind_auto_help_text[] =
     "mpibind: automatic binding, tuned by environment variables:\n"
@@ -51,18 +51,8 @@ const char mpibind_auto_help_text[] =
   "omp_places, omp_proc_bind, visible_devices, place_threads, membind, "    \
   "dryrun, strict, draw:PATH, help"
 
-char *mpibind_auto_strdupf(const char *fmt, ...) {
-  va_list ap;
-  char *s = NULL;
-  va_start(ap, fmt);
-  if (vasprintf(&s, fmt, ap) < 0)
-    s = NULL;
-  va_end(ap);
-  return s;
-}
-
 /* A non-negative decimal int, the whole of [s, s+len) (the project's one
- * decimal rule, mb_parse.h). */
+ * decimal rule, mb_text.h). */
 static int parse_count(const char *s, size_t len, int *out) {
   long long v;
   if (mb_parse_decimal(s, len, 0, INT_MAX, &v) != 0)
@@ -256,9 +246,9 @@ int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
     while (len > 0 && isspace((unsigned char)s[len - 1]))
       len--;
     if (is_word(s, len, "cpu"))
-      t->restrict_type = MPIBIND_RESTRICT_CPU;
+      t->restrict_type = MPIBIND_AUTO_RESTRICT_CPU;
     else if (is_word(s, len, "mem"))
-      t->restrict_type = MPIBIND_RESTRICT_MEM;
+      t->restrict_type = MPIBIND_AUTO_RESTRICT_MEM;
     else
       keep_error(t, mpibind_auto_strdupf(
                         "MPIBIND_RESTRICT_TYPE='%s' is not a restrict type "

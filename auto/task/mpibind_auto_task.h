@@ -1,7 +1,10 @@
 /*
- * mpibind_auto.h - automatic binding of a launched task, shared by the
- * LD_PRELOAD library (libmpibind-preload.so) and the launch wrapper
- * (`mpibind [options] -- program`).
+ * mpibind_auto_task.h - the front door of the task floor of the
+ * automatic-binding layer (auto/task/: libc only, the code that runs in
+ * the application's process): automatic binding of a launched task,
+ * shared by the LD_PRELOAD library (libmpibind-preload.so) and the launch
+ * wrapper (`mpibind [options] -- program`), and the steps every front end
+ * binds and exports a task with (the Slurm plugin too).
  *
  * The tuning comes from the environment only (docs/interfaces.md, "Automatic
  * binding"); a front end that takes options turns them into these
@@ -34,8 +37,19 @@
  *   topology=<discovered|cache|file|none> bound=<0|1> cpus=<list>
  * (cpus is the task's mapped CPU list, empty when nothing was mapped).
  */
-#ifndef MPIBIND_AUTO_H
-#define MPIBIND_AUTO_H
+#ifndef MPIBIND_AUTO_TASK_H
+#define MPIBIND_AUTO_TASK_H
+
+/* The steps and pieces the front ends use: */
+#include "applied.h"  /* MPIBIND_APPLIED, for a task or another process */
+#include "bind.h"     /* a task bound to its share, checked */
+#include "export.h"   /* a task's variables through a setter */
+#include "launcher.h" /* the launcher's variables */
+#include "nodemap.h"  /* a task's share */
+#include "openmp.h"   /* the OpenMP runtime already loaded */
+#include "reexec.h"   /* the program started again */
+#include "strdupf.h"  /* messages */
+#include "tuning.h"   /* the MPIBIND* variables */
 
 #ifdef __cplusplus
 extern "C" {
@@ -79,26 +93,16 @@ int mpibind_auto_apply(int standalone);
 int mpibind_auto_apply_task(int local, int count, const char *source);
 
 /*
- * The program the wrapper is about to exec, before mpibind_auto_apply(1):
- * an interpreter (Python) is not given OMP_PLACES/OMP_PROC_BIND unless
- * MPIBIND has `place_threads` (its OpenMP runtime loads late and would pin
- * the whole process to its first place).  NULL: the running process.
+ * mpibind_auto_apply(0) from the preload's constructor: sets *restart to
+ * 1 (and then skips omp_set_num_threads) when an OpenMP runtime already
+ * loaded has stale places or binding and a re-exec is possible; the
+ * caller then calls mpibind_auto_reexec(), and on its failure
+ * mpibind_auto_omp_set_num_threads(*nthreads).
  */
-void mpibind_auto_set_program(const char *argv0);
-
-/*
- * Parses the user's XML topology file `path` first in the helper
- * `mpibind-discover` (a child process), since hwloc's parser crashes on
- * some malformed files.  Returns 0 when the caller may parse it too (the
- * helper loaded it, or refused it with a message the library will give
- * again); -1 with *error (malloc'ed, one line naming `what` and the path)
- * when it crashed or hung hwloc, or the helper could not run.
- */
-int mpibind_auto_check_xml_file(const char *path, const char *what,
-                                char **error);
+int mpibind_auto_apply_at_load(int *restart, int *nthreads);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* MPIBIND_AUTO_H */
+#endif /* MPIBIND_AUTO_TASK_H */

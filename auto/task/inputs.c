@@ -1,0 +1,97 @@
+/*
+ * inputs.c - a node's mapping's inputs, as a task finds them (inputs.h).
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpuset.h"
+#include "gpualloc.h"
+#include "inputs.h"
+#include "jobcpus.h"
+#include "mb_gpuvar_table.h"
+#include "strdupf.h"
+
+int mpibind_auto_inputs_init(struct mpibind_auto_inputs *in,
+                             const struct mpibind_auto_tuning *t, int ntasks,
+                             const char *source, long launcher) {
+  memset(in, 0, sizeof *in);
+  in->t = t;
+  in->ntasks = ntasks;
+  in->source = source;
+  in->launcher = launcher;
+  in->gpu_alloc = calloc((size_t)mb_ngpuvars, sizeof *in->gpu_alloc);
+  in->gpu_set = calloc((size_t)mb_ngpuvars, sizeof *in->gpu_set);
+  if (in->gpu_alloc == NULL || in->gpu_set == NULL) {
+    mpibind_auto_inputs_free(in);
+    return -1;
+  }
+  return 0;
+}
+
+/* The job's CPUs as the key sees them: against the kernel's online CPUs
+ * (no topology here; the helper decides with the topology's). */
+static char *job_cpus_key(const struct mpibind_auto_inputs *in) {
+  struct mpibind_auto_cpuset online = MPIBIND_AUTO_CPUSET_INIT;
+  struct mpibind_auto_cpuset cpus = MPIBIND_AUTO_CPUSET_INIT;
+  char *what = NULL, *key;
+  int rc = mpibind_auto_online_cpus(&online) == 0
+               ? mpibind_auto_job_cpus(in->source, in->launcher, &online,
+                                       &cpus, &what)
+               : -1;
+  key = rc < 0   ? strdup("(unknown)")
+        : rc > 0 ? mpibind_auto_cpuset_list(&cpus)
+                 : strdup("(node)");
+  free(what);
+  mpibind_auto_cpuset_free(&online);
+  mpibind_auto_cpuset_free(&cpus);
+  return key;
+}
+
+int mpibind_auto_inputs_of_task(struct mpibind_auto_inputs *in, int local) {
+  if (mpibind_auto_gpu_detect(in->source, in->launcher, local, in->ntasks,
+                              in->gpu_alloc, in->gpu_set) != 0)
+    return -1;
+  free(in->job_cpus);
+  in->job_cpus = job_cpus_key(in);
+  return in->job_cpus ? 0 : -1;
+}
+
+/* "<NAME>=<list|(all)|(unset)>\n" per GPU variable: the same in every task
+ * of the node, per-task lists or not. */
+static char *gpu_allocation_text(const struct mpibind_auto_inputs *in) {
+  char *text = strdup("");
+  for (int i = 0; text && i < mb_ngpuvars; i++) {
+    const char *v = in->gpu_alloc[i] ? in->gpu_alloc[i]
+                    : in->gpu_set[i] ? "(all)"
+                                     : "(unset)";
+    char *more = mpibind_auto_strdupf("%s%s=%s\n", text, mb_gpuvars[i].name, v);
+    free(text);
+    text = more;
+  }
+  return text;
+}
+
+char *mpibind_auto_inputs_key(const struct mpibind_auto_inputs *in) {
+  const struct mpibind_auto_tuning *t = in->t;
+  char *gpus = gpu_allocation_text(in);
+  char *key = gpus ? mpibind_auto_strdupf(
+      "smt=%d greedy=%d gpu_optim=%d nthreads=%d dryrun=%d restrict_type=%d\n"
+      "restrict=%s\njob_cpus=%s\n%sntasks=%d\n",
+      t->smt, t->greedy, t->gpu_optim, t->nthreads, t->dryrun,
+      t->restrict_type, t->restrict_ids ? t->restrict_ids : "(none)",
+      in->job_cpus ? in->job_cpus : "(unknown)", gpus, in->ntasks) : NULL;
+  free(gpus);
+  return key;
+}
+
+void mpibind_auto_inputs_free(struct mpibind_auto_inputs *in) {
+  for (int i = 0; in->gpu_alloc && i < mb_ngpuvars; i++)
+    free(in->gpu_alloc[i]);
+  free(in->gpu_alloc);
+  free(in->gpu_set);
+  free(in->job_cpus);
+  in->gpu_alloc = NULL;
+  in->gpu_set = NULL;
+  in->job_cpus = NULL;
+}
