@@ -256,16 +256,15 @@ fail:
 static int apply_with_tuning(struct task_run *r, const char *extra,
                              int explicit_request) {
   struct mpibind_auto_tuning t;
-  int rc;
-  if (mpibind_auto_applied_check(extra, explicit_request))
-    return 0;
+  int rc = 0;
+  /* `off` first: a process switched off touches as little as it can
+   * (every page of code a process faults in is a cost; this one runs in
+   * every process of a job) */
   mpibind_auto_tuning_read(&t);
-  if (t.off) {
-    mpibind_auto_tuning_free(&t);
-    return 0;
+  if (!t.off && !mpibind_auto_applied_check(extra, explicit_request)) {
+    r->t = &t;
+    rc = apply_task(r);
   }
-  r->t = &t;
-  rc = apply_task(r);
   mpibind_auto_tuning_free(&t);
   return rc;
 }

@@ -60,12 +60,18 @@ static const char *this_object(char *buf, size_t size) {
   return buf;
 }
 
-/* 1 when this object runs from this build tree. */
+/* 1 when this object runs from this build tree (found once: the
+ * object's path does not change while it is loaded). */
 static int in_build_tree(void) {
   static const char root[] = MPIBIND_BUILD_ROOT "/";
-  char self[4096];
-  const char *where = this_object(self, sizeof self);
-  return where != NULL && strncmp(where, root, sizeof root - 1) == 0;
+  static int known, inside;
+  if (!known) {
+    char self[4096];
+    const char *where = this_object(self, sizeof self);
+    inside = where != NULL && strncmp(where, root, sizeof root - 1) == 0;
+    known = 1;
+  }
+  return inside;
 }
 
 #ifdef MPIBIND_HELPER_BESIDE_LIBRARY

@@ -31,18 +31,20 @@ int mpibind_auto_inputs_init(struct mpibind_auto_inputs *in,
 
 /* The job's CPUs as the key sees them: against the kernel's online CPUs
  * (no topology here; the helper decides with the topology's). */
-static char *job_cpus_key(const struct mpibind_auto_inputs *in) {
+static char *job_cpus_key(struct mpibind_auto_inputs *in) {
   struct mpibind_auto_cpuset online = MPIBIND_AUTO_CPUSET_INIT;
   struct mpibind_auto_cpuset cpus = MPIBIND_AUTO_CPUSET_INIT;
-  char *what = NULL, *key;
-  int rc = mpibind_auto_online_cpus(&online) == 0
+  char *key;
+  int rc;
+  free(in->online);
+  in->online = NULL;
+  rc = mpibind_auto_online_cpus(&online, &in->online) == 0
                ? mpibind_auto_job_cpus(in->source, in->launcher, &online,
-                                       &cpus, &what)
+                                       &cpus, NULL)
                : -1;
   key = rc < 0   ? strdup("(unknown)")
         : rc > 0 ? mpibind_auto_cpuset_list(&cpus)
                  : strdup("(node)");
-  free(what);
   mpibind_auto_cpuset_free(&online);
   mpibind_auto_cpuset_free(&cpus);
   return key;
@@ -91,7 +93,9 @@ void mpibind_auto_inputs_free(struct mpibind_auto_inputs *in) {
   free(in->gpu_alloc);
   free(in->gpu_set);
   free(in->job_cpus);
+  free(in->online);
   in->gpu_alloc = NULL;
   in->gpu_set = NULL;
   in->job_cpus = NULL;
+  in->online = NULL;
 }

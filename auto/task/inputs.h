@@ -25,6 +25,8 @@ struct mpibind_auto_inputs {
   char *job_cpus;      /* the job's CPUs here against the kernel's online
                           CPUs, for the key: a list, "(node)" or
                           "(unknown)"; NULL until mpibind_auto_inputs_of_task */
+  char *online;        /* the kernel's online CPUs as read then (the
+                          machine key's, machine.h), or NULL */
 };
 
 /* Empty inputs for `ntasks` tasks (no GPU allocation).  0, or -1 out of

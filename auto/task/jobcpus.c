@@ -35,25 +35,20 @@
 #include <unistd.h>
 
 #include "jobcpus.h"
+#include "machine.h"
 #include "mb_text.h"
 #include "strdupf.h"
 
-int mpibind_auto_online_cpus(struct mpibind_auto_cpuset *s) {
-  char *line = NULL;
-  size_t cap = 0;
-  FILE *f = fopen("/sys/devices/system/cpu/online", "re");
-  int rc = -1;
-  /* getline: the list has no fixed length (sparse numbering) */
-  if (f && getline(&line, &cap, f) > 0) {
-    line[strcspn(line, "\n")] = '\0';
-    rc = mpibind_auto_cpuset_parse_list(s, line) == 0 &&
-                 !mpibind_auto_cpuset_iszero(s)
-             ? 0
-             : -1;
-  }
-  free(line);
-  if (f)
-    fclose(f);
+int mpibind_auto_online_cpus(struct mpibind_auto_cpuset *s, char **text) {
+  char *line = mpibind_auto_read_line("/sys/devices/system/cpu/online");
+  int rc = line && mpibind_auto_cpuset_parse_list(s, line) == 0 &&
+                   !mpibind_auto_cpuset_iszero(s)
+               ? 0
+               : -1;
+  if (text)
+    *text = line;
+  else
+    free(line);
   return rc;
 }
 
@@ -120,7 +115,7 @@ out:
 }
 
 /* The CPUs of the launcher's process (the task's parent), and its name
- * for the report. */
+ * for the report when what is not NULL. */
 static int launcher_cpus(long launcher, struct mpibind_auto_cpuset *cpus,
                          char **what) {
   char comm[64] = "?";
@@ -129,6 +124,8 @@ static int launcher_cpus(long launcher, struct mpibind_auto_cpuset *cpus,
   if (launcher <= 1 ||
       mpibind_auto_cpuset_get_affinity((pid_t)launcher, cpus) != 0)
     return -1;
+  if (what == NULL)
+    return 0;
   snprintf(path, sizeof path, "/proc/%ld/comm", launcher);
   f = fopen(path, "re");
   if (f) {
@@ -154,26 +151,30 @@ static int slurm_cpus(const struct mpibind_auto_cpuset *allowed,
     return 0; /* the job has every CPU of this node */
   if (slurm_bind_union(cpus) != 0) {
     const char *type = getenv("SLURM_CPU_BIND_TYPE");
-    *what = mpibind_auto_strdupf(
-        "the CPUs of this Slurm step on this node are unknown (the job "
-        "has %s of the node's %d CPUs, SLURM_CPU_BIND_TYPE='%s' lists no "
-        "task masks)",
-        per_node ? per_node : "some", weight, type ? type : "");
+    if (what)
+      *what = mpibind_auto_strdupf(
+          "the CPUs of this Slurm step on this node are unknown (the job "
+          "has %s of the node's %d CPUs, SLURM_CPU_BIND_TYPE='%s' lists no "
+          "task masks)",
+          per_node ? per_node : "some", weight, type ? type : "");
     return -1;
   }
-  *what = strdup("the CPUs srun binds this step's tasks to "
-                 "(SLURM_CPU_BIND_LIST)");
+  if (what)
+    *what = strdup("the CPUs srun binds this step's tasks to "
+                   "(SLURM_CPU_BIND_LIST)");
   return 1;
 }
 
 int mpibind_auto_job_cpus(const char *source, long launcher,
                           const struct mpibind_auto_cpuset *allowed,
                           struct mpibind_auto_cpuset *cpus, char **what) {
-  *what = NULL;
+  if (what)
+    *what = NULL;
   if (source == NULL) {
     if (mpibind_auto_cpuset_get_affinity(0, cpus) != 0)
       return 0;
-    *what = strdup("this process's CPUs at start");
+    if (what)
+      *what = strdup("this process's CPUs at start");
   } else if (strcmp(source, "SLURM_LOCALID") == 0) {
     int rc = slurm_cpus(allowed, cpus, what);
     if (rc <= 0)
@@ -184,8 +185,10 @@ int mpibind_auto_job_cpus(const char *source, long launcher,
   mpibind_auto_cpuset_and(cpus, allowed);
   if (mpibind_auto_cpuset_iszero(cpus) ||
       mpibind_auto_cpuset_equal(cpus, allowed)) {
-    free(*what);
-    *what = NULL;
+    if (what) {
+      free(*what);
+      *what = NULL;
+    }
     return 0; /* nothing narrower than the node: map it as before */
   }
   return 1;

@@ -55,9 +55,11 @@ static int open_private_dir(const char *path, int create) {
   int fd;
   if (path == NULL || path[0] != '/')
     return -1;
-  if (create && mkdir(path, 0700) != 0 && errno != EEXIST)
-    return -1;
+  /* opened first: it exists but on a node's first look */
   fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT && create &&
+      (mkdir(path, 0700) == 0 || errno == EEXIST))
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return -1;
   if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
@@ -132,18 +134,19 @@ static int open_keyed(int dirfd, const char *name, const char *key, int *fd,
     return 0;
   if ((uintmax_t)st.st_size <= klen || (uintmax_t)st.st_size > SIZE_MAX / 2)
     goto unusable;
+  *off = (off_t)klen;
+  *len = (size_t)st.st_size - klen;
+  /* the key and what may follow it as a failure mark, in one read */
+  size_t head = *len >= mlen ? mlen : 0;
   buf = malloc(klen + mlen);
   if (buf == NULL)
     goto unusable;
-  if (mpibind_auto_pread_exact(*fd, buf, klen, 0) != 0 ||
+  if (mpibind_auto_pread_exact(*fd, buf, klen + head, 0) != 0 ||
       memcmp(buf, key, klen) != 0) {
     free(buf);
     goto unusable;
   }
-  *off = (off_t)klen;
-  *len = (size_t)st.st_size - klen;
-  if (*len >= mlen && mpibind_auto_pread_exact(*fd, buf, mlen, *off) == 0 &&
-      memcmp(buf, FAILED_MARK, mlen) == 0) {
+  if (head && memcmp(buf + klen, FAILED_MARK, mlen) == 0) {
     free(buf);
     if (time(NULL) - st.st_mtime >= FAILED_SECONDS)
       goto unusable; /* an old failure: try again */

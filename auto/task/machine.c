@@ -67,12 +67,11 @@ static char *read_all(const char *path) {
   return buf;
 }
 
-/* A small system file as one line, trailing blanks removed; "" when
- * unreadable. */
-static char *read_text(const char *path) {
+/* The file as one line, trailing blanks removed (NULL: unreadable). */
+static char *read_line_or_null(const char *path) {
   char *s = read_all(path);
   if (s == NULL)
-    return strdup("");
+    return NULL;
   size_t n = strlen(s);
   while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\t'))
     s[--n] = '\0';
@@ -81,6 +80,11 @@ static char *read_text(const char *path) {
     if (*p == '\n')
       *p = ';';
   return s;
+}
+
+char *mpibind_auto_read_line(const char *path) {
+  char *s = read_line_or_null(path);
+  return s ? s : strdup("");
 }
 
 /* The first readable of the cgroup files of the process's cpuset, at
@@ -93,14 +97,10 @@ static char *read_cgroup_value(const char *cpuset, const char *const *files) {
       char *path = mpibind_auto_strdupf("%s%s/%s", roots[r],
                                         strcmp(cpuset, "/") ? cpuset : "",
                                         files[f]);
-      if (path == NULL)
-        continue;
-      if (access(path, R_OK) == 0) {
-        char *v = read_text(path);
-        free(path);
-        return v;
-      }
+      char *v = path ? read_line_or_null(path) : NULL;
       free(path);
+      if (v)
+        return v;
     }
   return strdup("");
 }
@@ -135,6 +135,10 @@ static char *hwloc_env(void) {
 }
 
 char *mpibind_auto_machine_key(void) {
+  return mpibind_auto_machine_key_with(NULL);
+}
+
+char *mpibind_auto_machine_key_with(const char *online_read) {
   static const char *const cpus_files[] = {"cpuset.effective_cpus",
                                            "cpuset.cpus.effective",
                                            "cpuset.cpus", NULL};
@@ -149,11 +153,12 @@ char *mpibind_auto_machine_key(void) {
   host[sizeof host - 1] = '\0';
   helper = file_identity(mpibind_auto_helper_path());
   library = file_identity(mpibind_auto_helper_library_path());
-  boot = read_text("/proc/sys/kernel/random/boot_id");
-  cpuset = read_text("/proc/self/cpuset");
+  boot = mpibind_auto_read_line("/proc/sys/kernel/random/boot_id");
+  cpuset = mpibind_auto_read_line("/proc/self/cpuset");
   cpus = cpuset ? read_cgroup_value(cpuset, cpus_files) : NULL;
   mems = cpuset ? read_cgroup_value(cpuset, mems_files) : NULL;
-  online = read_text("/sys/devices/system/cpu/online");
+  online = online_read ? strdup(online_read)
+                       : mpibind_auto_read_line("/sys/devices/system/cpu/online");
   env = hwloc_env();
 
   key = helper && library && boot && cpuset && cpus && mems && online && env

@@ -29,6 +29,14 @@ extern const char *const mpibind_auto_how_names[4];
  * process's cpuset cgroup and its CPUs and memories, online CPUs,
  * HWLOC_* variables.  NULL when out of memory or without a host name. */
 char *mpibind_auto_machine_key(void);
+/* The same with the online CPUs as the caller read them already
+ * (mpibind_auto_read_line of /sys/devices/system/cpu/online; NULL: read
+ * them): each read of a system file costs a task some 5 us. */
+char *mpibind_auto_machine_key_with(const char *online);
+
+/* A small system file as one line (newlines inside made ';', trailing
+ * blanks removed), malloc'ed; "" when unreadable, NULL out of memory. */
+char *mpibind_auto_read_line(const char *path);
 
 /* The topology cache file's name for this machine key,
  * "topo-<16 hex digits>.xml" (malloc'ed, NULL out of memory). */

@@ -345,7 +345,7 @@ int mpibind_auto_node_share(struct mpibind_auto_inputs *in, int local,
                             int want_report, mpibind_auto_map_f map,
                             void *ctx, struct mpibind_auto_share *s,
                             int *how, char **gpu_what, char **error) {
-  char *machine = mpibind_auto_machine_key();
+  char *machine = mpibind_auto_machine_key_with(in->online);
   struct nodemap_ctx c = {in, local, want_report, map, ctx, machine, NULL,
                           s, gpu_what, {NULL, 0, 0, NULL}};
   int rc;
