@@ -7,6 +7,8 @@
  * base 0, and clamps what overflows; every one of these made a value mean
  * something else than what was typed.
  */
+#include <string.h>
+
 #include "mb_text.h"
 
 int mb_parse_decimal(const char *s, size_t len, long long min, long long max,
@@ -40,5 +42,14 @@ int mb_parse_decimal(const char *s, size_t len, long long min, long long max,
   if (v < min || v > max)
     return -1;
   *out = v;
+  return 0;
+}
+
+int mb_take_decimal(const char **p, long long max, long long *out)
+{
+  size_t n = strspn(*p, "0123456789");
+  if (mb_parse_decimal(*p, n, 0, max, out) != 0)
+    return -1;
+  *p += n;
   return 0;
 }

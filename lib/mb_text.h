@@ -20,6 +20,13 @@
 int mb_parse_decimal(const char *s, size_t len, long long min, long long max,
                      long long *out);
 
+/* The decimal number made of the digits at *p (no sign, no blank), in
+ * [0, max], by the rule above: 0 with *out and *p moved past the digits,
+ * or -1 (*p unchanged) when there is no digit or the value is out of
+ * range.  For lists that put numbers between other characters ("2(x3),1",
+ * "0-3,8"). */
+int mb_take_decimal(const char **p, long long max, long long *out);
+
 /* A copy of s where each control character (and DEL) is written as a C
  * escape (\n, \r, \t, \xHH): a message that echoes a user's value stays
  * the one line it promises.  NULL when out of memory (or s is NULL). */

@@ -121,11 +121,9 @@ void mpibind_auto_cpuset_and(struct mpibind_auto_cpuset *dst,
 
 /* The decimal index at *p (its digits only), advancing *p past it. */
 static int take_index(const char **p, unsigned *id) {
-  size_t n = strspn(*p, "0123456789");
   long long v;
-  if (mb_parse_decimal(*p, n, 0, INT_MAX, &v) != 0)
+  if (mb_take_decimal(p, INT_MAX, &v) != 0)
     return -1;
-  *p += n;
   *id = (unsigned)v;
   return 0;
 }

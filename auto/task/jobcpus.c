@@ -52,15 +52,14 @@ int mpibind_auto_online_cpus(struct mpibind_auto_cpuset *s, char **text) {
   return rc;
 }
 
-/* The smallest entry of Slurm's "N(xM),K" counts, or -1 when malformed. */static long slurm_min_count(const char *spec) {
+/* The smallest entry of Slurm's "N(xM),K" counts, or -1 when malformed. */
+static long slurm_min_count(const char *spec) {
   long min = -1;
   const char *p = spec;
   while (p && *p) {
-    size_t digits = strspn(p, "0123456789");
     long long n;
-    if (mb_parse_decimal(p, digits, 0, INT_MAX, &n) != 0)
+    if (mb_take_decimal(&p, INT_MAX, &n) != 0)
       return -1;
-    p += digits;
     if (*p == '(') {
       const char *close = strchr(p, ')');
       if (close == NULL)

@@ -54,11 +54,9 @@ static int parse_nonneg(const char *s, int *out) {
 
 /* The decimal int >= 0 at *p (its digits only); advances *p past them. */
 static int take_count(const char **p, long *out) {
-  size_t n = strspn(*p, "0123456789");
   long long v;
-  if (mb_parse_decimal(*p, n, 0, INT_MAX, &v) != 0)
+  if (mb_take_decimal(p, INT_MAX, &v) != 0)
     return -1;
-  *p += n;
   *out = (long)v;
   return 0;
 }
