@@ -16,19 +16,16 @@ processes (the launcher's daemons) are not theirs.
 """
 
 import os
-import re
 import shutil
 
 import pytest
 
 from launchlib import cfg, have, launch
+from mpibind_testutil import NOT_IN_APPLICATION as FORBIDDEN
+from mpibind_testutil import TRACE_LINE_RE as TRACE_RE
+from mpibind_testutil import ld_debug_loads as loads
 
 LAUNCHER_BIN = {"openmpi": "mpirun.openmpi", "mpich": "mpiexec.mpich"}
-FORBIDDEN = re.compile(r"(libhwloc|libmpibind\.so|libudev|libxml2|/hwloc_)")
-LOAD_RE = re.compile(r"^\s*(\d+):\s+file=(\S+)\s+\[\d+\];\s+"
-                     r"(?:needed by|dynamically loaded by)\s+(\S+)")
-TRACE_RE = re.compile(r"^host=\S+ pid=(\d+) task=(\d+)/(\d+) "
-                      r"topology=(\w+) bound=([01]) cpus=(\S*)$")
 TRUE = shutil.which("true") or "/bin/true"
 NRANKS = 2
 
@@ -36,16 +33,6 @@ NRANKS = 2
 def need(launcher):
     if not have(LAUNCHER_BIN[launcher]):
         pytest.skip(f"{LAUNCHER_BIN[launcher]} is not installed")
-
-
-def loads(stderr):
-    """pid -> [(file, loaded by)] from LD_DEBUG=files."""
-    out = {}
-    for line in stderr.splitlines():
-        m = LOAD_RE.match(line)
-        if m:
-            out.setdefault(int(m[1]), []).append((m[2], m[3]))
-    return out
 
 
 def traced_launch(launcher, prog, tmp, cache):

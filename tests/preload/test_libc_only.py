@@ -25,18 +25,15 @@ import sys
 
 import pytest
 
-from mpibind_testutil import parse_list
+from mpibind_testutil import NOT_IN_APPLICATION as FORBIDDEN
+from mpibind_testutil import TRACE_LINE_RE as TRACE_RE
+from mpibind_testutil import ld_debug_loads, parse_list
 
 PRELOAD_LIST = os.environ["MPIBIND_TEST_PRELOAD"].split()
 PRELOAD = PRELOAD_LIST[-1]  # after the sanitizer runtimes, if any
 DROP = ("OMPI_", "PMIX_", "PMI_", "SLURM_", "FLUX_", "PALS_", "MV2_",
         "MPI_LOCAL", "HYDRA_", "PRTE_", "MPIBIND", "OMP_", "GOMP_", "CUDA_",
         "ROCR_", "HIP_", "ZE_", "LD_PRELOAD", "LD_DEBUG", "HWLOC_")
-FORBIDDEN = re.compile(r"(libhwloc|libmpibind\.so|libudev|libxml2|/hwloc_)")
-LOAD_RE = re.compile(r"^\s*(\d+):\s+file=(\S+)\s+\[\d+\];\s+"
-                     r"(?:needed by|dynamically loaded by)\s+(\S+)")
-TRACE_RE = re.compile(r"^host=\S+ pid=(\d+) task=(\d+)/(\d+) "
-                      r"topology=(\w+) bound=([01]) cpus=(\S*)$")
 TRUE = shutil.which("true") or "/bin/true"
 
 
@@ -49,12 +46,8 @@ def clean_env(**extra):
 def loads_of(stderr, pid=None):
     """(pid, file, loaded by) of every object LD_DEBUG=files saw loaded,
     for one process or all."""
-    out = []
-    for line in stderr.splitlines():
-        m = LOAD_RE.match(line)
-        if m and (pid is None or int(m[1]) == pid):
-            out.append((int(m[1]), m[2], m[3]))
-    return out
+    return [(p, f, by) for p, seen in ld_debug_loads(stderr).items()
+            if pid is None or p == pid for f, by in seen]
 
 
 def run(tmp, env, argv=(TRUE,)):

@@ -15,12 +15,12 @@ What they pin down (auto/README.md, "The helper"; docs/interfaces.md):
 - on this machine, task 0 of 1 gets every CPU the caller may use.
 """
 import os
-import re
 import subprocess
 import sys
 
 import pytest
 
+from mpibind_testutil import TRACE_LINE_RE as TRACE_RE
 from mpibind_testutil import parse_list
 
 HELPER = os.environ["MPIBIND_TEST_HELPER"]
@@ -30,8 +30,6 @@ LASSEN = os.path.join(TOPOS, "coral-lassen.xml")
 DROP = ("OMPI_", "PMIX_", "PMI_", "SLURM_", "FLUX_", "PALS_", "MV2_",
         "MPI_LOCAL", "HYDRA_", "PRTE_", "MPIBIND", "OMP_", "GOMP_", "CUDA_",
         "ROCR_", "HIP_", "ZE_", "LD_PRELOAD")
-TRACE_RE = re.compile(r"^host=\S+ pid=(\d+) task=(\d+)/(\d+) "
-                      r"topology=(\w+) bound=([01]) cpus=(\S*)$")
 
 # docs/algorithm.md, coral-lassen.xml, 4 tasks: (nthreads, cpus, gpus)
 LASSEN_4 = [(10, set(range(8, 48, 4)), "0"), (10, set(range(48, 88, 4)), "1"),

@@ -1,10 +1,12 @@
 """Helpers shared by the pytest suites (python, cli, preload, launch,
 slurm), put on PYTHONPATH by meson: the hwloc list syntax written here
 independently of hwloc and of the library, the report line of
-docs/algorithm.md, and the worked examples of docs/algorithm.md read from
-their one data file, tests/data/worked-examples.tsv.
+docs/algorithm.md, the worked examples of docs/algorithm.md read from
+their one data file, tests/data/worked-examples.tsv, and what a process
+loaded as LD_DEBUG=files shows it.
 """
 import os
+import re
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
                     "data")
@@ -106,3 +108,30 @@ def worked_examples(path=WORKED_EXAMPLES):
             assert len(nth) == len(cpus) == len(gpus) == n, line
             out.append(Example(row["topology"], inputs, nth, cpus, gpus))
     return out
+
+
+# LD_DEBUG=files: "  PID:  file=NAME [0];  needed by OBJ [0]" (or
+# "dynamically loaded by OBJ") for each object a process loads.
+LD_DEBUG_LOAD_RE = re.compile(r"^\s*(\d+):\s+file=(\S+)\s+\[\d+\];\s+"
+                              r"(?:needed by|dynamically loaded by)\s+(\S+)")
+
+# What the automatic binding never loads into the application's process
+# (auto/README.md, "Two floors"): hwloc, libmpibind, their dependencies,
+# hwloc's plugins.
+NOT_IN_APPLICATION = re.compile(
+    r"(libhwloc|libmpibind\.so|libudev|libxml2|/hwloc_)")
+
+
+def ld_debug_loads(stderr):
+    """{pid: [(file, loaded by)]} from LD_DEBUG=files output."""
+    out = {}
+    for line in stderr.splitlines():
+        m = LD_DEBUG_LOAD_RE.match(line)
+        if m:
+            out.setdefault(int(m[1]), []).append((m[2], m[3]))
+    return out
+
+
+# An MPIBIND_TRACE line: (pid, task, count, topology, bound, cpus).
+TRACE_LINE_RE = re.compile(r"^host=\S+ pid=(\d+) task=(\d+)/(\d+) "
+                           r"topology=(\w+) bound=([01]) cpus=(\S*)$")
