@@ -377,8 +377,12 @@ int main(int argc, char **argv) {
     return discover();
   if (argc == 3 && strcmp(argv[1], "--check") == 0)
     return check(argv[2]);
-  if (parse_options(argc, argv, &o) == 0)
-    return o.map ? map(&o) : share(&o);
+  if (parse_options(argc, argv, &o) == 0) {
+    int rc = o.map ? map(&o) : share(&o);
+    free(o.gpu);
+    return rc;
+  }
+  free(o.gpu);
   fprintf(stderr, "usage: mpibind-discover [--check FILE | --map --ntasks N "
                   "[--source VAR] [--launcher PID] [--gpu NAME=LIST]... "
                   "[--draw PATH] | --share --task I --ntasks N [--source VAR] "
