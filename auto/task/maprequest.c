@@ -145,6 +145,14 @@ static void read_answer(const char *out, size_t len, struct answer *a) {
   }
 }
 
+/* The helper exited with status 0, or its status was lost to the
+ * program's SIGCHLD handler (then the answer decides: a body says its
+ * length first, so a whole one is a finished answer). */
+static int exited_well(const struct mpibind_auto_helper_output *o) {
+  return o->status == -1 ||
+         (WIFEXITED(o->status) && WEXITSTATUS(o->status) == 0);
+}
+
 /* Runs a request; 0 with the helper's output and what it says, or -1
  * with *error (the helper could not run, or it failed: *error says how). */
 static int ask(const struct mpibind_auto_inputs *in, const char *draw,
@@ -166,8 +174,7 @@ static int ask(const struct mpibind_auto_inputs *in, const char *draw,
   if (a->failed && !o->timed_out) {
     *error = mpibind_auto_strdupf("%.*s", (int)a->failed_len, a->failed);
     rc = -1;
-  } else if (o->timed_out || o->status == -1 || !WIFEXITED(o->status) ||
-             WEXITSTATUS(o->status) != 0 || (!draw && !a->has_body)) {
+  } else if (o->timed_out || (!draw && !a->has_body) || !exited_well(o)) {
     *error = mpibind_auto_helper_problem(a->step, "MPIBIND_TOPOFILE",
                                          in->t->topofile, o);
     rc = -1;

@@ -12,7 +12,9 @@ What they pin down (auto/README.md, "Two floors"; docs/interfaces.md):
   check sees them there);
 - a program linked against its own libhwloc.so.5 (a stand-in built here
   that answers as hwloc 1.11) is bound under the preload, and its own
-  hwloc calls still reach its own library.
+  hwloc calls still reach its own library;
+- the task floor's sources (auto/task/) include no header but their own,
+  lib/'s libc-only ones and system headers other than hwloc's.
 
 Real processes, the real preload and helper, a real compiler for the
 stand-in.
@@ -121,6 +123,46 @@ def test_the_helper_does_load_them(tmp_path):
     found = {f for _, f, _ in loads_of(p.stderr) if FORBIDDEN.search(f)}
     assert any("libhwloc" in f for f in found), found
     assert any("libmpibind.so" in f for f in found), found
+
+
+def test_rank_that_ignores_sigchld_still_maps(tmp_path):
+    """A program that starts with SIGCHLD ignored (inherited through exec)
+    reaps no child: the helper's exit status is lost, and its whole answer
+    still counts."""
+    import signal
+    trace = tmp_path / "trace"
+    p = subprocess.run(
+        [TRUE], env=clean_env(MPI_LOCALRANKID="0", MPI_LOCALNRANKS="2",
+                              MPIBIND_CACHE_DIR=str(tmp_path / "cache"),
+                              MPIBIND_TRACE=str(trace),
+                              LD_PRELOAD=" ".join(PRELOAD_LIST)),
+        preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN),
+        capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    (t,) = [TRACE_RE.match(l) for l in open(trace).read().splitlines()]
+    assert (t[4], t[5]) == ("discovered", "1"), t[0]
+
+
+SOURCE_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                           os.pardir, os.pardir)
+
+
+def test_task_floor_includes_only_libc_pieces():
+    task = os.path.join(SOURCE_ROOT, "auto", "task")
+    own = {f for f in os.listdir(task) if f.endswith(".h")}
+    allowed = own | {"mb_text.h", "mb_gpuvar_table.h", "mb_threads.h",
+                     "mpibind_version.h"}
+    seen = set()
+    for name in sorted(os.listdir(task)):
+        if not name.endswith((".c", ".h")):
+            continue
+        text = open(os.path.join(task, name)).read()
+        quoted = set(re.findall(r'^#include "([^"]+)"', text, re.M))
+        system = set(re.findall(r"^#include <([^>]+)>", text, re.M))
+        assert quoted <= allowed, (name, quoted - allowed)
+        assert not [h for h in system if "hwloc" in h], (name, system)
+        seen |= quoted
+    assert "mb_text.h" in seen and "cpuset.h" in seen, seen
 
 
 STANDIN = r"""
