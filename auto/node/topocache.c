@@ -164,18 +164,18 @@ static int topology(mpibind_t *h, const struct mpibind_auto_tuning *t,
     dirfd = mpibind_auto_cache_dirfd();
   ctx.key = key;
   rc = key ? mpibind_auto_once(dirfd, name, &ops, &ctx, &made, error) : -1;
-  if (dirfd >= 0)
-    close(dirfd);
   if (rc == 0) {
     *how = made ? MPIBIND_TOPO_DISCOVERED : MPIBIND_TOPO_CACHE;
     if (identity)
-      *identity = mpibind_auto_topology_identity(t, machine);
+      *identity = mpibind_auto_topology_identity(t, machine, dirfd);
   } else if (!made && *error != NULL) {
     char *e = mpibind_auto_strdupf("%s (a failure of this node's first task)",
                                    *error);
     free(*error);
     *error = e;
   }
+  if (dirfd >= 0)
+    close(dirfd);
   free(machine);
   free(key);
   free(name);

@@ -198,7 +198,7 @@ char *mpibind_auto_topology_cache_name(const char *machine) {
 }
 
 char *mpibind_auto_topology_identity(const struct mpibind_auto_tuning *t,
-                                     const char *machine) {
+                                     const char *machine, int dirfd) {
   struct stat st;
   if (t->topofile) {
     if (stat(t->topofile, &st) != 0)
@@ -210,11 +210,12 @@ char *mpibind_auto_topology_identity(const struct mpibind_auto_tuning *t,
         (long)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec);
   }
   char *name = mpibind_auto_topology_cache_name(machine);
-  int dirfd = name ? mpibind_auto_cache_dirfd() : -1;
+  int own = dirfd < 0 && name ? mpibind_auto_cache_dirfd() : -1;
+  int dir = dirfd >= 0 ? dirfd : own;
   char *id;
   /* the times include the change time: a file replaced, renamed into
    * place, made writable by others or given away is another file */
-  if (dirfd >= 0 && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+  if (name && dir >= 0 && fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
     id = mpibind_auto_strdupf("topology=%s %ju %jd %ld.%09ld %ld.%09ld", name,
                               (uintmax_t)st.st_ino, (intmax_t)st.st_size,
                               (long)st.st_mtim.tv_sec,
@@ -223,8 +224,8 @@ char *mpibind_auto_topology_identity(const struct mpibind_auto_tuning *t,
                               (long)st.st_ctim.tv_nsec);
   else
     id = name ? mpibind_auto_strdupf("topology=%s none", name) : NULL;
-  if (dirfd >= 0)
-    close(dirfd);
+  if (own >= 0)
+    close(own);
   free(name);
   return id;
 }

@@ -45,8 +45,9 @@ char *mpibind_auto_topology_cache_name(const char *machine);
 /* What the node's mapping must be recomputed for when it changes, one
  * line: MPIBIND_TOPOFILE's identity (path, device, inode, size, times),
  * or the topology cache file's (name, inode, size, times; "none" when
- * there is none).  malloc'ed, NULL out of memory. */
+ * there is none) in the cache directory dirfd (-1: opened here).
+ * malloc'ed, NULL out of memory. */
 char *mpibind_auto_topology_identity(const struct mpibind_auto_tuning *t,
-                                     const char *machine);
+                                     const char *machine, int dirfd);
 
 #endif

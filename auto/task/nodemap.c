@@ -187,6 +187,7 @@ struct nodemap_ctx {
   mpibind_auto_map_f map;
   void *map_ctx;
   const char *machine;
+  int dirfd;      /* the cache directory, or -1 */
   char *stable;   /* the key up to the topology cache's identity */
   struct mpibind_auto_share *share;
   char **gpu_what;
@@ -283,7 +284,8 @@ static char *nodemap_key(void *vctx) {
   if (!c->in->t->topofile)
     topo = c->answer.topology
                ? c->answer.topology
-               : (now = mpibind_auto_topology_identity(c->in->t, c->machine));
+               : (now = mpibind_auto_topology_identity(c->in->t, c->machine,
+                                                       c->dirfd));
   key = topo ? mpibind_auto_strdupf("%s%s\n" END, c->stable, topo) : NULL;
   free(now);
   return key;
@@ -296,7 +298,7 @@ static char *stable_key(const struct mpibind_auto_inputs *in,
                         const char *machine) {
   char *inputs = mpibind_auto_inputs_key(in), *file = NULL, *key;
   if (in->t->topofile &&
-      (file = mpibind_auto_topology_identity(in->t, machine)) == NULL) {
+      (file = mpibind_auto_topology_identity(in->t, machine, -1)) == NULL) {
     free(inputs);
     return NULL;
   }
@@ -313,22 +315,24 @@ static int share_once(struct nodemap_ctx *c, int *how, char **error) {
   static const struct mpibind_auto_once ops = {nodemap_key, nodemap_use,
                                                nodemap_make};
   char *name = NULL;
-  int dirfd = -1, made = 0, rc;
+  int made = 0, rc;
+  c->dirfd = -1;
   c->stable = stable_key(c->in, c->machine);
   if (c->stable) {
     name = mpibind_auto_strdupf("map-%016llx.txt",
                                 (unsigned long long)mpibind_auto_hash(c->stable));
     if (name)
-      dirfd = mpibind_auto_cache_dirfd();
+      c->dirfd = mpibind_auto_cache_dirfd();
   }
   if (c->stable == NULL || name == NULL) {
     *error = mpibind_auto_strdupf("out of memory");
     rc = -1;
   } else {
-    rc = mpibind_auto_once(dirfd, name, &ops, c, &made, error);
+    rc = mpibind_auto_once(c->dirfd, name, &ops, c, &made, error);
   }
-  if (dirfd >= 0)
-    close(dirfd);
+  if (c->dirfd >= 0)
+    close(c->dirfd);
+  c->dirfd = -1;
   *how = made ? c->answer.how
          : c->in->t->topofile ? MPIBIND_TOPO_FILE
                               : MPIBIND_TOPO_CACHE;
@@ -346,8 +350,8 @@ int mpibind_auto_node_share(struct mpibind_auto_inputs *in, int local,
                             void *ctx, struct mpibind_auto_share *s,
                             int *how, char **gpu_what, char **error) {
   char *machine = mpibind_auto_machine_key_with(in->online);
-  struct nodemap_ctx c = {in, local, want_report, map, ctx, machine, NULL,
-                          s, gpu_what, {NULL, 0, 0, NULL}};
+  struct nodemap_ctx c = {in, local, want_report, map, ctx, machine, -1,
+                          NULL, s, gpu_what, {NULL, 0, 0, NULL}};
   int rc;
   memset(s, 0, sizeof *s);
   *error = NULL;
