@@ -24,13 +24,13 @@
  *   OMP_NUM_THREADS        the nthreads input (kept as the user set it)
  *   CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES,
  *   ZE_AFFINITY_MASK       when set at launch: the GPU allocation
- *   MPIBIND_CACHE_DIR      where the per-node topology cache lives
- *                          (default $XDG_RUNTIME_DIR/mpibind or
+ *   MPIBIND_CACHE_DIR      where the per-node topology and mapping cache
+ *                          lives (default $XDG_RUNTIME_DIR/mpibind or
  *                          /tmp/mpibind-<uid>)
  *   MPIBIND_TRACE          regular file to which each applying process
  *                          appends one line (see below)
- *   MPIBIND_DISCOVERY_TIMEOUT  seconds the discovery helper may take
- *                          (default 10)
+ *   MPIBIND_DISCOVERY_TIMEOUT  seconds the helper (discovery, mapping)
+ *                          may take (default 10)
  *
  * MPIBIND_TRACE line, written with a single O_APPEND write:
  *   host=<hostname> pid=<pid> task=<local>/<count>
@@ -58,12 +58,15 @@ extern "C" {
 /*
  * Does, for the calling process, what the preload does at load time:
  * reads the tuning environment, finds the node-local task number and task
- * count from the launcher's variables, computes the node's mapping within
- * the job's CPUs on this node, binds the whole process (all threads) to
- * the task's CPUs and checks the kernel's mask, exports the task's
- * variables (OMP_NUM_THREADS, OMP_PLACES, OMP_PROC_BIND, *_VISIBLE_DEVICES,
- * CUDA_DEVICE_ORDER), calls omp_set_num_threads when an OpenMP runtime is
- * loaded, and sets MPIBIND_APPLIED=1.
+ * count from the launcher's variables, takes the task's share of the
+ * node's mapping within the job's CPUs on this node (from the node
+ * mapping file; on the node's first task the helper mpibind-discover maps
+ * the node, in a child process: nothing here loads hwloc or libmpibind),
+ * binds the whole process (all threads) to the task's CPUs and checks the
+ * kernel's mask, exports the task's variables (OMP_NUM_THREADS,
+ * OMP_PLACES, OMP_PROC_BIND, *_VISIBLE_DEVICES, CUDA_DEVICE_ORDER), calls
+ * omp_set_num_threads when an OpenMP runtime is loaded, and sets
+ * MPIBIND_APPLIED=1.
  *
  * standalone != 0: without launcher variables the process is task 0 of 1
  * (the wrapper run directly); standalone == 0: without launcher variables
