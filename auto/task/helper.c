@@ -47,15 +47,21 @@ extern char **environ;
 #define MAX_TIMEOUT_SECONDS 86400
 
 /* The path of the object this code is linked into (the preload, the
- * command, the helper, the Slurm plugin), into buf; NULL when unknown. */
-static const char *this_object(char *buf, size_t size) {
+ * command, the helper, the Slurm plugin), malloc'ed; NULL when unknown.
+ * (An executable's name from dladdr may be relative: then the kernel's.) */
+static char *this_object(void) {
   Dl_info info;
+  char *buf;
+  ssize_t n;
   if (dladdr((void *)&this_object, &info) != 0 && info.dli_fname != NULL &&
       info.dli_fname[0] == '/')
-    return info.dli_fname;
-  ssize_t n = readlink("/proc/self/exe", buf, size - 1);
-  if (n <= 0)
+    return strdup(info.dli_fname);
+  buf = malloc(PATH_MAX);
+  n = buf ? readlink("/proc/self/exe", buf, PATH_MAX - 1) : -1;
+  if (n <= 0) {
+    free(buf);
     return NULL;
+  }
   buf[n] = '\0';
   return buf;
 }
@@ -66,10 +72,10 @@ static int in_build_tree(void) {
   static const char root[] = MPIBIND_BUILD_ROOT "/";
   static int known, inside;
   if (!known) {
-    char self[4096];
-    const char *where = this_object(self, sizeof self);
+    char *where = this_object();
     inside = where != NULL && strncmp(where, root, sizeof root - 1) == 0;
     known = 1;
+    free(where);
   }
   return inside;
 }
@@ -91,12 +97,13 @@ static int find_libmpibind(struct dl_phdr_info *info, size_t size,
 
 static const char *package_dir(void) {
   static char dir[PATH_MAX];
-  char self[4096];
-  const char *where, *slash;
+  char *where, *slash;
   if (dir[0] == '\0' && dl_iterate_phdr(find_libmpibind, dir) == 0 &&
-      (where = this_object(self, sizeof self)) != NULL &&
-      (slash = strrchr(where, '/')) != NULL)
-    snprintf(dir, sizeof dir, "%.*s", (int)(slash - where), where);
+      (where = this_object()) != NULL) {
+    if ((slash = strrchr(where, '/')) != NULL)
+      snprintf(dir, sizeof dir, "%.*s", (int)(slash - where), where);
+    free(where);
+  }
   return dir;
 }
 
