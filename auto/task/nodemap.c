@@ -215,21 +215,24 @@ static int use_body(struct nodemap_ctx *c, const struct body *b) {
   static const char keep[] = MPIBIND_AUTO_NODEMAP_KEEP;
   char head[HEXW + 1], *end, *rec;
   int nrec = c->in->ntasks + EXTRA, slot;
-  if (body_read(b, head, HEXW, 0) != 0)
+  size_t n = b->len < HEXW ? b->len : HEXW;
+  if (body_read(b, head, n, 0) != 0)
     return 0;
-  head[HEXW] = '\0';
+  head[n] = '\0';
   if (strncmp(head, keep, sizeof keep - 1) == 0) {
-    char *why = calloc(1, b->len + 1);
-    if (why == NULL || body_read(b, why, b->len, 0) != 0) {
+    /* one line, written by the helper: a bounded part is read */
+    size_t len = b->len < 4096 ? b->len : 4096;
+    char *why = calloc(1, len + 1);
+    if (why == NULL || body_read(b, why, len, 0) != 0) {
       free(why);
       return 0;
     }
-    memmove(why, why + sizeof keep - 1, b->len - (sizeof keep - 1) + 1);
+    memmove(why, why + sizeof keep - 1, len - (sizeof keep - 1) + 1);
     why[strcspn(why, "\n")] = '\0';
     c->share->keep = why;
     return 1;
   }
-  if (strtoull(head, &end, 16) != (unsigned long long)nrec ||
+  if (n < HEXW || strtoull(head, &end, 16) != (unsigned long long)nrec ||
       end != head + HEXW - 1)
     return 0;
   slot = pick_slot(c, b, nrec);
