@@ -22,7 +22,9 @@ What is measured, per launcher and rank count N:
      MPI_Finalize), with the preload and without, interleaved (with,
      without, with, without, ...) so that slow drifts of this noisy VM hit
      both series alike; each launch is timed from the launcher's start to
-     its exit (wall clock, monotonic).  Reported: the median of each series,
+     its exit (wall clock, monotonic).  The preload is given to the ranks
+     only (mpirun -x LD_PRELOAD=..., mpiexec -genv LD_PRELOAD ...), and
+     Open MPI's own binding is off (--bind-to none) in both series.  Reported: the median of each series,
      the ratio of medians with/without (target: <= 1.02, i.e. the preload
      adds at most 2% to a launch), the spread of the baseline (median
      absolute deviation / median: a ratio closer to 1 than this is within
@@ -61,11 +63,23 @@ TARGET_COLD_DISCOVERIES = 1  # exactly, per node
 TARGET_WARM_DISCOVERIES = 0
 
 LAUNCHERS = {
-    # name: (launcher command prefix before the rank count, program option)
+    # name: (launcher command prefix before the rank count, program option).
+    # Open MPI's own binding is off (--bind-to none), so that the ratio
+    # measures mpibind's binding, not the sum of both.
     "ompi": (["mpirun.openmpi", "--allow-run-as-root", "--oversubscribe",
-              "-np"], "ompi_prog"),
+              "--bind-to", "none", "-np"], "ompi_prog"),
     "mpich": (["mpiexec.mpich", "-n"], "mpich_prog"),
 }
+
+
+def ranks_only(cmd, preload):
+    """cmd with the preload given to the ranks only (Open MPI's -x, MPICH's
+    -genv), not to the launcher and its daemons: what a user's job script
+    does, and what the ratio is about."""
+    prog = cmd[-1]
+    if cmd[0].startswith("mpirun"):
+        return cmd[:-1] + ["-x", "LD_PRELOAD=" + preload, prog]
+    return cmd[:-1] + ["-genv", "LD_PRELOAD", preload, prog]
 
 
 def die(msg):
@@ -170,7 +184,7 @@ class Runner:
         self.nlaunch += 1
         trace = os.path.join(self.tmpdir, "trace.%d" % self.nlaunch)
         e = dict(env)
-        e["LD_PRELOAD"] = os.path.abspath(self.args.preload)
+        cmd = ranks_only(cmd, os.path.abspath(self.args.preload))
         e["MPIBIND_TRACE"] = trace
         if self.cache_dir != default_cache_dir():
             e["MPIBIND_CACHE_DIR"] = self.cache_dir

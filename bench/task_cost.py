@@ -1,34 +1,39 @@
 #!/usr/bin/python3
-"""task_cost.py - what the preload costs one task, as the node grows.
+"""task_cost.py - what the preload costs one process, as the node grows.
 
 Run by hand (from the source root, after `meson compile -C build`):
-  /usr/bin/python3 bench/task_cost.py --preload build/preload/libmpibind-preload.so
+  /usr/bin/python3 bench/task_cost.py \\
+      --preload build/preload/libmpibind-preload.so \\
+      --noop build/bench/libnoop-preload.so \\
+      [--baseline-preload OTHER/libmpibind-preload.so]
 or with the other benchmarks:
   meson test -C build --benchmark --verbose task-cost
-Options: --pus 256,512,1024,2048,4096,8192, --ntasks 64, --reps 60,
---first-reps 3.
+Options: --pus 256,512,1024,2048,4096,8192, --ntasks 64, --reps 200 (left
+alone), --warm-reps 100, --first-reps 5.
 
-Synthetic nodes of P PUs (hwloc's synthetic description
-"pack:2 numa:4 l3:8 core:P/128 pu:2", exported as XML by
-lstopo-no-graphics) are given to the preload with MPIBIND_TOPOFILE and
-MPIBIND=dryrun (a foreign node: mapped and exported, not bound).  For
-each size, /bin/true is started as task i of --ntasks (MPICH's
-variables, so the preload applies at load) in interleaved series:
+Every figure is the median CPU time (user + system, from wait4: the
+process and the children it waited for, the helper included) of /bin/true
+started under a preload, minus the median of the same runs under a no-op
+preload (a library whose constructor does nothing: what the loader
+charges for any preload), the series interleaved so that drifts of this
+noisy machine hit them alike.  --baseline-preload adds the same series for
+another build of the preload (e.g. the previous commit's), in the same
+run, for a before/after comparison on one machine.
 
-  without  no preload;
-  warm     the preload, the node's mapping already computed by its first
-           task (what every other task of a launch pays: read its own
-           record of the node's mapping file);
-  first    the preload with the node's mapping file removed first (what
-           the node's first task pays: check the file in the helper,
-           parse it, map the node, write the mapping; before the node
-           mapping file existed, every task paid about this).
+  left alone  a process that is no rank (no launcher variables), and a
+              rank with MPIBIND=off (target: at most +0.02 ms each);
+  warm        a rank whose node is mapped already (its first task wrote
+              the node mapping file): synthetic nodes of P PUs (hwloc's
+              "pack:2 numa:4 l3:8 core:P/128 pu:2", MPIBIND_TOPOFILE,
+              MPIBIND=dryrun, task i of --ntasks), target at most +0.10 ms
+              and flat from 256 to 8192 PUs;
+  first       the node's first rank on a cold node (its mapping file
+              removed first): the helper parses the file and maps the
+              node; target at most +100 ms at 8192 PUs, and no slower than
+              the baseline.
 
-Reported per size: median CPU time (user + system, from wait4) of each
-series, the added CPU of a warm task (warm - without), and its growth per
-doubling of the node (target: flat, i.e. about 1.0, and at most 2 ms at
-8192 PUs).  Figures only: nothing here fails on a missed target (it
-prints MISS); a missing program or a failing run exits 1.
+Figures only: a missed target prints MISS (the exit status stays 0); a
+missing program or a failing run exits 1.
 """
 
 import argparse
@@ -39,7 +44,10 @@ import subprocess
 import sys
 import tempfile
 
-TARGET_MS = 2.0
+TARGET_ALONE_MS = 0.02
+TARGET_WARM_MS = 0.10
+TARGET_FIRST_MS = 100.0
+TRUE = shutil.which("true") or "/bin/true"
 
 
 def die(msg):
@@ -50,14 +58,22 @@ def die(msg):
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--preload", required=True, help="libmpibind-preload.so")
+    p.add_argument("--noop", required=True,
+                   help="a preload whose constructor does nothing (the floor)")
+    p.add_argument("--baseline-preload",
+                   help="another build of libmpibind-preload.so, measured "
+                   "alike in the same run")
     p.add_argument("--pus", default="256,512,1024,2048,4096,8192",
                    help="node sizes in PUs, multiples of 128")
     p.add_argument("--ntasks", type=int, default=64,
                    help="tasks on the node (default 64)")
-    p.add_argument("--reps", type=int, default=60,
-                   help="runs per series for without/warm (default 60)")
-    p.add_argument("--first-reps", type=int, default=3,
-                   help="runs of the node's first task per size (default 3)")
+    p.add_argument("--reps", type=int, default=200,
+                   help="runs per series of the processes left alone "
+                   "(default 200)")
+    p.add_argument("--warm-reps", type=int, default=100,
+                   help="runs per series of warm ranks per size (default 100)")
+    p.add_argument("--first-reps", type=int, default=5,
+                   help="runs of the node's first rank per size (default 5)")
     a = p.parse_args()
     try:
         a.pus = [int(x) for x in a.pus.split(",")]
@@ -65,27 +81,47 @@ def parse_args():
         p.error("--pus '%s': expected integers separated by commas" % a.pus)
     if not a.pus or any(n < 128 or n % 128 for n in a.pus):
         p.error("--pus: expected multiples of 128")
-    if a.ntasks < 2 or a.reps < 1 or a.first_reps < 0:
-        p.error("--ntasks >= 2, --reps >= 1, --first-reps >= 0 expected")
-    if not os.path.isfile(a.preload):
-        die("--preload '%s': no such file (build it first)" % a.preload)
+    if a.ntasks < 2 or a.reps < 1 or a.warm_reps < 1 or a.first_reps < 1:
+        p.error("--ntasks >= 2, --reps, --warm-reps, --first-reps >= 1 "
+                "expected")
+    for opt in ("preload", "noop", "baseline_preload"):
+        path = getattr(a, opt)
+        if path is not None:
+            if not os.path.isfile(path):
+                die("--%s '%s': no such file (build it first)"
+                    % (opt.replace("_", "-"), path))
+            setattr(a, opt, os.path.abspath(path))
     return a
 
 
-def cpu_of(argv, env):
-    """CPU seconds (user + system) of one run of argv, from wait4: the
-    child's own usage, whatever else runs meanwhile."""
-    pid = os.posix_spawn(argv[0], argv, env,
+def cpu_of(env):
+    """CPU seconds (user + system) of one run of /bin/true, from wait4:
+    the child's own usage and its waited-for children's, whatever else
+    runs meanwhile."""
+    pid = os.posix_spawn(TRUE, [TRUE], env,
                          file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull,
                                         os.O_WRONLY, 0),
                                        (os.POSIX_SPAWN_OPEN, 2, os.devnull,
                                         os.O_WRONLY, 0)])
     _, status, usage = os.wait4(pid, 0)
     if status != 0:
-        die("status %d: %s (env %s)" % (status, " ".join(argv),
+        die("status %d: %s (env %s)" % (status, TRUE,
                                          {k: v for k, v in env.items()
-                                          if k.startswith("MPI")}))
+                                          if k.startswith(("MPI", "LD_"))}))
     return usage.ru_utime + usage.ru_stime
+
+
+def medians(series, reps, before=None):
+    """Runs the series {name: env (or a function of the run's index giving
+    one)} interleaved, reps times; returns {name: median CPU seconds}.
+    before(name) runs first for each run (e.g. emptying a cache)."""
+    times = {name: [] for name in series}
+    for i in range(reps):
+        for name, env in series.items():
+            if before:
+                before(name)
+            times[name].append(cpu_of(env(i) if callable(env) else env))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def make_node(tmp, pus):
@@ -101,66 +137,132 @@ def make_node(tmp, pus):
 
 def clear_maps(cache):
     for name in os.listdir(cache):
-        if name.startswith("map-") or name.startswith(".map-"):
+        if name.lstrip(".").startswith("map-"):
             os.unlink(os.path.join(cache, name))
+
+
+def ms(x):
+    return "%.3f" % (x * 1e3)
+
+
+class Bench:
+    def __init__(self, a, tmp):
+        self.a = a
+        self.tmp = tmp
+        self.base = {k: v for k, v in os.environ.items()
+                     if not k.startswith(("MPIBIND", "OMPI_", "PMI", "MPI_LOCAL",
+                                          "SLURM_", "FLUX_", "OMP_",
+                                          "LD_PRELOAD"))}
+        # the preloads measured: ours, and the baseline's when given
+        self.preloads = [("now", a.preload)]
+        if a.baseline_preload:
+            self.preloads.append(("before", a.baseline_preload))
+        self.misses = 0
+
+    def env(self, preload, **extra):
+        return dict(self.base, LD_PRELOAD=preload, **extra)
+
+    def verdict(self, ok):
+        self.misses += not ok
+        return "PASS" if ok else "MISS"
+
+    def left_alone(self):
+        a = self.a
+        rank_off = {"MPI_LOCALRANKID": "1", "MPI_LOCALNRANKS": "2",
+                    "MPIBIND": "off"}
+        series = {"no preload": dict(self.base), "no-op": self.env(a.noop)}
+        for tag, path in self.preloads:
+            series["not a rank, " + tag] = self.env(path)
+            series["MPIBIND=off, " + tag] = self.env(path, **rank_off)
+        med = medians(series, a.reps)
+        floor = med["no-op"]
+        print("processes left alone: /bin/true, %d interleaved runs per "
+              "series; added = median - median under the no-op preload "
+              "(target <= +%.2f ms)" % (a.reps, TARGET_ALONE_MS))
+        print("%-24s %10s %12s %s" % ("", "cpu(ms)", "added(ms)", ""))
+        for name, m in med.items():
+            added = m - floor
+            ok = "" if name in ("no preload", "no-op") or "before" in name \
+                else self.verdict(added * 1e3 <= TARGET_ALONE_MS)
+            print("%-24s %10s %12s %s" % (name, ms(m),
+                                           "-" if name == "no-op" else ms(added),
+                                           ok))
+        print()
+
+    def node_sizes(self):
+        a = self.a
+        cache = os.path.join(self.tmp, "cache")
+        os.mkdir(cache, 0o700)
+        print("ranks on synthetic nodes (MPIBIND_TOPOFILE, dryrun), task i of "
+              "%d; warm: %d interleaved runs per series, first: %d "
+              "(targets: warm <= +%.2f ms and flat, first <= +%.0f ms at "
+              "8192 PUs)" % (a.ntasks, a.warm_reps, a.first_reps,
+                             TARGET_WARM_MS, TARGET_FIRST_MS))
+        cols = ["PUs"]
+        for tag, _ in self.preloads:
+            cols += ["warm %s" % tag, "growth", "first %s" % tag]
+        print(" ".join("%14s" % c for c in cols))
+        prev = {}
+        for pus in a.pus:
+            node = make_node(self.tmp, pus)
+
+            def task_env(path, task):
+                return self.env(path, MPIBIND="dryrun", MPIBIND_TOPOFILE=node,
+                                MPIBIND_CACHE_DIR=cache,
+                                MPI_LOCALNRANKS=str(a.ntasks),
+                                MPI_LOCALRANKID=str(task))
+
+            def rank(i):
+                return str(1 + i % (a.ntasks - 1))
+
+            # the node's first rank, each time on a cold node
+            first = {"no-op": lambda i: task_env(a.noop, rank(i))}
+            for tag, path in self.preloads:
+                first[tag] = (lambda p: lambda i: task_env(p, rank(i)))(path)
+            fmed = medians(first, a.first_reps,
+                           before=lambda name: clear_maps(cache))
+            # warm: each preload's node mapping written once
+            for _, path in self.preloads:
+                cpu_of(task_env(path, "0"))
+            warm = {"no-op": lambda i: task_env(a.noop, rank(i))}
+            for tag, path in self.preloads:
+                warm[tag] = (lambda p: lambda i: task_env(p, rank(i)))(path)
+            wmed = medians(warm, a.warm_reps)
+            cells = [str(pus)]
+            for tag, _ in self.preloads:
+                added = wmed[tag] - wmed["no-op"]
+                growth = ("-" if tag not in prev or prev[tag] <= 0
+                          else "%.2f" % (added / prev[tag]))
+                prev[tag] = max(added, 1e-9)
+                fadded = fmed[tag] - fmed["no-op"]
+                if tag == "now":
+                    self.verdict(added * 1e3 <= TARGET_WARM_MS)
+                    if pus == 8192:
+                        self.verdict(fadded * 1e3 <= TARGET_FIRST_MS)
+                        if "before" in fmed:
+                            self.verdict(fadded <= fmed["before"] - fmed["no-op"])
+                cells += ["+" + ms(added), growth, "+%.1f" % (fadded * 1e3)]
+            print(" ".join("%14s" % c for c in cells))
+            sys.stdout.flush()
+            clear_maps(cache)
+        print()
+        print("warm and first: added CPU (ms) over the no-op preload; growth "
+              "= added warm cost / the previous size's (1.00: flat)")
 
 
 def main():
     a = parse_args()
-    prog = shutil.which("true") or "/bin/true"
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("MPIBIND", "OMPI_", "PMI", "MPI_LOCAL",
-                                 "SLURM_", "FLUX_", "OMP_", "LD_PRELOAD"))}
-    print("per-task cost of the preload: /bin/true as task i of %d on "
-          "synthetic nodes (MPIBIND_TOPOFILE, dryrun), %d interleaved runs "
-          "per series, medians of CPU time (user+system)" % (a.ntasks, a.reps))
-    print("target: a warm task adds <= %.1f ms at 8192 PUs, flat with the "
-          "node's size (growth per doubling about 1.0)" % TARGET_MS)
-    print()
-    fmt = "%6s %12s %12s %14s %10s %12s"
-    print(fmt % ("PUs", "without(ms)", "warm(ms)", "added warm(ms)",
-                 "growth", "first(ms)"))
-    misses = 0
-    prev = None
     with tempfile.TemporaryDirectory(prefix="mpibind-taskcost-") as tmp:
-        cache = os.path.join(tmp, "cache")
-        os.mkdir(cache, 0o700)
-        for pus in a.pus:
-            node = make_node(tmp, pus)
-            penv = dict(base, LD_PRELOAD=os.path.abspath(a.preload),
-                        MPIBIND="dryrun", MPIBIND_TOPOFILE=node,
-                        MPIBIND_CACHE_DIR=cache,
-                        MPI_LOCALNRANKS=str(a.ntasks))
-            renv = dict(base, MPI_LOCALNRANKS=str(a.ntasks))
-            first = []
-            for _ in range(a.first_reps):
-                clear_maps(cache)
-                first.append(cpu_of([prog], dict(penv, MPI_LOCALRANKID="1")))
-            # the node's first task (task 0 prints the dryrun report)
-            cpu_of([prog], dict(penv, MPI_LOCALRANKID="1"))
-            without, warm = [], []
-            for i in range(a.reps):
-                task = str(1 + i % (a.ntasks - 1))
-                without.append(cpu_of([prog], dict(renv, MPI_LOCALRANKID=task)))
-                warm.append(cpu_of([prog], dict(penv, MPI_LOCALRANKID=task)))
-            w0 = statistics.median(without)
-            w1 = statistics.median(warm)
-            added = max(w1 - w0, 0.0)
-            growth = "-" if prev is None or prev <= 0 else "%.2f" % (added / prev)
-            prev = added
-            if pus == 8192 and added * 1e3 > TARGET_MS:
-                misses += 1
-            print(fmt % (pus, "%.2f" % (w0 * 1e3), "%.2f" % (w1 * 1e3),
-                         "%.2f" % (added * 1e3), growth,
-                         "%.1f" % (statistics.median(first) * 1e3)
-                         if first else "-"))
-            sys.stdout.flush()
-            clear_maps(cache)
-    print()
-    print("growth = added warm cost / the previous size's (1.00: flat); "
-          "first = the node's first task, which maps the whole node once")
+        b = Bench(a, tmp)
+        print("preload: %s" % a.preload)
+        if a.baseline_preload:
+            print("baseline (before): %s" % a.baseline_preload)
+        print()
+        b.left_alone()
+        b.node_sizes()
     print("%s: %d target%s missed (reported, not failed: this is a benchmark)"
-          % ("MISS" if misses else "PASS", misses, "" if misses == 1 else "s"))
+          % ("MISS" if b.misses else "PASS", b.misses,
+             "" if b.misses == 1 else "s"))
     return 0
 
 

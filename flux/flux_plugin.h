@@ -1,7 +1,7 @@
 /*
  * flux_plugin.h - the pieces of the Flux shell plugin mpibind_flux.so that
  * are Flux's own (the node's flow and every rule of the mapping are the
- * layer's: auto/plugin_node.h).  Each returns what it says, or NULL / -1
+ * layer's: auto/node/plugin_node.h).  Each returns what it says, or NULL / -1
  * with *msg (malloc'ed, one line naming the value).
  */
 #ifndef MPIBIND_FLUX_PLUGIN_H

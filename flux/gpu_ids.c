@@ -25,7 +25,7 @@
 #include <strings.h>
 
 #include "flux_plugin.h"
-#include "mpibind_auto_internal.h"
+#include "mpibind_auto_node.h"
 
 /* ---- Flux's numbering ----------------------------------------------------- */
 

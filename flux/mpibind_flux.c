@@ -22,14 +22,14 @@
  *     and the object form, option.c), or of MPIBIND when the option is not
  *     given; MPIBIND_RESTRICT, MPIBIND_RESTRICT_TYPE, MPIBIND_TOPOFILE and
  *     OMP_NUM_THREADS of the job's environment (the preload's reader,
- *     auto/tuning.c).  The GPUs are R's (gpu_ids.c), never a
+ *     auto/task/tuning.c).  The GPUs are R's (gpu_ids.c), never a
  *     *_VISIBLE_DEVICES the job's environment carries.
  *   - Where: the option and the tuning when the plugin is loaded (the
  *     shell's initrc, before any shell.init), so that a bad option stops
  *     the job and Flux's cpu-affinity (unless dryrun) and gpu-affinity are
  *     turned off (flux_shell_setopt_pack) only for a job mpibind maps; the
  *     node's mapping once per node in shell.init (the shell's topology,
- *     flux_shell_get_hwloc_xml, auto/plugin_node.c's flow), the shell then
+ *     flux_shell_get_hwloc_xml, auto/node/plugin_node.c's flow), the shell then
  *     bound to the job's CPUs there, as Flux's cpu-affinity would; each
  *     task's variables and the applied mark in task.init (before fork);
  *     its binding, checked against the kernel's mask, in task.exec (the
@@ -62,10 +62,9 @@
 #include <jansson.h>
 
 #include "flux_plugin.h"
-#include "mb_parse.h"
+#include "mb_text.h"
 #include "mpibind.h"
-#include "mpibind_auto_internal.h"
-#include "plugin_node.h"
+#include "mpibind_auto_node.h"
 
 /* One plugin instance (the shell loads it once; a second load, from
  * another rc file, replaces the first, each with its own state). */

@@ -5,7 +5,7 @@
  * Flux keeps a shell option as JSON: `-o mpibind` is 1, `-o mpibind=v,smt:2`
  * the string, `-o mpibind=0` the number, `-o mpibind.smt=2` the object
  * {"smt": 2}.  Every form ends as one comma list of MPIBIND's words, which
- * the grammar (auto/tuning.c) then judges, so that a bad value is named the
+ * the grammar (auto/task/tuning.c) then judges, so that a bad value is named the
  * same way whichever form carried it.
  */
 #define _GNU_SOURCE
@@ -17,7 +17,7 @@
 #include <jansson.h>
 
 #include "flux_plugin.h"
-#include "mpibind_auto_internal.h"
+#include "mpibind_auto_node.h"
 
 /* 1 when `word` alone is a word of the grammar. */
 static int grammar_accepts(const char *word) {

@@ -2,44 +2,18 @@
  * apply_cpus.c - binding the calling process to a CPU list without a
  * topology: for a front end that stored a task's share of a mapping
  * (the preload's per-node mapping cache) and must not load the node's
- * whole topology again just to bind.
+ * whole topology again just to bind.  Every thread follows
+ * (mb_bind_all_threads, shared with auto/task/).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
-#include <unistd.h>
 
 #include "fail.h"
+#include "mb_threads.h"
 #include "mpibind.h"
-
-/* Every thread of the process, as hwloc's HWLOC_CPUBIND_PROCESS does on
- * Linux: MPI libraries start threads, and every one of them must follow.
- * Threads that end meanwhile are no error. */
-static int bind_all_threads(const cpu_set_t *cs, size_t size)
-{
-  DIR *d = opendir("/proc/self/task");
-  if (!d)
-    return sched_setaffinity(0, size, cs);
-  int rc = sched_setaffinity(0, size, cs), e = errno;
-  struct dirent *ent;
-  while (rc == 0 && (ent = readdir(d)) != NULL) {
-    char *end;
-    long tid = strtol(ent->d_name, &end, 10);
-    if (ent->d_name[0] == '.' || *end != '\0' || tid <= 0)
-      continue;
-    if (sched_setaffinity((pid_t)tid, size, cs) != 0 && errno != ESRCH) {
-      rc = -1;
-      e = errno;
-    }
-  }
-  closedir(d);
-  errno = e;
-  return rc;
-}
 
 int mpibind_apply_cpus(mpibind_t *h, const char *cpus)
 {
@@ -71,7 +45,7 @@ int mpibind_apply_cpus(mpibind_t *h, const char *cpus)
   hwloc_bitmap_foreach_end();
   hwloc_bitmap_free(set);
   int rc = 0;
-  if (bind_all_threads(cs, size) != 0)
+  if (mb_bind_all_threads(cs, size) != 0)
     rc = mb_fail_kind(h, errno, "cannot bind the process to CPUs %s: %s", cpus,
                  strerror(errno));
   CPU_FREE(cs);

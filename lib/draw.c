@@ -44,8 +44,6 @@
 #include "mb_spawn.h"
 #include "topology.h"
 
-extern char **environ;
-
 /* ---- Colours ---------------------------------------------------------- */
 
 struct rgb {
@@ -498,24 +496,6 @@ static int fix_svg_viewbox(mpibind_t *h, const char *tmp, const char *path)
   return 0;
 }
 
-/* This environment without LD_PRELOAD: the renderer is the library's
- * helper, not a task of the job (a preload in it would map and bind it,
- * and draw again).  Caller frees the array only. */
-static char **renderer_environ(void)
-{
-  size_t n = 0;
-  while (environ && environ[n])
-    n++;
-  char **env = calloc(n + 1, sizeof *env);
-  if (!env)
-    return NULL;
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0)
-      env[k++] = environ[i];
-  return env;
-}
-
 /* A renderer that does not end within this time is stuck (lstopo draws
  * the largest nodes here, 8192 PUs, in a few seconds): it is killed and
  * the drawing fails, instead of hanging the command, the preload's task
@@ -523,23 +503,22 @@ static char **renderer_environ(void)
 #define RENDER_TIMEOUT_SECONDS 120
 
 /* Runs argv (found in PATH) with stdout on /dev/null and stderr read
- * back, for at most RENDER_TIMEOUT_SECONDS.  Returns 0 when it exited
+ * back, for at most RENDER_TIMEOUT_SECONDS, in this environment without
+ * LD_PRELOAD: the renderer is the library's helper, not a task of the job
+ * (a preload in it would map and bind it, and draw again).  Returns 0 when it exited
  * with 0; ENOENT (the program is not in PATH) or -1 otherwise, with its
  * first line of stderr, or how it ended, in *why (caller frees; may be
  * NULL). */
 static int run_renderer(char *const argv[], char **why)
 {
+  static char *const no_preload[] = {"LD_PRELOAD", NULL};
   *why = NULL;
-  char **env = renderer_environ();
-  if (!env)
-    return -1;
   struct mb_spawn s = {.argv = argv,
-                       .envp = env,
+                       .env_drop = no_preload,
                        .search_path = 1,
                        .timeout_ms = RENDER_TIMEOUT_SECONDS * 1000L};
   int rc = mb_spawn_run(&s);
   int e = errno;
-  free(env);
   if (rc != 0)
     return e == ENOENT ? ENOENT : -1;
   /* status -1: the caller reaps children itself (SIGCHLD ignored); the

@@ -1,14 +1,14 @@
 /*
- * gpuvars.h - the GPU vendors mpibind knows and their runtimes'
- * variables, in one table (gpuvars.c).  Calls no other file.
+ * gpuvars.h - the GPU vendors mpibind knows and the rules over their
+ * runtimes' variables (gpuvars.c), read from the one table of
+ * mb_gpuvar_table.h (lib/common/, which also has the vendors' PCI ids).
+ * Calls no other file.
  */
 #ifndef MB_GPUVARS_H
 #define MB_GPUVARS_H
 
-/* PCI vendor ids of the GPU makers mpibind knows. */
-#define MB_VENDOR_NVIDIA 0x10de
-#define MB_VENDOR_AMD 0x1002
-#define MB_VENDOR_INTEL 0x8086
+#include "mb_gpuvar_table.h" /* MB_VENDOR_*, the table */
+
 /* Their slots (mb_vendor_slot): 0 NVIDIA, 1 AMD, 2 Intel. */
 #define MB_NUM_VENDORS 3
 

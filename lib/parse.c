@@ -1,6 +1,6 @@
 /*
- * parse.c - the decimal numbers and restrict lists users type (see
- * mb_parse.h for the contracts).
+ * parse.c - the restrict lists users type (see mb_parse.h for the
+ * contract); their ids are read by the project's decimal rule (decimal.c).
  *
  * Why not hwloc_bitmap_list_sscanf: it reads numbers with strtoul in base
  * 0 ("010" is CPU 8, "08" is dropped), wraps ids above 4294967295, reads
@@ -15,40 +15,6 @@
 #include <string.h>
 
 #include "mb_parse.h"
-
-int mb_parse_decimal(const char *s, size_t len, long long min, long long max,
-                     long long *out)
-{
-  int neg = 0;
-  size_t i = 0;
-  if (!s || min > max)
-    return -1;
-  if (len > 0 && s[0] == '-' && min < 0) {
-    neg = 1;
-    i = 1;
-  }
-  if (i == len)
-    return -1;
-  /* Accumulate as a negative number: its range holds LLONG_MIN. */
-  long long v = 0;
-  for (; i < len; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return -1;
-    int d = s[i] - '0';
-    if (v < (-9223372036854775807LL - 1 + d) / 10)
-      return -1; /* beyond long long, so beyond [min, max] too */
-    v = v * 10 - d;
-  }
-  if (!neg) {
-    if (v < -9223372036854775807LL)
-      return -1;
-    v = -v;
-  }
-  if (v < min || v > max)
-    return -1;
-  *out = v;
-  return 0;
-}
 
 static char *whyf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *whyf(const char *fmt, ...)

@@ -27,8 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mpibind_auto_internal.h"
-#include "mpibind_auto.h"
+#include "mpibind_auto_task.h"
 
 #define EXPORT __attribute__((visibility("default")))
 

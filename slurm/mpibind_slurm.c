@@ -21,9 +21,9 @@
  *     given), MPIBIND_RESTRICT, MPIBIND_RESTRICT_TYPE, MPIBIND_TOPOFILE,
  *     OMP_NUM_THREADS and the *_VISIBLE_DEVICES of the step (its GPU
  *     allocation), read from the job's environment with the preload's
- *     reader (auto/tuning.c), mapped with the preload's steps
- *     (auto/autobind.c) in the flow the Flux plugin shares
- *     (auto/plugin_node.c): one grammar, one mapping code.
+ *     reader (auto/task/tuning.c), mapped with the helper's steps
+ *     (auto/node/steps.c) in the flow the Flux plugin shares
+ *     (auto/node/plugin_node.c): one grammar, one mapping code.
  *   - Where: the node's mapping once per node and step, in slurmstepd
  *     (slurm_spank_user_init, running as the user; the topology from the
  *     preload's per-user, per-node cache, or discovered in the preload's
@@ -31,9 +31,10 @@
  *     topology: the preload's per-node mapping file would save nothing
  *     here, where the node is mapped once anyway); then in each task,
  *     before exec (slurm_spank_task_init, as the user): the task's share
- *     of the mapping (mpibind_auto_share_of, as a preload task that maps
- *     the node itself), bound and checked against the kernel's mask
- *     (mpibind_auto_bind, memory too with membind), its variables
+ *     of the mapping (mpibind_auto_share_of, as the helper writes it for
+ *     the preload's tasks), bound and checked against the kernel's mask
+ *     as a preload task binds (mpibind_auto_bind, auto/task/bind.c,
+ *     memory too with membind), its variables
  *     exported (mpibind_auto_export; no OMP_PLACES/OMP_PROC_BIND for an
  *     interpreter) and MPIBIND_APPLIED, so that a preload in the same
  *     task does nothing; draw:PATH from task 0.
@@ -65,11 +66,9 @@
 
 #include <hwloc.h>
 
-#include "mpibind_auto_internal.h"
-#include "plugin_node.h"
-#include "mpibind_auto.h"
-#include "mb_parse.h"
+#include "mb_text.h"
 #include "mpibind.h"
+#include "mpibind_auto_node.h"
 
 SPANK_PLUGIN(mpibind, 1);
 
@@ -233,7 +232,7 @@ static struct node {
   struct mpibind_auto_tuning t;
   int tuning_read;
   struct job_env env;
-  struct mpibind_plugin_node map; /* the node's mapping (auto/plugin_node.c) */
+  struct mpibind_plugin_node map; /* the node's mapping (auto/node/plugin_node.c) */
   hwloc_topology_t live;   /* this node's cores, when the mapping reads a file */
   char *option_copy;       /* --mpibind's value */
   int asked_explicitly;    /* --mpibind was given */
@@ -247,7 +246,7 @@ static void set_msg(char *msg, int is_problem, int node0_only) {
   node.msg_node0_only = node0_only;
 }
 
-/* The topology from the user's per-node cache (auto/topocache.c): a live
+/* The topology from the user's per-node cache (auto/node/topocache.c): a live
  * discovery costs some 20 to 100 ms per step here, the cached XML about
  * 2 ms.  The handle owns it. */
 static int node_topology(struct mpibind_plugin_node *n, void *ctx,
@@ -392,7 +391,7 @@ static int task_problem(const struct mpibind_plugin_task_env *env,
 }
 
 /* The program the task execs (the step's command): an interpreter gets no
- * OMP_PLACES/OMP_PROC_BIND (autobind.c). */
+ * OMP_PLACES/OMP_PROC_BIND (auto/task/export.c). */
 static const char *step_program(spank_t sp) {
   int argc = 0;
   char **argv = NULL;
@@ -403,7 +402,7 @@ static const char *step_program(spank_t sp) {
 }
 
 /* The task's share, bound in its process and checked, then its variables
- * and the applied mark (auto/plugin_node.c). */
+ * and the applied mark (auto/node/plugin_node.c). */
 static int apply_task(spank_t sp, int local,
                       const struct mpibind_plugin_task_env *env) {
   struct mpibind_auto_share share;

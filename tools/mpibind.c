@@ -34,7 +34,7 @@
 #include "mpibind.h"
 
 #ifdef MPIBIND_HAVE_AUTO
-#include "mpibind_auto.h"
+#include "mpibind_auto_node.h"
 #endif
 
 #ifndef MPIBIND_TOOL_VERSION

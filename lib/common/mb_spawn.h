@@ -21,6 +21,10 @@ struct mb_spawn {
   /* Inputs. */
   char *const *argv;  /* argv[0] is the program; NULL-terminated */
   char *const *envp;  /* the child's environment; NULL: the caller's */
+  char *const *env_drop; /* names (NULL-terminated) whose entries are left
+                          * out of that environment (LD_PRELOAD: the
+                          * caller's preload stays out of the child);
+                          * NULL: none */
   int search_path;    /* 1: argv[0] is looked up in PATH (posix_spawnp) */
   int keep_stdout;    /* 1: stdout is read into out; 0: sent to /dev/null */
   long timeout_ms;    /* the time limit, > 0, from the start */

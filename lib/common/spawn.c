@@ -97,6 +97,33 @@ static void close_pair(int p[2])
     }
 }
 
+/* 1 when the entry "NAME=value" names one of drop's names. */
+static int dropped(const char *entry, char *const *drop)
+{
+  for (; *drop; drop++) {
+    size_t n = strlen(*drop);
+    if (strncmp(entry, *drop, n) == 0 && entry[n] == '=')
+      return 1;
+  }
+  return 0;
+}
+
+/* The child's environment: env less the entries s->env_drop names, in a
+ * new array (the strings are env's); NULL when out of memory. */
+static char **child_environ(char *const *env, char *const *drop)
+{
+  size_t n = 0, k = 0;
+  while (env && env[n])
+    n++;
+  char **out = calloc(n + 1, sizeof *out);
+  if (!out)
+    return NULL;
+  for (size_t i = 0; i < n; i++)
+    if (!dropped(env[i], drop))
+      out[k++] = env[i];
+  return out;
+}
+
 /* posix_spawn(p) with stdin on /dev/null, stdout on out_fd (or
  * /dev/null), stderr on err_fd, no signal blocked, no other descriptor.
  * Returns 0 or an errno value. */
@@ -130,9 +157,13 @@ static int start(const struct mb_spawn *s, int out_fd, int err_fd, pid_t *pid)
   if (!e)
     e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
   char *const *env = s->envp ? s->envp : environ;
+  char **kept = NULL;
+  if (!e && s->env_drop && !(env = kept = child_environ(env, s->env_drop)))
+    e = ENOMEM;
   if (!e)
     e = s->search_path ? posix_spawnp(pid, s->argv[0], &fa, &attr, s->argv, env)
                        : posix_spawn(pid, s->argv[0], &fa, &attr, s->argv, env);
+  free(kept);
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&fa);
   return e;

@@ -195,7 +195,7 @@ def test_problem_leaves_program_unbound_and_running():
     assert res.returncode == 0, res.stderr
     rec = parse_probe(res.stdout, 1)[0]
     assert rec["cpus"] == {min(my_cpus())}
-    # mpibind_auto.h: MPIBIND_APPLIED is 0 after a reported problem
+    # mpibind_auto_task.h: MPIBIND_APPLIED is 0 after a reported problem
     assert rec["MPIBIND_APPLIED"] == "0"
     assert rec["OMP_NUM_THREADS"] == "unset"
     lines = res.stderr.splitlines()

@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mpibind_auto_internal.h"
+#include "launcher.h"
+#include "tuning.h"
 
 static const char *const families[][3] = {
     {"OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE", NULL},

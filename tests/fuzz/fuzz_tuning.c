@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mpibind_auto_internal.h"
+#include "tuning.h"
 
 static const char *const vars[] = {"MPIBIND", "MPIBIND_RESTRICT",
                                    "MPIBIND_RESTRICT_TYPE",

@@ -2,8 +2,9 @@
 slurm), put on PYTHONPATH by meson: the hwloc list syntax written here
 independently of hwloc and of the library, the report line of
 docs/algorithm.md, the worked examples of docs/algorithm.md read from
-their one data file, tests/data/worked-examples.tsv, and the original
-mpibind's suite (tests/data/original-suite) with its listed differences.
+their one data file, tests/data/worked-examples.tsv, the original
+mpibind's suite (tests/data/original-suite) with its listed differences,
+and what a process loaded as LD_DEBUG=files shows it.
 """
 import json
 import os
@@ -225,3 +226,30 @@ def beyond_the_original_rules(path=ALGORITHM):
             elif inside and line.startswith("### "):
                 rules.append(line[4:])
     return rules
+
+
+# LD_DEBUG=files: "  PID:  file=NAME [0];  needed by OBJ [0]" (or
+# "dynamically loaded by OBJ") for each object a process loads.
+LD_DEBUG_LOAD_RE = re.compile(r"^\s*(\d+):\s+file=(\S+)\s+\[\d+\];\s+"
+                              r"(?:needed by|dynamically loaded by)\s+(\S+)")
+
+# What the automatic binding never loads into the application's process
+# (auto/README.md, "Two floors"): hwloc, libmpibind, their dependencies,
+# hwloc's plugins.
+NOT_IN_APPLICATION = re.compile(
+    r"(libhwloc|libmpibind\.so|libudev|libxml2|/hwloc_)")
+
+
+def ld_debug_loads(stderr):
+    """{pid: [(file, loaded by)]} from LD_DEBUG=files output."""
+    out = {}
+    for line in stderr.splitlines():
+        m = LD_DEBUG_LOAD_RE.match(line)
+        if m:
+            out.setdefault(int(m[1]), []).append((m[2], m[3]))
+    return out
+
+
+# An MPIBIND_TRACE line: (pid, task, count, topology, bound, cpus).
+TRACE_LINE_RE = re.compile(r"^host=\S+ pid=(\d+) task=(\d+)/(\d+) "
+                           r"topology=(\w+) bound=([01]) cpus=(\S*)$")

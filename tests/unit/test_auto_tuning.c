@@ -1,7 +1,7 @@
 /*
  * test_auto_tuning.c - the cost and the line of a bad MPIBIND, through
- * the automatic-binding layer's front door (auto/mpibind_auto.h), which
- * the preload, the Slurm plugin and the command share.
+ * the automatic-binding layer's front door (auto/task/mpibind_auto_task.h),
+ * which the preload, the plugins and the command share.
  *
  * A value of many bad words gets one line on stderr, which names the
  * variable, its value and the first bad word; the work is linear in the
@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mpibind_auto.h"
+#include "mpibind_auto_task.h"
 #include "unit_util.h"
 
 int __real_vasprintf(char **out, const char *fmt, va_list ap);

@@ -68,6 +68,28 @@ START_TEST(decimal_refuses)
 }
 END_TEST
 
+/* mb_take_decimal: the digits at the cursor, the cursor past them. */
+START_TEST(decimal_taken)
+{
+  const char *spec = "12(x3),010", *p = spec;
+  long long v = 42;
+  ck_assert_int_eq(mb_take_decimal(&p, INT_MAX, &v), 0);
+  ck_assert_int_eq(v, 12);
+  ck_assert_ptr_eq(p, spec + 2);
+  /* no digit at the cursor, or out of range: nothing moves */
+  ck_assert_int_eq(mb_take_decimal(&p, INT_MAX, &v), -1);
+  ck_assert_ptr_eq(p, spec + 2);
+  p = spec + 7;
+  ck_assert_int_eq(mb_take_decimal(&p, 9, &v), -1);
+  ck_assert_ptr_eq(p, spec + 7);
+  ck_assert_int_eq(mb_take_decimal(&p, 10, &v), 0);
+  ck_assert_int_eq(v, 10); /* decimal, never octal */
+  ck_assert_int_eq(*p, '\0');
+  p = "-1";
+  ck_assert_int_eq(mb_take_decimal(&p, INT_MAX, &v), -1);
+}
+END_TEST
+
 /* The set the list gives on a node whose last id is last, as a list. */
 static char *parsed(const char *s, unsigned last)
 {
@@ -154,6 +176,7 @@ int main(void)
   TCase *tc = ut_tcase("parse");
   tcase_add_test(tc, decimal_accepts);
   tcase_add_test(tc, decimal_refuses);
+  tcase_add_test(tc, decimal_taken);
   tcase_add_test(tc, list_accepts);
   tcase_add_test(tc, list_refuses);
   tcase_add_test(tc, escape);

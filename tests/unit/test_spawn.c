@@ -4,8 +4,8 @@
  * read back whole, the first line of stderr, the exit status; a child
  * past its time limit killed and reaped (also one that closed its output
  * and goes on); no zombie left; a missing program is ENOENT; the child
- * gets the given environment, stdin on /dev/null, no blocked signal and
- * none of the caller's descriptors.  No timing is asserted: a limit is
+ * gets the given environment (less the names it is told to drop), stdin
+ * on /dev/null, no blocked signal and none of the caller's descriptors.  No timing is asserted: a limit is
  * checked by its effect (killed, reaped), never by a duration.
  */
 #define _GNU_SOURCE
@@ -159,6 +159,33 @@ START_TEST(path_search_and_environment)
 }
 END_TEST
 
+START_TEST(environment_less_dropped_names)
+{
+  /* The names env_drop lists leave the child's environment, whether it
+   * is the given one or the caller's; a name that merely starts the same
+   * stays. */
+  char *argv[] = {"sh", "-c",
+                  "echo \"${LD_PRELOAD-unset} ${LD_PRELOAD_X-unset} "
+                  "${KEEP-unset}\"",
+                  NULL};
+  char *env[] = {"LD_PRELOAD=/x.so", "LD_PRELOAD_X=kept", "KEEP=yes", NULL};
+  char *drop[] = {"LD_PRELOAD", NULL};
+  struct mb_spawn s = {.argv = argv, .envp = env, .env_drop = drop,
+                       .search_path = 1, .keep_stdout = 1,
+                       .timeout_ms = 60000};
+  ck_assert_int_eq(mb_spawn_run(&s), 0);
+  ck_assert_str_eq(s.out, "unset kept yes\n");
+  mb_spawn_free(&s);
+  ck_assert_int_eq(setenv("LD_PRELOAD", "/y.so", 1), 0);
+  s = (struct mb_spawn){.argv = argv, .env_drop = drop, .search_path = 1,
+                        .keep_stdout = 1, .timeout_ms = 60000};
+  ck_assert_int_eq(mb_spawn_run(&s), 0);
+  ck_assert_str_eq(s.out, "unset unset unset\n");
+  mb_spawn_free(&s);
+  unsetenv("LD_PRELOAD");
+}
+END_TEST
+
 START_TEST(clean_start)
 {
   /* The caller blocks a signal and holds a descriptor open across exec
@@ -223,6 +250,7 @@ int main(void)
   tcase_add_test(tc, missing_program);
   tcase_add_test(tc, bad_arguments);
   tcase_add_test(tc, path_search_and_environment);
+  tcase_add_test(tc, environment_less_dropped_names);
   tcase_add_test(tc, clean_start);
   tcase_add_test(tc, sigchld_ignored);
   suite_add_tcase(s, tc);

@@ -1,0 +1,332 @@
+/*
+ * apply.c - the automatic binding of one launched task, in its own
+ * process (mpibind_auto_task.h has the contract): the preload at load or
+ * after MPI_Init, the wrapper before its exec.
+ *
+ * Why the order below: a problem must leave the process exactly as it
+ * was, so everything that can fail (tuning, mapping, binding) happens
+ * before anything is exported.  Messages are printed by the node's local
+ * task 0 only, since every task of a node sees the same tuning and would
+ * print the same line.
+ *
+ * Nothing here loads hwloc or libmpibind: the task reads its share of the
+ * node's mapping from the node mapping file (nodemap.c), which the helper
+ * wrote when the node's first task asked it to map (maprequest.c); then
+ * it binds, checks and exports with the steps the Slurm plugin shares
+ * (bind.c, export.c, applied.c).
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "applied.h"
+#include "bind.h"
+#include "cpuset.h"
+#include "export.h"
+#include "inputs.h"
+#include "launcher.h"
+#include "machine.h"
+#include "maprequest.h"
+#include "mb_text.h"
+#include "mpibind_auto_task.h"
+#include "nodemap.h"
+#include "openmp.h"
+#include "reexec.h"
+#include "strdupf.h"
+#include "trace.h"
+#include "tuning.h"
+
+/* Reports a problem (printed by the node's task 0, or by every task when
+ * the task number is unknown) and gives the return value of the contract. */
+static int problem(const struct mpibind_auto_tuning *t, int local,
+                   const char *msg) {
+  if (local <= 0) {
+    /* msg echoes the user's values: one line whatever they hold */
+    char *esc = mb_escape(msg);
+    fprintf(stderr, "mpibind: %s; %s\n", esc ? esc : "out of memory",
+            t->strict ? "strict: failing the launch"
+                      : "running unbound");
+    free(esc);
+  }
+  /* The task's processes (a shell script's commands, a program's
+   * children) inherit the preload: MPIBIND_APPLIED=0 tells them this task
+   * was handled, so that the line is not repeated by each of them. */
+  if (!t->strict)
+    mpibind_auto_applied_mark(0);
+  return t->strict ? -1 : 1;
+}
+
+/* ---- One application, step by step ----------------------------------- */
+
+/* Everything one application of a task carries from step to step. */
+struct task_run {
+  struct mpibind_auto_tuning *t;
+  int local, count;       /* node-local task number and count */
+  const char *source;     /* variable that gave them; NULL: no launcher */
+  int at_load;            /* from the preload's constructor: may re-exec */
+  struct mpibind_auto_inputs in; /* what the node's mapping depends on */
+  int how;                /* MPIBIND_TOPO_* */
+  int omp_exports;        /* OMP_PLACES/OMP_PROC_BIND may be exported */
+  int bound;              /* the kernel's mask was checked after binding */
+  char *gpu_what;         /* per-task GPU lists (verbose) */
+  char *mem_what;         /* memory binding (verbose) */
+  struct mpibind_auto_share share; /* the task's share of the mapping */
+  struct mpibind_auto_cpuset task_set; /* share.cpus as a set */
+  char *msg;              /* the problem, if any */
+  int restart;            /* out: re-exec for a stale OpenMP runtime */
+  int nthreads_out;       /* out: the task's thread count */
+  int t_nthreads_given;   /* out: the user gave OMP_NUM_THREADS */
+  const char *stale;      /* why the runtime is stale */
+};
+
+static int want_report(const struct task_run *r) {
+  return r->local == 0 && (r->t->verbose || r->t->dryrun);
+}
+
+/* Steps 1 to 3: the inputs (the tuning, the node's GPU allocation, the
+ * job's CPUs as a key), then the task's share of the node's mapping, from
+ * the node mapping file or mapped by the helper for the node. */
+static int find_share(struct task_run *r) {
+  /* the launcher's process is the task's parent; the wrapper run alone
+   * has none */
+  long launcher = r->source ? (long)getppid() : 0;
+  if (mpibind_auto_inputs_init(&r->in, r->t, r->count, r->source, launcher) ||
+      mpibind_auto_inputs_of_task(&r->in, r->local) != 0) {
+    r->msg = mpibind_auto_strdupf("the task's inputs: out of memory");
+    return -1;
+  }
+  return mpibind_auto_node_share(&r->in, r->local, want_report(r),
+                                 mpibind_auto_map_in_helper, NULL, &r->share,
+                                 &r->how, &r->gpu_what, &r->msg);
+}
+
+/* The task's CPUs as a set, from its share. */
+static int take_share(struct task_run *r) {
+  if (r->share.cpus == NULL ||
+      mpibind_auto_cpuset_parse_list(&r->task_set, r->share.cpus) != 0) {
+    r->msg = mpibind_auto_strdupf("task %d's CPUs '%s' cannot be read",
+                                  r->local,
+                                  r->share.cpus ? r->share.cpus : "");
+    return -1;
+  }
+  return 0;
+}
+
+/* Step 4: the verbose report, by the node's task 0: the node's (the job's
+ * CPUs first, then this task's GPU lists, then the mapping). */
+static void report(struct task_run *r) {
+  static const char job[] = MPIBIND_AUTO_NODEMAP_JOB_LINE;
+  const char *rep = r->share.report ? r->share.report : "";
+  size_t first = 0;
+  if (!want_report(r))
+    return;
+  if (strncmp(rep, job, sizeof job - 1) == 0)
+    first = strcspn(rep, "\n") + (strchr(rep, '\n') ? 1 : 0);
+  fwrite(rep, 1, first, stderr);
+  if (r->gpu_what)
+    fprintf(stderr, "mpibind: %s\n", r->gpu_what);
+  fputs(rep + first, stderr);
+}
+
+/* Step 5: bind (without a topology), checked against the kernel's mask so
+ * that bound=1 in the trace never claims a binding the kernel does not
+ * have; memory too with `membind`.  Under dryrun nothing is bound
+ * (bound=0), and the task is still mapped and exported: MPIBIND_APPLIED=1
+ * says that much, not that its CPUs were bound.  A failure gives the CPUs
+ * back (mpibind_auto_bind): the task runs as it was, unbound by mpibind. */
+static int bind_task(struct task_run *r) {
+  if (r->t->dryrun)
+    return 0;
+  if (mpibind_auto_bind(r->t, r->local, &r->share, &r->mem_what, &r->msg) != 0)
+    return -1;
+  r->bound = 1;
+  return 0;
+}
+
+static int set_process_env(const char *name, const char *value,
+                           int overwrite, void *ctx) {
+  (void)ctx;
+  return setenv(name, value, overwrite);
+}
+
+/* Step 6: the task's variables (docs/algorithm.md step 6). */
+static void export_task(struct task_run *r) {
+  mpibind_auto_export(r->t, &r->share, r->local, r->omp_exports,
+                      set_process_env, NULL);
+}
+
+/* Step 7: an OpenMP runtime already loaded.  Stale (it read OMP_* before
+ * this ran): from the constructor, ask for a re-exec; otherwise tell it
+ * the thread count directly. */
+static void update_openmp(struct task_run *r) {
+  r->nthreads_out = r->share.nthreads;
+  if (!r->t->dryrun && r->at_load && mpibind_auto_omp_loaded() &&
+      mpibind_auto_reexec_possible()) {
+    r->stale = mpibind_auto_omp_stale(&r->task_set);
+    if (r->stale) {
+      r->restart = 1;
+      return;
+    }
+  }
+  if (r->t->nthreads < 0 && r->share.nthreads > 0)
+    mpibind_auto_omp_set_num_threads(r->share.nthreads);
+}
+
+/* Step 8: MPIBIND=draw:PATH, the node's task 0 has the helper draw the
+ * node's mapping (after the task is applied: a picture is a by-product,
+ * its failure one warning). */
+static void draw(struct task_run *r) {
+  char *warning;
+  if (r->t->draw == NULL || r->local != 0)
+    return;
+  warning = mpibind_auto_draw_in_helper(&r->in, r->t->draw);
+  if (warning)
+    fprintf(stderr, "%s\n", warning);
+  free(warning);
+}
+
+static void run_free(struct task_run *r) {
+  free(r->msg);
+  free(r->gpu_what);
+  free(r->mem_what);
+  mpibind_auto_share_free(&r->share);
+  mpibind_auto_cpuset_free(&r->task_set);
+  mpibind_auto_inputs_free(&r->in);
+}
+
+/* The launcher's binding kept: the job's CPUs here are unknown. */
+static int keep_launcher_binding(struct task_run *r) {
+  if (want_report(r))
+    fprintf(stderr, "mpibind: %s; keeping the launcher's binding\n",
+            r->share.keep);
+  mpibind_auto_applied_mark(0);
+  mpibind_auto_trace(r->local, r->count, r->how, 0, "");
+  run_free(r);
+  return 0;
+}
+
+static int apply_task(struct task_run *r) {
+  struct mpibind_auto_tuning *t = r->t;
+  int rc = 0;
+
+  if (t->help && r->local == 0)
+    fputs(mpibind_auto_help_text, stderr);
+  if (t->error)
+    return problem(t, r->local, t->error);
+  r->t_nthreads_given = t->nthreads > 0;
+  r->omp_exports = mpibind_auto_omp_exports(t);
+
+  if (find_share(r) != 0)
+    goto fail;
+  if (r->share.keep)
+    return keep_launcher_binding(r);
+  if (take_share(r) != 0)
+    goto fail;
+  report(r);
+  if (bind_task(r) != 0)
+    goto fail;
+  if (r->mem_what && t->verbose && r->local == 0)
+    fprintf(stderr, "mpibind: %s\n", r->mem_what);
+  export_task(r);
+  update_openmp(r);
+  if (r->restart && t->verbose && r->local == 0)
+    fprintf(stderr, "mpibind: the program's OpenMP runtime read OMP_* "
+                    "before mpibind ran (%s): starting the program again\n",
+            r->stale);
+  mpibind_auto_applied_mark(1);
+  mpibind_auto_trace(r->local, r->count, r->how, r->bound, r->share.cpus);
+  draw(r);
+  run_free(r);
+  return 0;
+
+fail:
+  rc = problem(t, r->local, r->msg);
+  mpibind_auto_trace(r->local, r->count, r->how, 0, r->share.cpus);
+  r->restart = 0;
+  run_free(r);
+  return rc;
+}
+
+/* Reads the tuning and runs apply_task; 0 without doing anything when the
+ * task was handled before (mpibind_auto_applied_check: `extra` names the
+ * task when its number came from elsewhere than the launcher's variables,
+ * explicit_request is the wrapper's) or MPIBIND has `off`. */
+static int apply_with_tuning(struct task_run *r, const char *extra,
+                             int explicit_request) {
+  struct mpibind_auto_tuning t;
+  int rc = 0;
+  /* `off` first: a process switched off touches as little as it can
+   * (every page of code a process faults in is a cost; this one runs in
+   * every process of a job) */
+  mpibind_auto_tuning_read(&t);
+  if (!t.off && !mpibind_auto_applied_check(extra, explicit_request)) {
+    r->t = &t;
+    rc = apply_task(r);
+  }
+  mpibind_auto_tuning_free(&t);
+  return rc;
+}
+
+int mpibind_auto_apply_task(int local, int count, const char *source) {
+  struct task_run r = {0};
+  char task[64];
+  /* the task number came from the communicator, not from variables */
+  snprintf(task, sizeof task, "%s %d/%d", source ? source : "", local, count);
+  r.local = local;
+  r.count = count;
+  r.source = source;
+  return apply_with_tuning(&r, task, 0);
+}
+
+/* The launcher's variables; returns 0 (found, or standalone), 1 (nothing to
+ * do) or the contract's value of a reported contradiction in *rc. */
+static int detect(struct task_run *r, int standalone, int *rc) {
+  char *lerr = NULL;
+  int found = mpibind_auto_launcher_detect(&r->local, &r->count, &r->source,
+                                           &lerr);
+  if (found < 0) {
+    struct mpibind_auto_tuning t;
+    mpibind_auto_tuning_read(&t);
+    /* The task number is unknown: every task that sees the
+     * contradiction reports it. */
+    *rc = t.off ? 0 : problem(&t, -1, lerr);
+    mpibind_auto_tuning_free(&t);
+    free(lerr);
+    return 1;
+  }
+  if (found == 0) {
+    if (!standalone) {
+      *rc = 0;
+      return 1;
+    }
+    r->local = 0;
+    r->count = 1;
+    r->source = NULL;
+  }
+  return 0;
+}
+
+int mpibind_auto_apply(int standalone) {
+  struct task_run r = {0};
+  int rc = 0;
+  /* standalone is the wrapper: its options are an explicit request */
+  if (detect(&r, standalone, &rc))
+    return rc;
+  return apply_with_tuning(&r, NULL, standalone);
+}
+
+int mpibind_auto_apply_at_load(int *restart, int *nthreads) {
+  struct task_run r = {0};
+  int rc = 0;
+  *restart = 0;
+  *nthreads = 0;
+  if (detect(&r, 0, &rc))
+    return rc;
+  r.at_load = 1;
+  rc = apply_with_tuning(&r, NULL, 0);
+  *restart = r.restart;
+  *nthreads = r.t_nthreads_given ? 0 : r.nthreads_out;
+  return rc;
+}

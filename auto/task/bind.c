@@ -1,0 +1,118 @@
+/*
+ * bind.c - a task bound to its share and checked (bind.h).
+ *
+ * Why the kernel's mask is read back: bound=1 and MPIBIND_APPLIED=1 must
+ * never claim a binding the kernel does not have.  Why the CPUs are given
+ * back after a failure: the one line that reports it says the task runs
+ * unbound, and so it must.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind.h"
+#include "cpuset.h"
+#include "membind.h"
+#include "strdupf.h"
+
+/* The task's memory on the NUMA node(s) `nodes` of its CPUs (`membind`):
+ * strict (MPOL_BIND: allocations come from those nodes only), for the
+ * calling thread and the threads it starts later (Linux memory policies
+ * are per thread and survive exec; at load, the process has one thread). */
+static int bind_memory(int local, const char *nodes, char **what,
+                       char **msg) {
+  int many = nodes && strpbrk(nodes, ",-") != NULL;
+  char *why = NULL;
+  if (mpibind_auto_bind_memory(nodes, &why) != 0) {
+    *msg = mpibind_auto_strdupf("MPIBIND=membind: cannot bind task %d's "
+                                "memory to NUMA node%s %s: %s",
+                                local, many ? "s" : "",
+                                nodes ? nodes : "(none)",
+                                why ? why : "out of memory");
+    free(why);
+    return -1;
+  }
+  free(*what);
+  *what = mpibind_auto_strdupf("memory of task %d bound to NUMA node%s %s",
+                               local, many ? "s" : "", nodes);
+  return 0;
+}
+
+/* The kernel's mask of the calling thread equals `want`.  0, or -1 with
+ * *msg. */
+static int check_kernel_mask(int local, const char *cpus,
+                             const struct mpibind_auto_cpuset *want,
+                             char **msg) {
+  struct mpibind_auto_cpuset got = MPIBIND_AUTO_CPUSET_INIT;
+  int rc = -1;
+  if (mpibind_auto_cpuset_get_affinity(0, &got) == 0 &&
+      mpibind_auto_cpuset_equal(&got, want)) {
+    rc = 0;
+  } else {
+    char *g = mpibind_auto_cpuset_list(&got);
+    *msg = mpibind_auto_strdupf(
+        "task %d was bound to CPUs %s but the kernel reports CPUs %s", local,
+        cpus, g ? g : "?");
+    free(g);
+  }
+  mpibind_auto_cpuset_free(&got);
+  return rc;
+}
+
+/* The CPUs, the kernel's mask, the memory: the steps unbind() undoes. */
+static int bind_share(const struct mpibind_auto_tuning *t, int local,
+                      const struct mpibind_auto_share *s, char **mem_what,
+                      char **msg) {
+  struct mpibind_auto_cpuset want = MPIBIND_AUTO_CPUSET_INIT;
+  int rc = -1;
+  if (s->cpus == NULL || mpibind_auto_cpuset_parse_list(&want, s->cpus) != 0 ||
+      mpibind_auto_cpuset_iszero(&want))
+    *msg = mpibind_auto_strdupf("cannot bind task %d to CPUs '%s': expected "
+                                "PU OS indexes such as 0-3,8",
+                                local, s->cpus ? s->cpus : "");
+  else if (mpibind_auto_cpuset_bind(&want) != 0)
+    /* threads may have been bound before one was refused */
+    *msg = mpibind_auto_strdupf("cannot bind task %d to CPUs %s: %s", local,
+                                s->cpus, strerror(errno));
+  else if (check_kernel_mask(local, s->cpus, &want, msg) == 0 &&
+           (!t->membind || bind_memory(local, s->mems, mem_what, msg) == 0))
+    rc = 0;
+  mpibind_auto_cpuset_free(&want);
+  return rc;
+}
+
+/* A failure after binding: the CPUs the task had before, given back so
+ * that the report's "running unbound" is true (all threads get the
+ * calling thread's former mask; at load there is one thread). */
+static void unbind(const struct mpibind_auto_cpuset *before, char **msg) {
+  char *list, *m;
+  if (mpibind_auto_cpuset_bind(before) == 0)
+    return;
+  list = mpibind_auto_cpuset_list(before);
+  m = mpibind_auto_strdupf("%s (and its former CPUs %s could not be "
+                           "restored: %s)", *msg ? *msg : "out of memory",
+                           list ? list : "?", strerror(errno));
+  free(list);
+  if (m) {
+    free(*msg);
+    *msg = m;
+  }
+}
+
+int mpibind_auto_bind(const struct mpibind_auto_tuning *t, int local,
+                      const struct mpibind_auto_share *s, char **mem_what,
+                      char **msg) {
+  struct mpibind_auto_cpuset before = MPIBIND_AUTO_CPUSET_INIT;
+  int rc = -1;
+  if (mpibind_auto_cpuset_get_affinity(0, &before) != 0) {
+    *msg = mpibind_auto_strdupf("cannot read task %d's CPUs before "
+                                "binding it", local);
+  } else {
+    rc = bind_share(t, local, s, mem_what, msg);
+    if (rc != 0)
+      unbind(&before, msg);
+  }
+  mpibind_auto_cpuset_free(&before);
+  return rc;
+}

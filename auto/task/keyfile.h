@@ -1,0 +1,49 @@
+/*
+ * keyfile.h - files of the private per-user cache directory that start
+ * with a key, and "compute once per node, read everywhere else" (keyfile.c
+ * says how).  Used for the node's topology (auto/node/topocache.c, in the
+ * helper) and the node's mapping (nodemap.c, in every task).  libc only.
+ */
+#ifndef MPIBIND_AUTO_KEYFILE_H
+#define MPIBIND_AUTO_KEYFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The private per-user cache directory (MPIBIND_CACHE_DIR, else
+ * $XDG_RUNTIME_DIR/mpibind, else /tmp/mpibind-<uid>) as a descriptor, or
+ * -1 when no safe one exists. */
+int mpibind_auto_cache_dirfd(void);
+/* FNV-1a, 64 bits: a short, stable name for a key. */
+uint64_t mpibind_auto_hash(const char *s);
+/* pread of exactly n bytes; 0 on success. */
+int mpibind_auto_pread_exact(int fd, char *buf, size_t n, off_t off);
+
+struct mpibind_auto_once {
+  /* The key as it is now (malloc'ed; NULL out of memory): asked before
+   * each look at the file and before writing it, so that a key naming
+   * another file that may change meanwhile (the node's topology) follows
+   * it. */
+  char *(*key)(void *ctx);
+  /* Reads what it needs of a valid file's body (len bytes at offset off
+   * of fd) and takes it into ctx: 1 used, 0 unusable (then the work is
+   * done here). */
+  int (*use)(void *ctx, int fd, off_t off, size_t len);
+  /* Does the work into ctx and gives the body written for the others
+   * (*body malloc'ed, or NULL to write nothing).  0, or -1 with *error
+   * (one line, recorded for the others for a minute). */
+  int (*make)(void *ctx, char **body, size_t *len, char **error);
+};
+
+/* The file `name` of dirfd holds key + body: use it when valid; else the
+ * first task to come takes the name's lock (name up to its first '.' plus
+ * ".lock"), makes the body and writes it, while the others wait (at most
+ * 30 s) and then use it.  dirfd < 0: make, write nothing.  *made says
+ * whether the work was done here.  0, or -1 with *error (the work's
+ * failure, here or recorded by another task). */
+int mpibind_auto_once(int dirfd, const char *name,
+                      const struct mpibind_auto_once *ops, void *ctx,
+                      int *made, char **error);
+
+#endif

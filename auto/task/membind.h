@@ -1,0 +1,13 @@
+/*
+ * membind.h - MPIBIND=membind without a topology: a task's memory on the
+ * NUMA nodes its share names.  libc only.
+ */
+#ifndef MPIBIND_AUTO_MEMBIND_H
+#define MPIBIND_AUTO_MEMBIND_H
+
+/* Binds the calling thread's memory (and that of the threads it starts
+ * later) to the NUMA nodes of the hwloc list `nodes`, strictly (MPOL_BIND).
+ * 0, or -1 with *error (malloc'ed, the reason). */
+int mpibind_auto_bind_memory(const char *nodes, char **error);
+
+#endif

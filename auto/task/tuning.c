@@ -1,0 +1,354 @@
+/*
+ * tuning.c - the MPIBIND* variables (grammar of mpibind's --mpibind=
+ * option, docs/interfaces.md "Automatic binding").
+ *
+ * Contract: every problem is reported with the variable's name and value
+ * and what was expected; the first problem is kept, but the whole MPIBIND
+ * list is still read so that `off` and `strict` take effect wherever they
+ * stand in it.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mb_text.h"
+#include "mpibind_auto_task.h" /* mpibind_auto_name_option */
+#include "strdupf.h"
+#include "tuning.h"
+
+const char mpibind_auto_help_text[] =
+    "mpibind: automatic binding, tuned by environment variables:\n"
+    "mpibind:   MPIBIND=word,word,...  with the words\n"
+    "mpibind:     on | off            bind (default) | no side effect at all\n"
+    "mpibind:     v | verbose         print the node's mapping once per node\n"
+    "mpibind:     smt:K               use K hardware threads per core (0: choose)\n"
+    "mpibind:     greedy[:0|1]        tasks may span several domains (default 1)\n"
+    "mpibind:     gpu[:0|1]           place tasks where the GPUs are (default 1);\n"
+    "mpibind:                         also gpu_optim[:0|1]\n"
+    "mpibind:     omp_places          do not set OMP_PLACES\n"
+    "mpibind:     omp_proc_bind       do not set OMP_PROC_BIND\n"
+    "mpibind:     visible_devices     do not set *_VISIBLE_DEVICES\n"
+    "mpibind:     place_threads       set OMP_PLACES/OMP_PROC_BIND in an interpreter too\n"
+    "mpibind:     membind             bind memory to the task's NUMA node(s)\n"
+    "mpibind:     nics                restrict UCX, NCCL, libfabric to the task's NICs\n"
+    "mpibind:                         (UCX_NET_DEVICES, NCCL_IB_HCA, FI_CXI_DEVICE_NAME)\n"
+    "mpibind:     dryrun              compute, report and export; do not bind\n"
+    "mpibind:     strict              a problem fails the launch (default: warn, run unbound)\n"
+    "mpibind:     draw:PATH           the node's task 0 draws the mapping into PATH-HOST.EXT\n"
+    "mpibind:                         (.svg, .png, .pdf by hwloc's lstopo; .xml annotated)\n"
+    "mpibind:     help                this text\n"
+    "mpibind:   MPIBIND_RESTRICT=LIST     hwloc list of CPU (or NUMA) OS indexes, e.g. 0-3,8\n"
+    "mpibind:   MPIBIND_RESTRICT_TYPE=cpu|mem  what MPIBIND_RESTRICT lists (default cpu)\n"
+    "mpibind:   MPIBIND_TOPOFILE=FILE     hwloc XML of this node (any node with dryrun)\n"
+    "mpibind:   OMP_NUM_THREADS=N         threads per task (default: chosen by mpibind)\n"
+    "mpibind:   MPIBIND_TRACE=FILE        append one line per task (diagnostics)\n"
+    "mpibind:   MPIBIND_CACHE_DIR=DIR     private directory of the per-node topology cache\n";
+
+#define WORDS_EXPECTED                                                       \
+  "on, off, v, verbose, smt:K, greedy[:0|1], gpu[:0|1], gpu_optim[:0|1], "  \
+  "omp_places, omp_proc_bind, visible_devices, place_threads, membind, "    \
+  "nics, "                                                                   \
+  "dryrun, strict, draw:PATH, help"
+
+/* A non-negative decimal int, the whole of [s, s+len) (the project's one
+ * decimal rule, mb_text.h). */
+static int parse_count(const char *s, size_t len, int *out) {
+  long long v;
+  if (mb_parse_decimal(s, len, 0, INT_MAX, &v) != 0)
+    return -1;
+  *out = (int)v;
+  return 0;
+}
+
+/* Keeps the first problem.  Later ones are not even formatted: each
+ * message quotes the whole value, so formatting every bad word's would
+ * cost words x length (a 128 KiB MPIBIND of bad words: seconds per task). */
+__attribute__((format(printf, 2, 3))) static void
+keep_error(struct mpibind_auto_tuning *t, const char *fmt, ...) {
+  va_list ap;
+  if (t->error != NULL)
+    return;
+  va_start(ap, fmt);
+  if (vasprintf(&t->error, fmt, ap) < 0)
+    t->error = NULL;
+  va_end(ap);
+}
+
+/* `name` or `name:0|1`; returns 1 when the word has that name. */
+static int bool_word(struct mpibind_auto_tuning *t, const char *label,
+                     const char *value, const char *w, size_t len,
+                     const char *name, int *out) {
+  size_t n = strlen(name);
+  if (len < n || strncasecmp(w, name, n) != 0)
+    return 0;
+  if (len == n) {
+    *out = 1;
+    return 1;
+  }
+  if (w[n] != ':')
+    return 0;
+  if (len == n + 2 && (w[n + 1] == '0' || w[n + 1] == '1')) {
+    *out = w[n + 1] - '0';
+    return 1;
+  }
+  keep_error(t,
+             "%s='%s': bad value in '%.*s' (expected %s, "
+             "%s:0 or %s:1)",
+             label, value, (int)len, w, name, name, name);
+  return 1;
+}
+
+static int is_word(const char *w, size_t len, const char *name) {
+  return strlen(name) == len && strncasecmp(w, name, len) == 0;
+}
+
+static void parse_mpibind(struct mpibind_auto_tuning *t, const char *label,
+                          const char *value) {
+  const char *p = value;
+  while (*p) {
+    const char *end = strchr(p, ',');
+    if (end == NULL)
+      end = p + strlen(p);
+    const char *w = p;
+    const char *we = end;
+    while (w < we && isspace((unsigned char)*w))
+      w++;
+    while (we > w && isspace((unsigned char)we[-1]))
+      we--;
+    size_t len = (size_t)(we - w);
+    int b = -1; /* bool_word() leaves it at -1 when it reports an error */
+
+    if (len == 0) {
+      /* empty items ("v,,smt:2", a trailing comma) are harmless */
+    } else if (is_word(w, len, "on")) {
+      t->off = 0;
+    } else if (is_word(w, len, "off")) {
+      t->off = 1;
+    } else if (is_word(w, len, "v") || is_word(w, len, "verbose")) {
+      t->verbose = 1;
+    } else if (is_word(w, len, "dryrun")) {
+      t->dryrun = 1;
+    } else if (is_word(w, len, "strict")) {
+      t->strict = 1;
+    } else if (is_word(w, len, "help")) {
+      t->help = 1;
+    } else if (is_word(w, len, "omp_places")) {
+      t->no_omp_places = 1;
+    } else if (is_word(w, len, "omp_proc_bind")) {
+      t->no_omp_proc_bind = 1;
+    } else if (is_word(w, len, "visible_devices")) {
+      t->no_visible_devices = 1;
+    } else if (is_word(w, len, "place_threads")) {
+      t->place_threads = 1;
+    } else if (is_word(w, len, "membind")) {
+      t->membind = 1;
+    } else if (is_word(w, len, "nics")) {
+      t->nics = 1;
+    } else if (len >= 3 && strncasecmp(w, "smt", 3) == 0 &&
+               (len == 3 || w[3] == ':')) {
+      int k;
+      if (len > 4 && parse_count(w + 4, len - 4, &k) == 0)
+        t->smt = k;
+      else
+        keep_error(t,
+                   "%s='%s': bad value in '%.*s' (expected "
+                   "smt:K with K a number of hardware threads per "
+                   "core, 0 to choose)",
+                   label, value, (int)len, w);
+    } else if (len >= 4 && strncasecmp(w, "draw", 4) == 0 &&
+               (len == 4 || w[4] == ':')) {
+      /* draw:PATH, the path as typed (case kept); the last one wins */
+      if (len > 5) {
+        free(t->draw);
+        t->draw = strndup(w + 5, len - 5);
+      } else {
+        keep_error(t,
+                   "%s='%s': missing file in '%.*s' (expected "
+                   "draw:PATH, PATH ending in .svg, .png, .pdf or "
+                   ".xml)",
+                   label, value, (int)len, w);
+      }
+    } else if (bool_word(t, label, value, w, len, "greedy", &b)) {
+      if (b >= 0)
+        t->greedy = b;
+    } else if (bool_word(t, label, value, w, len, "gpu_optim", &b) ||
+               bool_word(t, label, value, w, len, "gpu", &b)) {
+      if (b >= 0)
+        t->gpu_optim = b;
+    } else {
+      keep_error(t, "%s='%s': unknown word '%.*s' (expected %s)", label, value,
+                 (int)len, w, WORDS_EXPECTED);
+    }
+    p = *end ? end + 1 : end;
+  }
+}
+
+static int all_space(const char *s) {
+  for (; *s; s++)
+    if (!isspace((unsigned char)*s))
+      return 0;
+  return 1;
+}
+
+static void tuning_defaults(struct mpibind_auto_tuning *t,
+                            mpibind_auto_getenv_f get, void *ctx) {
+  memset(t, 0, sizeof *t);
+  t->smt = t->greedy = t->gpu_optim = -1;
+  t->restrict_type = -1;
+  t->nthreads = -1;
+  t->get = get;
+  t->get_ctx = ctx;
+}
+
+int mpibind_auto_tuning_words(struct mpibind_auto_tuning *t, const char *label,
+                              const char *value) {
+  tuning_defaults(t, NULL, NULL);
+  parse_mpibind(t, label, value ? value : "");
+  return t->error ? -1 : 0;
+}
+
+/* The variables a front end may set from an option of its own, and the
+ * option each came from (mpibind_auto_name_option); NULL: the variable. */
+static const char *const optional_vars[] = {
+    "MPIBIND_RESTRICT", "MPIBIND_RESTRICT_TYPE", "MPIBIND_TOPOFILE",
+    "OMP_NUM_THREADS"};
+static const char *option_of[sizeof optional_vars / sizeof *optional_vars];
+
+int mpibind_auto_name_option(const char *variable, const char *option) {
+  for (size_t i = 0; i < sizeof optional_vars / sizeof *optional_vars; i++)
+    if (variable != NULL && strcmp(variable, optional_vars[i]) == 0) {
+      option_of[i] = option;
+      return 0;
+    }
+  return -1;
+}
+
+const char *mpibind_auto_nameable_variable(int i) {
+  return i >= 0 && (size_t)i < sizeof optional_vars / sizeof *optional_vars
+             ? optional_vars[i]
+             : NULL;
+}
+
+const char *mpibind_auto_value_name(const char *variable) {
+  for (size_t i = 0; i < sizeof optional_vars / sizeof *optional_vars; i++)
+    if (strcmp(variable, optional_vars[i]) == 0 && option_of[i] != NULL)
+      return option_of[i];
+  return variable;
+}
+
+char *mpibind_auto_value_names_key(void) {
+  char *key = strdup("");
+  for (size_t i = 0;
+       key != NULL && i < sizeof optional_vars / sizeof *optional_vars; i++)
+    if (option_of[i] != NULL) {
+      char *k = mpibind_auto_strdupf("%s%s as %s\n", key, optional_vars[i],
+                                     option_of[i]);
+      free(key);
+      key = k;
+    }
+  return key;
+}
+
+static const char *process_getenv(const char *name, void *ctx) {
+  (void)ctx;
+  return getenv(name);
+}
+
+const char *mpibind_auto_getenv(const struct mpibind_auto_tuning *t,
+                                const char *name) {
+  return t->get ? t->get(name, t->get_ctx) : getenv(name);
+}
+
+int mpibind_auto_tuning_read(struct mpibind_auto_tuning *t) {
+  return mpibind_auto_tuning_read_from(t, process_getenv, NULL);
+}
+
+int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
+                                  mpibind_auto_getenv_f get, void *ctx) {
+  const char *v;
+  tuning_defaults(t, get, ctx);
+
+  v = get("MPIBIND", ctx);
+  if (v != NULL)
+    parse_mpibind(t, "MPIBIND", v);
+  if (t->off)
+    return 0; /* off means no side effect, not even a warning */
+
+  v = get("MPIBIND_RESTRICT", ctx);
+  if (v != NULL) {
+    if (all_space(v))
+      keep_error(t,
+                 "%s='%s' is empty (expected a list "
+                 "of OS indexes such as 0-3,8)",
+                 mpibind_auto_value_name("MPIBIND_RESTRICT"), v);
+    else
+      t->restrict_ids = v;
+  }
+
+  v = get("MPIBIND_RESTRICT_TYPE", ctx);
+  if (v != NULL) {
+    const char *s = v;
+    size_t len;
+    while (isspace((unsigned char)*s))
+      s++;
+    len = strlen(s);
+    while (len > 0 && isspace((unsigned char)s[len - 1]))
+      len--;
+    if (is_word(s, len, "cpu"))
+      t->restrict_type = MPIBIND_AUTO_RESTRICT_CPU;
+    else if (is_word(s, len, "mem"))
+      t->restrict_type = MPIBIND_AUTO_RESTRICT_MEM;
+    else
+      keep_error(t,
+                 "%s='%s' is not a restrict type "
+                 "(expected cpu or mem)",
+                 mpibind_auto_value_name("MPIBIND_RESTRICT_TYPE"), v);
+  }
+
+  v = get("MPIBIND_TOPOFILE", ctx);
+  if (v != NULL) {
+    if (all_space(v))
+      keep_error(t,
+                 "%s='%s' is empty (expected the path "
+                 "of an hwloc XML file of this node)",
+                 mpibind_auto_value_name("MPIBIND_TOPOFILE"), v);
+    else
+      t->topofile = v;
+  }
+
+  /* OMP_NUM_THREADS may be a list for nested levels ("4,2"): the first
+   * entry is the task's thread count. */
+  v = get("OMP_NUM_THREADS", ctx);
+  if (v != NULL && !all_space(v)) {
+    const char *s = v;
+    const char *e;
+    int n;
+    while (isspace((unsigned char)*s))
+      s++;
+    e = s;
+    while (*e && *e != ',' && !isspace((unsigned char)*e))
+      e++;
+    if (parse_count(s, (size_t)(e - s), &n) == 0 && n > 0)
+      t->nthreads = n;
+    else
+      keep_error(t,
+                 "%s='%s' is not a thread count "
+                 "(expected a positive integer)",
+                 mpibind_auto_value_name("OMP_NUM_THREADS"), v);
+  }
+
+  return t->error ? -1 : 0;
+}
+
+void mpibind_auto_tuning_free(struct mpibind_auto_tuning *t) {
+  free(t->error);
+  t->error = NULL;
+  free(t->draw);
+  t->draw = NULL;
+}

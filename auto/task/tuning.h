@@ -1,0 +1,76 @@
+/*
+ * tuning.h - the MPIBIND* variables (the grammar of --mpibind=,
+ * docs/interfaces.md "Automatic binding"), read the same way by every
+ * front end: the preload and the wrapper from their environment, the
+ * Slurm plugin from the job's, the helper from the environment it
+ * inherited from the task.  libc only.
+ */
+#ifndef MPIBIND_AUTO_TUNING_H
+#define MPIBIND_AUTO_TUNING_H
+
+#include "task_env.h"
+
+/* MPIBIND_RESTRICT_TYPE's values, the library's MPIBIND_RESTRICT_CPU and
+ * MPIBIND_RESTRICT_MEM (auto/node/steps.c checks that they agree). */
+enum { MPIBIND_AUTO_RESTRICT_CPU = 0, MPIBIND_AUTO_RESTRICT_MEM = 1 };
+
+struct mpibind_auto_tuning {
+  int off;              /* `off`: no side effect at all */
+  int verbose;          /* `v`, `verbose` */
+  int dryrun;           /* compute, report, export; no bind */
+  int strict;           /* a problem fails the launch */
+  int help;             /* print the grammar */
+  int smt;              /* -1: not given */
+  int greedy;           /* -1: not given */
+  int gpu_optim;        /* -1: not given */
+  int no_omp_places;    /* do not set OMP_PLACES */
+  int no_omp_proc_bind; /* do not set OMP_PROC_BIND */
+  int no_visible_devices; /* do not set *_VISIBLE_DEVICES/ZE_AFFINITY_MASK */
+  int membind;          /* `membind`: memory on the task's NUMA node(s) */
+  int nics;             /* `nics`: the task's NICs to UCX, NCCL, libfabric */
+  int place_threads;    /* `place_threads`: OMP_PLACES/OMP_PROC_BIND even
+                           in an interpreter (see export.c) */
+  const char *restrict_ids; /* NULL: not given (points into environ) */
+  int restrict_type;        /* MPIBIND_AUTO_RESTRICT_*; -1: not given */
+  const char *topofile;     /* NULL: not given */
+  int nthreads;             /* from OMP_NUM_THREADS; -1: not given */
+  char *draw;               /* draw:PATH (malloc'ed), or NULL */
+  char *error;              /* first problem found (malloc'ed), or NULL */
+  mpibind_auto_getenv_f get; /* where the values came from (NULL: getenv;
+                                the Slurm plugin: the job's environment) */
+  void *get_ctx;
+};
+
+/* Reads MPIBIND, MPIBIND_RESTRICT, MPIBIND_RESTRICT_TYPE, MPIBIND_TOPOFILE
+ * and OMP_NUM_THREADS.  Returns 0, or -1 with t->error set (one line
+ * naming the variable and its value).  `off` is always honoured, even
+ * next to bad words.  Free with mpibind_auto_tuning_free(). */
+int mpibind_auto_tuning_read(struct mpibind_auto_tuning *t);
+/* The same, reading the variables through get(name, ctx). */
+int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
+                                  mpibind_auto_getenv_f get, void *ctx);
+/* Only the word list of MPIBIND (the grammar of --mpibind=), given under
+ * the name `label` (e.g. "--mpibind"), which the messages use.  For
+ * checking a value where it is typed (srun, sbatch, salloc). */
+int mpibind_auto_tuning_words(struct mpibind_auto_tuning *t, const char *label,
+                              const char *value);
+/* What messages call the value of `variable`: the option a front end
+ * named with mpibind_auto_name_option() (mpibind_auto_task.h), else the
+ * variable itself. */
+const char *mpibind_auto_value_name(const char *variable);
+/* The i-th variable a front end may name after an option, NULL past the
+ * last (with mpibind_auto_value_name: what the helper is told, --name). */
+const char *mpibind_auto_nameable_variable(int i);
+/* Those names as lines of a node-mapping key ("" when every value goes
+ * by its variable's name), malloc'ed: a failure recorded for the node's
+ * later tasks is reused word for word, so the names are an input. */
+char *mpibind_auto_value_names_key(void);
+/* A variable, read where the tuning's variables came from. */
+const char *mpibind_auto_getenv(const struct mpibind_auto_tuning *t,
+                                const char *name);
+void mpibind_auto_tuning_free(struct mpibind_auto_tuning *t);
+
+/* The grammar, for `help` (several lines, each ending in '\n'). */
+extern const char mpibind_auto_help_text[];
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * threads.c - every thread of the process bound to one mask (see
+ * mb_threads.h).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/types.h>
+
+#include "mb_threads.h"
+
+int mb_bind_all_threads(const cpu_set_t *cs, size_t size)
+{
+  DIR *d = opendir("/proc/self/task");
+  if (!d)
+    return sched_setaffinity(0, size, cs);
+  /* the calling thread is in the list too */
+  int rc = 0, e = 0, any = 0;
+  struct dirent *ent;
+  while (rc == 0 && (ent = readdir(d)) != NULL) {
+    char *end;
+    long tid = strtol(ent->d_name, &end, 10);
+    if (ent->d_name[0] == '.' || *end != '\0' || tid <= 0)
+      continue;
+    any = 1;
+    if (sched_setaffinity((pid_t)tid, size, cs) != 0 && errno != ESRCH) {
+      rc = -1;
+      e = errno;
+    }
+  }
+  closedir(d);
+  if (!any) /* no list after all: the calling thread at least */
+    return sched_setaffinity(0, size, cs);
+  errno = e;
+  return rc;
+}
