@@ -8,37 +8,17 @@
 #include <string.h>
 
 #include "gpualloc.h"
+#include "mb_buf.h"
 #include "nodemap_write.h"
 #include "strdupf.h"
 
 #define HEXW MPIBIND_AUTO_NODEMAP_HEXW
 #define EXTRA_RECORDS MPIBIND_AUTO_NODEMAP_EXTRA
 
-/* Appends to a growing string; -1 when out of memory. */
-struct sbuf {
-  char *p;
-  size_t len, cap;
-};
-
-static int sb_add(struct sbuf *b, const char *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    char *np = realloc(b->p, cap);
-    if (np == NULL)
-      return -1;
-    b->p = np;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-  return 0;
-}
-
-static int sb_str(struct sbuf *b, const char *s) {
-  return sb_add(b, s, strlen(s));
+/* Appends a string to a growing buffer (mb_buf.h); -1 when out of
+ * memory. */
+static int sb_str(struct mb_buf *b, const char *s) {
+  return mb_buf_add(b, s, strlen(s));
 }
 
 /* The NUMA nodes of a task's CPUs in the mapped topology, as a list;
@@ -114,7 +94,7 @@ int mpibind_auto_share_of(mpibind_t *h, int task, int want_report,
 
 /* One task's record; 1 when it cannot be written as lines, -1 out of
  * memory. */
-static int add_record(struct sbuf *b, mpibind_t *h, int task) {
+static int add_record(struct mb_buf *b, mpibind_t *h, int task) {
   struct mpibind_auto_share s;
   char *text = NULL;
   int rc = mpibind_auto_share_of(h, task, 0, &s) != 0
@@ -129,7 +109,7 @@ static int add_record(struct sbuf *b, mpibind_t *h, int task) {
 
 /* Every task's GPU variables, one line per task (record ntasks+1); 1 when
  * a value cannot be written as a field, -1 out of memory. */
-static int add_gpu_lines(struct sbuf *b, mpibind_t *h, int count) {
+static int add_gpu_lines(struct mb_buf *b, mpibind_t *h, int count) {
   int nnames = 0;
   char **names = mpibind_get_env_var_names(h, &nnames);
   for (int t = 0; t < count; t++) {
@@ -156,7 +136,7 @@ static int add_gpu_lines(struct sbuf *b, mpibind_t *h, int count) {
 /* Every task's record after the index. */
 static int serialize(mpibind_t *h, int count, const char *job_line,
                      char **body, size_t *blen) {
-  struct sbuf recs = {0}, out = {0};
+  struct mb_buf recs = {0}, out = {0};
   size_t nrec = (size_t)count + EXTRA_RECORDS, head = (size_t)HEXW * (nrec + 1);
   size_t *offs = malloc((nrec + 1) * sizeof *offs);
   char ent[HEXW + 1];
@@ -186,14 +166,14 @@ static int serialize(mpibind_t *h, int count, const char *job_line,
   }
   offs[nrec] = head + HEXW + recs.len;
   snprintf(ent, sizeof ent, "%016zx\n", nrec);
-  if (sb_add(&out, ent, HEXW) != 0)
+  if (mb_buf_add(&out, ent, HEXW) != 0)
     goto out;
   for (size_t r = 0; r <= nrec; r++) {
     snprintf(ent, sizeof ent, "%016zx\n", offs[r]);
-    if (sb_add(&out, ent, HEXW) != 0)
+    if (mb_buf_add(&out, ent, HEXW) != 0)
       goto out;
   }
-  if (sb_add(&out, recs.p, recs.len) != 0)
+  if (mb_buf_add(&out, recs.p, recs.len) != 0)
     goto out;
   *body = out.p;
   *blen = out.len;

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mb_buf.h"
 #include "mb_spawn.h"
 
 extern char **environ;
@@ -34,10 +35,9 @@ static long long now_ms(void)
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A growing buffer of what one pipe gave. */
+/* What one pipe gave. */
 struct sink {
-  char *buf;
-  size_t len, cap;
+  struct mb_buf b;
   int first_line; /* keep only up to the first newline (stderr) */
   int line_done;
 };
@@ -54,20 +54,7 @@ static int sink_add(struct sink *k, const char *data, size_t n)
       k->line_done = 1;
     }
   }
-  if (k->len + n + 1 > k->cap) {
-    size_t cap = k->cap ? k->cap : 4096;
-    while (k->len + n + 1 > cap)
-      cap *= 2;
-    char *b = realloc(k->buf, cap);
-    if (!b)
-      return -1;
-    k->buf = b;
-    k->cap = cap;
-  }
-  memcpy(k->buf + k->len, data, n);
-  k->len += n;
-  k->buf[k->len] = '\0';
-  return 0;
+  return mb_buf_add(&k->b, data, n);
 }
 
 /* Reads what fd has now.  1: end of file (or an error: the pipe is done
@@ -282,14 +269,14 @@ int mb_spawn_run(struct mb_spawn *s)
   reap(s, pid, deadline);
   if (oom) {
     s->timed_out = 0;
-    free(out.buf);
-    free(err.buf);
+    free(out.b.p);
+    free(err.b.p);
     errno = ENOMEM;
     return -1;
   }
-  s->out = out.buf;
-  s->out_len = out.len;
-  s->err_line = err.buf;
+  s->out = out.b.p;
+  s->out_len = out.b.len;
+  s->err_line = err.b.p;
   return 0;
 }
 
