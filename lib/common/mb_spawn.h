@@ -4,8 +4,9 @@
  * (SIGKILL) at the deadline, always reaped.  libc only (no hwloc, no
  * libmpibind), so that code running inside an application's process can
  * use it as well as the library: the library's drawing runs lstopo with
- * it, and the automatic-binding layer can start its discovery helper
- * with it.  Internal, never installed (static library mpibind-spawn).
+ * it, and the automatic-binding layer starts its helper with it
+ * (auto/task/helper.c).  Internal, never installed (static library
+ * mpibind-libc).
  *
  * The child always starts with stdin on /dev/null, no signal blocked
  * (the caller may block some: an MPI library's threads do), and (glibc
