@@ -483,10 +483,18 @@ static int gpu_copy(struct mb_gpu *to, const struct mb_gpu *g)
 }
 
 /* Does GPU a of the unrestricted list stay the job's when a restriction
- * removed it? */
-static int stays_outside(const struct mb_gpu *a)
+ * removed it?  A user's restriction (the restrict list) selects the CPUs
+ * the tasks use, not the GPUs the job holds: the GPUs it removes stay.
+ * The job's CPUs (a launch on part of a shared node) remove the GPUs
+ * local only to CPUs outside the job, which may be another job's, unless
+ * the allocation names them (the launch gave them to the job).  A GPU
+ * local to no CPU (beside memory only) is no CPU restriction's business.
+ * (docs/algorithm.md, "No GPU left idle") */
+static int stays_outside(const mpibind_t *h, const struct mb_gpu *a)
 {
-  return a->alloc_entry || hwloc_bitmap_iszero(a->locality->cpuset);
+  hwloc_const_bitmap_t near = a->locality->cpuset;
+  return a->alloc_entry || hwloc_bitmap_iszero(near) || !h->job_cpus ||
+         hwloc_bitmap_intersects(near, h->job_cpus);
 }
 
 int mb_gpu_list_keep_outside(mpibind_t *h, const struct mb_gpu_list *all,
@@ -494,7 +502,7 @@ int mb_gpu_list_keep_outside(mpibind_t *h, const struct mb_gpu_list *all,
 {
   int extra = 0;
   for (int i = 0; i < all->n; i++)
-    extra += stays_outside(&all->gpu[i]) && !find_by_name(list, all->gpu[i].name);
+    extra += stays_outside(h, &all->gpu[i]) && !find_by_name(list, all->gpu[i].name);
   if (extra == 0)
     return 0;
   struct mb_gpu *more =
@@ -508,7 +516,7 @@ int mb_gpu_list_keep_outside(mpibind_t *h, const struct mb_gpu_list *all,
   int n = list->n;
   for (int i = 0; i < all->n; i++) {
     const struct mb_gpu *a = &all->gpu[i];
-    if (!stays_outside(a) || find_by_name(list, a->name))
+    if (!stays_outside(h, a) || find_by_name(list, a->name))
       continue;
     if (gpu_copy(&list->gpu[n], a))
       return mb_oom(h); /* list->n entries stay valid, the copies are gone */

@@ -29,9 +29,10 @@ struct mb_gpu {
   hwloc_obj_t locality;  /* nearest non-I/O ancestor */
   hwloc_obj_t base_locality; /* the same in the unrestricted topology */
   hwloc_obj_t base_obj;  /* obj in the unrestricted topology */
-  int outside;           /* a GPU of the job that the restriction removed:
-                          * obj and locality are the unrestricted
-                          * topology's (mb_gpu_list_keep_outside) */
+  int outside;           /* a GPU of the job that a restriction removed
+                          * from the work topology: obj and locality are
+                          * the unrestricted topology's
+                          * (mb_gpu_list_keep_outside) */
   enum mb_backend backend;
   unsigned vendor;       /* PCI vendor id */
   unsigned domain, bus, dev, func;
@@ -58,10 +59,11 @@ int mb_gpu_list_allocate(mpibind_t *h, struct mb_gpu_list *list);
 /* list (built on a restricted topology from all, the unrestricted and
  * allocated list) gets back, after its own and in all's order, the GPUs
  * of all that the restriction removed but that stay the job's (marked
- * outside): those an
- * allocation names (the launch gave them to the job) and those local to
- * no CPU (beside memory only: no CPU restriction is about them)
- * (docs/algorithm.md, "No GPU left idle"). */
+ * outside): every one the user's restrict list removed, and of those
+ * local only to CPUs outside the job's CPUs (mpibind_set_job_cpus), the
+ * ones an allocation names (the launch gave them to the job); a GPU
+ * local to no CPU (beside memory only) always stays (docs/algorithm.md,
+ * "No GPU left idle"). */
 int mb_gpu_list_keep_outside(mpibind_t *h, const struct mb_gpu_list *all,
                              struct mb_gpu_list *list);
 void mb_gpu_list_free(struct mb_gpu_list *list);

@@ -112,7 +112,7 @@ int mpibind(mpibind_t *h)
   if (rc == 0)
     rc = mb_distribute(h, d, nd);
   if (rc == 0)
-    rc = mb_share_stranded_gpus(h, d, nd);
+    rc = mb_share_idle_gpus(h);
   if (rc == 0)
     rc = mb_nic_list_build(h, base, &h->nics);
   if (rc == 0)

@@ -138,7 +138,9 @@ MPIBIND_API int mpibind_set_smt(mpibind_t *handle, int smt);
  * from 0 to 2147483647 (leading zeros are decimal), ranges ascending, no
  * blank or empty item.  The whole list is checked here; ids beyond the
  * node select nothing (and cost nothing).  NULL or "" removes the
- * restriction.  The string is copied. */
+ * restriction.  The string is copied.  A restriction selects the CPUs the
+ * tasks use, not the job's GPUs: those local only to the CPUs it leaves
+ * out stay and are shared out (docs/algorithm.md, "No GPU left idle"). */
 MPIBIND_API int mpibind_set_restrict_ids(mpibind_t *handle, const char *ids);
 MPIBIND_API int mpibind_set_restrict_type(mpibind_t *handle, int type);
 /* The CPUs (PU OS indexes) the launch gave this job on this node, when
@@ -146,7 +148,9 @@ MPIBIND_API int mpibind_set_restrict_type(mpibind_t *handle, int type);
  * without cpuset cgroups: a Slurm step with task/affinity only, Flux's
  * affinity containment, taskset or numactl around a launcher).  The
  * mapping then stays within them, on top of any restrict list: no task
- * is ever given a CPU outside them.  The set is copied; NULL removes it.
+ * is ever given a CPU outside them, nor a GPU local only to CPUs outside
+ * them that the GPU allocation does not name (it may be another job's).
+ * The set is copied; NULL removes it.
  * mpibind() fails, naming both, when they leave no CPU of the topology.
  * Beyond the original (docs/algorithm.md, "The job's CPUs"). */
 MPIBIND_API int mpibind_set_job_cpus(mpibind_t *handle,
@@ -295,8 +299,9 @@ MPIBIND_API int *mpibind_get_nthreads(mpibind_t *handle);
 MPIBIND_API hwloc_bitmap_t *mpibind_get_cpus(mpibind_t *handle);
 /* ntasks sets of positions in the node's GPU list. */
 MPIBIND_API hwloc_bitmap_t *mpibind_get_gpus(mpibind_t *handle);
-/* Number of GPUs in the node's GPU list (after restriction and
- * allocation).  Valid after mpibind(); -1 before. */
+/* Number of GPUs in the job's GPU list: the node's, after the allocation
+ * and the job's CPUs (a restrict list removes none: docs/algorithm.md,
+ * "No GPU left idle").  Valid after mpibind(); -1 before. */
 MPIBIND_API int mpibind_get_num_gpus(mpibind_t *handle);
 /* The task's PU OS indexes, ascending; *ncpus receives their number. */
 MPIBIND_API int *mpibind_get_cpus_ptask(mpibind_t *handle, int taskid,

@@ -626,7 +626,8 @@ class MpibindHandle:
 
     @_locked
     def get_num_gpus(self):
-        """The number of GPUs of the node (after restriction) in the mapping."""
+        """The number of GPUs of the job in the mapping: the node's, after
+        the GPU allocation (a restriction removes none)."""
         h = self._mapped()
         return lib.mpibind_get_num_gpus(h)
 

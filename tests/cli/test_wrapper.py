@@ -465,7 +465,8 @@ def test_lassen_options_reach_the_mapping():
               + probe(MPICH_RANK), prefix=mpich_prefix(2), timeout=120)
     assert res.returncode == 0, res.stderr
     recs = parse_probe(res.stdout, 2)
-    assert [recs[r]["CUDA_VISIBLE_DEVICES"] for r in range(2)] == ["2", "3"]
+    # (socket 0's GPUs stay the job's: "No GPU left idle")
+    assert [recs[r]["CUDA_VISIBLE_DEVICES"] for r in range(2)] == ["2,0", "3,1"]
     assert [recs[r]["OMP_NUM_THREADS"] for r in range(2)] == ["10", "10"]
 
     res = run(["--dryrun", "--topology", topo("coral-lassen.xml"),

@@ -40,8 +40,8 @@ Cases (issue 14's list):
              node at load (FLUX_TASK_LOCAL_ID, FLUX_JOB_SIZE), on two after
              MPI_Init, mapped as the preview says, one trace line per task;
   gpus       Lassen's XML as the instance's topology, dryrun: jobs with -g1
-             per task (the job's GPUs, the nearest ones: the preview of the
-             job's cores), with all GPUs, and a job whose GPUs are not the
+             per task (the job's GPUs, the nearest ones: the library's
+             mapping of the job's cores and GPUs), with all GPUs, and a job whose GPUs are not the
              first ones (another job holds those): each task's
              CUDA_VISIBLE_DEVICES within its job's GPUs, CUDA_DEVICE_ORDER;
              a job without GPUs: CUDA_VISIBLE_DEVICES empty.
@@ -555,7 +555,8 @@ class GpuChecks(FluxChecks):
     def gpu_job(self, name, opts, n, nearest):
         """A dryrun job: each task's CUDA_VISIBLE_DEVICES within the job's
         GPUs (R), one GPU each, distinct; the report's CPUs within the job's
-        cores; with nearest, exactly the preview of the job's cores."""
+        cores; with nearest, exactly the library's mapping of the job's
+        cores and GPUs."""
         r = self.sh(["-N1", "-n%d" % n, "-o", "cpu-affinity=off", "-o", "mpibind=dryrun"] + opts)
         problems = []
         tasks = self.expect_tasks(r, n, problems)
@@ -583,13 +584,37 @@ class GpuChecks(FluxChecks):
         if len(used) != len(set(used)):
             problems.append("tasks share GPUs %s" % used)
         if nearest:
-            want = self.preview_within(n, pus, self.args.gpu_topofile)
+            want = self.mapping_of_job(n, pus, gpus)
             got = {k: v for k, v in reports.items()}
             if got != want:
-                problems.append("report %s, expected the preview of the job's cores %s"
+                problems.append("report %s, expected the mapping of the job's cores and GPUs %s"
                                 % (sorted(got.items()), sorted(want.items())))
         self.record(name, problems, r)
         return tasks
+
+    MAPPING_OF_JOB = (
+        "import sys, mpibind\n"
+        "h = mpibind.MpibindHandle(topology_file=sys.argv[1], ntasks=int(sys.argv[2]))\n"
+        "h.restrict_ids = sys.argv[3]\n"
+        "h.set_gpu_allocation('CUDA_VISIBLE_DEVICES', sys.argv[4])\n"
+        "h.mpibind()\n"
+        "sys.stdout.write(h.mapping_snprint())\n")
+
+    def mapping_of_job(self, n, pus, gpus):
+        """task -> (gpus, cpus) of the library's mapping (the Python module,
+        outside Flux) of n tasks on the GPU node's PUs pus holding the GPUs
+        gpus: what the plugin's job CPUs and R's GPUs amount to.  (The
+        command's preview, `--restrict PUS`, is no longer that: a user's
+        restriction keeps every GPU of the node, docs/algorithm.md "No GPU
+        left idle"; the job holds only R's.)"""
+        argv = [self.args.python, "-c", self.MAPPING_OF_JOB, self.args.gpu_topofile, str(n),
+                self.ts.fmt(pus), ",".join(str(g) for g in sorted(gpus))]
+        r = self.run(argv, env={"PYTHONPATH": self.args.pymod, "MPIBIND_LIBRARY": self.args.library})
+        if r.returncode != 0:
+            raise RuntimeError("the mapping of %d tasks on %s with GPUs %s: %s"
+                               % (n, self.ts.fmt(pus), sorted(gpus), r.stderr.strip()))
+        return {int(m.group(1)): (m.group(3).strip(), self.parse_list(m.group(4)))
+                for m in map(REPORT_RE.match, r.stdout.splitlines()) if m}
 
     def run_all(self):
         self.gpu_job("gpus-g1-per-task-N1-n2-nearest", ["-g1"], 2, True)
@@ -602,6 +627,25 @@ class GpuChecks(FluxChecks):
                          "-o", "cpu-affinity=off", "sleep", "60"])
         try:
             self.gpu_job("gpus-after-another-job-within-its-gpus-nearest", ["-g1"], 2, True)
+        finally:
+            self.run(["flux", "cancel", hold.stdout.strip()])
+            self.run(["flux", "job", "wait-event", hold.stdout.strip(), "clean"])
+        # another job holds socket 0's two GPUs on one core: this one gets
+        # cores of socket 0 and socket 1's GPUs, far from its cores; each
+        # task still gets one of them, the mapping of its cores and GPUs
+        # (the library keeps a job's allocated GPUs: "No GPU left idle")
+        hold = self.run(["flux", "submit", "-N1", "-n1", "-c1", "-g2",
+                         "-o", "cpu-affinity=off", "sleep", "60"])
+        try:
+            name = "gpus-far-from-the-job-cores-each-task-one"
+            tasks = self.gpu_job(name, ["-g1"], 2, True)
+            if tasks:
+                # (the case is the one meant: Flux placed the job so)
+                cores, gpus = self.job_R(tasks[0]["job"]).get(0, (set(), set()))
+                far = cores and max(cores) < ncores // 2 and gpus == {2, 3}
+                self.record(name + "-placement", [] if far else [
+                    "R gives cores %s and GPUs %s, expected socket 0's cores and GPUs 2, 3"
+                    % (sorted(cores), sorted(gpus))])
         finally:
             self.run(["flux", "cancel", hold.stdout.strip()])
             self.run(["flux", "job", "wait-event", hold.stdout.strip(), "clean"])
@@ -666,11 +710,13 @@ def main():
     ap.add_argument("--probe-py")
     ap.add_argument("--probe-fortran", action="append", default=[], metavar="NAME=PATH")
     ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--pymod", required=True, help="the directory holding the mpibind Python package")
+    ap.add_argument("--library", required=True, help="libmpibind.so, for the Python package")
     ap.add_argument("--inside", choices=("main", "gpus"), help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     for what in ("plugin", "rc", "preload", "mpibind", "probe_ompi", "probe_mpich", "probe_py",
-                 "gpu_topofile"):
+                 "gpu_topofile", "pymod", "library"):
         path = getattr(args, what)
         if path is not None and not os.path.exists(path):
             print("ERROR: --%s %s does not exist" % (what.replace("_", "-"), path))

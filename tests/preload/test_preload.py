@@ -442,11 +442,12 @@ def test_each_task_told_its_nics(tmp, size):
 
 def test_inherited_hip_visible_devices_indexes_rocr_devices(tmp):
     """G06: an AMD allocation given as HIP_VISIBLE_DEVICES=4,5 (Tioga,
-    dryrun, 2 tasks: task 0 spans NUMA nodes 0 and 1, GCDs 4 and 5).  ROCm
-    applies ROCR_VISIBLE_DEVICES first and HIP indexes what it exposes:
-    each task's HIP_VISIBLE_DEVICES must name its ROCr devices 0..k-1 (it
-    kept 4,5 and task 0 saw no GPU)."""
-    want = [("4,5", "0,1"), ("", "")]
+    dryrun, 2 tasks: task 0 spans NUMA nodes 0 and 1, where GCDs 4 and 5
+    are, task 1 the others; each task one of them, "No GPU left idle").
+    ROCm applies ROCR_VISIBLE_DEVICES first and HIP indexes what it
+    exposes: each task's HIP_VISIBLE_DEVICES must name its ROCr devices
+    0..k-1 (it kept 4,5 and the task saw no GPU)."""
+    want = [("4", "0"), ("5", "0")]
     for rank in range(2):
         r = run(tmp, {**task_env(rank, 2, "OMPI"), "MPIBIND": "dryrun",
                       "MPIBIND_TOPOFILE": TIOGA, "HIP_VISIBLE_DEVICES": "4,5"})

@@ -127,8 +127,9 @@ def test_reading_before_mpibind_raises(handles):
 @pytest.mark.parametrize("name, inputs, expected", [
     (LASSEN, {}, 4), (TIOGA, {}, 8), (QUARTZ, {}, 0), (PASCAL, {}, 2),
     # Restricting to the second socket's memory removes the first socket
-    # and, with it, the two GPUs attached to it (docs/algorithm.md step 2).
-    (LASSEN, dict(restrict_ids="8", restrict_type="mem"), 2),
+    # from the topology (docs/algorithm.md step 2), but not its two GPUs
+    # from the job ("No GPU left idle").
+    (LASSEN, dict(restrict_ids="8", restrict_type="mem"), 4),
 ])
 def test_num_gpus(handles, name, inputs, expected):
     h = handles(ntasks=2, topology_file=topo(name), **inputs)
@@ -213,12 +214,18 @@ def test_env_vars_no_gpu_node(handles):
 
 def test_env_task_without_gpu_gets_empty_string(handles):
     """Pascal's two GPUs hang off socket 0.  Without gpu_optim, 2 tasks go
-    one per socket (equal PU weights), and the socket-1 task has none."""
+    one per socket (equal PU weights): step 5 gives the socket-0 task both
+    and the other none, then each task gets one ("No GPU left idle").  A
+    job allocated none of them tells every task the empty string."""
     h = handles(ntasks=2, gpu_optim=0, topology_file=topo(PASCAL))
     h.mpibind()
-    assert h.get_gpus_ptask(0) == ["0", "1"]
+    assert h.get_gpus_ptask(0) == ["0"]
+    assert h.get_gpus_ptask(1) == ["1"]
+    assert h.get_env_var_values("CUDA_VISIBLE_DEVICES") == ["0", "1"]
+    h.set_gpu_allocation("CUDA_VISIBLE_DEVICES", "")
+    h.mpibind()
     assert h.get_gpus_ptask(1) == []
-    assert h.get_env_var_values("CUDA_VISIBLE_DEVICES") == ["0,1", ""]
+    assert h.get_env_var_values("CUDA_VISIBLE_DEVICES") == ["", ""]
 
 
 def test_env_vars_print(handles, capsys):

@@ -49,9 +49,9 @@ def check_mapping(h, ntasks, universe, restrict=None):
     visible = [n for n in env if n.endswith("_VISIBLE_DEVICES")
                or n == "ZE_AFFINITY_MASK"]
     if num_gpus == 0:
-        # No GPU left (none on the node, or the restriction removed them):
-        # no variable, or one that shows no device; never one left unset
-        # on a node that has GPUs.
+        # No GPU (none on the node: a restriction removes none): no
+        # variable, or one that shows no device; never one left unset on a
+        # node that has GPUs.
         assert all(v == "" for n in visible for v in env[n])
     else:
         # Each task's GPUs, split by vendor, are its variables' entries.

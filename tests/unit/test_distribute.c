@@ -52,11 +52,13 @@ START_TEST(greedy_nthreads_given)
 END_TEST
 
 /* greedy 0 with fewer tasks than domains: hierarchical; GPU weights 2, 2,
- * n = 0, 0, remainders 2, 2: the task goes to domain 0; t = 20 cores. */
+ * n = 0, 0, remainders 2, 2: the task goes to domain 0; t = 20 cores.
+ * Step 5 gives it domain 0's GPUs 0 and 1; domain 1's are then its too
+ * (No GPU left idle). */
 START_TEST(greedy_off_one_task)
 {
   mpibind_t *h = map("coral-lassen.xml", UT_IN(.ntasks = 1, .greedy = 0));
-  ut_expect(h, "20", S(8, 84, 4, 1), "0,1");
+  ut_expect(h, "20", S(8, 84, 4, 1), "0,1,2,3");
   mpibind_finalize(h);
 }
 END_TEST
@@ -76,12 +78,13 @@ START_TEST(gpu_weights_corona)
 END_TEST
 
 /* Same with PU weights (gpu_optim 0): one task per domain, one PU per
- * core, and the domains without GPU give none. */
+ * core; the domains without GPU give none in step 5 (;0;1;;;2;;3), and
+ * then each task shares its package's nearest GPU (No GPU left idle). */
 START_TEST(pu_weights_corona)
 {
   mpibind_t *h = map("epyc-corona.xml", UT_IN(.ntasks = 8, .gpu_optim = 0));
   ut_expect(h, "6", "0-5;6-11;12-17;18-23;24-29;30-35;36-41;42-47",
-            ";0;1;;;2;;3");
+            "0;0;1;1;2;2;3;3");
   mpibind_finalize(h);
 }
 END_TEST
@@ -195,24 +198,27 @@ END_TEST
 /* lassen restricted to 4 cores (8-23), 10 tasks: t = 1, W = 10, core level
  * m = 4, p = 3 (4*3 >= 10); split(10, 4) = 3, 3, 2, 2 tasks per core;
  * c = 3 >= g: split(3, 3) = one PU each, split(3, 2) = 2, 1.
- * GPUs: q = 2 < 10: split(10, 2) = 5, 5. */
+ * GPUs: q = 2 < 10: split(10, 2) = 5, 5; then socket 1's GPUs 2 and 3,
+ * which the restriction keeps, take the tasks beyond 3 per GPU (No GPU
+ * left idle: 10 tasks on 4 GPUs, 3, 3, 2, 2). */
 START_TEST(m_lt_k_c_ge_g)
 {
   mpibind_t *h = map("coral-lassen.xml", UT_IN(.ntasks = 10, .restrict_ids = "8-23"));
   ut_expect(h, "1", "8;9;10;12;13;14;16-17;18;20-21;22",
-            "0;0;0;0;0;1;1;1;1;1");
+            "0;0;0;2;2;1;1;1;3;3");
   mpibind_finalize(h);
 }
 END_TEST
 
 /* 20 tasks on those 4 cores: p = hw = 4 (4*4 < 20); split(20, 4) = 5 per
- * core; c = 4 < g = 5: split(5, 4) = 2, 1, 1, 1 tasks per PU. */
+ * core; c = 4 < g = 5: split(5, 4) = 2, 1, 1, 1 tasks per PU.  GPUs: 5
+ * tasks each (No GPU left idle). */
 START_TEST(m_lt_k_c_lt_g)
 {
   mpibind_t *h = map("coral-lassen.xml", UT_IN(.ntasks = 20, .restrict_ids = "8-23"));
   ut_expect(h, "1",
             "8;8;9;10;11;12;12;13;14;15;16;16;17;18;19;20;20;21;22;23",
-            "0;0;0;0;0;0;0;0;0;0;1;1;1;1;1;1;1;1;1;1");
+            "0;0;0;0;0;2;2;2;2;2;1;1;1;1;1;3;3;3;3;3");
   mpibind_finalize(h);
 }
 END_TEST

@@ -162,12 +162,21 @@ END_TEST
  * CPUs near no GPU, without a GPU allocation). */
 START_TEST(empty_for_task_without_gpu)
 {
-  mpibind_t *h = env("epyc-corona.xml",
-                     UT_IN(.ntasks = 2, .restrict_ids = "0-3"));
+  /* A job on CPUs 0-3 of a shared node (its CPUs, no allocation) holds
+   * none of the node's GPUs: every task is told so. */
+  mpibind_t *h = ut_open("epyc-corona.xml");
+  hwloc_bitmap_t cpus = hwloc_bitmap_alloc();
+  hwloc_bitmap_set_range(cpus, 0, 3);
+  ck_assert_int_eq(mpibind_set_job_cpus(h, cpus), 0);
+  hwloc_bitmap_free(cpus);
+  ut_map(h, UT_IN(.ntasks = 2));
+  ck_assert_int_eq(mpibind_set_env_vars(h), 0);
   expect_var(h, "ROCR_VISIBLE_DEVICES", ";");
   mpibind_finalize(h);
+  /* With GPUs in the job, no task is left without one (No GPU left
+   * idle): the tasks on NUMA nodes without a GPU share the nearest. */
   h = env("epyc-corona.xml", UT_IN(.ntasks = 8, .gpu_optim = 0));
-  expect_var(h, "ROCR_VISIBLE_DEVICES", ";0;1;;;2;;3");
+  expect_var(h, "ROCR_VISIBLE_DEVICES", "0;0;1;1;2;2;3;3");
   mpibind_finalize(h);
 }
 END_TEST

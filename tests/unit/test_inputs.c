@@ -194,8 +194,9 @@ START_TEST(smt_checked_before_restriction)
   mpibind_t *h = ut_open("coral-lassen.xml");
   ut_map(h, UT_IN(.ntasks = 1, .smt = 4, .restrict_ids = "8,12,16,20"));
   /* one domain, k = 1, s = 4 >= restricted hw 1: PU count 4 -> t = 4;
-   * core level, p = 4, each core has 1 PU */
-  ut_expect(h, "4", "8,12,16,20", "0,1");
+   * core level, p = 4, each core has 1 PU; the restriction keeps the
+   * node's 4 GPUs, all the one task's (No GPU left idle) */
+  ut_expect(h, "4", "8,12,16,20", "0,1,2,3");
   ut_map_fails(h, UT_IN(.ntasks = 1, .smt = 5, .restrict_ids = "8,12,16,20"));
   mpibind_finalize(h);
 }
@@ -213,10 +214,11 @@ START_TEST(hw_smt_follows_the_topology)
    * times smt over the tasks (with the first copy's hw_smt 1, the PUs'
    * count: 4). */
   mpibind_t *h = ut_open("coral-lassen.xml");
+  /* (socket 1's GPUs 2 and 3 stay the job's: No GPU left idle) */
   ut_map(h, UT_IN(.ntasks = 4, .restrict_ids = "8,12,16,20"));
-  ut_expect(h, "1", "8;12;16;20", "0;0;1;1");
+  ut_expect(h, "1", "8;12;16;20", "0;2;1;3");
   ut_map(h, UT_IN(.ntasks = 2, .smt = 2, .restrict_ids = "8-15"));
-  ut_expect(h, "2", "8-9;12-13", "0;1");
+  ut_expect(h, "2", "8-9;12-13", "0,2;1,3");
 
   /* Other nodes: SMT-4, SMT-1 from a file, SMT-4 from the caller. */
   ut_map(h, UT_IN(.ntasks = 2, .smt = 4));
@@ -385,7 +387,7 @@ START_TEST(caller_topology)
                             ut_seq(136, 172, 4, 1)), "0;1;2;3");
   ut_map(h, UT_IN(.ntasks = 2, .restrict_ids = "8", .restrict_type = MPIBIND_RESTRICT_MEM));
   ut_expect(h, "10", ut_fmt("%s;%s", ut_seq(96, 132, 4, 1),
-                            ut_seq(136, 172, 4, 1)), "2;3");
+                            ut_seq(136, 172, 4, 1)), "2,0;3,1");
   mpibind_finalize(h);
   /* still the caller's, whole */
   ck_assert_int_eq(hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU), npus);

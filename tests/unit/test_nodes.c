@@ -73,10 +73,11 @@ START_TEST(restrict_offline_numa_mem)
   ut_expect(h, "17", "4-20", NULL);
   mpibind_finalize(h);
   /* Small file: node 1 (package 1) of nodes 1 and 5: package 1's CPUs,
-   * and the GPU there. */
+   * and the GPU there first; package 0's stays the job's (No GPU left
+   * idle). */
   h = ut_open("numa-offline.xml");
   ut_map(h, UT_IN(.ntasks = 2, .restrict_ids = "1", .restrict_type = MPIBIND_RESTRICT_MEM));
-  ut_expect(h, "2", "8,10;12,14", "1;1");
+  ut_expect(h, "2", "8,10;12,14", "1;0");
   mpibind_finalize(h);
 }
 END_TEST
@@ -95,10 +96,11 @@ START_TEST(restrict_numaless_cpus)
   ut_map(h, UT_IN(.ntasks = 2, .restrict_ids = "0,5"));
   ut_expect(h, "1", "0;5", NULL);
   mpibind_finalize(h);
+  /* (package 1's GPU stays the job's: No GPU left idle) */
   h = ut_open("numa-offline.xml");
   ut_map(h, UT_IN(.ntasks = 2, .restrict_ids = "0-3"));
-  ck_assert_int_eq(mpibind_get_num_gpus(h), 1);
-  ut_expect(h, "1", "0;2", "0;0");
+  ck_assert_int_eq(mpibind_get_num_gpus(h), 2);
+  ut_expect(h, "1", "0;2", "0;1");
   mpibind_finalize(h);
 }
 END_TEST
@@ -304,9 +306,10 @@ START_TEST(pci_only_small)
   expect_gpu(h, 4, "0000:83:00.0", "0"); /* Intel data-centre */
   ck_assert_str_eq(mpibind_get_gpu_id(h, 3, MPIBIND_ID_NAME), "0000:82:00.0");
   ut_expect(h, "4", "0,2,4,6;8,10,12,14", "1,0;0,2,0");
-  /* A restriction keeps the numbering. */
+  /* A restriction keeps the numbering (package 1's GPUs first, then
+   * package 0's, which stay the job's). */
   ut_map(h, UT_IN(.ntasks = 1, .restrict_ids = "8-15"));
-  ut_expect(h, "4", "8,10,12,14", "0,2,0");
+  ut_expect(h, "4", "8,10,12,14", "0,2,0,1,0");
   mpibind_finalize(h);
 }
 END_TEST

@@ -33,8 +33,6 @@
 struct rgpu {
   hwloc_obj_t os, pci, loc;
   hwloc_obj_t bloc; /* loc in the unrestricted topology */
-  int outside;      /* kept from the unrestricted topology (no GPU left
-                     * idle: a GPU local to no CPU stays the job's) */
   int rank; /* backend: 0 NVML/RSMI, 1 LevelZero, 2 CUDA, 3 OpenCL, 4 DRM */
   char visible[32];
   char *name; /* a copy: the reference's topology is gone when compared */
@@ -214,9 +212,9 @@ static int gpu_list(hwloc_topology_t t, hwloc_topology_t base, struct rgpu **out
     g[i].bloc = g[i].loc;
   if (t != base) {
     /* Beyond the original (no GPU left idle): after this list, in their
-     * unrestricted order, the GPUs local to no CPU at all (beside memory
-     * only: no CPU restriction is about them) that the restriction
-     * removed, as the unrestricted topology has them. */
+     * unrestricted order, the GPUs the restriction removed (a user's
+     * restriction selects the tasks' CPUs, not the job's GPUs), as the
+     * unrestricted topology has them. */
     struct rgpu *b;
     int nb = gpu_list(base, base, &b);
     g = realloc(g, (k + nb + 1) * sizeof *g);
@@ -227,9 +225,8 @@ static int gpu_list(hwloc_topology_t t, hwloc_topology_t base, struct rgpu **out
       for (int j = 0; j < k; j++)
         if (strcmp(g[j].name, b[i].name) == 0)
           g[j].bloc = b[i].loc;
-      if (!here && hwloc_bitmap_iszero(b[i].loc->cpuset)) {
-        g[k] = b[i];
-        g[k++].outside = 1;
+      if (!here) {
+        g[k++] = b[i];
       } else {
         free(b[i].name);
       }
@@ -400,107 +397,83 @@ static int numaless_domains(hwloc_topology_t t, hwloc_obj_t *numa, hwloc_obj_t *
   return nd;
 }
 
-/* Beyond the original: no GPU left idle.  A GPU is stranded when no
- * domain's root has its locality below it (or it came from the
- * unrestricted topology).  With one stranded, every GPU serves: with
- * k0 >= G tasks, GPU g serves k0 / G tasks, one more for the k0 % G
- * that are most often a task's first GPU; a task keeps its first GPU
- * while there is room, the others take the nearest GPU with room; with
- * fewer tasks, task i gets split(G, k0, i) GPUs, its own first.  Nearest:
- * the deepest object holding both the task's CPUs and the GPU's
- * locality, then PCI bus order, then task order; found here by scanning
- * every candidate for the best one, one assignment at a time. */
-static int nearness(hwloc_topology_t base, hwloc_bitmap_t cpus, hwloc_obj_t loc)
+/* Beyond the original: no GPU left idle.  When step 5 left a GPU to no
+ * task or a task without one, every GPU serves: with k0 >= G tasks, each
+ * task one GPU and each GPU k0 / G tasks, k0 % G of them one more (the
+ * first to need it); with fewer tasks, task i gets split(G, k0, i), each
+ * GPU one task.  Each task in order keeps its own GPUs while it needs
+ * them and they have room; then the nearest (task, GPU) pair that can
+ * still be made, one at a time: local first (the GPU's locality shares
+ * CPUs with the task), then the deepest ancestor of the GPU's locality
+ * sharing CPUs with the task, then PCI bus order, then task order; found
+ * here by scanning every candidate for the best one. */
+static void nearness(hwloc_bitmap_t cpus, hwloc_obj_t loc, int *local, int *depth)
 {
-  hwloc_obj_t o = hwloc_get_obj_covering_cpuset(base, cpus);
-  for (; o; o = o->parent)
-    if (in_subtree(loc, o))
-      return o->depth;
-  return 0;
+  *local = hwloc_bitmap_intersects(loc->cpuset, cpus);
+  hwloc_obj_t o = loc;
+  while (o->parent && !hwloc_bitmap_intersects(o->cpuset, cpus))
+    o = o->parent;
+  *depth = o->depth;
 }
 
-static void share_stranded(hwloc_topology_t base, struct ref *r, hwloc_obj_t *root, int nd)
+static void share_stranded(struct ref *r)
 {
-  int G = r->ngpus, k0 = r->ntasks, any = 0;
-  for (int g = 0; g < G; g++) {
-    int held = 0;
-    for (int d = 0; d < nd && !r->gpu[g].outside; d++)
-      held |= in_subtree(r->gpu[g].loc, root[d]);
-    any |= !held;
-  }
-  if (!any)
+  int G = r->ngpus, k0 = r->ntasks, idle = 0;
+  if (G == 0)
     return;
-  int *room = calloc(G, sizeof(int)), *want = calloc(k0, sizeof(int));
   char *has = calloc((size_t)k0 * G, 1);
-  for (int i = 0; i < k0; i++)
+  int *count = calloc(G, sizeof(int)), *want = calloc(k0, sizeof(int));
+  for (int i = 0; i < k0; i++) {
+    idle |= r->ngpu_task[i] == 0;
     for (int x = 0; x < r->ngpu_task[i]; x++)
       has[(size_t)i * G + r->gpus[i][x]] = 1;
-  if (k0 >= G) {
-    int *firsts = calloc(G, sizeof(int));
+  }
+  for (int g = 0; g < G; g++) {
+    int used = 0;
     for (int i = 0; i < k0; i++)
-      for (int g = 0; g < G; g++)
-        if (has[(size_t)i * G + g]) {
-          firsts[g]++;
-          break;
-        }
-    for (int g = 0; g < G; g++)
-      room[g] = k0 / G;
-    for (int e = 0; e < k0 % G; e++) {
-      int best = -1;
-      for (int g = 0; g < G; g++)
-        if (room[g] == k0 / G && (best < 0 || firsts[g] > firsts[best]))
-          best = g;
-      room[best]++;
-    }
-    free(firsts);
-    for (int i = 0; i < k0; i++) {
-      int mine = -1;
-      for (int g = 0; g < G; g++) {
-        if (has[(size_t)i * G + g] && mine < 0)
-          mine = g;
-        has[(size_t)i * G + g] = 0;
+      used |= has[(size_t)i * G + g];
+    idle |= !used;
+  }
+  if (!idle) {
+    free(has);
+    free(count);
+    free(want);
+    return;
+  }
+  int cap = k0 >= G ? k0 / G : 1, extra = k0 >= G ? k0 % G : 0;
+  for (int i = 0; i < k0; i++) {
+    want[i] = k0 >= G ? 1 : split(G, k0, i);
+    for (int g = 0; g < G; g++) {
+      if (!has[(size_t)i * G + g])
+        continue;
+      has[(size_t)i * G + g] = 0;
+      if (want[i] > 0 && (count[g] < cap || (count[g] == cap && extra > 0))) {
+        extra -= count[g] == cap;
+        count[g]++;
+        want[i]--;
+        has[(size_t)i * G + g] = 1;
       }
-      if (mine >= 0 && room[mine] > 0) {
-        has[(size_t)i * G + mine] = 1;
-        room[mine]--;
-      } else {
-        want[i] = 1;
-      }
-    }
-  } else {
-    for (int g = 0; g < G; g++)
-      room[g] = 1;
-    for (int i = 0; i < k0; i++) {
-      int quota = split(G, k0, i), kept = 0;
-      for (int g = 0; g < G; g++)
-        if (has[(size_t)i * G + g]) {
-          if (kept < quota && room[g]) {
-            kept++;
-            room[g] = 0;
-          } else {
-            has[(size_t)i * G + g] = 0;
-          }
-        }
-      want[i] = quota - kept;
     }
   }
   for (;;) {
-    int bi = -1, bg = -1, bn = -1;
+    int bi = -1, bg = -1, bl = -1, bd = -1;
     for (int g = 0; g < G; g++) {
-      if (!room[g])
+      if (count[g] > cap || (count[g] == cap && extra == 0))
         continue;
       for (int i = 0; i < k0; i++) {
         if (!want[i] || has[(size_t)i * G + g])
           continue;
-        int n = nearness(base, r->cpus[i], r->gpu[g].bloc);
-        int better = n > bn;
-        if (n == bn && g != bg)
+        int l, d;
+        nearness(r->cpus[i], r->gpu[g].bloc, &l, &d);
+        int better = bi < 0 || l > bl || (l == bl && d > bd);
+        if (bi >= 0 && l == bl && d == bd && g != bg)
           better = busid_less(r->gpu[g].pci, r->gpu[bg].pci) ||
                    (r->gpu[g].pci == r->gpu[bg].pci && g < bg);
         if (better) {
           bi = i;
           bg = g;
-          bn = n;
+          bl = l;
+          bd = d;
         }
       }
     }
@@ -508,7 +481,8 @@ static void share_stranded(hwloc_topology_t base, struct ref *r, hwloc_obj_t *ro
       break;
     has[(size_t)bi * G + bg] = 1;
     want[bi]--;
-    room[bg]--;
+    extra -= count[bg] == cap;
+    count[bg]++;
   }
   for (int i = 0; i < k0; i++) {
     r->ngpu_task[i] = 0;
@@ -516,7 +490,7 @@ static void share_stranded(hwloc_topology_t base, struct ref *r, hwloc_obj_t *ro
       if (has[(size_t)i * G + g])
         add_gpu(r, i, g);
   }
-  free(room);
+  free(count);
   free(want);
   free(has);
 }
@@ -621,7 +595,7 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
       d += len;
       r->nth[task] = in.nthreads > 0 ? in.nthreads : hwloc_bitmap_weight(r->cpus[task]);
     }
-    share_stranded(base, r, root, nd);
+    share_stranded(r);
     free(numa);
     free(root);
     if (t != base)
@@ -774,7 +748,7 @@ static int reference(hwloc_topology_t base, ut_in in, struct ref *r)
     free(mine);
     first += k;
   }
-  share_stranded(base, r, root, nd);
+  share_stranded(r);
   free(objs);
   free(w);
   free(n);

@@ -92,46 +92,54 @@ START_TEST(cpu_partly_outside)
 }
 END_TEST
 
-/* I/O below a removed object goes with it: restricting lassen to
- * socket 1's memory leaves its 2 GPUs, visible ids 2 and 3. */
-START_TEST(mem_removes_gpus_of_other_socket)
+/* I/O below a removed object goes with it (hwloc), but a user's
+ * restriction keeps the job's GPUs (No GPU left idle): restricting
+ * lassen to socket 1's memory leaves its 2 GPUs in the topology, visible
+ * ids 2 and 3, first in the GPU list, then socket 0's 0 and 1. */
+START_TEST(mem_keeps_gpus_of_other_socket)
 {
   mpibind_t *h = ut_open("coral-lassen.xml");
   ut_map(h, UT_IN(.ntasks = 2, .restrict_ids = "8",
                   .restrict_type = MPIBIND_RESTRICT_MEM));
-  ck_assert_int_eq(mpibind_get_num_gpus(h), 2);
+  ck_assert_int_eq(mpibind_get_num_gpus(h), 4);
   ck_assert_str_eq(mpibind_get_gpu_id(h, 0, MPIBIND_ID_SMI), "2");
   ck_assert_str_eq(mpibind_get_gpu_id(h, 1, MPIBIND_ID_SMI), "3");
+  ck_assert_str_eq(mpibind_get_gpu_id(h, 2, MPIBIND_ID_SMI), "0");
+  ck_assert_str_eq(mpibind_get_gpu_id(h, 3, MPIBIND_ID_SMI), "1");
   ck_assert_str_eq(mpibind_get_gpu_id(h, 0, MPIBIND_ID_NAME), "nvml2");
   ck_assert_str_eq(mpibind_get_gpu_id(h, 1, MPIBIND_ID_PCIBUS), "0035:04:00.0");
-  /* the GPU bitmaps are positions in the (restricted) GPU list */
+  /* the GPU bitmaps are positions in the GPU list */
   hwloc_bitmap_t *g = mpibind_get_gpus(h);
   ck_assert_ptr_nonnull(g);
   ck_assert_int_eq(hwloc_bitmap_first(g[0]), 0);
-  ck_assert_int_eq(hwloc_bitmap_weight(g[0]), 1);
+  ck_assert_int_eq(hwloc_bitmap_last(g[0]), 2);
+  ck_assert_int_eq(hwloc_bitmap_weight(g[0]), 2);
   ck_assert_int_eq(hwloc_bitmap_first(g[1]), 1);
-  ck_assert_int_eq(hwloc_bitmap_weight(g[1]), 1);
+  ck_assert_int_eq(hwloc_bitmap_last(g[1]), 3);
+  ck_assert_int_eq(hwloc_bitmap_weight(g[1]), 2);
 
   ut_map(h, UT_IN(.ntasks = 2, .restrict_ids = "0",
                   .restrict_type = MPIBIND_RESTRICT_MEM));
-  ck_assert_int_eq(mpibind_get_num_gpus(h), 2);
-  ut_expect(h, "10", ut_fmt("%s;%s", S(8, 44, 4, 1), S(48, 84, 4, 1)), "0;1");
+  ck_assert_int_eq(mpibind_get_num_gpus(h), 4);
+  ut_expect(h, "10", ut_fmt("%s;%s", S(8, 44, 4, 1), S(48, 84, 4, 1)), "0,2;1,3");
   mpibind_finalize(h);
 }
 END_TEST
 
-/* cpu: objects left without PUs go, with their I/O: PUs of socket 0 only
- * leave GPUs 0 and 1; PUs of socket 1 only leave GPUs 2 and 3. */
-START_TEST(cpu_removes_gpus_of_other_socket)
+/* cpu: objects left without PUs go, with their I/O, and the GPUs stay
+ * the job's: PUs of socket 0 only list GPUs 0 and 1 first; PUs of socket
+ * 1 only, GPUs 2 and 3. */
+START_TEST(cpu_keeps_gpus_of_other_socket)
 {
   mpibind_t *h = ut_open("coral-lassen.xml");
   ut_map(h, UT_IN(.ntasks = 6, .restrict_ids = "8-23"));
-  ck_assert_int_eq(mpibind_get_num_gpus(h), 2);
+  ck_assert_int_eq(mpibind_get_num_gpus(h), 4);
   ck_assert_str_eq(mpibind_get_gpu_id(h, 1, MPIBIND_ID_NAME), "nvml1");
   ut_map(h, UT_IN(.ntasks = 2, .restrict_ids = "96-175"));
-  ck_assert_int_eq(mpibind_get_num_gpus(h), 2);
+  ck_assert_int_eq(mpibind_get_num_gpus(h), 4);
+  ck_assert_str_eq(mpibind_get_gpu_id(h, 0, MPIBIND_ID_NAME), "nvml2");
   ut_expect(h, "10", ut_fmt("%s;%s", S(96, 132, 4, 1), S(136, 172, 4, 1)),
-            "2;3");
+            "2,0;3,1");
   mpibind_finalize(h);
 }
 END_TEST
@@ -157,10 +165,10 @@ START_TEST(hw_smt_recomputed)
   mpibind_t *h = ut_open("coral-lassen.xml");
   ut_map(h, UT_IN(.ntasks = 1, .smt = 3,
                   .restrict_ids = "8-9,12-13,16-17,20-21"));
-  ut_expect(h, "8", "8-9,12-13,16-17,20-21", "0,1");
+  ut_expect(h, "8", "8-9,12-13,16-17,20-21", "0,1,2,3");
   /* smt 0 < hw 2: count the cores, one PU of each */
   ut_map(h, UT_IN(.ntasks = 1, .restrict_ids = "8-9,12-13,16-17,20-21"));
-  ut_expect(h, "4", "8,12,16,20", "0,1");
+  ut_expect(h, "4", "8,12,16,20", "0,1,2,3");
   mpibind_finalize(h);
 }
 END_TEST
@@ -180,11 +188,13 @@ START_TEST(restriction_not_sticky)
   ut_expect(h, "36", "0-35", NULL);
   mpibind_finalize(h);
 
+  /* the GPU list too: socket 1's GPUs first when restricted to it */
   h = ut_open("coral-lassen.xml");
   ut_map(h, UT_IN(.ntasks = 1, .restrict_ids = "8", .restrict_type = MPIBIND_RESTRICT_MEM));
-  ck_assert_int_eq(mpibind_get_num_gpus(h), 2);
+  ck_assert_str_eq(mpibind_get_gpu_id(h, 0, MPIBIND_ID_SMI), "2");
   ut_map(h, UT_IN(.ntasks = 1));
   ck_assert_int_eq(mpibind_get_num_gpus(h), 4);
+  ck_assert_str_eq(mpibind_get_gpu_id(h, 0, MPIBIND_ID_SMI), "0");
   ut_expect(h, "160", "8-87,96-175", "0,1,2,3");
   mpibind_finalize(h);
 }
@@ -216,8 +226,8 @@ int main(void)
   tcase_add_test(tc, mem_selects_nothing);
   tcase_add_test(tc, mem_without_cpus);
   tcase_add_test(tc, cpu_partly_outside);
-  tcase_add_test(tc, mem_removes_gpus_of_other_socket);
-  tcase_add_test(tc, cpu_removes_gpus_of_other_socket);
+  tcase_add_test(tc, mem_keeps_gpus_of_other_socket);
+  tcase_add_test(tc, cpu_keeps_gpus_of_other_socket);
   tcase_add_test(tc, restricted_topology_getter);
   tcase_add_test(tc, hw_smt_recomputed);
   tcase_add_test(tc, restriction_not_sticky);

@@ -94,7 +94,7 @@ def numa_of_package(g, d, p, cpus, packages, hbm):
 
 def node(packages, smt, cores_per_pkg, io=None, extra_groups=None, hbm=False,
          machine_numa=(), missing_pus=(), numa_less=(), disallowed_nodes=(),
-         machine_io=(), snc=1):
+         machine_io=(), snc=1, snc_io=None):
     """packages: number of packages, each with one NUMA node (os index =
     package number) and cores_per_pkg cores.  io: {package: [(domain,
     (bus lo, hi), pcidevs)], ...} and {package: [osdev, ...]} under key
@@ -113,8 +113,10 @@ def node(packages, smt, cores_per_pkg, io=None, extra_groups=None, hbm=False,
     Machine (hwloc 1.x exports, some VMs and ARM servers: no locality).
     snc: sub-NUMA clusters per package, each a Group with its own NUMA
     node (os index p * snc + i) and a share of the cores; the package's
-    io stays on the package, above them."""
+    io stays on the package, above them.  snc_io: {(package, cluster):
+    [(domain, (bus lo, hi), pcidevs)]}, PCI trees of one cluster."""
     io = io or {}
+    snc_io = snc_io or {}
     extra_groups = extra_groups or []
     g = Gen()
     missing = set(missing_pus)
@@ -177,6 +179,8 @@ def node(packages, smt, cores_per_pkg, io=None, extra_groups=None, hbm=False,
                            % (pu, g.sets([pu], cnodes), g.gpi()))
                 g.line(cd, "</object>")
             if snc > 1:
+                for domain, busr, pcidevs in snc_io.get((p, i), []):
+                    pci_tree(g, 4, domain, busr, pcidevs)
                 g.line(3, "</object>")
         for dev in io.get(("direct", p), []):
             osdev(g, 3, dev)
@@ -398,6 +402,17 @@ FILES = {
             ("0000:82:00.0", AMD, "0380", [rsmi(3)]),
             ("0000:83:00.0", HPE, "0200", slingshot(1)),
         ])],
+    }),
+    # A local GPU before an equally deep one (no GPU left idle): 2
+    # packages of 3 sub-NUMA clusters; GPU 1 on package 0, above its
+    # clusters, GPU 0 (first in PCI order) in package 1's last cluster.
+    # With 4 tasks (greedy: clusters 0-1, 2-3, 4, 5) task 1 spans both
+    # packages: GPU 1 is local to it, GPU 0 not, each as deep (a package
+    # shares CPUs with the task).
+    "gpu-local-first.xml": node(2, 2, 3, snc=3, io={
+        0: [(0x0000, (0x40, 0x4f), [("0000:41:00.0", NV, "0302", [nvml(1)])])],
+    }, snc_io={
+        (1, 2): [(0x0000, (0x00, 0x0f), [("0000:01:00.0", NV, "0302", [nvml(0)])])],
     }),
     # A partitioned AMD GPU whose partitions report one UUID (MI300A
     # exports), beside a whole one: the UUID does not tell GPUs apart.
