@@ -123,6 +123,8 @@ def test_crashing_xml_command(kind):
         assert f"signal {sig}" in ls[0], p
 
 
+@pytest.mark.skipif("MPIBIND_TEST_PYTHON_MODULE" not in os.environ,
+                    reason="the Python module is not built (-Dpython=disabled)")
 @pytest.mark.parametrize("kind", sorted(CRASHERS))
 def test_crashing_xml_python(kind):
     path, sig = CRASHERS[kind]
