@@ -123,6 +123,8 @@ def test_crashing_xml_command(kind):
         assert f"signal {sig}" in ls[0], p
 
 
+@pytest.mark.skipif("MPIBIND_TEST_PYTHON_MODULE" not in os.environ,
+                    reason="the Python module is not built (-Dpython=disabled)")
 @pytest.mark.parametrize("kind", sorted(CRASHERS))
 def test_crashing_xml_python(kind):
     path, sig = CRASHERS[kind]
@@ -453,46 +455,49 @@ def test_helper_runs_as_its_effective_user_only(tmp_path):
     hwloc loads any plugin or parses anything, and still find libmpibind
     (the loader's secure mode ignores $ORIGIN).  nobody may not reach the
     build tree (a checkout in a directory only root enters): the helper,
-    libmpibind and the fault plugin run from a relocated copy where nobody
-    can (mpibind_stage), whose absolute run path names the copy's
-    library."""
+    libmpibind and the fault plugin run from a second build under /tmp
+    that nobody can enter (mpibind_stage), whose helper's absolute run
+    path names that build's library."""
     import pwd
     nobody = pwd.getpwnam("nobody")
     import pathlib
     import tempfile
     from mpibind_stage import stage
-    # pytest's directories are root's alone: the helper, as nobody, logs here
-    work = pathlib.Path(tempfile.mkdtemp(prefix="mpibind-ids-"))
-    os.chmod(work, 0o777)
-    log = work / "fault-log"
-    staged = stage(os.environ["MPIBIND_TEST_BUILD_ROOT"],
-                   [os.environ["MPIBIND_TEST_HELPER"],
-                    os.path.dirname(os.environ["MPIBIND_LIBRARY"]), FAULT_DIR])
-    helper = staged.path(os.environ["MPIBIND_TEST_HELPER"])
+    fault_plugin = os.environ["MPIBIND_TEST_FAULT_PLUGIN"]
 
     def mixed_ids():
         os.setresgid(0, nobody.pw_gid, 0)
         os.setgroups([])
         os.setresuid(0, nobody.pw_uid, 0)
 
-    env = clean_env(HWLOC_PLUGINS_PATH=staged.path(FAULT_DIR),
-                    MPIBIND_TEST_FAULT="hang", MPIBIND_TEST_FAULT_LOG=str(log))
-    p = subprocess.Popen([helper], env=env, preexec_fn=mixed_ids,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # pytest's directories are root's alone: the helper, as nobody, logs here
+    work = pathlib.Path(tempfile.mkdtemp(prefix="mpibind-ids-"))
     try:
-        deadline = time.monotonic() + 20
-        while not (log.exists() and log.read_text().strip()) and p.poll() is None \
-                and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert p.poll() is None, p.communicate()[1]
-        assert log.read_text().split() == [str(p.pid)], "the hanging plugin did not start"
-        # the hanging plugin runs in the helper itself: its ids are the helper's
-        status = open("/proc/%d/status" % p.pid).read()
-        assert _ids_line(status, "Uid") == [str(nobody.pw_uid)] * 4, status
-        assert _ids_line(status, "Gid") == [str(nobody.pw_gid)] * 4, status
-        assert int(_ids_line(status, "CapPrm")[0], 16) == 0, status
+        os.chmod(work, 0o777)
+        log = work / "fault-log"
+        # the fault plugin is a test's product: the stage's tests on (auto:
+        # whether Check is installed does not matter here)
+        with stage([os.environ["MPIBIND_TEST_HELPER"], fault_plugin],
+                   options={"tests": "auto"}) as staged:
+            env = clean_env(HWLOC_PLUGINS_PATH=os.path.dirname(staged.path(fault_plugin)),
+                            MPIBIND_TEST_FAULT="hang", MPIBIND_TEST_FAULT_LOG=str(log))
+            p = subprocess.Popen([staged.path(os.environ["MPIBIND_TEST_HELPER"])], env=env,
+                                 preexec_fn=mixed_ids, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+            try:
+                deadline = time.monotonic() + 20
+                while not (log.exists() and log.read_text().strip()) and p.poll() is None \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert p.poll() is None, p.communicate()[1]
+                assert log.read_text().split() == [str(p.pid)], "the hanging plugin did not start"
+                # the hanging plugin runs in the helper itself: its ids are the helper's
+                status = open("/proc/%d/status" % p.pid).read()
+                assert _ids_line(status, "Uid") == [str(nobody.pw_uid)] * 4, status
+                assert _ids_line(status, "Gid") == [str(nobody.pw_gid)] * 4, status
+                assert int(_ids_line(status, "CapPrm")[0], 16) == 0, status
+            finally:
+                p.kill()
+                p.wait()
     finally:
-        p.kill()
-        p.wait()
         shutil.rmtree(work, ignore_errors=True)
-        staged.remove()

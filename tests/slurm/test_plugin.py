@@ -577,13 +577,14 @@ class PluginRunner(ts.Runner):
     def case_user(self):
         """Any user who runs srun: a non-root user's step is mapped.  The
         user's srun loads the plugin, and slurmstepd starts the helper as
-        the user: both from a relocated copy of the build products that the
-        user can reach (mpibind_stage), since the build tree may be in a
-        directory only root enters."""
+        the user: both from a second build under /tmp that the user can
+        reach (mpibind_stage), since the build tree may be in a directory
+        only root enters."""
         created = False
         a = self.args
         try:
-            staged = stage(a.build_root, [a.plugin, a.helper, os.path.dirname(a.library)])
+            staged = stage([a.plugin, a.helper], options={"slurm_plugin": "enabled"},
+                           env=a.stage_env)
         except StageError as e:
             for name in ("plugin-cold-cache-discovery-in-helper", "plugin-non-root-user"):
                 self.record(name, [str(e)])
@@ -778,9 +779,6 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--plugin", required=True, help="mpibind_slurm.so")
     ap.add_argument("--helper", required=True, help="mpibind-discover, which the plugin starts")
-    ap.add_argument("--library", required=True, help="libmpibind (its directory is staged)")
-    ap.add_argument("--build-root", required=True,
-                    help="the build tree, which the products staged for another user leave")
     ap.add_argument("--preload", required=True, help="libmpibind-preload.so")
     ap.add_argument("--mpibind", required=True, help="the mpibind command (preview)")
     ap.add_argument("--gpu-topofile", required=True, help="hwloc XML of a node with 4 NVIDIA GPUs")
@@ -795,7 +793,7 @@ def main():
     args.probe_fortran = ts.fortran_probes(args.probe_fortran)
     if args.probe_fortran is None:
         return 1
-    for what in ("plugin", "helper", "library", "build_root", "preload", "mpibind", "gpu_topofile",
+    for what in ("plugin", "helper", "preload", "mpibind", "gpu_topofile",
                  "probe_ompi", "probe_mpich", "probe_py"):
         path = getattr(args, what)
         if path is not None:
@@ -804,6 +802,9 @@ def main():
                 return 1
             setattr(args, what, os.path.abspath(path))
 
+    # what mpibind_stage reads, kept before run_checks scrubs MPIBIND* from
+    # the environment the cluster inherits
+    args.stage_env = {k: v for k, v in os.environ.items() if k.startswith("MPIBIND_STAGE_")}
     missing = slurm_cluster.missing_components()
     if missing:
         print("SKIP: no real Slurm here: missing " + ", ".join(missing))
