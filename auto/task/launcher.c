@@ -339,10 +339,15 @@ int mpibind_auto_is_torch_agent(int argc, const char *const *argv) {
 }
 
 int mpibind_auto_torch_agent_here(void) {
+  const char *me = program_invocation_short_name;
   char *buf;
   size_t len;
   int argc = 0, agent = 0;
   const char **argv;
+  /* a rank of any other program pays no read */
+  if (me == NULL ||
+      (strncmp(me, "python", 6) != 0 && strcmp(me, "torchrun") != 0))
+    return 0;
   if (mpibind_auto_read_file("/proc/self/cmdline", &buf, &len) != 0)
     return 0;
   argv = mpibind_auto_nul_list_argv(buf, len, &argc);
