@@ -33,7 +33,9 @@
  *       visible indexes, when the node has GPUs), topology=<how> (where
  *       the node's topology came from: discovered by this helper, or the
  *       cache or file of the task that mapped the node, as
- *       MPIBIND_TRACE's), then <NAME>=<value> for each
+ *       MPIBIND_TRACE's), dryrun=1 (MPIBIND has dryrun: do not bind)
+ *       and membind=1 (bind the memory to mems too) when asked, then
+ *       <NAME>=<value> for each
  *       variable to export, by the preload's rules for the caller's
  *       environment and for the program ARGV0 (an interpreter gets no
  *       OMP_PLACES/OMP_PROC_BIND unless MPIBIND has place_threads; default:
@@ -318,13 +320,14 @@ static int add_line(const char *name, const char *value, int overwrite,
 }
 
 /* The share as lines: its CPUs, thread count, NUMA nodes, GPUs, where
- * the topology came from (how), then the variables the task exports, by
+ * the topology came from (how), what the tuning asks of the binding
+ * (dryrun, membind), then the variables the task exports, by
  * the preload's rules for this process's environment (the caller's) and
  * program (--program). */
 static int say_share(const struct mpibind_auto_tuning *t,
                      const struct mpibind_auto_share *s, int task, int how) {
   struct lines l = {mpibind_auto_strdupf("cpus=%s\nnthreads=%d\n%s%s%s%s%s%s"
-                                         "topology=%s\n",
+                                         "topology=%s\n%s%s",
                                          s->cpus, s->nthreads,
                                          s->mems ? "mems=" : "",
                                          s->mems ? s->mems : "",
@@ -332,7 +335,9 @@ static int say_share(const struct mpibind_auto_tuning *t,
                                          s->gpus ? "gpus=" : "",
                                          s->gpus ? s->gpus : "",
                                          s->gpus ? "\n" : "",
-                                         mpibind_auto_how_names[how]),
+                                         mpibind_auto_how_names[how],
+                                         t->dryrun ? "dryrun=1\n" : "",
+                                         t->membind ? "membind=1\n" : ""),
                     0};
   int rc;
   if (l.text == NULL ||

@@ -353,7 +353,9 @@ def bind_task(task, ntasks, **tuning):
     visible_devices='task' gives each worker its own GPUs only, 'none'
     leaves them), CUDA_DEVICE_ORDER, MPIBIND_NICS.  No OMP_PLACES or
     OMP_PROC_BIND (place_threads=True sets them), no memory policy (a
-    task's first touch lands on its NUMA nodes).
+    task's first touch lands on its NUMA nodes; MPIBIND's membind gets a
+    RuntimeWarning).  MPIBIND's dryrun (or dryrun=True): computed and
+    exported, not bound.
 
     tuning, each None by default (the environment's MPIBIND* variables
     apply, these come after them): smt, greedy, gpu_optim, nthreads,
@@ -384,7 +386,8 @@ def bind_task(task, ntasks, **tuning):
     out = _ask_helper(task, ntasks, tuning)
     if out is None:
         return None
-    fixed = ("cpus", "nthreads", "mems", "gpus", "topology")
+    fixed = ("cpus", "nthreads", "mems", "gpus", "topology", "dryrun",
+             "membind")
     env = {k: v for k, v in out.items() if k not in fixed}
     if tuning.get("nthreads") is not None:
         env["OMP_NUM_THREADS"] = str(tuning["nthreads"])
@@ -395,11 +398,18 @@ def bind_task(task, ntasks, **tuning):
                       nics=_ids(env.get("MPIBIND_NICS", "")),
                       mems=_parse_list(out.get("mems", "")),
                       env=env, topology=out.get("topology", ""),
-                      bound=not tuning.get("dryrun"))
+                      bound=out.get("dryrun") != "1")
     if share.bound:
         bind_process(share.cpus)
     os.environ.update(env)
     _bound[os.getpid()] = (task, ntasks)
+    if out.get("membind") == "1":
+        warnings.warn(
+            "mpibind: bind_task(%d, %d): MPIBIND has membind, which bind_task "
+            "does not apply (no memory policy is set: the task's first touch "
+            "places its memory on its NUMA nodes %s); the preload applies it"
+            % (task, ntasks, out.get("mems", "")), RuntimeWarning,
+            stacklevel=2)
     if openmp:
         warnings.warn(
             "mpibind: bind_task(%d, %d): the OpenMP runtime %s was loaded "

@@ -15,7 +15,8 @@ What they pin down (python/mpibind/task.py, docs/interfaces.md):
   contract: the machine has no GPU);
 - on GPU nodes' XML (dryrun): every worker the same list of the node's
   GPUs, device i worker i's; visible_devices='task' its own only;
-- bad arguments: ValueError/TypeError naming them; MPIBIND=off: None.
+- bad arguments: ValueError/TypeError naming them; MPIBIND=off: None;
+  MPIBIND's dryrun: not bound; its membind (not applied here): a warning.
 """
 import os
 import subprocess
@@ -217,6 +218,28 @@ def test_bad_arguments(tmp_path):
     assert kinds == ["ValueError"] * 8 + ["TypeError"], out
     assert "abc" in out[5] and "mine" in out[4] and "frobnicate" in out[8], out
     assert not (tmp_path / "cache").exists()  # nothing was mapped
+
+
+ENV_WORDS = """
+import os, warnings, mpibind
+before = os.sched_getaffinity(0)
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter("always")
+    s = mpibind.bind_task(0, 2)
+print("RESULT", repr((s.bound, os.sched_getaffinity(0) == before,
+                      os.environ.get("OMP_NUM_THREADS"),
+                      [str(x.message) for x in w])))
+"""
+
+
+def test_environment_words(tmp_path):
+    """MPIBIND's dryrun: exported, not bound; its membind, which bind_task
+    does not apply: said."""
+    bound, same, omp, warned = result(run_py(tmp_path, ENV_WORDS, MPIBIND="dryrun"))
+    assert not bound and same and omp is not None and warned == [], (bound, same, omp, warned)
+    if len(os.sched_getaffinity(0)) > 1:
+        bound, same, omp, warned = result(run_py(tmp_path, ENV_WORDS, MPIBIND="membind"))
+        assert bound and not same and len(warned) == 1 and "membind" in warned[0], warned
 
 
 def test_twice_and_off(tmp_path):
