@@ -58,6 +58,9 @@ def clean_env(tmp, **extra):
     env = {k: v for k, v in os.environ.items()
            if k.startswith(KEEP) or not k.startswith(DROP)}
     env["MPIBIND_CACHE_DIR"] = str(tmp / "cache")
+    if os.environ.get("MPIBIND_TEST_SANITIZERS"):
+        # a sanitized build's library in an uninstrumented interpreter
+        env["LD_PRELOAD"] = os.environ["MPIBIND_TEST_SANITIZERS"]
     env.update(extra)
     return env
 
