@@ -398,6 +398,23 @@ static flux_cmd_t *current_task(struct flux_node *fx, int *local) {
   return flux_shell_task_cmd(task);
 }
 
+/* The task's variables and mark, for the command it will exec (an
+ * interpreter gets no OMP_PLACES/OMP_PROC_BIND, torchrun's agent no
+ * OMP_*).  0, or -1 when a variable could not be set. */
+static int task_export(struct flux_node *fx, int local, flux_cmd_t *cmd,
+                       const struct mpibind_plugin_task_env *env) {
+  int argc = flux_cmd_argc(cmd), rc;
+  const char **argv = calloc((size_t)(argc > 0 ? argc : 0) + 1, sizeof *argv);
+  if (argv == NULL)
+    return -1;
+  for (int i = 0; i < argc; i++)
+    argv[i] = flux_cmd_arg(cmd, i);
+  rc = mpibind_plugin_task_export(&fx->map, local, &fx->share, argc, argv,
+                                  env);
+  free(argv);
+  return rc;
+}
+
 /* Before fork, in the shell: the task's share, its variables and the
  * applied mark (MPIBIND_APPLIED_TASK names the shell, which sets it, and
  * the key of the task's own variables). */
@@ -433,8 +450,7 @@ static int task_init(flux_plugin_t *p, const char *topic,
     mpibind_plugin_task_mark_problem(&env);
     return fx->t.strict ? -1 : 0;
   }
-  if (mpibind_plugin_task_export(&fx->map, local, &fx->share,
-                                 flux_cmd_arg(cmd, 0), &env) != 0)
+  if (task_export(fx, local, cmd, &env) != 0)
     shell_line(FLUX_SHELL_WARN,
                "cannot set the task's variables in its environment", "");
   fx->local = local;

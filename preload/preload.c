@@ -15,7 +15,9 @@
  *   Fortran bindings (mpif.h, use mpi, use mpi_f08) and MPICH's use mpi_f08
  *   call PMPI_Init* directly, never the C MPI_Init.  MPICH's Fortran entry
  *   calls the C MPI_Init: a re-entry guard makes that one application.
- * - A process with neither (not an MPI rank) is left alone.
+ * - A process with neither (not an MPI rank) is left alone, and so is a
+ *   launcher: mpirun's daemons, torchrun's agent (its workers, which
+ *   carry torch's LOCAL_RANK, are the tasks).
  *
  * Only the four MPI names are exported; everything else is hidden.
  */
@@ -70,6 +72,12 @@ __attribute__((constructor)) static void mpibind_preload_load(void) {
   if (rc == 0)
     return; /* wait for MPI_Init, if it ever comes */
   handled = 1;
+  /* torchrun's agent inside a launch (srun, mpirun) carries that launch's
+   * task variables but is a launcher: its workers are the tasks, and
+   * they share what the launch gave it.  Its command line is read only
+   * here, in a process with task variables. */
+  if (mpibind_auto_torch_agent_here())
+    return;
   rc = mpibind_auto_apply_at_load(&restart, &nthreads);
   if (rc < 0)
     fail_strict();

@@ -10,6 +10,8 @@ cd "$MPIBIND_TOP"
 # hwloc-nox (it conflicts with hwloc, whose lstopo has cairo): `mpibind
 # --draw` makes PNG and PDF from its native SVG with rsvg-convert
 # (librsvg2-bin), and uses hwloc's lstopo where that one is installed.
+# python3-torch (PyTorch for CPU with gloo, and torchrun: the torch suite;
+# about 30 s more to install) brings its own OpenMP and BLAS.
 MPIBIND_PACKAGES=(
   gcc gfortran pkg-config meson ninja-build
   libhwloc-dev hwloc-nox check
@@ -18,6 +20,7 @@ MPIBIND_PACKAGES=(
   slurmctld slurmd slurm-client munge libslurm-dev
   scdoc python3-mesonpy python3-venv librsvg2-bin
   clang libclang-rt-14-dev
+  python3-torch
 )
 
 as_root() {

@@ -103,7 +103,8 @@ static int option_cb(int val, const char *optarg, int remote);
 static struct spank_option mpibind_option = {
     "mpibind", "LIST",
     "map the step's tasks with mpibind (LIST: on, off, v, smt:K, "
-    "greedy[:0|1], gpu[:0|1], omp_places, omp_proc_bind, visible_devices, "
+    "greedy[:0|1], gpu[:0|1], omp_places, omp_proc_bind, "
+    "visible_devices[:task|all|none], "
     "place_threads, membind, dryrun, strict, draw:PATH, help; default on)",
     2, /* the argument is optional: --mpibind alone means on */
     0, option_cb};
@@ -390,15 +391,18 @@ static int task_problem(const struct mpibind_plugin_task_env *env,
   return node.t.strict ? -1 : 0;
 }
 
-/* The program the task execs (the step's command): an interpreter gets no
- * OMP_PLACES/OMP_PROC_BIND (auto/task/export.c). */
-static const char *step_program(spank_t sp) {
+/* The command the task execs (the step's): an interpreter gets no
+ * OMP_PLACES/OMP_PROC_BIND, torchrun's agent no OMP_* (auto/task/export.c).
+ * 0 words when Slurm does not say. */
+static int step_command(spank_t sp, const char *const **argv) {
   int argc = 0;
-  char **argv = NULL;
-  if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) == ESPANK_SUCCESS &&
-      argc > 0 && argv)
-    return argv[0];
-  return NULL;
+  char **av = NULL;
+  *argv = NULL;
+  if (spank_get_item(sp, S_JOB_ARGV, &argc, &av) != ESPANK_SUCCESS ||
+      argc <= 0 || av == NULL)
+    return 0;
+  *argv = (const char *const *)av;
+  return argc;
 }
 
 /* The task's share, bound in its process and checked, then its variables
@@ -406,13 +410,15 @@ static const char *step_program(spank_t sp) {
 static int apply_task(spank_t sp, int local,
                       const struct mpibind_plugin_task_env *env) {
   struct mpibind_auto_share share;
+  const char *const *argv;
+  int argc = step_command(sp, &argv);
   char *m = NULL;
   int rc = 0;
   if (mpibind_plugin_task_share(&node.map, local, &share, &m) != 0 ||
       mpibind_plugin_task_bind(&node.map, local, &share, &m) != 0) {
     rc = task_problem(env, m);
-  } else if (mpibind_plugin_task_export(&node.map, local, &share,
-                                        step_program(sp), env) != 0) {
+  } else if (mpibind_plugin_task_export(&node.map, local, &share, argc, argv,
+                                        env) != 0) {
     mpibind_plugin_say(&node.map,
                        "cannot set the task's variables in its environment",
                        0);

@@ -661,7 +661,12 @@ static void wrapper(const struct opts *o) {
 
 #ifdef MPIBIND_HAVE_AUTO
   fflush(stdout);
-  mpibind_auto_set_program(o->program[0]);
+  {
+    int argc = 0;
+    while (o->program[argc])
+      argc++;
+    mpibind_auto_set_command(argc, (const char *const *)o->program);
+  }
   if (mpibind_auto_apply(1) < 0)
     exit(EXIT_MAPPING); /* strict: the problem is already reported */
 #else

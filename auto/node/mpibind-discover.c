@@ -23,17 +23,27 @@
  *       --name says (the command's --topology for MPIBIND_TOPOFILE).
  *       With --draw, draws the mapping instead of answering with it.
  *   mpibind-discover --share --task I --ntasks N [--source VAR]
- *                    [--launcher PID] [--program ARGV0]
+ *                    [--launcher PID] [--program ARGV0] [--workers]
  *       Task I's share of the node's mapping for N tasks, for a program
  *       that binds a task itself (the Python module's workers): read from
  *       the node mapping file, which is made first when it does not exist
  *       (the same file and lock as the preload's tasks use), as lines on
  *       stdout: cpus=<list> (bind there), nthreads=<n>, mems=<list> (its
- *       NUMA nodes, when the node has some), then <NAME>=<value> for each
+ *       NUMA nodes, when the node has some), gpus=<list> (its GPUs'
+ *       visible indexes, when the node has GPUs), topology=<how> (where
+ *       the node's topology came from: discovered by this helper, or the
+ *       cache or file of the task that mapped the node, as
+ *       MPIBIND_TRACE's), dryrun=1 (MPIBIND has dryrun: do not bind)
+ *       and membind=1 (bind the memory to mems too) when asked, then
+ *       <NAME>=<value> for each
  *       variable to export, by the preload's rules for the caller's
  *       environment and for the program ARGV0 (an interpreter gets no
  *       OMP_PLACES/OMP_PROC_BIND unless MPIBIND has place_threads; default:
- *       this helper).  Exit 0; 1 a problem, 3 no share (MPIBIND has off,
+ *       this helper).  --workers: the tasks are workers that pick their
+ *       GPU by number (torch.cuda.set_device(i)): every GPU visible in
+ *       task order unless MPIBIND says otherwise (as for torchrun's
+ *       workers, --source LOCAL_RANK).
+ *       Exit 0; 1 a problem, 3 no share (MPIBIND has off,
  *       or the job's CPUs here are unknown), each with one line on
  *       stderr.  Without --launcher the job's CPUs are this process's (its
  *       caller's) at start.
@@ -115,6 +125,7 @@ static int check(const char *path) {
 
 struct opts {
   int map, share;
+  int workers;         /* --workers */
   int task, ntasks;
   const char *source;
   long launcher;
@@ -144,6 +155,10 @@ static int parse_options(int argc, char **argv, struct opts *o) {
     }
     if (strcmp(a, "--share") == 0) {
       o->share = 1;
+      continue;
+    }
+    if (strcmp(a, "--workers") == 0) {
+      o->workers = 1;
       continue;
     }
     if (v == NULL)
@@ -245,6 +260,7 @@ static int map(const struct opts *o) {
   char *error = NULL;
   int rc;
   mpibind_auto_tuning_read(&t);
+  mpibind_auto_tuning_of_task(&t, o->source, o->launcher, o->workers);
   if (t.error || mpibind_auto_inputs_init(&in, &t, o->ntasks, o->source,
                                           o->launcher) != 0) {
     rc = say_failed(t.error);
@@ -303,16 +319,25 @@ static int add_line(const char *name, const char *value, int overwrite,
   return 0;
 }
 
-/* The share as lines: its CPUs, thread count, NUMA nodes, then the
- * variables the task exports, by the preload's rules for this process's
- * environment (the caller's) and program (--program). */
+/* The share as lines: its CPUs, thread count, NUMA nodes, GPUs, where
+ * the topology came from (how), what the tuning asks of the binding
+ * (dryrun, membind), then the variables the task exports, by
+ * the preload's rules for this process's environment (the caller's) and
+ * program (--program). */
 static int say_share(const struct mpibind_auto_tuning *t,
-                     const struct mpibind_auto_share *s, int task) {
-  struct lines l = {mpibind_auto_strdupf("cpus=%s\nnthreads=%d\n%s%s%s",
+                     const struct mpibind_auto_share *s, int task, int how) {
+  struct lines l = {mpibind_auto_strdupf("cpus=%s\nnthreads=%d\n%s%s%s%s%s%s"
+                                         "topology=%s\n%s%s",
                                          s->cpus, s->nthreads,
                                          s->mems ? "mems=" : "",
                                          s->mems ? s->mems : "",
-                                         s->mems ? "\n" : ""),
+                                         s->mems ? "\n" : "",
+                                         s->gpus ? "gpus=" : "",
+                                         s->gpus ? s->gpus : "",
+                                         s->gpus ? "\n" : "",
+                                         mpibind_auto_how_names[how],
+                                         t->dryrun ? "dryrun=1\n" : "",
+                                         t->membind ? "membind=1\n" : ""),
                     0};
   int rc;
   if (l.text == NULL ||
@@ -333,6 +358,7 @@ static int share(const struct opts *o) {
   char *error = NULL, *gpu_what = NULL;
   int how, rc;
   mpibind_auto_tuning_read(&t);
+  mpibind_auto_tuning_of_task(&t, o->source, o->launcher, o->workers);
   mpibind_auto_set_program(o->program);
   if (t.off)
     rc = complain("MPIBIND has off", EXIT_NO_SHARE);
@@ -348,7 +374,7 @@ static int share(const struct opts *o) {
   else if (s.keep)
     rc = complain(s.keep, EXIT_NO_SHARE);
   else
-    rc = say_share(&t, &s, o->task);
+    rc = say_share(&t, &s, o->task, how);
   free(error);
   free(gpu_what);
   mpibind_auto_share_free(&s);
@@ -397,6 +423,6 @@ int main(int argc, char **argv) {
   fprintf(stderr, "usage: mpibind-discover [--check FILE | --map --ntasks N "
                   "[--source VAR] [--launcher PID] [--gpu NAME=LIST]... "
                   "[--name VAR=OPTION]... [--draw PATH] | --share --task I --ntasks N [--source VAR] "
-                  "[--launcher PID] [--program ARGV0]] (mpibind's helper)\n");
+                  "[--launcher PID] [--program ARGV0] [--workers]] (mpibind's helper)\n");
   return 2;
 }

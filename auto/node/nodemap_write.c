@@ -35,6 +35,25 @@ static char *task_mems(mpibind_t *h, hwloc_const_bitmap_t cpus) {
   return list;
 }
 
+/* The task's GPUs (their visible indexes, the handle's ID kind),
+ * comma-separated; NULL on a node without GPUs or out of memory. */
+static char *task_gpus(mpibind_t *h, int task) {
+  int n = 0;
+  char **ids;
+  struct mb_buf b = {0};
+  if (mpibind_get_num_gpus(h) <= 0 ||
+      (ids = mpibind_get_gpus_ptask(h, task, &n)) == NULL)
+    return NULL;
+  for (int i = 0; i < n; i++)
+    if ((i > 0 && mb_buf_add(&b, ",", 1) != 0) || sb_str(&b, ids[i]) != 0) {
+      free(b.p);
+      return NULL;
+    }
+  if (mb_buf_add(&b, "", 0) != 0) /* "" for a task without GPU */
+    return NULL;
+  return b.p;
+}
+
 /* The job's CPUs when the mapping is limited to them, "mpibind: N GPUs on
  * this node" and the report of every task. */
 static char *node_report(mpibind_t *h, const char *job_line) {
@@ -64,6 +83,7 @@ static int share_from_handle(mpibind_t *h, int task,
   s->nthreads = nths[task];
   s->slot = task;
   s->mems = task_mems(h, sets[task]);
+  s->gpus = task_gpus(h, task);
   s->names = calloc((size_t)nnames + 1, sizeof *s->names);
   s->values = calloc((size_t)nnames + 1, sizeof *s->values);
   if (s->names == NULL || s->values == NULL)

@@ -149,12 +149,12 @@ int mpibind_plugin_task_share(const struct mpibind_plugin_node *n, int local,
 }
 
 int mpibind_plugin_task_export(const struct mpibind_plugin_node *n, int local,
-                               const struct mpibind_auto_share *s,
-                               const char *program,
+                               const struct mpibind_auto_share *s, int argc,
+                               const char *const *argv,
                                const struct mpibind_plugin_task_env *env) {
   int rc;
-  if (program)
-    mpibind_auto_set_program(program);
+  if (argc > 0)
+    mpibind_auto_set_command(argc, argv);
   rc = mpibind_auto_export(n->t, s, local, mpibind_auto_omp_exports(n->t),
                            env->set, env->set_ctx);
   if (mpibind_auto_applied_mark_for(1, env->pid, env->get, env->get_ctx,

@@ -102,13 +102,14 @@ struct mpibind_plugin_task_env {
 int mpibind_plugin_task_share(const struct mpibind_plugin_node *n, int local,
                               struct mpibind_auto_share *s, char **msg);
 
-/* The task's variables (mpibind_auto_export, for the program `program`
- * when known: an interpreter gets no OMP_PLACES/OMP_PROC_BIND) and the
+/* The task's variables (mpibind_auto_export, for the command argc, argv
+ * the task will exec when known, argc 0 otherwise: an interpreter gets no
+ * OMP_PLACES/OMP_PROC_BIND, torchrun's agent no OMP_* at all) and the
  * applied mark MPIBIND_APPLIED=1, so that a preload in the task does
  * nothing.  Returns 0, or -1 when a variable could not be set. */
 int mpibind_plugin_task_export(const struct mpibind_plugin_node *n, int local,
-                               const struct mpibind_auto_share *s,
-                               const char *program,
+                               const struct mpibind_auto_share *s, int argc,
+                               const char *const *argv,
                                const struct mpibind_plugin_task_env *env);
 
 /* MPIBIND_APPLIED=0 for a task the plugin handled without binding it (a

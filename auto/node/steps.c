@@ -47,7 +47,9 @@ static int set_tuning(const struct mpibind_auto_tuning *t, mpibind_t *h,
   if ((t->smt >= 0 && mpibind_set_smt(h, t->smt) != 0) ||
       (t->greedy >= 0 && mpibind_set_greedy(h, t->greedy) != 0) ||
       (t->gpu_optim >= 0 && mpibind_set_gpu_optim(h, t->gpu_optim) != 0) ||
-      (t->nics && mpibind_set_transport_vars(h, 1) != 0)) {
+      (t->nics && mpibind_set_transport_vars(h, 1) != 0) ||
+      (t->visible_devices == MPIBIND_AUTO_GPUS_ALL &&
+       mpibind_set_all_gpus_visible(h, 1) != 0)) {
     *msg = mpibind_auto_strdupf("MPIBIND='%s': %s", v ? v : "",
                                 mpibind_get_error(h));
     return -1;

@@ -24,6 +24,7 @@
 
 #include "applied.h"
 #include "mb_text.h"
+#include "procfile.h"
 
 /* The variables that say which task of which launch this is, and how it
  * is tuned.  Never one that applying exports (OMP_*, *_VISIBLE_DEVICES):
@@ -40,6 +41,10 @@ static const char *const task_vars[] = {
     "SLURM_LOCALID", "SLURM_NODEID", "SLURM_STEP_TASKS_PER_NODE",
     "SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_PROCID",
     "FLUX_TASK_LOCAL_ID", "FLUX_JOB_ID", "FLUX_JOB_SIZE", "FLUX_JOB_NNODES",
+    /* torchrun's workers: an agent mapped as a launch's task (the Slurm
+     * plugin's) leaves its mark to workers that are tasks of their own */
+    "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT", "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
     "MPIBIND", "MPIBIND_RESTRICT", "MPIBIND_RESTRICT_TYPE",
     "MPIBIND_TOPOFILE",
 };
@@ -86,42 +91,19 @@ struct initial_env {
 
 static const char *initial_getenv(const char *name, void *ctx) {
   const struct initial_env *e = ctx;
-  size_t n = strlen(name);
-  for (const char *p = e->buf; p < e->buf + e->len; p += strlen(p) + 1)
-    if (strncmp(p, name, n) == 0 && p[n] == '=')
-      return p + n + 1;
-  return NULL;
+  return mpibind_auto_nul_list_getenv(e->buf, e->len, name);
 }
 
 /* 1 when `key` is the key of the variables this process was started with
  * (no `extra`); 0 otherwise, or when they cannot be read. */
 static int initial_key_is(const char *key) {
-  struct initial_env e = {NULL, 0};
-  size_t cap = 0;
+  struct initial_env e;
   char k[17];
-  ssize_t got;
-  int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC), same = 0;
-  if (fd < 0)
+  int same = 0;
+  if (mpibind_auto_read_file("/proc/self/environ", &e.buf, &e.len) != 0)
     return 0;
-  do {
-    if (e.len + 4096 + 1 > cap) {
-      char *more = realloc(e.buf, cap = 2 * cap + 4096 + 1);
-      if (more == NULL) {
-        got = -1;
-        break;
-      }
-      e.buf = more;
-    }
-    got = read(fd, e.buf + e.len, cap - e.len - 1);
-    if (got > 0)
-      e.len += (size_t)got;
-  } while (got > 0);
-  close(fd);
-  if (got == 0 && e.buf) {
-    e.buf[e.len] = '\0'; /* the last entry ends even in a torn read */
-    key_of(initial_getenv, &e, NULL, k);
-    same = strcmp(k, key) == 0;
-  }
+  key_of(initial_getenv, &e, NULL, k);
+  same = strcmp(k, key) == 0;
   free(e.buf);
   return same;
 }

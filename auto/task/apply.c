@@ -65,6 +65,8 @@ struct task_run {
   struct mpibind_auto_tuning *t;
   int local, count;       /* node-local task number and count */
   const char *source;     /* variable that gave them; NULL: no launcher */
+  long launcher;          /* the launcher's process: the task's parent
+                             (torchrun's agent for its workers); 0: none */
   int at_load;            /* from the preload's constructor: may re-exec */
   struct mpibind_auto_inputs in; /* what the node's mapping depends on */
   int how;                /* MPIBIND_TOPO_* */
@@ -89,10 +91,8 @@ static int want_report(const struct task_run *r) {
  * job's CPUs as a key), then the task's share of the node's mapping, from
  * the node mapping file or mapped by the helper for the node. */
 static int find_share(struct task_run *r) {
-  /* the launcher's process is the task's parent; the wrapper run alone
-   * has none */
-  long launcher = r->source ? (long)getppid() : 0;
-  if (mpibind_auto_inputs_init(&r->in, r->t, r->count, r->source, launcher) ||
+  if (mpibind_auto_inputs_init(&r->in, r->t, r->count, r->source,
+                               r->launcher) ||
       mpibind_auto_inputs_of_task(&r->in, r->local) != 0) {
     r->msg = mpibind_auto_strdupf("the task's inputs: out of memory");
     return -1;
@@ -215,6 +215,10 @@ static int apply_task(struct task_run *r) {
     fputs(mpibind_auto_help_text, stderr);
   if (t->error)
     return problem(t, r->local, t->error);
+  /* the launcher's process is the task's parent; the wrapper run alone
+   * has none */
+  r->launcher = r->source ? (long)getppid() : 0;
+  mpibind_auto_tuning_of_task(t, r->source, r->launcher, 0);
   r->t_nthreads_given = t->nthreads > 0;
   r->omp_exports = mpibind_auto_omp_exports(t);
 

@@ -8,11 +8,22 @@
 
 #include "export.h"
 #include "gpualloc.h"
+#include "launcher.h"
 
-/* The program that will run: the wrapper names it before its exec. */
+/* The program that will run: the wrapper and the plugins name it before
+ * its exec. */
 static const char *program_name;
+/* It is torchrun's agent (launcher.h): no task, its workers are. */
+static int program_agent;
 
-void mpibind_auto_set_program(const char *argv0) { program_name = argv0; }
+void mpibind_auto_set_program(const char *argv0) {
+  mpibind_auto_set_command(argv0 ? 1 : 0, &argv0);
+}
+
+void mpibind_auto_set_command(int argc, const char *const *argv) {
+  program_name = argc > 0 ? argv[0] : NULL;
+  program_agent = argc > 0 && mpibind_auto_is_torch_agent(argc, argv);
+}
 
 /* An interpreter loads its OpenMP runtime late (numpy, scipy, torch, an
  * extension), and GNU libgomp then binds the thread that loads it, and
@@ -38,9 +49,17 @@ int mpibind_auto_omp_exports(const struct mpibind_auto_tuning *t) {
 static int export_wanted(const struct mpibind_auto_tuning *t,
                          const char *name, int per_task_slot,
                          int omp_exports, int *keep) {
+  int omp = strncmp(name, "OMP_", 4) == 0;
   *keep = 0;
+  /* torchrun's agent runs no computation: the thread variables it
+   * inherits would be its workers' inputs (a thread count of the agent's
+   * share taken as the user's for each worker) */
+  if (omp && program_agent)
+    return 0;
   if (strcmp(name, "OMP_NUM_THREADS") == 0) {
-    *keep = 1; /* the user's value was the nthreads input */
+    /* the user's value was the nthreads input; torchrun's agent's 1 was
+     * not */
+    *keep = !t->agent_threads;
   } else if (strcmp(name, "OMP_PLACES") == 0) {
     if (t->no_omp_places || !omp_exports)
       return 0;
@@ -50,7 +69,7 @@ static int export_wanted(const struct mpibind_auto_tuning *t,
       return 0;
     *keep = 1;
   } else if (mpibind_auto_gpu_var_index(name) >= 0) {
-    if (t->no_visible_devices)
+    if (t->visible_devices == MPIBIND_AUTO_GPUS_NONE)
       return 0;
     /* a per-task list given at launch is the task's own: kept */
     *keep = per_task_slot || mpibind_auto_gpu_per_task(name);

@@ -82,9 +82,10 @@ char *mpibind_auto_inputs_key(const struct mpibind_auto_inputs *in) {
   char *names = mpibind_auto_value_names_key();
   char *key = gpus && names ? mpibind_auto_strdupf(
       "smt=%d greedy=%d gpu_optim=%d nthreads=%d dryrun=%d nics=%d "
-      "restrict_type=%d\nrestrict=%s\njob_cpus=%s\n%s%sntasks=%d\n",
+      "all_gpus=%d restrict_type=%d\nrestrict=%s\njob_cpus=%s\n%s%s"
+      "ntasks=%d\n",
       t->smt, t->greedy, t->gpu_optim, t->nthreads, t->dryrun, t->nics,
-      t->restrict_type, t->restrict_ids ? t->restrict_ids : "(none)",
+      t->visible_devices == MPIBIND_AUTO_GPUS_ALL, t->restrict_type, t->restrict_ids ? t->restrict_ids : "(none)",
       in->job_cpus ? in->job_cpus : "(unknown)", gpus, names, in->ntasks)
                             : NULL;
   free(gpus);

@@ -17,6 +17,11 @@
  * - Any other launcher: the CPUs its own process on this node may use (the
  *   task's parent: mpirun, prted, hydra_pmi_proxy, flux-shell, ...).  A
  *   launcher that binds each task to one CPU binds it inside its own set.
+ * - A torchrun worker: likewise its agent's CPUs (torchrun, the worker's
+ *   parent), which the launch around the agent gave it; under Slurm also
+ *   within the step's CPUs as above (srun may leave its task unbound on a
+ *   node it shares), so that the workers share what the agent was given
+ *   and nothing else.
  * - No launcher (the wrapper run directly): the process's own affinity at
  *   start, which is what `taskset -c 1 mpibind -- prog` gave it.
  *
@@ -35,6 +40,7 @@
 #include <unistd.h>
 
 #include "jobcpus.h"
+#include "launcher.h"
 #include "machine.h"
 #include "mb_text.h"
 #include "strdupf.h"
@@ -164,6 +170,36 @@ static int slurm_cpus(const struct mpibind_auto_cpuset *allowed,
   return 1;
 }
 
+/* A torchrun worker: its agent's CPUs (the launcher's process), within
+ * the Slurm step's when the agent is a task of one.  0 found, 1 nothing
+ * narrower than the node is known, -1 unknown (*what says why). */
+static int torch_worker_cpus(long agent,
+                             const struct mpibind_auto_cpuset *allowed,
+                             struct mpibind_auto_cpuset *cpus, char **what) {
+  struct mpibind_auto_cpuset step = MPIBIND_AUTO_CPUSET_INIT;
+  const char *outer = NULL;
+  char *err = NULL;
+  int local, count, rc;
+  if (launcher_cpus(agent, cpus, what) != 0)
+    return 1;
+  if (mpibind_auto_outer_launcher_detect(&local, &count, &outer, &err) <= 0 ||
+      strcmp(outer, "SLURM_LOCALID") != 0) {
+    free(err);
+    return 0;
+  }
+  rc = slurm_cpus(allowed, &step, NULL);
+  if (rc > 0)
+    mpibind_auto_cpuset_and(cpus, &step);
+  else if (rc < 0 && what) {
+    free(*what);
+    *what = strdup("the CPUs of the Slurm step around torchrun's agent on "
+                   "this node are unknown (SLURM_CPU_BIND_LIST lists no task "
+                   "masks)");
+  }
+  mpibind_auto_cpuset_free(&step);
+  return rc < 0 ? -1 : 0;
+}
+
 int mpibind_auto_job_cpus(const char *source, long launcher,
                           const struct mpibind_auto_cpuset *allowed,
                           struct mpibind_auto_cpuset *cpus, char **what) {
@@ -178,6 +214,10 @@ int mpibind_auto_job_cpus(const char *source, long launcher,
     int rc = slurm_cpus(allowed, cpus, what);
     if (rc <= 0)
       return rc;
+  } else if (mpibind_auto_source_is_torch(source)) {
+    int rc = torch_worker_cpus(launcher, allowed, cpus, what);
+    if (rc != 0)
+      return rc < 0 ? -1 : 0;
   } else if (launcher_cpus(launcher, cpus, what) != 0) {
     return 0;
   }

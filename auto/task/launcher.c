@@ -2,10 +2,12 @@
  * launcher.c - which task of the node is this process, and how many tasks
  * does the node run, from the variables launchers set before exec.
  *
- * Order matters: an MPI launcher's own variables come first, because an
- * MPI launcher started inside a Slurm allocation leaves Slurm's variables
- * of its own daemon in the ranks' environment (under mpiexec.mpich in a
- * Slurm step every rank sees SLURM_LOCALID=0).
+ * Order matters: the innermost launcher's variables come first.  A
+ * torchrun worker's first: its agent, started by srun or mpirun, passes
+ * that launch's variables on to every worker.  Then an MPI launcher's
+ * own, because an MPI launcher started inside a Slurm allocation leaves
+ * Slurm's variables of its own daemon in the ranks' environment (under
+ * mpiexec.mpich in a Slurm step every rank sees SLURM_LOCALID=0).
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -17,6 +19,7 @@
 
 #include "launcher.h"
 #include "mb_text.h"
+#include "procfile.h"
 #include "strdupf.h"
 
 /* A launcher family's node-local rank and size variables.  `paired`: the
@@ -191,8 +194,44 @@ static int detect_flux(int *local, int *count, const char **source,
   return 1;
 }
 
+/* torchrun's workers: LOCAL_RANK and LOCAL_WORLD_SIZE, named a torchrun
+ * worker's by TORCHELASTIC_RUN_ID. */
+static int detect_torch(int *local, int *count, const char **source,
+                        char **error) {
+  const char *run = getenv("TORCHELASTIC_RUN_ID");
+  const char *r = getenv(MPIBIND_AUTO_TORCH_SOURCE);
+  const char *c = getenv("LOCAL_WORLD_SIZE");
+  if (run == NULL)
+    return 0;
+  if (r == NULL || c == NULL) {
+    *error = mpibind_auto_strdupf(
+        "TORCHELASTIC_RUN_ID='%s' (a torchrun worker) is set but %s is not",
+        run, r == NULL ? MPIBIND_AUTO_TORCH_SOURCE : "LOCAL_WORLD_SIZE");
+    return -1;
+  }
+  if (check_pair(MPIBIND_AUTO_TORCH_SOURCE, r, "LOCAL_WORLD_SIZE", c, local,
+                 count, error) < 0)
+    return -1;
+  *source = MPIBIND_AUTO_TORCH_SOURCE;
+  return 1;
+}
+
+int mpibind_auto_source_is_torch(const char *source) {
+  return source != NULL && strcmp(source, MPIBIND_AUTO_TORCH_SOURCE) == 0;
+}
+
 int mpibind_auto_launcher_detect(int *local, int *count, const char **source,
                                  char **error) {
+  int rc;
+  *error = NULL;
+  rc = detect_torch(local, count, source, error);
+  if (rc != 0)
+    return rc;
+  return mpibind_auto_outer_launcher_detect(local, count, source, error);
+}
+
+int mpibind_auto_outer_launcher_detect(int *local, int *count,
+                                       const char **source, char **error) {
   *error = NULL;
   for (size_t i = 0; i < sizeof pair_families / sizeof pair_families[0];
        i++) {
@@ -240,4 +279,97 @@ int mpibind_auto_is_launcher_program(void) {
     if (strcmp(me, names[i]) == 0)
       return 1;
   return 0;
+}
+
+/* ---- torchrun's agent ---------------------------------------------- */
+
+static const char *base_name(const char *path) {
+  const char *slash = strrchr(path, '/');
+  return slash ? slash + 1 : path;
+}
+
+static int is_agent_module(const char *module) {
+  return strcmp(module, "torch.distributed.run") == 0 ||
+         strcmp(module, "torch.distributed.launch") == 0;
+}
+
+/* Python's command line (python -h): options before the script, some
+ * with a value (-c CMD, -m MOD, -W ARG, -X OPT, --check-hash-based-pycs
+ * MODE), single-letter flags that may be grouped (-uB, -um MOD); the
+ * script is the first other word, "-" stdin.  1 when it is torchrun's
+ * agent. */
+static int python_runs_agent(int argc, const char *const *argv) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--") == 0)
+      return i + 1 < argc && strcmp(base_name(argv[i + 1]), "torchrun") == 0;
+    if (strcmp(a, "--check-hash-based-pycs") == 0) {
+      i++;
+      continue;
+    }
+    if (a[0] != '-' || a[1] == '\0')
+      return strcmp(base_name(a), "torchrun") == 0; /* the script */
+    if (a[1] == '-')
+      continue; /* --version, --help, ... */
+    for (const char *f = a + 1; *f; f++) {
+      if (*f == 'c')
+        return 0; /* -c CMD: no script */
+      if (*f == 'm') {
+        const char *module = f[1] ? f + 1 : i + 1 < argc ? argv[i + 1] : "";
+        return is_agent_module(module);
+      }
+      if (*f == 'W' || *f == 'X') {
+        if (f[1] == '\0')
+          i++; /* the value is the next word */
+        break;
+      }
+    }
+  }
+  return 0;
+}
+
+int mpibind_auto_is_torch_agent(int argc, const char *const *argv) {
+  const char *prog;
+  if (argc < 1 || argv == NULL || argv[0] == NULL)
+    return 0;
+  prog = base_name(argv[0]);
+  if (strcmp(prog, "torchrun") == 0)
+    return 1;
+  return strncmp(prog, "python", 6) == 0 && python_runs_agent(argc, argv);
+}
+
+int mpibind_auto_torch_agent_here(void) {
+  const char *me = program_invocation_short_name;
+  char *buf;
+  size_t len;
+  int argc = 0, agent = 0;
+  const char **argv;
+  /* a rank of any other program pays no read */
+  if (me == NULL ||
+      (strncmp(me, "python", 6) != 0 && strcmp(me, "torchrun") != 0))
+    return 0;
+  if (mpibind_auto_read_file("/proc/self/cmdline", &buf, &len) != 0)
+    return 0;
+  argv = mpibind_auto_nul_list_argv(buf, len, &argc);
+  if (argv)
+    agent = mpibind_auto_is_torch_agent(argc, argv);
+  free(argv);
+  free(buf);
+  return agent;
+}
+
+int mpibind_auto_torch_agent_threads(long agent) {
+  const char *v = getenv("OMP_NUM_THREADS");
+  char path[64], *buf;
+  size_t len;
+  int set_by_agent;
+  if (agent <= 1 || v == NULL || strcmp(v, "1") != 0)
+    return 0;
+  snprintf(path, sizeof path, "/proc/%ld/environ", agent);
+  if (mpibind_auto_read_file(path, &buf, &len) != 0)
+    return 0;
+  set_by_agent =
+      mpibind_auto_nul_list_getenv(buf, len, "OMP_NUM_THREADS") == NULL;
+  free(buf);
+  return set_by_agent;
 }

@@ -27,6 +27,7 @@
 #include "keyfile.h"
 #include "machine.h"
 #include "mpibind_version.h"
+#include "procfile.h"
 #include "strdupf.h"
 
 extern char **environ;
@@ -36,35 +37,9 @@ const char *const mpibind_auto_how_names[4] = {"none", "discovered", "cache",
 
 /* A whole file (any size), NUL-terminated; NULL when unreadable. */
 static char *read_all(const char *path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  size_t cap = 256, n = 0;
-  char *buf = NULL;
-  ssize_t r = -1;
-  if (fd < 0)
-    return NULL;
-  for (;;) {
-    if (n + 1 >= (buf ? cap : 0)) {
-      char *more = realloc(buf, buf ? cap * 2 : cap);
-      if (more == NULL)
-        break;
-      if (buf)
-        cap *= 2;
-      buf = more;
-    }
-    r = read(fd, buf + n, cap - n - 1);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      break;
-    n += (size_t)r;
-  }
-  close(fd);
-  if (r != 0) { /* a read error, or out of memory */
-    free(buf);
-    return NULL;
-  }
-  buf[n] = '\0';
-  return buf;
+  char *buf;
+  size_t len;
+  return mpibind_auto_read_file(path, &buf, &len) == 0 ? buf : NULL;
 }
 
 /* The file as one line, trailing blanks removed (NULL: unreadable). */

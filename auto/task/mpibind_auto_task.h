@@ -12,8 +12,10 @@
  *
  *   MPIBIND                comma list: on, off, v|verbose, smt:K,
  *                          greedy[:0|1], gpu[:0|1], gpu_optim[:0|1],
- *                          omp_places, omp_proc_bind, visible_devices
- *                          (each: do not set that variable),
+ *                          omp_places, omp_proc_bind (each: do not set
+ *                          that variable), visible_devices[:task|all|none]
+ *                          (which GPUs the visible-devices variables name;
+ *                          the word alone: none, for workers task),
  *                          place_threads (set OMP_PLACES/OMP_PROC_BIND in
  *                          an interpreter too), membind, dryrun,
  *                          strict, help

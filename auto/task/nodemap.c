@@ -39,7 +39,7 @@
 
 #define HEXW MPIBIND_AUTO_NODEMAP_HEXW
 #define EXTRA MPIBIND_AUTO_NODEMAP_EXTRA
-#define HEAD "mpibind-nodemap 4\n"
+#define HEAD "mpibind-nodemap 5\n"
 #define END "nodemap-end\n"
 
 void mpibind_auto_share_free(struct mpibind_auto_share *s) {
@@ -52,6 +52,7 @@ void mpibind_auto_share_free(struct mpibind_auto_share *s) {
   free(s->values);
   free(s->report);
   free(s->mems);
+  free(s->gpus);
   free(s->keep);
   memset(s, 0, sizeof *s);
 }
@@ -66,7 +67,8 @@ void mpibind_auto_map_answer_free(struct mpibind_auto_map_answer *a) {
 
 int mpibind_auto_share_record(const struct mpibind_auto_share *s,
                               char **text) {
-  size_t len = 64 + strlen(s->cpus) + (s->mems ? strlen(s->mems) : 0);
+  size_t len = 64 + strlen(s->cpus) + (s->mems ? strlen(s->mems) : 0) +
+               (s->gpus ? strlen(s->gpus) + 6 : 0);
   char *p;
   *text = NULL;
   for (int i = 0; i < s->nvars; i++) {
@@ -74,7 +76,8 @@ int mpibind_auto_share_record(const struct mpibind_auto_share *s,
       return 1;
     len += strlen(s->names[i]) + strlen(s->values[i]) + 2;
   }
-  if (strchr(s->cpus, '\n') || (s->mems && strchr(s->mems, '\n')))
+  if (strchr(s->cpus, '\n') || (s->mems && strchr(s->mems, '\n')) ||
+      (s->gpus && strchr(s->gpus, '\n')))
     return 1;
   p = *text = malloc(len);
   if (p == NULL)
@@ -82,6 +85,8 @@ int mpibind_auto_share_record(const struct mpibind_auto_share *s,
   p += sprintf(p, "cpus=%s\nnthreads=%d\n", s->cpus, s->nthreads);
   if (s->mems)
     p += sprintf(p, "mems=%s\n", s->mems);
+  if (s->gpus)
+    p += sprintf(p, "gpus=%s\n", s->gpus);
   for (int i = 0; i < s->nvars; i++)
     p += sprintf(p, "%s=%s\n", s->names[i], s->values[i]);
   return 0;
@@ -120,6 +125,10 @@ static int parse_record(char *rec, struct mpibind_auto_share *s) {
     } else if (strcmp(line, "mems") == 0) {
       free(s->mems);
       if ((s->mems = strdup(eq + 1)) == NULL)
+        return -1;
+    } else if (strcmp(line, "gpus") == 0) {
+      free(s->gpus);
+      if ((s->gpus = strdup(eq + 1)) == NULL)
         return -1;
     } else if (strcmp(line, "nthreads") == 0) {
       long long v;

@@ -6,15 +6,18 @@
  *
  * File: <cache dir>/map-<hash>.txt (keyfile.h), key then body:
  *
- *   key    "mpibind-nodemap 4\n", the machine key (machine.h), the
+ *   key    "mpibind-nodemap 5\n", the machine key (machine.h), the
  *          inputs (inputs.h), the topology's identity, "nodemap-end\n"
  *   body   R\n                      R = ntasks + 2 records, 16 hex digits
  *          off_0\n ... off_R\n      16 hex digits each, from the body's
  *                                   start
  *          record 0 .. ntasks-1     a task's share: "cpus=<list>\n"
  *                                   "nthreads=<n>\n" ["mems=<list>\n"]
+ *                                   ["gpus=<list>\n"]
  *                                   "<NAME>=<value>\n"... (mems: the NUMA
- *                                   nodes of the task's CPUs, membind)
+ *                                   nodes of the task's CPUs, membind;
+ *                                   gpus: the task's GPUs, visible
+ *                                   indexes, on a node with GPUs)
  *          record ntasks            the verbose report of the node (its
  *                                   first line the job's CPUs when the
  *                                   mapping is limited to them)
@@ -44,6 +47,9 @@ struct mpibind_auto_share {
   int nthreads;  /* its thread count */
   char *mems;    /* the NUMA nodes of its CPUs, hwloc list (membind);
                     NULL when the topology has none */
+  char *gpus;    /* its GPUs in the mapping, visible indexes comma-
+                    separated (its own, whatever its visible-devices
+                    variables say); NULL on a node without GPUs */
   int nvars;     /* its variables (docs/algorithm.md step 6), in order */
   char **names;
   char **values;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "launcher.h" /* torchrun's workers */
 #include "mb_text.h"
 #include "mpibind_auto_task.h" /* mpibind_auto_name_option */
 #include "strdupf.h"
@@ -33,7 +34,10 @@ const char mpibind_auto_help_text[] =
     "mpibind:                         also gpu_optim[:0|1]\n"
     "mpibind:     omp_places          do not set OMP_PLACES\n"
     "mpibind:     omp_proc_bind       do not set OMP_PROC_BIND\n"
-    "mpibind:     visible_devices     do not set *_VISIBLE_DEVICES\n"
+    "mpibind:     visible_devices[:task|all|none]  which GPUs each task's\n"
+    "mpibind:                         *_VISIBLE_DEVICES names: its own (task), every\n"
+    "mpibind:                         GPU in task order (all: torchrun workers' default),\n"
+    "mpibind:                         none (not set); alone: none, and task for workers\n"
     "mpibind:     place_threads       set OMP_PLACES/OMP_PROC_BIND in an interpreter too\n"
     "mpibind:     membind             bind memory to the task's NUMA node(s)\n"
     "mpibind:     nics                restrict UCX, NCCL, libfabric to the task's NICs\n"
@@ -52,7 +56,8 @@ const char mpibind_auto_help_text[] =
 
 #define WORDS_EXPECTED                                                       \
   "on, off, v, verbose, smt:K, greedy[:0|1], gpu[:0|1], gpu_optim[:0|1], "  \
-  "omp_places, omp_proc_bind, visible_devices, place_threads, membind, "    \
+  "omp_places, omp_proc_bind, visible_devices[:task|all|none], "            \
+  "place_threads, membind, "                                                 \
   "nics, "                                                                   \
   "dryrun, strict, draw:PATH, help"
 
@@ -108,6 +113,40 @@ static int is_word(const char *w, size_t len, const char *name) {
   return strlen(name) == len && strncasecmp(w, name, len) == 0;
 }
 
+/* visible_devices[:task|all|none] (the word is 15 characters). */
+static void visible_devices_word(struct mpibind_auto_tuning *t,
+                                 const char *label, const char *value,
+                                 const char *w, size_t len) {
+  static const char *const modes[] = {"task", "all", "none"};
+  if (len == 15) {
+    t->visible_devices_word = MPIBIND_AUTO_GPUS_WORD;
+    return;
+  }
+  for (int m = 0; m < 3; m++)
+    if (is_word(w + 16, len - 16, modes[m])) {
+      t->visible_devices_word = m; /* MPIBIND_AUTO_GPUS_TASK, _ALL, _NONE */
+      return;
+    }
+  keep_error(t,
+             "%s='%s': bad value in '%.*s' (expected visible_devices, "
+             "visible_devices:task, visible_devices:all or "
+             "visible_devices:none)",
+             label, value, (int)len, w);
+}
+
+/* The word's meaning for this kind of task (tuning.h). */
+static void resolve_visible_devices(struct mpibind_auto_tuning *t) {
+  int w = t->visible_devices_word;
+  if (w < 0)
+    t->visible_devices = t->workers ? MPIBIND_AUTO_GPUS_ALL
+                                    : MPIBIND_AUTO_GPUS_TASK;
+  else if (w == MPIBIND_AUTO_GPUS_WORD)
+    t->visible_devices = t->workers ? MPIBIND_AUTO_GPUS_TASK
+                                    : MPIBIND_AUTO_GPUS_NONE;
+  else
+    t->visible_devices = w;
+}
+
 static void parse_mpibind(struct mpibind_auto_tuning *t, const char *label,
                           const char *value) {
   const char *p = value;
@@ -142,8 +181,9 @@ static void parse_mpibind(struct mpibind_auto_tuning *t, const char *label,
       t->no_omp_places = 1;
     } else if (is_word(w, len, "omp_proc_bind")) {
       t->no_omp_proc_bind = 1;
-    } else if (is_word(w, len, "visible_devices")) {
-      t->no_visible_devices = 1;
+    } else if (len >= 15 && strncasecmp(w, "visible_devices", 15) == 0 &&
+               (len == 15 || w[15] == ':')) {
+      visible_devices_word(t, label, value, w, len);
     } else if (is_word(w, len, "place_threads")) {
       t->place_threads = 1;
     } else if (is_word(w, len, "membind")) {
@@ -202,6 +242,7 @@ static void tuning_defaults(struct mpibind_auto_tuning *t,
   t->smt = t->greedy = t->gpu_optim = -1;
   t->restrict_type = -1;
   t->nthreads = -1;
+  t->visible_devices_word = -1;
   t->get = get;
   t->get_ctx = ctx;
 }
@@ -210,7 +251,20 @@ int mpibind_auto_tuning_words(struct mpibind_auto_tuning *t, const char *label,
                               const char *value) {
   tuning_defaults(t, NULL, NULL);
   parse_mpibind(t, label, value ? value : "");
+  resolve_visible_devices(t);
   return t->error ? -1 : 0;
+}
+
+void mpibind_auto_tuning_of_task(struct mpibind_auto_tuning *t,
+                                 const char *source, long launcher,
+                                 int workers) {
+  int torch = mpibind_auto_source_is_torch(source);
+  t->workers = workers || torch;
+  resolve_visible_devices(t);
+  if (torch && t->nthreads == 1 && mpibind_auto_torch_agent_threads(launcher)) {
+    t->nthreads = -1;
+    t->agent_threads = 1;
+  }
 }
 
 /* The variables a front end may set from an option of its own, and the
@@ -277,6 +331,7 @@ int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
   v = get("MPIBIND", ctx);
   if (v != NULL)
     parse_mpibind(t, "MPIBIND", v);
+  resolve_visible_devices(t);
   if (t->off)
     return 0; /* off means no side effect, not even a warning */
 

@@ -14,6 +14,19 @@
  * MPIBIND_RESTRICT_MEM (auto/node/steps.c checks that they agree). */
 enum { MPIBIND_AUTO_RESTRICT_CPU = 0, MPIBIND_AUTO_RESTRICT_MEM = 1 };
 
+/* Who sees which GPUs: the visible-devices variables (CUDA_VISIBLE_DEVICES,
+ * ROCR_VISIBLE_DEVICES, ...) of a task. */
+enum {
+  MPIBIND_AUTO_GPUS_TASK = 0, /* the task's own GPUs (MPI ranks' default) */
+  MPIBIND_AUTO_GPUS_ALL,      /* every GPU of the job, in task order, the
+                                 same for every task (workers' default:
+                                 device i is task i's GPU) */
+  MPIBIND_AUTO_GPUS_NONE,     /* the variables are not set */
+  MPIBIND_AUTO_GPUS_WORD      /* `visible_devices` alone: NONE for MPI
+                                 ranks (the original's meaning), TASK for
+                                 workers */
+};
+
 struct mpibind_auto_tuning {
   int off;              /* `off`: no side effect at all */
   int verbose;          /* `v`, `verbose` */
@@ -25,7 +38,16 @@ struct mpibind_auto_tuning {
   int gpu_optim;        /* -1: not given */
   int no_omp_places;    /* do not set OMP_PLACES */
   int no_omp_proc_bind; /* do not set OMP_PROC_BIND */
-  int no_visible_devices; /* do not set *_VISIBLE_DEVICES/ZE_AFFINITY_MASK */
+  int visible_devices_word; /* MPIBIND's visible_devices[:MODE]: a
+                               MPIBIND_AUTO_GPUS_* value; -1: not given */
+  int visible_devices;  /* what the task's visible-devices variables say
+                           (MPIBIND_AUTO_GPUS_TASK, _ALL or _NONE), from
+                           the word and the kind of task */
+  int workers;          /* the tasks are workers that pick their GPU by
+                           number (torchrun's, the Python module's
+                           bind_task): mpibind_auto_tuning_of_task */
+  int agent_threads;    /* OMP_NUM_THREADS=1 was set by torchrun's agent,
+                           not by the user: no input, and replaced */
   int membind;          /* `membind`: memory on the task's NUMA node(s) */
   int nics;             /* `nics`: the task's NICs to UCX, NCCL, libfabric */
   int place_threads;    /* `place_threads`: OMP_PLACES/OMP_PROC_BIND even
@@ -42,13 +64,24 @@ struct mpibind_auto_tuning {
 };
 
 /* Reads MPIBIND, MPIBIND_RESTRICT, MPIBIND_RESTRICT_TYPE, MPIBIND_TOPOFILE
- * and OMP_NUM_THREADS.  Returns 0, or -1 with t->error set (one line
+ * and OMP_NUM_THREADS, for tasks that are not workers (MPI ranks, a
+ * launch's tasks).  Returns 0, or -1 with t->error set (one line
  * naming the variable and its value).  `off` is always honoured, even
  * next to bad words.  Free with mpibind_auto_tuning_free(). */
 int mpibind_auto_tuning_read(struct mpibind_auto_tuning *t);
 /* The same, reading the variables through get(name, ctx). */
 int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
                                   mpibind_auto_getenv_f get, void *ctx);
+/* What depends on the kind of task, for a task (or its helper) that
+ * knows it: `source` the variable that gave its task number, `launcher`
+ * the launcher's pid (the task's parent), `workers` the task binds itself
+ * as a worker (bind_task).  A torchrun worker (source LOCAL_RANK) or a
+ * worker: visible_devices for workers (every GPU visible unless MPIBIND
+ * says otherwise); a torchrun worker whose OMP_NUM_THREADS=1 is its
+ * agent's (mpibind_auto_torch_agent_threads): no thread-count input. */
+void mpibind_auto_tuning_of_task(struct mpibind_auto_tuning *t,
+                                 const char *source, long launcher,
+                                 int workers);
 /* Only the word list of MPIBIND (the grammar of --mpibind=), given under
  * the name `label` (e.g. "--mpibind"), which the messages use.  For
  * checking a value where it is typed (srun, sbatch, salloc). */

@@ -6,6 +6,11 @@
     h.apply(rank)
     print(h.mapping_snprint())
 
+A worker started from Python (multiprocessing, a PyTorch worker) binds
+itself as one task of its node's mapping, computed once per node:
+
+    share = mpibind.bind_task(local_rank, nworkers)   # before import torch
+
 A thin layer over libmpibind (CFFI, ABI mode): the mapping is the C
 library's (docs/algorithm.md); this module checks Python values, turns C
 failures into exceptions and C arrays into lists.
@@ -55,7 +60,8 @@ MPIBIND_ID_NAME = lib.MPIBIND_ID_NAME
 MPIBIND_ENOMAP = lib.MPIBIND_ENOMAP
 
 __all__ = [
-    "MpibindHandle", "MpibindError", "topology_set_xml",
+    "MpibindHandle", "MpibindError", "topology_set_xml", "bind_task",
+    "TaskShare",
     "MPIBIND_RESTRICT_CPU", "MPIBIND_RESTRICT_MEM", "MPIBIND_ID_UNIV",
     "MPIBIND_ID_SMI", "MPIBIND_ID_VISDEVS", "MPIBIND_ID_PCIBUS",
     "MPIBIND_ID_NAME", "MPIBIND_ENOMAP",
@@ -719,3 +725,7 @@ class MpibindHandle:
         lines = ["mpibind: task %2d %s=%s" % (t, name, values[name][t])
                  for t in range(self._mapped_ntasks) for name in names]
         print("".join(line + "\n" for line in lines), end="", flush=True)
+
+
+# Workers that bind themselves (task.py); last: it uses the names above.
+from .task import TaskShare, bind_task  # noqa: E402

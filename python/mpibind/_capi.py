@@ -87,6 +87,7 @@ char **mpibind_get_env_var_names(mpibind_t *handle, int *count);
 char **mpibind_get_env_var_values(mpibind_t *handle, const char *name);
 
 int mpibind_apply(mpibind_t *handle, int taskid);
+int mpibind_apply_cpus(mpibind_t *handle, const char *cpus);
 """
 
 ffi = cffi.FFI()

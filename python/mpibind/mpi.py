@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List
 
 from . import MpibindHandle, MpibindError
+from .task import bind_process  # every thread, checked
 
 
 @dataclass(frozen=True)
@@ -53,17 +54,6 @@ def _compute(local_size, inputs, gpu_ids, check_system):
                           env={name: values[name][t] for name in names},
                           report=h.mapping_ptask_snprint(t))
                 for t in range(local_size)]
-
-
-def bind_process(cpus):
-    """Binds every thread of this process to cpus (threads created later
-    inherit the binding of the thread that creates them)."""
-    cpus = set(cpus)
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            os.sched_setaffinity(int(tid), cpus)
-        except ProcessLookupError:
-            pass    # the thread ended meanwhile
 
 
 # Not exported by apply=True unless place_threads=True: an interpreter loads
