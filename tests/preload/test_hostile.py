@@ -44,6 +44,8 @@ LAST = BASE_AFF[-1]
 RESTART_PROBE = os.environ.get("MPIBIND_TEST_RESTART_PROBE")
 ARGV_TITLE = os.environ["MPIBIND_TEST_ARGV_TITLE"]
 SANITIZED = "libasan" in PRELOAD
+# under -Db_sanitize, the sanitizer runtimes listed before the preload
+SANITIZER_PRELOAD = " ".join(PRELOAD.split()[:-1])
 DAY = 86400
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0,
@@ -505,7 +507,8 @@ def test_no_restart_after_a_process_title(tmp, mode):
     line says why."""
     argv = [RESTART_PROBE, "a", "b", "c d"]
     env = {**task_env(0, 1), "ARGV_TITLE": mode}
-    plain = run(tmp, {**env, "LD_PRELOAD": ARGV_TITLE}, preload=False, argv=argv)
+    plain = run(tmp, {**env, "LD_PRELOAD": f"{SANITIZER_PRELOAD} {ARGV_TITLE}".strip()},
+                preload=False, argv=argv)
     assert plain.rc == 0 and plain.probe["argv"][0] != RESTART_PROBE, plain
     r = run(tmp, {**env, "LD_PRELOAD": PRELOAD + " " + ARGV_TITLE},
             preload=False, argv=argv)
