@@ -220,8 +220,10 @@ class Tmpfs:
     def __init__(self, path):
         self.path = path
         path.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
-                        str(path)], check=True)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
+                            str(path)], capture_output=True, text=True)
+        if p.returncode != 0:  # root without CAP_SYS_ADMIN (a container)
+            pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip()}")
 
     def __enter__(self):
         return self.path
