@@ -178,12 +178,15 @@ static int bind_task(struct task_run *r) {
   return 0;
 }
 
-/* The process's setter, which remembers each variable as it was. */
+/* The process's setter.  Where an OpenMP runtime may make the task give
+ * its exports up (start_again), it remembers each variable as it was. */
 static int set_process_env(const char *name, const char *value,
                            int overwrite, void *ctx) {
   struct task_run *r = ctx;
   const char *old = getenv(name);
   struct saved_var *more;
+  if (!r->omp)
+    return setenv(name, value, overwrite);
   if (old != NULL && !overwrite)
     return 0; /* stays as it is */
   more = realloc(r->saved, (size_t)(r->nsaved + 1) * sizeof *more);
