@@ -25,7 +25,9 @@
  *
  * The output goes to a temporary file beside PATH, renamed onto PATH at
  * the end: a failure never leaves half a picture, and an unwritable
- * directory is found before any work.
+ * directory is found before any work.  A PATH that is a symbolic link is
+ * written through, as lstopo --force and a shell's redirection do: the
+ * file it leads to gets the picture (made when missing), the link stays.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -679,6 +681,64 @@ static int export_xml(mpibind_t *h, hwloc_topology_t copy, const char *xml,
   return 0;
 }
 
+/* The target of the symbolic link `link` (malloc'ed), relative ones
+ * taken from the link's directory; NULL with errno. */
+static char *link_target(const char *link)
+{
+  for (size_t cap = 256;; cap *= 2) {
+    char *buf = malloc(cap);
+    if (!buf)
+      return NULL;
+    ssize_t n = readlink(link, buf, cap);
+    if (n < 0) {
+      free(buf);
+      return NULL;
+    }
+    if ((size_t)n < cap) {
+      buf[n] = '\0';
+      const char *slash = strrchr(link, '/');
+      char *out = buf;
+      if (buf[0] != '/' && slash &&
+          asprintf(&out, "%.*s/%s", (int)(slash - link), link, buf) < 0)
+        out = NULL;
+      if (out != buf)
+        free(buf);
+      return out;
+    }
+    free(buf);
+  }
+}
+
+/* The file the picture of `path` is written to: path, or the file its
+ * symbolic links lead to (a link itself is never replaced).  Caller
+ * frees; NULL with a message naming path. */
+static char *write_target(mpibind_t *h, const char *path)
+{
+  char *cur = strdup(path);
+  for (int hops = 0; cur; hops++) {
+    struct stat st;
+    if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode))
+      return cur; /* missing (then made) or not a link: written here */
+    /* as many links as the kernel follows in a path (MAXSYMLINKS) */
+    if (hops == 40) {
+      free(cur);
+      mb_fail(h, "cannot write the picture '%s': %s", path, strerror(ELOOP));
+      return NULL;
+    }
+    char *next = link_target(cur);
+    if (!next) {
+      mb_fail(h, "cannot write the picture '%s': cannot read the link "
+                 "'%s': %s", path, cur, strerror(errno));
+      free(cur);
+      return NULL;
+    }
+    free(cur);
+    cur = next;
+  }
+  mb_fail(h, "out of memory");
+  return NULL;
+}
+
 int mpibind_draw(mpibind_t *h, const char *path)
 {
   if (!h)
@@ -695,9 +755,14 @@ int mpibind_draw(mpibind_t *h, const char *path)
   if (!h->mapped)
     return mb_fail(h, "no mapping yet: call mpibind() first");
 
-  char *out = temp_beside(h, path);
-  if (!out)
+  char *target = write_target(h, path);
+  if (!target)
     return -1;
+  char *out = temp_beside(h, target);
+  if (!out) {
+    free(target);
+    return -1;
+  }
   hwloc_topology_t copy = annotated_copy(h);
   char *xml = NULL;
   int rc = -1;
@@ -712,12 +777,13 @@ int mpibind_draw(mpibind_t *h, const char *path)
     }
     hwloc_topology_destroy(copy);
   }
-  if (rc == 0 && rename(out, path) != 0)
+  if (rc == 0 && rename(out, target) != 0)
     rc = mb_fail(h, "cannot write the picture '%s': %s", path,
                  strerror(errno));
   if (rc != 0)
     unlink(out);
   free(out);
+  free(target);
   free(xml);
   return rc;
 }

@@ -49,14 +49,19 @@ __attribute__((noreturn)) static void fail_strict(void) {
   exit(1);
 }
 
-__attribute__((constructor)) static void mpibind_preload_load(void) {
-  int local, count, rc, restart, nthreads;
+/* glibc gives ELF constructors the process's argc, argv and envp: argv is
+ * what a restart for a stale OpenMP runtime runs the program with
+ * (reexec.h checks that it is still what the program was started with). */
+__attribute__((constructor)) static void mpibind_preload_load(int argc,
+                                                              char **argv) {
+  int local, count, rc;
   const char *source;
   char *err = NULL;
 
-  /* The program started again by the re-exec below: applied already. */
+  /* The program started again for its OpenMP runtime: applied already
+   * (the task's trace line is this image's to write). */
   if (mpibind_auto_reexec_done()) {
-    mpibind_auto_reexec_forget();
+    mpibind_auto_reexec_finish();
     handled = 1;
     return;
   }
@@ -78,16 +83,11 @@ __attribute__((constructor)) static void mpibind_preload_load(void) {
    * here, in a process with task variables. */
   if (mpibind_auto_torch_agent_here())
     return;
-  rc = mpibind_auto_apply_at_load(&restart, &nthreads);
-  if (rc < 0)
+  /* An OpenMP runtime that read OMP_* before this ran (GNU libgomp's
+   * constructor runs first) has the program started again, or says why
+   * not (apply.c) */
+  if (mpibind_auto_apply_at_load(argc, argv) < 0)
     fail_strict();
-  /* An OpenMP runtime read OMP_* before this ran (GNU libgomp's
-   * constructor runs first): start the program again so that it reads
-   * the exported values (see reexec.c).  Still here: tell it the count. */
-  if (restart) {
-    mpibind_auto_reexec();
-    mpibind_auto_omp_set_num_threads(nthreads);
-  }
 }
 
 /* ---- Finding the real MPI functions -------------------------------- */

@@ -57,15 +57,19 @@
  */
 #define _GNU_SOURCE
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "discover.h"
 #include "drawnode.h"
 #include "export.h"
 #include "gpualloc.h"
+#include "helper.h"
 #include "inputs.h"
 #include "machine.h"
 #include "mapping.h"
@@ -404,12 +408,49 @@ static int drop_to_effective_ids(void) {
   return 0;
 }
 
+/* Seconds the helper outlives its caller's time limit: the caller kills
+ * it first and says what it was doing; this is for a caller that cannot
+ * (stopped, or itself hung). */
+#define OWN_DEADLINE_GRACE 2
+
+/* The helper ends on its own, whatever happens to its caller, which
+ * enforces its time limit only while alive: a task killed (SIGKILL, the
+ * OOM killer) during a hung discovery would leave it running forever
+ * under init.  It is killed when the thread that started it ends
+ * (PR_SET_PDEATHSIG: the callers wait for it in that thread; and a
+ * caller already gone shows as another parent), and at its own deadline
+ * (a POSIX timer that sends SIGKILL, which no plugin can block or catch;
+ * alarm() where there is none).  After the ids are dropped: a change of
+ * ids clears the parent-death signal. */
+static void end_on_its_own(void) {
+  pid_t parent = getppid();
+  char *error = NULL;
+  int seconds = mpibind_auto_helper_seconds(&error);
+  struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGKILL};
+  timer_t timer;
+  free(error);
+  if (seconds < 0)
+    seconds = 10; /* malformed: the caller refused it already */
+  seconds += OWN_DEADLINE_GRACE;
+  if (timer_create(CLOCK_MONOTONIC, &ev, &timer) == 0) {
+    struct itimerspec at = {.it_value = {.tv_sec = seconds}};
+    if (timer_settime(timer, 0, &at, NULL) != 0)
+      alarm((unsigned)seconds);
+  } else {
+    signal(SIGALRM, SIG_DFL);
+    alarm((unsigned)seconds);
+  }
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) == 0 && getppid() != parent)
+    _exit(1); /* the caller died before the signal was asked for */
+}
+
 int main(int argc, char **argv) {
   struct opts o;
   if (drop_to_effective_ids() != 0) {
     fprintf(stderr, "cannot run as the effective user only\n");
     return 1;
   }
+  end_on_its_own();
   if (argc == 1)
     return discover();
   if (argc == 3 && strcmp(argv[1], "--check") == 0)

@@ -161,9 +161,10 @@ static int topology(mpibind_t *h, const struct mpibind_auto_tuning *t,
   machine = mpibind_auto_machine_key();
   if (machine && (key = cache_key(machine)) != NULL &&
       (name = mpibind_auto_topology_cache_name(machine)) != NULL)
-    dirfd = mpibind_auto_cache_dirfd();
+    dirfd = mpibind_auto_cache_dirfd(NULL);
   ctx.key = key;
-  rc = key ? mpibind_auto_once(dirfd, name, &ops, &ctx, &made, error) : -1;
+  rc = key ? mpibind_auto_once(dirfd, name, &ops, &ctx, &made, error, NULL)
+           : -1;
   if (rc == 0) {
     *how = made ? MPIBIND_TOPO_DISCOVERED : MPIBIND_TOPO_CACHE;
     if (identity)

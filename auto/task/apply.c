@@ -60,6 +60,12 @@ static int problem(const struct mpibind_auto_tuning *t, int local,
 
 /* ---- One application, step by step ----------------------------------- */
 
+/* A variable as it was before the task's exports (undo_exports). */
+struct saved_var {
+  char *name;
+  char *value; /* NULL: it was unset */
+};
+
 /* Everything one application of a task carries from step to step. */
 struct task_run {
   struct mpibind_auto_tuning *t;
@@ -68,44 +74,67 @@ struct task_run {
   long launcher;          /* the launcher's process: the task's parent
                              (torchrun's agent for its workers); 0: none */
   int at_load;            /* from the preload's constructor: may re-exec */
+  int argc;               /* at load: the arguments glibc gave the */
+  char **argv;            /* preload's constructor (reexec.h) */
   struct mpibind_auto_inputs in; /* what the node's mapping depends on */
   int how;                /* MPIBIND_TOPO_* */
   int omp_exports;        /* OMP_PLACES/OMP_PROC_BIND may be exported */
+  int omp;                /* at load, an OpenMP runtime is loaded */
+  struct mpibind_auto_cpuset before; /* with omp: the CPUs before binding */
   int bound;              /* the kernel's mask was checked after binding */
   char *gpu_what;         /* per-task GPU lists (verbose) */
   char *mem_what;         /* memory binding (verbose) */
   struct mpibind_auto_share share; /* the task's share of the mapping */
-  struct mpibind_auto_cpuset task_set; /* share.cpus as a set */
+  struct mpibind_auto_cpuset task_set; /* share.cpus as a set (not with
+                                          dryrun: nothing is bound) */
+  struct saved_var *saved; /* the variables as they were before exports */
+  int nsaved;
   char *msg;              /* the problem, if any */
-  int restart;            /* out: re-exec for a stale OpenMP runtime */
-  int nthreads_out;       /* out: the task's thread count */
-  int t_nthreads_given;   /* out: the user gave OMP_NUM_THREADS */
-  const char *stale;      /* why the runtime is stale */
+  const char *stale;      /* why the OpenMP runtime is stale, or NULL */
+  int outside;            /* its places hold CPUs outside the task's */
 };
 
 static int want_report(const struct task_run *r) {
   return r->local == 0 && (r->t->verbose || r->t->dryrun);
 }
 
+/* Prints a line of the node's task 0 (escaped: it may quote a user's
+ * value). */
+static void say(const struct task_run *r, const char *line) {
+  char *esc;
+  if (r->local != 0 || line == NULL)
+    return;
+  esc = mb_escape(line);
+  fprintf(stderr, "mpibind: %s\n", esc ? esc : "out of memory");
+  free(esc);
+}
+
 /* Steps 1 to 3: the inputs (the tuning, the node's GPU allocation, the
  * job's CPUs as a key), then the task's share of the node's mapping, from
- * the node mapping file or mapped by the helper for the node. */
+ * the node mapping file or mapped by the helper for the node (and why the
+ * cache could not serve the node, when it could not). */
 static int find_share(struct task_run *r) {
+  int rc;
   if (mpibind_auto_inputs_init(&r->in, r->t, r->count, r->source,
                                r->launcher) ||
       mpibind_auto_inputs_of_task(&r->in, r->local) != 0) {
     r->msg = mpibind_auto_strdupf("the task's inputs: out of memory");
     return -1;
   }
-  return mpibind_auto_node_share(&r->in, r->local, want_report(r),
-                                 mpibind_auto_map_in_helper, NULL, &r->share,
-                                 &r->how, &r->gpu_what, &r->msg);
+  rc = mpibind_auto_node_share(&r->in, r->local, want_report(r),
+                               mpibind_auto_map_in_helper, NULL, &r->share,
+                               &r->how, &r->gpu_what, &r->msg);
+  say(r, r->share.note);
+  return rc;
 }
 
-/* The task's CPUs as a set, from its share. */
+/* The task's CPUs as a set, from its share (read within the node's CPUs:
+ * nodemap_read.c).  With dryrun nothing is bound, and a preview of
+ * another node's file may name CPUs this one lacks: no set. */
 static int take_share(struct task_run *r) {
   if (r->share.cpus == NULL ||
-      mpibind_auto_cpuset_parse_list(&r->task_set, r->share.cpus) != 0) {
+      (!r->t->dryrun &&
+       mpibind_auto_cpuset_parse_list(&r->task_set, r->share.cpus) != 0)) {
     r->msg = mpibind_auto_strdupf("task %d's CPUs '%s' cannot be read",
                                   r->local,
                                   r->share.cpus ? r->share.cpus : "");
@@ -139,39 +168,110 @@ static void report(struct task_run *r) {
 static int bind_task(struct task_run *r) {
   if (r->t->dryrun)
     return 0;
+  /* a stale OpenMP runtime may make the task give its binding up
+   * (start_again): what it had before is kept */
+  r->omp = r->at_load && mpibind_auto_omp_loaded() &&
+           mpibind_auto_cpuset_get_affinity(0, &r->before) == 0;
   if (mpibind_auto_bind(r->t, r->local, &r->share, &r->mem_what, &r->msg) != 0)
     return -1;
   r->bound = 1;
   return 0;
 }
 
+/* The process's setter.  Where an OpenMP runtime may make the task give
+ * its exports up (start_again), it remembers each variable as it was. */
 static int set_process_env(const char *name, const char *value,
                            int overwrite, void *ctx) {
-  (void)ctx;
+  struct task_run *r = ctx;
+  const char *old = getenv(name);
+  struct saved_var *more;
+  if (!r->omp)
+    return setenv(name, value, overwrite);
+  if (old != NULL && !overwrite)
+    return 0; /* stays as it is */
+  more = realloc(r->saved, (size_t)(r->nsaved + 1) * sizeof *more);
+  if (more == NULL)
+    return -1;
+  r->saved = more;
+  more[r->nsaved].name = strdup(name);
+  more[r->nsaved].value = old ? strdup(old) : NULL;
+  if (more[r->nsaved].name == NULL || (old && more[r->nsaved].value == NULL)) {
+    free(more[r->nsaved].name);
+    free(more[r->nsaved].value);
+    return -1;
+  }
+  r->nsaved++;
   return setenv(name, value, overwrite);
+}
+
+/* The variables as they were before export_task, last change first. */
+static void undo_exports(struct task_run *r) {
+  while (r->nsaved > 0) {
+    struct saved_var *v = &r->saved[--r->nsaved];
+    if (v->value)
+      setenv(v->name, v->value, 1);
+    else
+      unsetenv(v->name);
+    free(v->name);
+    free(v->value);
+  }
 }
 
 /* Step 6: the task's variables (docs/algorithm.md step 6). */
 static void export_task(struct task_run *r) {
   mpibind_auto_export(r->t, &r->share, r->local, r->omp_exports,
-                      set_process_env, NULL);
+                      set_process_env, r);
 }
 
-/* Step 7: an OpenMP runtime already loaded.  Stale (it read OMP_* before
- * this ran): from the constructor, ask for a re-exec; otherwise tell it
- * the thread count directly. */
+/* Step 7: an OpenMP runtime already loaded.  Stale at load (it read
+ * OMP_* before this ran): start_again; otherwise tell it the thread count
+ * directly. */
 static void update_openmp(struct task_run *r) {
-  r->nthreads_out = r->share.nthreads;
-  if (!r->t->dryrun && r->at_load && mpibind_auto_omp_loaded() &&
-      mpibind_auto_reexec_possible()) {
-    r->stale = mpibind_auto_omp_stale(&r->task_set);
-    if (r->stale) {
-      r->restart = 1;
-      return;
-    }
+  if (r->omp)
+    r->stale = mpibind_auto_omp_stale(&r->task_set, &r->outside);
+  if (!r->stale && r->t->nthreads < 0 && r->share.nthreads > 0)
+    mpibind_auto_omp_set_num_threads(r->share.nthreads);
+}
+
+/* Step 7, stale runtime: the program started again (reexec.c), which
+ * returns only when it could not be (near the argument-size limit, its
+ * arguments written over, setuid, ld.so, valgrind).  Then one line from
+ * the node's task 0, and the task's threads kept within its CPUs: when
+ * the runtime's places hold other CPUs, its threads would be bound there,
+ * so the task gives its binding up: -1 with r->msg (it runs unbound, as
+ * it started, where the runtime's places came from); otherwise they stay
+ * inside (unbound threads inherit the task's CPUs, places lie within
+ * them) and are told the thread count: 0. */
+static int start_again(struct task_run *r) {
+  char *why = NULL, *line;
+  if (r->t->verbose && r->local == 0)
+    fprintf(stderr, "mpibind: the program's OpenMP runtime read OMP_* "
+                    "before mpibind ran (%s): starting the program again\n",
+            r->stale);
+  line = mpibind_auto_trace_line(r->local, r->count, r->how, r->bound,
+                                 r->share.cpus);
+  mpibind_auto_reexec(r->argc, r->argv, r->local, line, &why);
+  free(line);
+  if (r->outside) {
+    r->msg = mpibind_auto_strdupf(
+        "cannot start the program again for its OpenMP runtime, which read "
+        "OMP_* before mpibind ran (%s): %s; its threads would run on CPUs "
+        "outside task %d's",
+        r->stale, why ? why : "out of memory", r->local);
+    free(why);
+    return -1;
   }
+  line = mpibind_auto_strdupf(
+      "cannot start the program again for its OpenMP runtime, which read "
+      "OMP_* before mpibind ran (%s): %s; its threads stay within task %d's "
+      "CPUs, placed as the runtime read OMP_* at start",
+      r->stale, why ? why : "out of memory", r->local);
+  say(r, line);
+  free(line);
+  free(why);
   if (r->t->nthreads < 0 && r->share.nthreads > 0)
     mpibind_auto_omp_set_num_threads(r->share.nthreads);
+  return 0;
 }
 
 /* Step 8: MPIBIND=draw:PATH, the node's task 0 has the helper draw the
@@ -193,7 +293,13 @@ static void run_free(struct task_run *r) {
   free(r->mem_what);
   mpibind_auto_share_free(&r->share);
   mpibind_auto_cpuset_free(&r->task_set);
+  mpibind_auto_cpuset_free(&r->before);
   mpibind_auto_inputs_free(&r->in);
+  for (int i = 0; i < r->nsaved; i++) {
+    free(r->saved[i].name);
+    free(r->saved[i].value);
+  }
+  free(r->saved);
 }
 
 /* The launcher's binding kept: the job's CPUs here are unknown. */
@@ -219,7 +325,6 @@ static int apply_task(struct task_run *r) {
    * has none */
   r->launcher = r->source ? (long)getppid() : 0;
   mpibind_auto_tuning_of_task(t, r->source, r->launcher, 0);
-  r->t_nthreads_given = t->nthreads > 0;
   r->omp_exports = mpibind_auto_omp_exports(t);
 
   if (find_share(r) != 0)
@@ -235,20 +340,22 @@ static int apply_task(struct task_run *r) {
     fprintf(stderr, "mpibind: %s\n", r->mem_what);
   export_task(r);
   update_openmp(r);
-  if (r->restart && t->verbose && r->local == 0)
-    fprintf(stderr, "mpibind: the program's OpenMP runtime read OMP_* "
-                    "before mpibind ran (%s): starting the program again\n",
-            r->stale);
   mpibind_auto_applied_mark(1);
-  mpibind_auto_trace(r->local, r->count, r->how, r->bound, r->share.cpus);
+  /* before a restart: the new image does not apply again */
   draw(r);
+  if (r->stale && start_again(r) != 0) {
+    mpibind_auto_unbind(t, &r->before, &r->msg);
+    undo_exports(r);
+    r->bound = 0;
+    goto fail;
+  }
+  mpibind_auto_trace(r->local, r->count, r->how, r->bound, r->share.cpus);
   run_free(r);
   return 0;
 
 fail:
   rc = problem(t, r->local, r->msg);
   mpibind_auto_trace(r->local, r->count, r->how, 0, r->share.cpus);
-  r->restart = 0;
   run_free(r);
   return rc;
 }
@@ -294,8 +401,11 @@ static int detect(struct task_run *r, int standalone, int *rc) {
     struct mpibind_auto_tuning t;
     mpibind_auto_tuning_read(&t);
     /* The task number is unknown: every task that sees the
-     * contradiction reports it. */
-    *rc = t.off ? 0 : problem(&t, -1, lerr);
+     * contradiction reports it, once (the mark then carries the key of
+     * the task's variables, so that its processes do not repeat it). */
+    *rc = t.off || mpibind_auto_applied_check(NULL, standalone)
+              ? 0
+              : problem(&t, -1, lerr);
     mpibind_auto_tuning_free(&t);
     free(lerr);
     return 1;
@@ -321,16 +431,13 @@ int mpibind_auto_apply(int standalone) {
   return apply_with_tuning(&r, NULL, standalone);
 }
 
-int mpibind_auto_apply_at_load(int *restart, int *nthreads) {
+int mpibind_auto_apply_at_load(int argc, char **argv) {
   struct task_run r = {0};
   int rc = 0;
-  *restart = 0;
-  *nthreads = 0;
   if (detect(&r, 0, &rc))
     return rc;
   r.at_load = 1;
-  rc = apply_with_tuning(&r, NULL, 0);
-  *restart = r.restart;
-  *nthreads = r.t_nthreads_given ? 0 : r.nthreads_out;
-  return rc;
+  r.argc = argc;
+  r.argv = argv;
+  return apply_with_tuning(&r, NULL, 0);
 }

@@ -116,3 +116,19 @@ int mpibind_auto_bind(const struct mpibind_auto_tuning *t, int local,
   mpibind_auto_cpuset_free(&before);
   return rc;
 }
+
+void mpibind_auto_unbind(const struct mpibind_auto_tuning *t,
+                         const struct mpibind_auto_cpuset *before,
+                         char **msg) {
+  if (t->membind && mpibind_auto_unbind_memory() != 0) {
+    char *m = mpibind_auto_strdupf("%s (and its memory binding could not be "
+                                   "undone: %s)",
+                                   *msg ? *msg : "out of memory",
+                                   strerror(errno));
+    if (m) {
+      free(*msg);
+      *msg = m;
+    }
+  }
+  unbind(before, msg);
+}

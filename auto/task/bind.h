@@ -7,6 +7,7 @@
 #ifndef MPIBIND_AUTO_BIND_H
 #define MPIBIND_AUTO_BIND_H
 
+#include "cpuset.h"
 #include "nodemap.h"
 #include "tuning.h"
 
@@ -21,5 +22,13 @@
 int mpibind_auto_bind(const struct mpibind_auto_tuning *t, int local,
                       const struct mpibind_auto_share *s, char **mem_what,
                       char **msg);
+
+/* After a successful mpibind_auto_bind: gives every thread back the CPUs
+ * `before` (those the task had before it was bound) and, with `membind`,
+ * the default memory policy, so that a task reported as running unbound
+ * is.  What could not be undone is added to *msg (one line). */
+void mpibind_auto_unbind(const struct mpibind_auto_tuning *t,
+                         const struct mpibind_auto_cpuset *before,
+                         char **msg);
 
 #endif

@@ -128,7 +128,12 @@ static int take_index(const char **p, unsigned *id) {
   return 0;
 }
 
-static int parse_items(struct mpibind_auto_cpuset *s, const char *p) {
+/* The items of a list into s (NULL: none), each index in `within`
+ * (NULL: any).  A range is checked against within's last index before
+ * anything else: its cost is the node's, never its numbers'. */
+static int parse_items(struct mpibind_auto_cpuset *s, const char *p,
+                       const struct mpibind_auto_cpuset *within) {
+  int last = within ? mpibind_auto_cpuset_last(within) : INT_MAX;
   if (*p == '\0')
     return 0;
   for (;;) {
@@ -141,11 +146,20 @@ static int parse_items(struct mpibind_auto_cpuset *s, const char *p) {
       if (take_index(&p, &b) != 0 || b < a)
         return -1;
     }
+    if (within) {
+      if (b > (unsigned)last)
+        return -1;
+      for (unsigned id = a; id <= b; id++)
+        if (!mpibind_auto_cpuset_isset(within, id))
+          return -1;
+    }
     /* the last index first: one allocation for the whole range */
-    if (mpibind_auto_cpuset_set(s, b) != 0)
-      return -1;
-    for (unsigned id = a; id < b; id++)
-      s->w[id / BITS] |= 1UL << (id % BITS);
+    if (s) {
+      if (mpibind_auto_cpuset_set(s, b) != 0)
+        return -1;
+      for (unsigned id = a; id < b; id++)
+        s->w[id / BITS] |= 1UL << (id % BITS);
+    }
     if (*p == '\0')
       return 0;
     if (*p++ != ',')
@@ -155,9 +169,17 @@ static int parse_items(struct mpibind_auto_cpuset *s, const char *p) {
 
 int mpibind_auto_cpuset_parse_list(struct mpibind_auto_cpuset *s,
                                    const char *list) {
-  mpibind_auto_cpuset_zero(s);
-  if (list == NULL || parse_items(s, list) != 0) {
+  return mpibind_auto_cpuset_parse_list_within(s, list, NULL);
+}
+
+int mpibind_auto_cpuset_parse_list_within(
+    struct mpibind_auto_cpuset *s, const char *list,
+    const struct mpibind_auto_cpuset *within) {
+  if (s)
     mpibind_auto_cpuset_zero(s);
+  if (list == NULL || parse_items(s, list, within) != 0) {
+    if (s)
+      mpibind_auto_cpuset_zero(s);
     return -1;
   }
   return 0;

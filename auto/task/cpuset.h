@@ -55,6 +55,14 @@ void mpibind_auto_cpuset_and(struct mpibind_auto_cpuset *dst,
  * (the project's rule, mb_text.h), separated by commas, nothing else. */
 int mpibind_auto_cpuset_parse_list(struct mpibind_auto_cpuset *s,
                                    const char *list);
+/* The same, when every index of the list is in `within` (NULL: any); s
+ * may be NULL (the list only checked).  Its cost is the list's length
+ * and within's size, whatever the list's numbers: what a list read from
+ * a file must satisfy before it is used (a huge index is refused before
+ * anything is allocated). */
+int mpibind_auto_cpuset_parse_list_within(
+    struct mpibind_auto_cpuset *s, const char *list,
+    const struct mpibind_auto_cpuset *within);
 /* s = the hex mask ("0x" optional, hex digits only, at least one). */
 int mpibind_auto_cpuset_parse_mask(struct mpibind_auto_cpuset *s,
                                    const char *mask);

@@ -126,8 +126,7 @@ const char *mpibind_auto_helper_library_path(void) {
   return in_build_tree() ? MPIBIND_LIBRARY_BUILD : INSTALLED_LIBRARY;
 }
 
-/* MPIBIND_DISCOVERY_TIMEOUT in seconds; -1 with *error when malformed. */
-static int timeout_seconds(char **error) {
+int mpibind_auto_helper_seconds(char **error) {
   const char *v = getenv("MPIBIND_DISCOVERY_TIMEOUT");
   long long s;
   if (v == NULL)
@@ -147,7 +146,7 @@ int mpibind_auto_helper_run(char *const argv[],
                             char **error) {
   /* the helper needs no preload, and the renderer it may start neither */
   static char *const no_preload[] = {"LD_PRELOAD", NULL};
-  int seconds = timeout_seconds(error);
+  int seconds = mpibind_auto_helper_seconds(error);
   memset(o, 0, sizeof *o);
   if (seconds < 0)
     return -1;

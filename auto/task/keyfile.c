@@ -13,6 +13,16 @@
  * A body "failed: <message>\n" records a failed computation; it is
  * honoured for FAILED_SECONDS so that the node's other tasks do not each
  * wait for the same failure (a hung discovery plugin).
+ *
+ * A cache directory whose file system cannot take a file (full, over
+ * quota, read-only) would make every task of the node compute on its own,
+ * one after the other behind the key's lock: the file then goes to a
+ * spill directory on another file system (spill_dir), where every task
+ * also looks when the cache directory has no usable file.
+ *
+ * The directory may be one the user shares with their own files
+ * (MPIBIND_CACHE_DIR=$HOME): the cleanup removes only what this code
+ * writes and can recognise (remove_stale).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -33,12 +43,28 @@
 /* How long a task waits for the node's first task to finish its work
  * before it does it on its own: never hang the program. */
 #define LOCK_WAIT_SECONDS 30
-/* Files of other keys (earlier boots, finished jobs' cgroups) are removed
- * when older than this; temporary files of crashed writers after an hour. */
-#define STALE_SECONDS (24 * 3600)
+/* Files of other keys that nobody wrote or read for a week (earlier
+ * boots, finished jobs' cgroups, inputs no longer used) are removed, so
+ * that the directory holds what was used lately, not every set of inputs
+ * ever seen; temporary files of crashed writers after an hour. */
+#define UNUSED_SECONDS (7 * 24 * 3600)
 #define STALE_TMP_SECONDS 3600
 #define FAILED_SECONDS 60
 #define FAILED_MARK "failed: "
+/* A lock file's whole content, written by its first exclusive holder:
+ * how the cleanup knows the lock is ours. */
+#define LOCK_HEAD "mpibind-lock 1\n"
+
+/* The kinds of files of the cache: the name's prefix, the keyed file's
+ * extension, and how its key starts (machine.h's
+ * MPIBIND_AUTO_TOPOLOGY_HEAD and nodemap.c's HEAD, without their format
+ * version): what the cleanup recognises as its own. */
+static const struct kind {
+  const char *prefix, *ext, *head;
+} kinds[] = {
+    {"topo-", ".xml", "mpibind-topology-cache "},
+    {"map-", ".txt", "mpibind-nodemap "},
+};
 
 uint64_t mpibind_auto_hash(const char *s) {
   uint64_t h = 1469598103934665603ULL; /* FNV-1a */
@@ -49,45 +75,144 @@ uint64_t mpibind_auto_hash(const char *s) {
   return h;
 }
 
-/* Opens a directory that only this user can write, refusing symlinks. */
-static int open_private_dir(const char *path, int create) {
+/* Why a directory cannot be the cache (a phrase after its name), or NULL
+ * when it can: a real directory of this user that only its owner can
+ * write.  Root owns the system's directories (/, /dev, /proc, /etc), so
+ * root's must also give no access to anyone else (mode 0700, as it is
+ * created). */
+static char *refusal(const struct stat *st) {
+  unsigned mode = (unsigned)st->st_mode & 07777;
+  if (!S_ISDIR(st->st_mode))
+    return mpibind_auto_strdupf("is not a directory");
+  if (st->st_uid != geteuid())
+    return mpibind_auto_strdupf("belongs to uid %ld, not to uid %ld",
+                                (long)st->st_uid, (long)geteuid());
+  if (mode & (S_IWGRP | S_IWOTH))
+    return mpibind_auto_strdupf("can be written by others (mode %04o)", mode);
+  if (!(mode & S_IWUSR))
+    return mpibind_auto_strdupf("cannot be written by its owner (mode %04o)",
+                                mode);
+  if (geteuid() == 0 && (mode & 077))
+    return mpibind_auto_strdupf("gives others access (mode %04o; root's "
+                                "must be 0700, which no system directory "
+                                "is)",
+                                mode);
+  return NULL;
+}
+
+/* Opens a directory that only this user can write (refusal()), refusing
+ * symlinks; create: made (0700) when missing.  -1, with *why (malloc'ed,
+ * when why is not NULL) saying what is wrong with it. */
+static int open_private_dir(const char *path, int create, char **why) {
   struct stat st;
+  char *no = NULL;
   int fd;
-  if (path == NULL || path[0] != '/')
+  if (path == NULL || path[0] != '/') {
+    if (why)
+      *why = mpibind_auto_strdupf("is not an absolute path");
     return -1;
+  }
   /* opened first: it exists but on a node's first look */
   fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT && create &&
       (mkdir(path, 0700) == 0 || errno == EEXIST))
     fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
+  if (fd < 0) {
+    int e = errno;
+    /* O_NOFOLLOW|O_DIRECTORY on a symbolic link: ELOOP or ENOTDIR */
+    if (why && (e == ELOOP || e == ENOTDIR) && lstat(path, &st) == 0)
+      *why = mpibind_auto_strdupf(S_ISLNK(st.st_mode) ? "is a symbolic link"
+                                  : S_ISDIR(st.st_mode)
+                                      ? "cannot be opened: %s"
+                                      : "is not a directory",
+                                  strerror(e));
+    else if (why)
+      *why = mpibind_auto_strdupf("cannot be opened%s: %s",
+                                  create ? " or created" : "", strerror(e));
     return -1;
-  if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
-      (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+  }
+  if (fstat(fd, &st) != 0 || (no = refusal(&st)) != NULL) {
+    if (why)
+      *why = no ? no : mpibind_auto_strdupf("cannot be read: %s",
+                                            strerror(errno));
+    else
+      free(no);
     close(fd);
     return -1;
   }
   return fd;
 }
 
-int mpibind_auto_cache_dirfd(void) {
+int mpibind_auto_cache_dirfd(char **why) {
   const char *v = getenv("MPIBIND_CACHE_DIR");
-  char *path;
+  char *path, *no = NULL;
   int fd;
-  if (v != NULL && v[0] != '\0')
-    return open_private_dir(v, 1);
+  if (why)
+    *why = NULL;
+  if (v != NULL && v[0] != '\0') {
+    fd = open_private_dir(v, 1, why ? &no : NULL);
+    if (fd < 0 && why)
+      *why = mpibind_auto_strdupf(
+          "MPIBIND_CACHE_DIR='%s' %s: expected a directory of yours that no "
+          "one else can write; nothing is cached, each task maps the node "
+          "itself",
+          v, no ? no : "out of memory");
+    free(no);
+    return fd;
+  }
   v = getenv("XDG_RUNTIME_DIR");
   if (v != NULL && v[0] == '/') {
     path = mpibind_auto_strdupf("%s/mpibind", v);
-    fd = open_private_dir(path, 1);
+    fd = open_private_dir(path, 1, NULL);
     free(path);
     if (fd >= 0)
       return fd;
   }
   path = mpibind_auto_strdupf("/tmp/mpibind-%ld", (long)geteuid());
-  fd = open_private_dir(path, 1);
+  fd = open_private_dir(path, 1, NULL);
   free(path);
   return fd;
+}
+
+/* The spill directory of the cache directory dirfd: in the first of
+ * $XDG_RUNTIME_DIR, /dev/shm and /tmp that is on another file system
+ * than dirfd (chosen by these parents, so that every task of the node
+ * chooses the same), a directory named after the user and dirfd's
+ * identity (another cache directory never reads it: only the tasks that
+ * share this one), opened as the cache directory is (create: made when
+ * missing).  -1 when there is none. */
+static int spill_dir(int dirfd, int create) {
+  const char *xdg = getenv("XDG_RUNTIME_DIR");
+  const char *parents[] = {xdg && xdg[0] == '/' ? xdg : NULL, "/dev/shm",
+                           "/tmp"};
+  struct stat d, p;
+  if (dirfd < 0 || fstat(dirfd, &d) != 0)
+    return -1;
+  for (size_t i = 0; i < sizeof parents / sizeof parents[0]; i++) {
+    char *path;
+    int fd;
+    if (parents[i] == NULL || stat(parents[i], &p) != 0 ||
+        p.st_dev == d.st_dev)
+      continue;
+    path = mpibind_auto_strdupf("%s/mpibind-%ld-spill-%jx-%jx", parents[i],
+                                (long)geteuid(), (uintmax_t)d.st_dev,
+                                (uintmax_t)d.st_ino);
+    fd = open_private_dir(path, create, NULL);
+    free(path);
+    return fd;
+  }
+  return -1;
+}
+
+int mpibind_auto_cache_stat(int dirfd, const char *name, struct stat *st) {
+  int spill, rc;
+  if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) == 0)
+    return 0;
+  if (errno != ENOENT || (spill = spill_dir(dirfd, 0)) < 0)
+    return -1;
+  rc = fstatat(spill, name, st, AT_SYMLINK_NOFOLLOW);
+  close(spill);
+  return rc;
 }
 
 /* Opens a cache file without following a symlink and without blocking,
@@ -172,14 +297,121 @@ unusable:
   return 0;
 }
 
-/* Removes temporary files of crashed writers and keyed files of other
- * keys that nobody has written for a day. */
+/* ---- the cleanup: only what this code wrote ------------------------- */
+
+/* What a name of the cache directory is, when it is one this code gives:
+ * a keyed file <prefix><16 hex digits><ext>, its lock <prefix><16 hex
+ * digits>.lock, or a writer's temporary file "." <keyed name>
+ * "-<pid>-<ns>-<attempt>" (write_keyed). */
+enum entry { NOT_OURS, KEYED, LOCK, TEMP };
+
+static enum entry classify(const char *name, const struct kind **kind) {
+  int tmp = name[0] == '.';
+  const char *p = name + tmp;
+  for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+    size_t plen = strlen(kinds[k].prefix), elen = strlen(kinds[k].ext);
+    const char *rest = p + plen;
+    if (strncmp(p, kinds[k].prefix, plen) != 0)
+      continue;
+    if (strspn(rest, "0123456789abcdef") < 16)
+      return NOT_OURS;
+    rest += 16;
+    *kind = &kinds[k];
+    if (!tmp)
+      return strcmp(rest, kinds[k].ext) == 0 ? KEYED
+             : strcmp(rest, ".lock") == 0    ? LOCK
+                                             : NOT_OURS;
+    if (strncmp(rest, kinds[k].ext, elen) != 0)
+      return NOT_OURS;
+    rest += elen;
+    for (int i = 0; i < 3; i++) {
+      size_t n;
+      if (*rest++ != '-' || (n = strspn(rest, "0123456789")) == 0)
+        return NOT_OURS;
+      rest += n;
+    }
+    return *rest == '\0' ? TEMP : NOT_OURS;
+  }
+  return NOT_OURS;
+}
+
+/* 1 when the open file holds what this code writes under such a name: a
+ * keyed file starts with its kind's key, a lock is exactly LOCK_HEAD, a
+ * temporary file is the start of a keyed one (a crashed writer's). */
+static int content_is_ours(int fd, const struct stat *st, enum entry e,
+                           const struct kind *k) {
+  const char *head = e == LOCK ? LOCK_HEAD : k->head;
+  size_t hlen = strlen(head), n = hlen;
+  char buf[64];
+  if (e == LOCK ? (uintmax_t)st->st_size != hlen
+                : e == KEYED && (uintmax_t)st->st_size < hlen)
+    return 0;
+  if (e == TEMP && (uintmax_t)st->st_size < hlen)
+    n = (size_t)st->st_size;
+  return n <= sizeof buf && mpibind_auto_pread_exact(fd, buf, n, 0) == 0 &&
+         memcmp(buf, head, n) == 0;
+}
+
+/* 1 when the entry is old enough to go: a keyed file neither written nor
+ * read for UNUSED_SECONDS (the file system's access time; without one,
+ * its modification time), a lock as old whose keyed file is gone, a
+ * temporary file after STALE_TMP_SECONDS. */
+static int is_old(int dirfd, const char *name, const struct stat *st,
+                  enum entry e, const struct kind *k, time_t now) {
+  time_t used = st->st_atime > st->st_mtime ? st->st_atime : st->st_mtime;
+  struct stat kst;
+  char *keyed;
+  int gone;
+  if (e == TEMP)
+    return now - st->st_mtime > STALE_TMP_SECONDS;
+  if (e == KEYED)
+    return now - used > UNUSED_SECONDS;
+  if (now - st->st_mtime <= UNUSED_SECONDS)
+    return 0;
+  keyed = mpibind_auto_strdupf("%.*s%s", (int)(strlen(name) - 5), name,
+                               k->ext);
+  gone = keyed && fstatat(dirfd, keyed, &kst, AT_SYMLINK_NOFOLLOW) != 0 &&
+         errno == ENOENT;
+  free(keyed);
+  return gone;
+}
+
+/* Removes dirfd's entry `name`, which classify() says is a `what` of
+ * kind k, when this code wrote it and it is old. */
+static void remove_if_stale(int dirfd, const char *name, enum entry what,
+                            const struct kind *k, time_t now) {
+  struct stat st, again;
+  int ours;
+  /* O_NOATIME: looking must not make a file look used */
+  int f = open_owned_regular(dirfd, name, O_RDONLY | O_NOATIME, &st);
+  if (f < 0)
+    return;
+  ours = is_old(dirfd, name, &st, what, k, now) &&
+         content_is_ours(f, &st, what, k);
+  close(f);
+  /* the very file that was checked (not one renamed there since) */
+  if (ours && fstatat(dirfd, name, &again, AT_SYMLINK_NOFOLLOW) == 0 &&
+      again.st_dev == st.st_dev && again.st_ino == st.st_ino)
+    unlinkat(dirfd, name, 0);
+}
+
+/* Removes, other than keep (just written) and keep_lock, the entries of
+ * dirfd of keep's kind that this code wrote (a name it gives, a regular
+ * file of this user that nobody else may write, with the content it
+ * writes) and that are old (is_old).  Nothing else is touched, whatever
+ * its name: the directory may be the user's own ($HOME, a project
+ * directory).  Each kind cleans its own: a node mapping file is keyed by
+ * the topology file it was made from, which a new mapping must not
+ * remove. */
 static void remove_stale(int dirfd, const char *keep, const char *keep_lock) {
-  static const char *const kinds[] = {"topo-", "map-"};
-  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd;
   DIR *d;
   struct dirent *e;
   time_t now = time(NULL);
+  const struct kind *kind = NULL;
+  if (classify(keep, &kind) != KEYED)
+    return;
+  fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
     return;
   d = fdopendir(fd);
@@ -187,22 +419,19 @@ static void remove_stale(int dirfd, const char *keep, const char *keep_lock) {
     close(fd);
     return;
   }
-  while ((e = readdir(d)) != NULL) {
-    struct stat st;
-    int tmp = e->d_name[0] == '.', ours = 0;
-    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
-      if (strncmp(e->d_name + tmp, kinds[k], strlen(kinds[k])) == 0)
-        ours = 1;
-    if (!ours || strcmp(e->d_name, keep) == 0 ||
-        strcmp(e->d_name, keep_lock) == 0)
-      continue;
-    if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-      continue;
-    if (now - st.st_mtime > (tmp ? STALE_TMP_SECONDS : STALE_SECONDS))
-      unlinkat(dirfd, e->d_name, 0);
-  }
+  /* the locks in a second pass: a lock goes after its keyed file */
+  for (int locks = 0; locks < 2; locks++, rewinddir(d))
+    while ((e = readdir(d)) != NULL) {
+      const struct kind *k = NULL;
+      enum entry what = classify(e->d_name, &k);
+      if (what != NOT_OURS && k == kind && (what == LOCK) == locks &&
+          strcmp(e->d_name, keep) != 0 && strcmp(e->d_name, keep_lock) != 0)
+        remove_if_stale(dirfd, e->d_name, what, k, now);
+    }
   closedir(d);
 }
+
+/* ---- writing ---------------------------------------------------------- */
 
 static int write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
@@ -219,11 +448,11 @@ static int write_all(int fd, const char *p, size_t n) {
 }
 
 /* Writes key + body as name, atomically: readers see the old file or the
- * whole new one, never a part. */
-static void write_keyed(int dirfd, const char *name, const char *key,
-                        const char *body, size_t blen) {
+ * whole new one, never a part.  0, or -1 with errno. */
+static int write_keyed(int dirfd, const char *name, const char *key,
+                       const char *body, size_t blen) {
   char *tmpname = NULL;
-  int fd = -1, ok;
+  int fd = -1, ok, e = 0;
   /* A name no other live process uses: pid and time; O_EXCL settles the
    * rest. */
   for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
@@ -233,23 +462,65 @@ static void write_keyed(int dirfd, const char *name, const char *key,
     tmpname = mpibind_auto_strdupf(".%s-%ld-%ld-%d", name, (long)getpid(),
                                    (long)ts.tv_nsec, attempt);
     if (tmpname == NULL)
-      return;
+      return -1;
     fd = openat(dirfd, tmpname,
                 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0 && errno != EEXIST)
       break;
   }
   if (fd < 0) {
+    e = errno;
     free(tmpname);
-    return;
+    errno = e;
+    return -1;
   }
   ok = write_all(fd, key, strlen(key)) == 0 && write_all(fd, body, blen) == 0;
+  if (!ok)
+    e = errno;
   /* closed whatever happened: a failed write must not leak the file */
-  if (close(fd) != 0)
+  if (close(fd) != 0 && ok) {
     ok = 0;
-  if (!ok || renameat(dirfd, tmpname, dirfd, name) != 0)
+    e = errno;
+  }
+  if (ok && renameat(dirfd, tmpname, dirfd, name) != 0) {
+    ok = 0;
+    e = errno;
+  }
+  if (!ok)
     unlinkat(dirfd, tmpname, 0);
   free(tmpname);
+  errno = e;
+  return ok ? 0 : -1;
+}
+
+/* Writes key + body as name in dirfd, or, when its file system cannot
+ * take it, in the spill directory; the old files of the directory
+ * written to are then cleaned up (keep_lock stays).  0, or -1 with
+ * *note (one line: why nothing could be written). */
+static int write_shared(int dirfd, const char *name, const char *keep_lock,
+                        const char *key, const char *body, size_t blen,
+                        char **note) {
+  int spill, e;
+  if (write_keyed(dirfd, name, key, body, blen) == 0) {
+    remove_stale(dirfd, name, keep_lock);
+    return 0;
+  }
+  e = errno;
+  spill = spill_dir(dirfd, 1);
+  if (spill >= 0 && write_keyed(spill, name, key, body, blen) == 0) {
+    remove_stale(spill, name, keep_lock);
+    close(spill);
+    return 0;
+  }
+  if (spill >= 0)
+    close(spill);
+  if (note && *note == NULL)
+    *note = mpibind_auto_strdupf(
+        "cannot write %s into the cache directory (%s)%s: the node's tasks "
+        "cannot share it, each does the work itself",
+        name, strerror(e),
+        spill >= 0 ? ", nor into its spill directory" : "");
+  return -1;
 }
 
 static double monotonic_now(void) {
@@ -274,11 +545,11 @@ static int lock_within(int fd, int op, double deadline) {
   }
 }
 
-/* One look at the file with the key as it is now: 1 used, -1 a recent
- * failure (*error), 0 nothing. */
-static int try_use(int dirfd, const char *name,
-                   const struct mpibind_auto_once *ops, void *ctx,
-                   char **error) {
+/* One look at the file with the key as it is now, in dirfd: 1 used, -1 a
+ * recent failure (*error), 0 nothing. */
+static int try_use_in(int dirfd, const char *name,
+                      const struct mpibind_auto_once *ops, void *ctx,
+                      char **error) {
   int fd, rc;
   off_t off = 0;
   size_t len = 0;
@@ -298,42 +569,75 @@ static int try_use(int dirfd, const char *name,
   return rc;
 }
 
+/* The same in the cache directory, then in its spill directory. */
+static int try_use(int dirfd, const char *name,
+                   const struct mpibind_auto_once *ops, void *ctx,
+                   char **error) {
+  int rc = try_use_in(dirfd, name, ops, ctx, error), spill;
+  if (rc != 0 || (spill = spill_dir(dirfd, 0)) < 0)
+    return rc;
+  rc = try_use_in(spill, name, ops, ctx, error);
+  close(spill);
+  return rc;
+}
+
 /* The work done here, its result (or failure) written for the others
  * under the key as it is after the work. */
-static int make_and_write(int dirfd, const char *name,
+static int make_and_write(int dirfd, const char *name, const char *lockname,
                           const struct mpibind_auto_once *ops, void *ctx,
-                          char **error) {
-  char *body = NULL, *key = NULL;
+                          char **error, char **note) {
+  char *body = NULL, *key = NULL, *rec = NULL;
   size_t blen = 0;
   int rc = ops->make(ctx, &body, &blen, error);
   if (dirfd >= 0 && (rc != 0 ? *error != NULL : body != NULL))
     key = ops->key(ctx);
-  if (key != NULL && rc != 0) {
-    char *rec = mpibind_auto_strdupf(FAILED_MARK "%s\n", *error);
-    if (rec)
-      write_keyed(dirfd, name, key, rec, strlen(rec));
-    free(rec);
-  } else if (key != NULL) {
-    write_keyed(dirfd, name, key, body, blen);
-  }
+  if (key != NULL && rc != 0 &&
+      (rec = mpibind_auto_strdupf(FAILED_MARK "%s\n", *error)) != NULL)
+    write_shared(dirfd, name, lockname, key, rec, strlen(rec), note);
+  else if (key != NULL && rc == 0)
+    write_shared(dirfd, name, lockname, key, body, blen, note);
+  free(rec);
   free(key);
   free(body);
   return rc != 0 ? -1 : 0;
 }
 
+/* The key's lock file, in dirfd or, when it cannot be made there, in the
+ * spill directory; -1 when there is none to be had. */
+static int open_lock(int dirfd, const char *lockname) {
+  struct stat st;
+  int fd = open_owned_regular(dirfd, lockname, O_RDWR | O_CREAT, &st), spill;
+  if (fd >= 0 || (spill = spill_dir(dirfd, 1)) < 0)
+    return fd;
+  fd = open_owned_regular(spill, lockname, O_RDWR | O_CREAT, &st);
+  close(spill);
+  return fd;
+}
+
+/* The exclusive holder marks the lock as ours (its content, for the
+ * cleanup) and as used now (its time: the cleanup removes no lock in
+ * use).  A full file system keeps it empty until there is room. */
+static void mark_lock(int lockfd) {
+  static const char head[] = LOCK_HEAD;
+  ssize_t w = pwrite(lockfd, head, sizeof head - 1, 0);
+  (void)w;
+  futimens(lockfd, NULL);
+}
+
 int mpibind_auto_once(int dirfd, const char *name,
                       const struct mpibind_auto_once *ops, void *ctx,
-                      int *made, char **error) {
+                      int *made, char **error, char **note) {
   double deadline;
-  struct stat st;
   char *lockname = NULL;
   int lockfd, rc;
 
   *made = 0;
   *error = NULL;
+  if (note)
+    *note = NULL;
   if (dirfd < 0 || name == NULL) {
     *made = 1;
-    return make_and_write(-1, NULL, ops, ctx, error);
+    return make_and_write(-1, NULL, NULL, ops, ctx, error, NULL);
   }
   if ((rc = try_use(dirfd, name, ops, ctx, error)) != 0)
     return rc > 0 ? 0 : -1;
@@ -343,8 +647,7 @@ int mpibind_auto_once(int dirfd, const char *name,
    * together when it is released, and read in parallel.  One lock per
    * key: jobs of other keys in the directory never wait on it. */
   lockname = mpibind_auto_strdupf("%.*s.lock", (int)strcspn(name, "."), name);
-  lockfd = lockname ? open_owned_regular(dirfd, lockname, O_RDWR | O_CREAT, &st)
-                    : -1;
+  lockfd = lockname ? open_lock(dirfd, lockname) : -1;
   deadline = monotonic_now() + LOCK_WAIT_SECONDS;
   for (;;) {
     if (lockfd < 0 || lock_within(lockfd, LOCK_EX, 0) == 0)
@@ -361,16 +664,19 @@ int mpibind_auto_once(int dirfd, const char *name,
       return rc > 0 ? 0 : -1;
     }
   }
+  if (lockfd >= 0)
+    mark_lock(lockfd);
   /* the first task may have written it while this one took the lock */
   rc = lockfd >= 0 ? try_use(dirfd, name, ops, ctx, error) : 0;
   if (rc == 0) {
     *made = 1;
-    rc = make_and_write(dirfd, name, ops, ctx, error) == 0 ? 1 : -1;
+    rc = make_and_write(dirfd, name, lockname ? lockname : "", ops, ctx,
+                        error, note) == 0
+             ? 1
+             : -1;
   }
   if (lockfd >= 0)
     close(lockfd); /* releases the lock */
-  if (*made)
-    remove_stale(dirfd, name, lockname ? lockname : "");
   free(lockname);
   return rc > 0 ? 0 : -1;
 }

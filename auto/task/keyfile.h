@@ -9,12 +9,21 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* The private per-user cache directory (MPIBIND_CACHE_DIR, else
  * $XDG_RUNTIME_DIR/mpibind, else /tmp/mpibind-<uid>) as a descriptor, or
- * -1 when no safe one exists. */
-int mpibind_auto_cache_dirfd(void);
+ * -1 when no safe one exists: a real directory of the user that only its
+ * owner can write (root's: that only root can enter, mode 0700), made
+ * 0700 when missing.  When MPIBIND_CACHE_DIR names one that cannot be
+ * used, *why (why not NULL) says so in one line (malloc'ed; it is not
+ * replaced by the default: the user chose it); otherwise *why is NULL. */
+int mpibind_auto_cache_dirfd(char **why);
+/* fstatat of a cache file without following a symlink, in the cache
+ * directory dirfd or, when it is not there, in its spill directory
+ * (keyfile.c).  0, or -1 with errno. */
+int mpibind_auto_cache_stat(int dirfd, const char *name, struct stat *st);
 /* FNV-1a, 64 bits: a short, stable name for a key. */
 uint64_t mpibind_auto_hash(const char *s);
 /* pread of exactly n bytes; 0 on success. */
@@ -39,11 +48,17 @@ struct mpibind_auto_once {
 /* The file `name` of dirfd holds key + body: use it when valid; else the
  * first task to come takes the name's lock (name up to its first '.' plus
  * ".lock"), makes the body and writes it, while the others wait (at most
- * 30 s) and then use it.  dirfd < 0: make, write nothing.  *made says
- * whether the work was done here.  0, or -1 with *error (the work's
- * failure, here or recorded by another task). */
+ * 30 s) and then use it.  A file system that cannot take the file (full,
+ * read-only) sends it to the spill directory on another file system,
+ * where the others look too.  dirfd < 0: make, write nothing.  *made
+ * says whether the work was done here.  When it was and nothing could be
+ * written anywhere, *note (note not NULL) says why in one line
+ * (malloc'ed; else NULL).  Writing a file removes the old files of the
+ * directory (keyfile.c: only those this code wrote, unused for a week).
+ * 0, or -1 with *error (the work's failure, here or recorded by another
+ * task). */
 int mpibind_auto_once(int dirfd, const char *name,
                       const struct mpibind_auto_once *ops, void *ctx,
-                      int *made, char **error);
+                      int *made, char **error, char **note);
 
 #endif

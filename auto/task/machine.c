@@ -192,12 +192,12 @@ char *mpibind_auto_topology_identity(const struct mpibind_auto_tuning *t,
         (long)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec);
   }
   char *name = mpibind_auto_topology_cache_name(machine);
-  int own = dirfd < 0 && name ? mpibind_auto_cache_dirfd() : -1;
+  int own = dirfd < 0 && name ? mpibind_auto_cache_dirfd(NULL) : -1;
   int dir = dirfd >= 0 ? dirfd : own;
   char *id;
   /* the times include the change time: a file replaced, renamed into
    * place, made writable by others or given away is another file */
-  if (name && dir >= 0 && fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+  if (name && dir >= 0 && mpibind_auto_cache_stat(dir, name, &st) == 0)
     id = mpibind_auto_strdupf("topology=%s %ju %jd %ld.%09ld %ld.%09ld", name,
                               (uintmax_t)st.st_ino, (intmax_t)st.st_size,
                               (long)st.st_mtim.tv_sec,

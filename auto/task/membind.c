@@ -53,3 +53,7 @@ int mpibind_auto_bind_memory(const char *nodes, char **error) {
   mpibind_auto_cpuset_free(&set);
   return rc;
 }
+
+int mpibind_auto_unbind_memory(void) {
+  return (int)syscall(SYS_set_mempolicy, MPOL_DEFAULT, NULL, 0UL);
+}

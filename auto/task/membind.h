@@ -9,5 +9,8 @@
  * later) to the NUMA nodes of the hwloc list `nodes`, strictly (MPOL_BIND).
  * 0, or -1 with *error (malloc'ed, the reason). */
 int mpibind_auto_bind_memory(const char *nodes, char **error);
+/* The calling thread's memory policy back to the default (MPOL_DEFAULT:
+ * the task gives up its memory binding).  0, or -1 with errno. */
+int mpibind_auto_unbind_memory(void);
 
 #endif

@@ -99,13 +99,19 @@ int mpibind_auto_apply(int standalone);
 int mpibind_auto_apply_task(int local, int count, const char *source);
 
 /*
- * mpibind_auto_apply(0) from the preload's constructor: sets *restart to
- * 1 (and then skips omp_set_num_threads) when an OpenMP runtime already
- * loaded has stale places or binding and a re-exec is possible; the
- * caller then calls mpibind_auto_reexec(), and on its failure
- * mpibind_auto_omp_set_num_threads(*nthreads).
+ * mpibind_auto_apply(0) from the preload's constructor, given the argc and
+ * argv that glibc passes to ELF constructors.  When an OpenMP runtime
+ * already loaded read OMP_* before this ran (stale places or binding),
+ * the program is started again with those arguments (reexec.h), once
+ * they are checked to be the ones it was started with; the call then
+ * does not return.  When it cannot be (the arguments were written over,
+ * execve failed near the argument-size limit, a setuid program, ld.so,
+ * valgrind), one line from the node's task 0 says why, and the task's
+ * threads stay within its CPUs: told the thread count when the runtime's
+ * places lie within them, otherwise the task gives its binding and
+ * exports up and runs unbound (a problem: 1, or -1 with strict).
  */
-int mpibind_auto_apply_at_load(int *restart, int *nthreads);
+int mpibind_auto_apply_at_load(int argc, char **argv);
 
 /*
  * The option from which a front end set one of the variables above

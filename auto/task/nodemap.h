@@ -2,7 +2,8 @@
  * nodemap.h - the node's mapping computed once per node and set of
  * inputs, in the helper; every task reads only its own share of it from
  * the node mapping file (nodemap.c says why and how).  libc only: this is
- * the reader and the key; the writer is auto/node/nodemap_write.c.
+ * the protocol and the key (nodemap.c) and the reader of a body
+ * (nodemap_read.c); the writer is auto/node/nodemap_write.c.
  *
  * File: <cache dir>/map-<hash>.txt (keyfile.h), key then body:
  *
@@ -31,7 +32,9 @@
 #define MPIBIND_AUTO_NODEMAP_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
+#include "cpuset.h"
 #include "inputs.h"
 
 #define MPIBIND_AUTO_NODEMAP_HEXW 17   /* "%016zx\n" */
@@ -58,6 +61,9 @@ struct mpibind_auto_share {
                     task of the node's mapping has this task's GPUs */
   char *keep;    /* not NULL: the job's CPUs here are unknown (why); the
                     task keeps the launcher's binding, the rest is empty */
+  char *note;    /* not NULL: why the cache could not serve the node's
+                    tasks (an unusable MPIBIND_CACHE_DIR, a file system
+                    that takes no file): one line for the node's task 0 */
 };
 
 void mpibind_auto_share_free(struct mpibind_auto_share *s);
@@ -66,6 +72,42 @@ void mpibind_auto_share_free(struct mpibind_auto_share *s);
  * lines (a value with a newline, a name with '='), -1 out of memory. */
 int mpibind_auto_share_record(const struct mpibind_auto_share *s,
                               char **text);
+
+/* A node mapping file's body: in the file (fd, from offset off), or in
+ * memory (fd -1: mem), len bytes. */
+struct mpibind_auto_body {
+  int fd;
+  off_t off;
+  const char *mem;
+  size_t len;
+};
+
+/* What a record must satisfy to be applied on this node. */
+struct mpibind_auto_share_bounds {
+  int dryrun;  /* nothing is bound: its lists need only be lists */
+  const struct mpibind_auto_cpuset *cpus; /* the CPUs a record may name:
+                                             the node's online CPUs
+                                             within the job's; NULL:
+                                             unknown (lists only) */
+  const struct mpibind_auto_cpuset *mems; /* the NUMA nodes its mems may
+                                             name (membind); NULL: not
+                                             checked */
+};
+
+/* Task `local`'s share (of `ntasks`) from a body, with the node's report
+ * when want_report; with per-task GPU lists (gpualloc.h), the share of
+ * the mapping's task that has the task's GPUs (*gpu_what says so;
+ * s->slot -1 when none has them).  1 taken into *s, 0 when the body
+ * cannot be used here: malformed, or a record that cannot be applied
+ * under `ok` (a CPU outside ok->cpus, an empty list, an index beyond the
+ * node's), which the caller then maps again.  Costs the body's
+ * lengths read and the node's size, never what a record's numbers say.
+ * (nodemap_read.c) */
+int mpibind_auto_share_from_body(const struct mpibind_auto_body *b,
+                                 int ntasks, int local, int want_report,
+                                 const struct mpibind_auto_share_bounds *ok,
+                                 struct mpibind_auto_share *s,
+                                 char **gpu_what);
 
 /* What the helper (or this process, when it is the helper) answers for a
  * node's mapping. */

@@ -38,7 +38,8 @@ int mpibind_auto_omp_loaded(void) {
          omp_fn("omp_get_proc_bind") != NULL;
 }
 
-const char *mpibind_auto_omp_stale(const struct mpibind_auto_cpuset *task_cpus) {
+const char *mpibind_auto_omp_stale(const struct mpibind_auto_cpuset *task_cpus,
+                                   int *outside) {
   int (*proc_bind)(void) = (int (*)(void))omp_fn("omp_get_proc_bind");
   int (*num_places)(void) = (int (*)(void))omp_fn("omp_get_num_places");
   int (*place_nprocs)(int) = (int (*)(int))omp_fn("omp_get_place_num_procs");
@@ -49,6 +50,7 @@ const char *mpibind_auto_omp_stale(const struct mpibind_auto_cpuset *task_cpus) 
   struct mpibind_auto_cpuset all = MPIBIND_AUTO_CPUSET_INIT;
   int n, unknown = 0;
 
+  *outside = 0;
   if (proc_bind == NULL || num_places == NULL)
     return NULL; /* no OpenMP runtime in the process (or a pre-4.5 one) */
   if (asks_binding(getenv("OMP_PROC_BIND")) && proc_bind() == 0)
@@ -73,8 +75,10 @@ const char *mpibind_auto_omp_stale(const struct mpibind_auto_cpuset *task_cpus) 
   }
   if (unknown)
     why = NULL;
-  else if (!mpibind_auto_cpuset_included(&all, task_cpus))
+  else if (!mpibind_auto_cpuset_included(&all, task_cpus)) {
     why = "its places hold CPUs outside the task's";
+    *outside = 1;
+  }
   else if (strchr(places, '{') == NULL &&
            !mpibind_auto_cpuset_equal(&all, task_cpus))
     /* an abstract name (threads, cores, ...) covers the whole task */

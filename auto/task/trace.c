@@ -1,5 +1,11 @@
 /*
  * trace.c - MPIBIND_TRACE's line (trace.h).
+ *
+ * Why the file is opened as the cache files are (no symlink followed, a
+ * regular file of the user with one name): the path is often in a shared
+ * directory (a project's, /tmp), where another user could plant a
+ * symbolic or hard link to a file of the victim's (~/.bashrc) and have
+ * every task of the victim's jobs append to it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,43 +18,70 @@
 #include <unistd.h>
 
 #include "machine.h"
+#include "mb_text.h"
 #include "strdupf.h"
 #include "trace.h"
 
-void mpibind_auto_trace(int local, int count, int how, int bound,
-                        const char *cpus) {
+char *mpibind_auto_trace_line(int local, int count, int how, int bound,
+                              const char *cpus) {
   const char *path = getenv("MPIBIND_TRACE");
   char host[HOST_NAME_MAX + 1];
-  char *line;
-  int fd;
   if (path == NULL || path[0] == '\0')
-    return;
+    return NULL;
   if (gethostname(host, sizeof host) != 0)
     strcpy(host, "?");
   host[sizeof host - 1] = '\0';
-  line = mpibind_auto_strdupf(
+  return mpibind_auto_strdupf(
       "host=%s pid=%ld task=%d/%d topology=%s bound=%d cpus=%s\n", host,
       (long)getpid(), local, count,
-      mpibind_auto_how_names[how >= 0 && how <= MPIBIND_TOPO_FILE ? how : 0], bound,
-      cpus ? cpus : "");
-  if (line == NULL)
+      mpibind_auto_how_names[how >= 0 && how <= MPIBIND_TOPO_FILE ? how : 0],
+      bound, cpus ? cpus : "");
+}
+
+/* Why the trace file cannot be written (a phrase), or NULL; fd is open. */
+static const char *refused(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    return "is not a regular file";
+  if (st.st_uid != geteuid())
+    return "belongs to another user";
+  if (st.st_nlink != 1)
+    return "has other names (hard links)";
+  return NULL;
+}
+
+void mpibind_auto_trace_append(const char *line, int local) {
+  const char *path = getenv("MPIBIND_TRACE"), *no = NULL;
+  int fd;
+  if (line == NULL || path == NULL || path[0] == '\0')
     return;
-  /* O_NONBLOCK: a FIFO there must not hang the task; only a regular file
-   * is written to. */
-  fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
-  if (fd >= 0) {
-    struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-      ssize_t w = write(fd, line, strlen(line));
-      (void)w;
-    } else if (local <= 0) {
-      fprintf(stderr, "mpibind: MPIBIND_TRACE='%s' is not a regular file: "
-                      "no trace written\n", path);
-    }
-    close(fd);
-  } else if (local <= 0 && errno == ENXIO) {
-    fprintf(stderr, "mpibind: MPIBIND_TRACE='%s' is a FIFO without a "
-                    "reader: no trace written\n", path);
+  /* O_NONBLOCK: a FIFO there must not hang the task; O_NOFOLLOW: a
+   * symbolic link is refused, not followed */
+  fd = open(path,
+            O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW,
+            0644);
+  if (fd >= 0 && (no = refused(fd)) == NULL) {
+    ssize_t w = write(fd, line, strlen(line));
+    (void)w;
+  } else if (fd < 0) {
+    no = errno == ENXIO  ? "is a FIFO without a reader"
+         : errno == ELOOP ? "is a symbolic link"
+                          : NULL;
   }
+  if (fd >= 0)
+    close(fd);
+  if (no && local <= 0) {
+    char *esc = mb_escape(path);
+    fprintf(stderr, "mpibind: MPIBIND_TRACE='%s' %s: no trace written "
+                    "(expected a regular file of yours)\n",
+            esc ? esc : "?", no);
+    free(esc);
+  }
+}
+
+void mpibind_auto_trace(int local, int count, int how, int bound,
+                        const char *cpus) {
+  char *line = mpibind_auto_trace_line(local, count, how, bound, cpus);
+  mpibind_auto_trace_append(line, local);
   free(line);
 }

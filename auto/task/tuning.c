@@ -383,19 +383,21 @@ int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
   if (v != NULL && !all_space(v)) {
     const char *s = v;
     const char *e;
-    int n;
+    long long n;
     while (isspace((unsigned char)*s))
       s++;
     e = s;
     while (*e && *e != ',' && !isspace((unsigned char)*e))
       e++;
-    if (parse_count(s, (size_t)(e - s), &n) == 0 && n > 0)
-      t->nthreads = n;
+    if (mb_parse_decimal(s, (size_t)(e - s), 1, MPIBIND_AUTO_NTHREADS_MAX,
+                         &n) == 0)
+      t->nthreads = (int)n;
     else
       keep_error(t,
                  "%s='%s' is not a thread count "
-                 "(expected a positive integer)",
-                 mpibind_auto_value_name("OMP_NUM_THREADS"), v);
+                 "(expected a positive integer up to %d)",
+                 mpibind_auto_value_name("OMP_NUM_THREADS"), v,
+                 MPIBIND_AUTO_NTHREADS_MAX);
   }
 
   return t->error ? -1 : 0;

@@ -8,7 +8,15 @@
 #ifndef MPIBIND_AUTO_TUNING_H
 #define MPIBIND_AUTO_TUNING_H
 
+#include <limits.h>
+
 #include "task_env.h"
+
+/* The largest thread count: OMP_NUM_THREADS up to it is read, and the
+ * node mapping file's records (nthreads=) are written and read within it
+ * (one bound on both sides: a value the reader refused made every task
+ * map the node again). */
+#define MPIBIND_AUTO_NTHREADS_MAX INT_MAX
 
 /* MPIBIND_RESTRICT_TYPE's values, the library's MPIBIND_RESTRICT_CPU and
  * MPIBIND_RESTRICT_MEM (auto/node/steps.c checks that they agree). */

@@ -461,6 +461,32 @@ def test_unwritable_path(tmp_path):
     assert d.is_dir() and sorted(os.listdir(tmp_path)) == ["dir.svg", "file"]
 
 
+def test_symlink_is_written_through(tmp_path):
+    """--draw onto a symbolic link writes the file it leads to, as lstopo
+    --force and a shell's redirection do (made when missing: a dangling
+    link), and the link stays a link; a loop of links is one line."""
+    target = tmp_path / "pictures" / "map.xml"
+    target.parent.mkdir()
+    target.write_text("old picture")
+    link = tmp_path / "map.xml"
+    os.symlink("pictures/map.xml", link)
+    args = ["-n", "2", "--topology", topo("coral-lassen.xml")]
+    draw(args, link)
+    assert os.readlink(link) == "pictures/map.xml"
+    assert target.read_text().startswith("<?xml"), target.read_text()[:40]
+    dangling = tmp_path / "new.xml"
+    os.symlink(tmp_path / "pictures" / "new-target.xml", dangling)
+    draw(args, dangling)
+    assert os.path.islink(dangling)
+    assert (tmp_path / "pictures" / "new-target.xml").read_text().startswith("<?xml")
+    loop = tmp_path / "loop.xml"
+    os.symlink("loop.xml", loop)
+    res = run(args + ["--draw", str(loop)])
+    one_line_exit_2(res, f"'{loop}'", "symbolic links")
+    assert os.readlink(loop) == "loop.xml"
+    assert sorted(os.listdir(tmp_path / "pictures")) == ["map.xml", "new-target.xml"]
+
+
 @pytest.mark.parametrize("value,words", [
     ("map.jpg", ["'map.jpg'", ".svg, .png, .pdf or .xml"]),
     ("map", ["'map'", ".svg, .png, .pdf or .xml"]),

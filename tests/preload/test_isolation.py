@@ -10,7 +10,8 @@ What they pin down (docs/interfaces.md, "Untrusted topology files" and
 - the live discovery runs in the helper: under Open MPI with LD_DEBUG=files,
   no rank loads hwloc's OpenCL/GL plugins or their libraries; a plugin
   that hangs or crashes costs the helper, not the launch (one line, the
-  tasks run unbound, one discovery attempted per node);
+  tasks run unbound, one discovery attempted per node); the helper ends
+  on its own when its task dies or cannot kill it (G04);
 - HWLOC_XMLFILE, HWLOC_SYNTHETIC, HWLOC_FSROOT, HWLOC_COMPONENTS in the
   environment do not replace this machine in the discovery;
 - the helper started with root as real uid and a user as effective uid
@@ -224,6 +225,69 @@ def test_hanging_discovery_does_not_hang_the_launch(tmp_path):
     assert len(pids) == 1, pids
     assert pids[0] not in {t[2] for t in ts}
     assert all(f'"aff": {BASE_AFF}'.replace("'", "") in out for out, _ in outs), outs
+
+
+def helper_gone(pid, within=60):
+    """Polls until process `pid` has ended (gone, or a zombie its stopped
+    parent has not reaped); False when it still runs after `within`
+    seconds (a helper left to run forever)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rpartition(")")[2].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def hung_helper(tmp, env):
+    """A task whose helper hangs in a discovery plugin: (task, helper pid)."""
+    (p,) = start_tasks(tmp, 1, env)
+    log = tmp / "fault-log"
+    deadline = time.monotonic() + 30
+    while not (log.exists() and log.read_text().strip()):
+        assert time.monotonic() < deadline and p.poll() is None, "no helper"
+        time.sleep(0.02)
+    return p, int(log.read_text().split()[0])
+
+
+def test_helper_ends_when_its_task_is_killed(tmp_path):
+    """G04: the task that started a hung discovery is killed (SIGKILL, the
+    OOM killer): its helper, which only the task would have killed at the
+    time limit (a day here), ends with it instead of running on under
+    init."""
+    p, helper = hung_helper(tmp_path, fault_env(tmp_path, "hang", 86400))
+    p.kill()
+    p.communicate()
+    try:
+        assert helper_gone(helper), f"helper {helper} still runs"
+    finally:
+        if not helper_gone(helper, 0):
+            os.kill(helper, signal.SIGKILL)
+
+
+def test_helper_ends_at_its_own_deadline(tmp_path):
+    """G04: the task that started a hung discovery cannot kill it (stopped
+    here, as by a debugger or a hung signal handler): the helper ends on
+    its own shortly after MPIBIND_DISCOVERY_TIMEOUT; the task, resumed,
+    runs on unbound with one line."""
+    p, helper = hung_helper(tmp_path, fault_env(tmp_path, "hang", 1))
+    p.send_signal(signal.SIGSTOP)
+    try:
+        assert helper_gone(helper), f"helper {helper} still runs"
+    finally:
+        if not helper_gone(helper, 0):
+            os.kill(helper, signal.SIGKILL)
+        p.send_signal(signal.SIGCONT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0 and out.strip(), (out, err)
+    assert len([l for l in err.splitlines() if l.strip()]) == 1, err
+    (t,) = traces(tmp_path)
+    assert t[6] == "0", t
 
 
 def test_crashing_discovery_leaves_the_task_alive(tmp_path):
