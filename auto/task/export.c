@@ -2,8 +2,8 @@
  * export.c - a task's variables, through a setter (export.h).
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <string.h>
 
 #include "export.h"
@@ -25,19 +25,30 @@ void mpibind_auto_set_command(int argc, const char *const *argv) {
   program_agent = argc > 0 && mpibind_auto_is_torch_agent(argc, argv);
 }
 
+/* 1 for a loaded object named libpython*: a program embedding Python
+ * (uwsgi, gdb, blender) has it among the libraries it starts with. */
+static int is_libpython(struct dl_phdr_info *info, size_t size, void *unused) {
+  const char *slash = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+  (void)size;
+  (void)unused;
+  return slash && strncmp(slash + 1, "libpython", 9) == 0;
+}
+
 /* An interpreter loads its OpenMP runtime late (numpy, scipy, torch, an
  * extension), and GNU libgomp then binds the thread that loads it, and
  * with it every later thread and child of the process, to the first place:
  * an interpreter gets no OMP_PLACES/OMP_PROC_BIND unless MPIBIND asks for
  * them (place_threads).  Python is recognized by its name or, in the
- * process itself, by its C API. */
+ * process itself, by a libpython among its libraries (a walk of the
+ * loaded objects' names: a symbol lookup, dlsym, would cost every task
+ * some 10 us). */
 static int is_interpreter(void) {
   const char *name = program_name ? program_name : program_invocation_name;
   const char *base = name ? strrchr(name, '/') : NULL;
   base = base ? base + 1 : name;
   if (base && (strncmp(base, "python", 6) == 0 || strncmp(base, "pypy", 4) == 0))
     return 1;
-  return program_name == NULL && dlsym(RTLD_DEFAULT, "Py_Initialize") != NULL;
+  return program_name == NULL && dl_iterate_phdr(is_libpython, NULL) != 0;
 }
 
 int mpibind_auto_omp_exports(const struct mpibind_auto_tuning *t) {

@@ -10,6 +10,13 @@
  * (a huge or foreign file costs the length of the key).  Files are
  * replaced by rename, never written in place, so readers take no lock.
  *
+ * A file written before this boot began is never used, whatever its key
+ * (written_this_boot): a reboot may change what the machine has (a GPU
+ * gone, another BIOS setting), and the cache directory may outlive it
+ * (MPIBIND_CACHE_DIR on a disk).  The boot's start comes from the clocks
+ * (vDSO, no system call), not from a file of /proc: each file a task
+ * reads costs it some 5 to 15 us.
+ *
  * A body "failed: <message>\n" records a failed computation; it is
  * honoured for FAILED_SECONDS so that the node's other tasks do not each
  * wait for the same failure (a hung discovery plugin).
@@ -51,6 +58,10 @@
 #define STALE_TMP_SECONDS 3600
 #define FAILED_SECONDS 60
 #define FAILED_MARK "failed: "
+/* The boot's start as the clocks give it moves by the clock's
+ * adjustments (NTP slews); a file of an earlier boot is older than this
+ * boot's start by the whole shutdown and start of the machine. */
+#define BOOT_SLACK_SECONDS 2
 /* A lock file's whole content, written by its first exclusive holder:
  * how the cleanup knows the lock is ours. */
 #define LOCK_HEAD "mpibind-lock 1\n"
@@ -246,6 +257,17 @@ int mpibind_auto_pread_exact(int fd, char *buf, size_t n, off_t off) {
   return 0;
 }
 
+/* 1 when the file was written after this boot began (keyfile.c's head;
+ * 1 too when the clocks cannot say: the key's other parts still hold). */
+static int written_this_boot(const struct stat *st) {
+  struct timespec real, up;
+  if (clock_gettime(CLOCK_REALTIME, &real) != 0 ||
+      clock_gettime(CLOCK_BOOTTIME, &up) != 0)
+    return 1;
+  return st->st_mtim.tv_sec >=
+         real.tv_sec - up.tv_sec - BOOT_SLACK_SECONDS;
+}
+
 /* Opens name when it is a safe file starting with key: *fd, the body's
  * offset and length.  1: a body to use; -1: a recent failure record
  * (message in *failed); 0: nothing usable. */
@@ -257,7 +279,7 @@ static int open_keyed(int dirfd, const char *name, const char *key, int *fd,
   *fd = open_owned_regular(dirfd, name, O_RDONLY, &st);
   if (*fd < 0)
     return 0;
-  if ((uintmax_t)st.st_size <= klen || (uintmax_t)st.st_size > SIZE_MAX / 2)
+  if (!written_this_boot(&st) || (uintmax_t)st.st_size <= klen || (uintmax_t)st.st_size > SIZE_MAX / 2)
     goto unusable;
   *off = (off_t)klen;
   *len = (size_t)st.st_size - klen;

@@ -3,9 +3,11 @@
  * files (machine.h).
  *
  * A cached topology or mapping is used only when the machine key equals
- * the live one: another boot, another cpuset cgroup (a job's) or other
- * online CPUs describe another machine, and HWLOC_* variables change what
- * a discovery finds.  The mapper's identity (the helper executable and
+ * the live one: another cpuset cgroup (a job's) or other online CPUs
+ * describe another machine, and HWLOC_* variables change what a
+ * discovery finds.  Another boot is not in the key: a file written before
+ * this boot began is never used (keyfile.c), which the file's time says
+ * without reading /proc.  The mapper's identity (the helper executable and
  * the libmpibind it loads, by device, inode, size and modification time,
  * and the project's version) is part of it: a new build or install maps
  * anew, and the hwloc it loads is checked by the helper, which adds
@@ -121,7 +123,7 @@ char *mpibind_auto_machine_key_with(const char *online_read) {
                                            "cpuset.mems.effective",
                                            "cpuset.mems", NULL};
   char host[HOST_NAME_MAX + 1];
-  char *helper, *library, *boot, *cpuset, *cpus, *mems, *online, *env, *key;
+  char *helper, *library, *cpuset, *cpus, *mems, *online, *env, *key;
   int root;
 
   if (gethostname(host, sizeof host) != 0)
@@ -129,7 +131,6 @@ char *mpibind_auto_machine_key_with(const char *online_read) {
   host[sizeof host - 1] = '\0';
   helper = file_identity(mpibind_auto_helper_path());
   library = file_identity(mpibind_auto_helper_library_path());
-  boot = mpibind_auto_read_line("/proc/sys/kernel/random/boot_id");
   cpuset = mpibind_auto_read_line("/proc/self/cpuset");
   /* The root cpuset has every online CPU (in the key) and every memory
    * node (they change by hotplug only): its files would say nothing more,
@@ -143,23 +144,21 @@ char *mpibind_auto_machine_key_with(const char *online_read) {
                        : mpibind_auto_read_line("/sys/devices/system/cpu/online");
   env = hwloc_env();
 
-  key = helper && library && boot && cpuset && cpus && mems && online && env
+  key = helper && library && cpuset && cpus && mems && online && env
       ? mpibind_auto_strdupf("mpibind=%s\n"
                              "mapper=%s %s\n"
                              "host=%s\n"
-                             "boot=%s\n"
                              "uid=%ld\n"
                              "cpuset=%s\n"
                              "cpus=%s\n"
                              "mems=%s\n"
                              "online=%s\n"
                              "env=%s\n",
-                             MPIBIND_VERSION_STRING, helper, library, host, boot,
+                             MPIBIND_VERSION_STRING, helper, library, host,
                              (long)geteuid(), cpuset, cpus, mems, online, env)
       : NULL;
   free(helper);
   free(library);
-  free(boot);
   free(cpuset);
   free(cpus);
   free(mems);

@@ -27,6 +27,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -510,16 +511,20 @@ def test_cache_stale_or_tampered_files_are_replaced(tmp):
     good = path.read_bytes()
     header, _, xml = good.partition(b"end\n")
     variants = {
-        "other boot": header.replace(b"boot=", b"boot=0") + b"end\n" + xml,
+        # the very file, written before this boot began (its time says so)
+        "other boot": good,
         "truncated": good[: len(header) + 200],
         "no xml": header + b"end\n",
         "other host inside": header + b"end\n" + re.sub(
             rb'name="HostName" value="[^"]*"', b'name="HostName" value="elsewhere"', xml),
         "garbage": b"\x00\x01garbage",
     }
+    boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
     for what, content in variants.items():
         path.write_bytes(content)
         os.chmod(path, 0o600)
+        if what == "other boot":
+            os.utime(path, (boot - 3600, boot - 3600))
         r = run(tmp, task_env(0, 1), cache=cache)
         assert topology_of(r) == "discovered", f"{what}\n{r}"
         assert r.trace[0][6] == "1" and parse_list(r.trace[0][7]) == set(BASE_AFF), what
