@@ -29,18 +29,12 @@
 #include "mb_spawn.h"
 #include "mb_text.h"
 #include "strdupf.h"
+#include "tuning.h"
 
 #if !defined(MPIBIND_HELPER_INSTALLED) || !defined(MPIBIND_LIBRARY_INSTALLED)
 #error "meson defines MPIBIND_HELPER_INSTALLED, MPIBIND_HELPER_BUILD, MPIBIND_LIBRARY_INSTALLED, MPIBIND_LIBRARY_BUILD, MPIBIND_BUILD_ROOT"
 #endif
 
-/* A discovery takes 10 ms to a second or two on large nodes with many
- * PCI devices, the mapping of a node of 8192 PUs a tenth of a second;
- * ten seconds is a hung plugin, not a slow machine.  The node's other
- * tasks wait for it (keyfile.c), so it stays well under their 30-second
- * lock wait. */
-#define DEFAULT_TIMEOUT_SECONDS 10
-#define MAX_TIMEOUT_SECONDS 86400
 
 /* The path of the object this code is linked into (the preload, the
  * command, the helper, the Slurm plugin), malloc'ed; NULL when unknown.
@@ -127,18 +121,8 @@ const char *mpibind_auto_helper_library_path(void) {
 }
 
 int mpibind_auto_helper_seconds(char **error) {
-  const char *v = getenv("MPIBIND_DISCOVERY_TIMEOUT");
-  long long s;
-  if (v == NULL)
-    return DEFAULT_TIMEOUT_SECONDS;
-  if (mb_parse_decimal(v, strlen(v), 1, MAX_TIMEOUT_SECONDS, &s) != 0) {
-    *error = mpibind_auto_strdupf(
-        "MPIBIND_DISCOVERY_TIMEOUT='%s' is invalid: expected whole seconds "
-        "from 1 to %d",
-        v, MAX_TIMEOUT_SECONDS);
-    return -1;
-  }
-  return (int)s;
+  return mpibind_auto_timeout_seconds(getenv("MPIBIND_DISCOVERY_TIMEOUT"),
+                                      error);
 }
 
 int mpibind_auto_helper_run(char *const argv[],

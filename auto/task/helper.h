@@ -27,6 +27,11 @@ struct mpibind_auto_helper_output {
   int seconds; /* the time limit */
 };
 
+/* The helper's time limit: MPIBIND_DISCOVERY_TIMEOUT's value by
+ * mpibind_auto_timeout_seconds (tuning.h), which its caller enforces and
+ * the helper itself keeps too (mpibind-discover.c).  -1 with *error
+ * (malloc'ed, one line) when malformed. */
+int mpibind_auto_helper_seconds(char **error);
 /* Runs argv (argv[0]: the helper) with mb_spawn (lib/common/mb_spawn.h:
  * stdin /dev/null, no other descriptor, no blocked signal, killed at the
  * time limit, always reaped), in this process's environment less
@@ -34,11 +39,6 @@ struct mpibind_auto_helper_output {
  * MPIBIND_DISCOVERY_TIMEOUT seconds (default 10).  0 (o filled), or -1
  * with *error when it could not run or the time limit is malformed (o
  * then holds nothing to free). */
-/* MPIBIND_DISCOVERY_TIMEOUT in whole seconds (default 10, 1 to 86400):
- * the helper's time limit, which its caller enforces and the helper
- * itself keeps too (mpibind-discover.c).  -1 with *error (malloc'ed, one
- * line) when malformed. */
-int mpibind_auto_helper_seconds(char **error);
 int mpibind_auto_helper_run(char *const argv[],
                             struct mpibind_auto_helper_output *o,
                             char **error);

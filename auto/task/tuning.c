@@ -309,6 +309,28 @@ char *mpibind_auto_value_names_key(void) {
   return key;
 }
 
+/* A discovery takes 10 ms to a second or two on large nodes with many
+ * PCI devices, the mapping of a node of 8192 PUs a tenth of a second;
+ * ten seconds is a hung plugin, not a slow machine.  The node's other
+ * tasks wait for it (keyfile.c), so it stays well under their 30-second
+ * lock wait. */
+#define DEFAULT_TIMEOUT_SECONDS 10
+#define MAX_TIMEOUT_SECONDS 86400
+
+int mpibind_auto_timeout_seconds(const char *v, char **error) {
+  long long s;
+  if (v == NULL)
+    return DEFAULT_TIMEOUT_SECONDS;
+  if (mb_parse_decimal(v, strlen(v), 1, MAX_TIMEOUT_SECONDS, &s) != 0) {
+    *error = mpibind_auto_strdupf(
+        "MPIBIND_DISCOVERY_TIMEOUT='%s' is invalid: expected whole seconds "
+        "from 1 to %d",
+        v, MAX_TIMEOUT_SECONDS);
+    return -1;
+  }
+  return (int)s;
+}
+
 static const char *process_getenv(const char *name, void *ctx) {
   (void)ctx;
   return getenv(name);
@@ -375,6 +397,16 @@ int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
                  mpibind_auto_value_name("MPIBIND_TOPOFILE"), v);
     else
       t->topofile = v;
+  }
+
+  /* checked here, not only where the helper starts: a bad value is the
+   * same one line whether the node's mapping is cached or not */
+  v = get("MPIBIND_DISCOVERY_TIMEOUT", ctx);
+  if (v != NULL) {
+    char *why = NULL;
+    if (mpibind_auto_timeout_seconds(v, &why) < 0)
+      keep_error(t, "%s", why ? why : "MPIBIND_DISCOVERY_TIMEOUT: out of memory");
+    free(why);
   }
 
   /* OMP_NUM_THREADS may be a list for nested levels ("4,2"): the first

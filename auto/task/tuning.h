@@ -110,6 +110,12 @@ char *mpibind_auto_value_names_key(void);
 const char *mpibind_auto_getenv(const struct mpibind_auto_tuning *t,
                                 const char *name);
 void mpibind_auto_tuning_free(struct mpibind_auto_tuning *t);
+/* A value of MPIBIND_DISCOVERY_TIMEOUT (NULL: unset) in whole seconds
+ * (default 10, 1 to 86400): the helper's time limit.  -1 with *error
+ * (malloc'ed, one line) when malformed.  The tuning checks it in every
+ * task, so that a bad value is the same line whether the node's mapping
+ * is cached or not. */
+int mpibind_auto_timeout_seconds(const char *v, char **error);
 
 /* The grammar, for `help` (several lines, each ending in '\n'). */
 extern const char mpibind_auto_help_text[];
