@@ -52,6 +52,7 @@ static const char *refused(int fd) {
 
 void mpibind_auto_trace_append(const char *line, int local) {
   const char *path = getenv("MPIBIND_TRACE"), *no = NULL;
+  char why[128];
   int fd;
   if (line == NULL || path == NULL || path[0] == '\0')
     return;
@@ -64,9 +65,15 @@ void mpibind_auto_trace_append(const char *line, int local) {
     ssize_t w = write(fd, line, strlen(line));
     (void)w;
   } else if (fd < 0) {
-    no = errno == ENXIO  ? "is a FIFO without a reader"
-         : errno == ELOOP ? "is a symbolic link"
-                          : NULL;
+    int e = errno;
+    /* every path that cannot take the line says so (a directory, a
+     * missing directory, no permission), as the refused files do */
+    snprintf(why, sizeof why, "cannot be opened for writing: %s",
+             strerror(e));
+    no = e == ENXIO    ? "is a FIFO without a reader"
+         : e == ELOOP  ? "is a symbolic link"
+         : e == EISDIR ? "is a directory"
+                       : why;
   }
   if (fd >= 0)
     close(fd);

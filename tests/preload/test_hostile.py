@@ -299,6 +299,21 @@ def test_trace_never_follows_a_planted_link(tmp, kind):
     assert f"MPIBIND_TRACE='{path}'" in line and why in line, line
 
 
+@pytest.mark.parametrize("kind", ["directory", "missing directory"])
+def test_trace_path_that_cannot_be_written_says_so(tmp, kind):
+    """Any path that cannot take the line gets task 0's one line, as the
+    refused files do; the task is bound all the same."""
+    path = tmp / "adir" if kind == "directory" else tmp / "missing" / "t"
+    if kind == "directory":
+        path.mkdir()
+    why = "is a directory" if kind == "directory" else "No such file"
+    r = run(tmp, {**task_env(0, 2), "MPIBIND_TRACE": str(path),
+                  "MPIBIND_RESTRICT": str(LAST)})
+    assert r.rc == 0 and r.probe["aff"] == [LAST], r
+    (line,) = lines(r)
+    assert f"MPIBIND_TRACE='{path}'" in line and why in line, line
+
+
 @needs_root
 def test_trace_file_of_another_user_is_refused(tmp):
     path = tmp / "theirs.trace"
