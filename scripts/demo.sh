@@ -23,7 +23,7 @@ fi
 
 echo
 for np in 1 2; do
-  echo "== An MPI+OpenMP program, $np rank(s), bound by the preload (MPIBIND=verbose)"
+  echo "== An MPI+OpenMP program, $np rank(s), bound by the preload (MPIBIND=v: verbose)"
   echo "   mpirun -np $np -x LD_PRELOAD=libmpibind-preload.so -x MPIBIND=v ./hello_affinity"
   timeout 120 mpirun --oversubscribe -np $np \
     -x LD_PRELOAD="$B/preload/libmpibind-preload.so" -x MPIBIND=v \

@@ -493,10 +493,20 @@ static void put(const char *s) {
     die(EXIT_MAPPING, "cannot write the output: %s", strerror(errno));
 }
 
+/* The mapping's failure, named by the option the user typed where the
+ * library names the input that the topology refused (smt: the one it
+ * checks against the node, mpibind(3)). */
+static void die_mapping(const struct opts *o, const mpibind_t *h) {
+  const char *e = lib_error(h);
+  if (o->smt >= 0 && strncmp(e, "smt ", 4) == 0)
+    die(EXIT_MAPPING, "--smt: %s", e);
+  die(EXIT_MAPPING, "%s", e);
+}
+
 static void preview(const struct opts *o) {
   mpibind_t *h = make_handle(o);
   if (mpibind(h) != 0)
-    die(EXIT_MAPPING, "%s", lib_error(h));
+    die_mapping(o, h);
 
   /* The whole report is built before anything is printed, so that an error
    * leaves stdout empty. */

@@ -146,8 +146,8 @@ def test_unreadable_topology_file(tmp_path):
 
 # Valid syntax, but no mapping on that node: exit 1.
 MAPPING_ERRORS = [
-    (LASSEN, ["-n", "2", "--smt", "5"], "5"),          # lassen is SMT-4
-    (QUARTZ, ["-n", "2", "--smt", "2"], "2"),          # quartz is SMT-1
+    (LASSEN, ["-n", "2", "--smt", "5"], "--smt: smt 5"),  # lassen is SMT-4
+    (QUARTZ, ["-n", "2", "--smt", "2"], "--smt: smt 2"),  # quartz is SMT-1
     (QUARTZ, ["-n", "2", "--restrict", "1000-1001"], "1000-1001"),
     (QUARTZ, ["-n", "2", "--restrict", "5", "--restrict-type", "mem"], "5"),
 ]
