@@ -25,6 +25,7 @@
 #include "applied.h"
 #include "mb_text.h"
 #include "procfile.h"
+#include "strdupf.h"
 
 /* The variables that say which task of which launch this is, and how it
  * is tuned.  Never one that applying exports (OMP_*, *_VISIBLE_DEVICES):
@@ -79,7 +80,7 @@ static void key_of(mpibind_auto_getenv_f get, void *ctx, const char *extra,
   }
   if (extra)
     h = fnv(h, extra, strlen(extra) + 1);
-  snprintf(key, 17, "%016llx", (unsigned long long)h);
+  mpibind_auto_snprintf(key, 17, "%016llx", (unsigned long long)h);
 }
 
 /* The variables this process was started with: /proc/self/environ, which
@@ -143,7 +144,7 @@ int mpibind_auto_applied_mark_for(int bound, long pid,
   char key[17], mark[64];
   int rc = 0;
   key_of(get, get_ctx, NULL, key);
-  snprintf(mark, sizeof mark, "%ld:%s", pid, key);
+  mpibind_auto_snprintf(mark, sizeof mark, "%ld:%s", pid, key);
   if (set("MPIBIND_APPLIED", bound ? "1" : "0", 1, set_ctx) != 0)
     rc = -1;
   if (set("MPIBIND_APPLIED_TASK", mark, 1, set_ctx) != 0)
@@ -153,7 +154,7 @@ int mpibind_auto_applied_mark_for(int bound, long pid,
 
 void mpibind_auto_applied_mark(int bound) {
   char mark[64];
-  snprintf(mark, sizeof mark, "%ld:%s", (long)getpid(), this_key);
+  mpibind_auto_snprintf(mark, sizeof mark, "%ld:%s", (long)getpid(), this_key);
   setenv("MPIBIND_APPLIED", bound ? "1" : "0", 1);
   setenv("MPIBIND_APPLIED_TASK", mark, 1);
 }

@@ -222,6 +222,21 @@ bad:
   return -1;
 }
 
+/* v (>= 0) in decimal at p, no NUL; its length.  (Not snprintf: a task
+ * that never printed would fault in libc's printf engine for it,
+ * strdupf.c.) */
+static size_t put_decimal(char *p, int v) {
+  char d[16];
+  size_t n = 0;
+  do {
+    d[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
+  for (size_t i = 0; i < n; i++)
+    p[i] = d[n - 1 - i];
+  return n;
+}
+
 char *mpibind_auto_cpuset_list(const struct mpibind_auto_cpuset *s) {
   int last = mpibind_auto_cpuset_last(s);
   /* at most "a-b," per index run, each index below 11 digits */
@@ -241,11 +256,14 @@ char *mpibind_auto_cpuset_list(const struct mpibind_auto_cpuset *s) {
     int end = id;
     while (end < last && mpibind_auto_cpuset_isset(s, (unsigned)end + 1))
       end++;
-    int n = end > id ? snprintf(out + len, cap - len, "%s%d-%d",
-                                len ? "," : "", id, end)
-                     : snprintf(out + len, cap - len, "%s%d", len ? "," : "",
-                                id);
-    len += (size_t)n;
+    if (len)
+      out[len++] = ',';
+    len += put_decimal(out + len, id);
+    if (end > id) {
+      out[len++] = '-';
+      len += put_decimal(out + len, end);
+    }
+    out[len] = '\0';
     id = end;
   }
   return out;

@@ -5,8 +5,16 @@
 #ifndef MPIBIND_AUTO_STRDUPF_H
 #define MPIBIND_AUTO_STRDUPF_H
 
-/* malloc'ed printf; NULL only when out of memory. */
+#include <stddef.h>
+
+/* malloc'ed printf; NULL only when out of memory.  Its result is
+ * printf's; the conversions the keys use are formatted without libc's
+ * printf engine (strdupf.c says why). */
 char *mpibind_auto_strdupf(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
+/* snprintf by the same means: the length of the whole result (buf holds
+ * at most size - 1 bytes of it and a NUL), -1 out of memory. */
+int mpibind_auto_snprintf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif
