@@ -26,8 +26,9 @@ char *mpibind_flux_option_words(const char *json, char **msg);
  * GPUs of `flux_topo` (the shell's topology as Flux loads it), as the
  * allocation of each GPU variable the node has (their visible indexes,
  * mpibind_set_gpu_allocation), so that a task is given only the job's
- * GPUs, named as the task's runtime numbers them.  h has its topology and
- * is not mapped yet. */
+ * GPUs, named as the task's runtime numbers them, and every one of them:
+ * the allocation is given also when it is every GPU of the node.  h has
+ * its topology and is not mapped yet. */
 int mpibind_flux_gpu_allocation(mpibind_t *h, hwloc_topology_t flux_topo,
                                 const char *gpus, char **msg);
 

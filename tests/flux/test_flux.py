@@ -42,8 +42,11 @@ Cases (issue 14's list):
   gpus       Lassen's XML as the instance's topology, dryrun: jobs with -g1
              per task (the job's GPUs, the nearest ones: the library's
              mapping of the job's cores and GPUs), with all GPUs, and a job whose GPUs are not the
-             first ones (another job holds those): each task's
-             CUDA_VISIBLE_DEVICES within its job's GPUs, CUDA_DEVICE_ORDER;
+             first ones (another job holds those), and jobs on a few
+             cores given every GPU of the node (-n4 -g1, -n1 -c1 -g4,
+             -n2 -c1 -g2) or some (-g3, -g2): each task's
+             CUDA_VISIBLE_DEVICES within its job's GPUs, every one of the
+             job's GPUs used, CUDA_DEVICE_ORDER;
              a job without GPUs: CUDA_VISIBLE_DEVICES empty.
 
 Exit 77 (skip) only when Flux is not installed (no `flux` on PATH, or no
@@ -554,9 +557,12 @@ class GpuChecks(FluxChecks):
 
     def gpu_job(self, name, opts, n, nearest):
         """A dryrun job: each task's CUDA_VISIBLE_DEVICES within the job's
-        GPUs (R), one GPU each, distinct; the report's CPUs within the job's
-        cores; with nearest, exactly the library's mapping of the job's
-        cores and GPUs."""
+        GPUs (R); every one of them used (no GPU left idle): with n tasks
+        and k GPUs, n >= k: one GPU each, the counts per GPU differing by
+        at most one; n < k: each GPU to one task, k/n each (the remainder
+        to the first); the report's CPUs within the job's cores; with
+        nearest, exactly the library's mapping of the job's cores and
+        GPUs."""
         r = self.sh(["-N1", "-n%d" % n, "-o", "cpu-affinity=off", "-o", "mpibind=dryrun"] + opts)
         problems = []
         tasks = self.expect_tasks(r, n, problems)
@@ -568,11 +574,13 @@ class GpuChecks(FluxChecks):
         cores, gpus = self.job_R(tasks[0]["job"]).get(0, (set(), set()))
         pus = set().union(*(self.core_pus[c] for c in cores)) if cores else set()
         used = []
+        k = len(gpus)
         for rank, rec in sorted(tasks.items()):
             mine = gpu_list(rec["cvd"])
-            if mine is None or len(mine) != 1 or not mine <= {str(g) for g in gpus}:
-                problems.append("rank %d: CUDA_VISIBLE_DEVICES=%s, expected one of the job's GPUs %s"
-                                % (rank, rec["cvd"], sorted(gpus)))
+            want = 1 if n >= k else k // n + (1 if rec["local"] < k % n else 0)
+            if mine is None or len(mine) != want or not mine <= {str(g) for g in gpus}:
+                problems.append("rank %d: CUDA_VISIBLE_DEVICES=%s, expected %d of the job's GPUs %s"
+                                % (rank, rec["cvd"], want, sorted(gpus)))
             used.extend(sorted(mine or ()))
             if rec["order"] != "PCI_BUS_ID" or rec["applied"] != "1":
                 problems.append("rank %d: CUDA_DEVICE_ORDER=%s MPIBIND_APPLIED=%s, expected PCI_BUS_ID, 1"
@@ -581,8 +589,12 @@ class GpuChecks(FluxChecks):
             if rep is None or not rep[1] or not rep[1] <= pus:
                 problems.append("rank %d: report CPUs %s, expected within the job's cores' PUs %s"
                                 % (rank, rep and self.ts.fmt(rep[1]), self.ts.fmt(pus)))
-        if len(used) != len(set(used)):
-            problems.append("tasks share GPUs %s" % used)
+        counts = [used.count(str(g)) for g in sorted(gpus)]
+        if set(used) != {str(g) for g in gpus}:
+            problems.append("the tasks use GPUs %s of the job's %s (expected every one: no GPU left idle)"
+                            % (sorted(set(used)), sorted(gpus)))
+        elif counts and max(counts) - min(counts) > 1:
+            problems.append("tasks per GPU %s, expected counts that differ by at most one" % counts)
         if nearest:
             want = self.mapping_of_job(n, pus, gpus)
             got = {k: v for k, v in reports.items()}
@@ -591,6 +603,29 @@ class GpuChecks(FluxChecks):
                                 % (sorted(got.items()), sorted(want.items())))
         self.record(name, problems, r)
         return tasks
+
+    def case_every_gpu_on_a_few_cores(self):
+        """A job on a few cores of the node (one socket's) with every GPU of
+        the node: R's GPUs are its allocation even when they are all of the
+        node's, so the GPUs local only to the other socket stay the job's
+        and every one is used (docs/algorithm.md, "No GPU left idle"; they
+        were left idle: 4 tasks on GPUs 0,0,1,1).  Fewer GPUs than the node
+        has: the same rule, every one of them used."""
+        ngpus = 4
+        for name, opts, n, k in (("n4-g1", ["-g1"], 4, ngpus),
+                                 ("n1-c1-g4", ["-c1", "-g4"], 1, ngpus),
+                                 ("n2-c1-g2", ["-c1", "-g2"], 2, ngpus),
+                                 ("n1-c1-g3", ["-c1", "-g3"], 1, 3),
+                                 ("n1-c1-g2", ["-c1", "-g2"], 1, 2)):
+            name = "gpus-%s-few-cores-every-gpu-used" % name
+            tasks = self.gpu_job(name, opts, n, True)
+            if tasks:
+                # (the case is the one meant: R gives few cores, k GPUs)
+                cores, gpus = self.job_R(tasks[0]["job"]).get(0, (set(), set()))
+                few = cores and len(cores) < len(self.core_pus) // 2 and len(gpus) == k
+                self.record(name + "-placement", [] if few else [
+                    "R gives cores %s and GPUs %s, expected fewer than one socket's cores and %d GPUs"
+                    % (sorted(cores), sorted(gpus), k)])
 
     MAPPING_OF_JOB = (
         "import sys, mpibind\n"
@@ -620,6 +655,7 @@ class GpuChecks(FluxChecks):
         self.gpu_job("gpus-g1-per-task-N1-n2-nearest", ["-g1"], 2, True)
         ncores = len(self.core_pus)
         self.gpu_job("gpus-all-N1-n4-nearest", ["-c%d" % (ncores // 4), "-g1"], 4, True)
+        self.case_every_gpu_on_a_few_cores()
         # another job holds the first half of the node (its first socket's
         # cores and GPUs): this one's GPU ids are not 0..k-1, and its cores
         # are near them
