@@ -18,10 +18,10 @@ Cases (issue 14's list):
              threads), OMP_*, MPIBIND_APPLIED=1, MPI size (test_slurm's
              check_mapped), the node's report once per node;
   gomp       one task with both cores, GNU libgomp: its threads one per place;
-  spellings  -o mpibind (1), the object form (-o mpibind.smt=1
+  spellings  -o mpibind (1), =1, =true, the object form (-o mpibind.smt=1
              -o mpibind.verbose), the original's verbose:N and gpu_optim:0;
-  off        -o mpibind=off: exactly as Flux binds without the plugin, also
-             with the user's own -o cpu-affinity=per-task;
+  off        -o mpibind=off (and =0, =false): exactly as Flux binds without
+             the plugin, also with the user's own -o cpu-affinity=per-task;
   site       the rc file in FLUX_SHELL_RC_PATH: every job mapped; with
              default_off = true only the jobs with -o mpibind; an unknown rc
              argument is one warning;
@@ -29,8 +29,10 @@ Cases (issue 14's list):
              its own core (R's), never the other's;
   nested     a Flux instance inside a job of one core (flux alloc): its job
              mapped within that core;
-  bad        a bad option (string and object forms): one line naming it, the
-             job does not start; a bad environment value
+  bad        a bad option (string and object forms, a number other than 1
+             or 0, an empty value): one line naming it as typed, the job
+             does not start, `flux run` ends with 1 every time; a bad
+             environment value
              (MPIBIND_RESTRICT_TYPE=cores): one line, the job runs as Flux
              binds it; a problem found on the node (MPIBIND_RESTRICT that
              selects nothing): one line per node, the tasks on the job's
@@ -302,7 +304,9 @@ class FluxChecks:
                 ("object", ["-o", "mpibind.smt=1", "-o", "mpibind.verbose"], True),
                 ("object-false", ["-o", "mpibind.verbose=false", "-o", "mpibind.greedy=1"], False),
                 ("verbose:1-gpu_optim:0", ["-o", "mpibind=verbose:1,gpu_optim:0"], True),
-                ("verbose:0", ["-o", "mpibind=verbose:0"], False)):
+                ("verbose:0", ["-o", "mpibind=verbose:0"], False),
+                ("1", ["-o", "mpibind=1"], False),
+                ("true", ["-o", "mpibind=true"], False)):
             r = self.sh(["-N1", "-n2"] + opts)
             problems = []
             tasks = self.expect_tasks(r, 2, problems)
@@ -322,8 +326,14 @@ class FluxChecks:
             if mpibind_lines(r):
                 problems.append("lines from mpibind: %s" % mpibind_lines(r))
             self.record("plugin-mpibind=%s-as-flux-binds" % name, problems, r)
-        # MPIBIND=off in the job's environment, no option
+        # MPIBIND=off in the job's environment, no option; -o mpibind=0
+        # and =false, the documented numbers and booleans for off
         base = self.sh(["-N1", "-n2"], plugin=False)
+        for value in ("0", "false"):
+            r = self.sh(["-N1", "-n2", "-o", "mpibind=" + value])
+            problems = []
+            self.expect_as_flux(self.expect_tasks(r, 2, problems), base, problems)
+            self.record("plugin-mpibind=%s-as-flux-binds" % value, problems, r)
         r = self.sh(["-N1", "-n2"], env={"MPIBIND": "off"})
         problems = []
         self.expect_as_flux(self.expect_tasks(r, 2, problems), base, problems)
@@ -433,18 +443,33 @@ class FluxChecks:
         self.record("plugin-nested-instance-within-its-core", problems, r)
 
     def case_bad(self):
-        for name, opts, needle in (("string", ["-o", "mpibind=v,bogus"], "'bogus'"),
-                                   ("object", ["-o", "mpibind.smt=x"], "smt:x")):
-            r = self.sh(["-N2", "-n4"] + opts)
+        """A bad -o mpibind: one line naming the value as typed and what was
+        expected (the job's exception), no task started, and `flux run`
+        ends with status 1 every time (it was 1 or 143, as Flux happened
+        to kill the shells); the values Flux takes but the documentation
+        does not give (a number other than 1 or 0, an empty value) too."""
+        for name, opts, needle in (("string", ["-o", "mpibind=v,bogus"], "-o mpibind='v,bogus'"),
+                                   ("object", ["-o", "mpibind.smt=x"], "-o mpibind.smt=x"),
+                                   ("object-unknown-key", ["-o", "mpibind.bogus=1"], "-o mpibind.bogus=1:"),
+                                   ("number-42", ["-o", "mpibind=42"], "-o mpibind=42:"),
+                                   ("number--1", ["-o", "mpibind=-1"], "-o mpibind=-1:"),
+                                   ("empty", ["-o", "mpibind="], "-o mpibind='':")):
             problems = []
-            lines = mpibind_lines(r)
-            if r.returncode == 0:
-                problems.append("exit status 0, expected the job to fail")
-            if sh_tasks(r.stdout, self.parse_list):
-                problems.append("tasks ran")
-            if len(lines) != 1 or needle not in lines[0] or "expected" not in lines[0]:
-                problems.append("expected one line naming %s and what was expected, got %s" % (needle, lines))
-            self.record("plugin-bad-option-%s-refused-one-line" % name, problems, r)
+            statuses = []
+            for _ in range(3):
+                r = self.sh(["-N2", "-n4"] + opts)
+                statuses.append(r.returncode)
+                # the line naming the value: the job's exception (Flux
+                # adds its own lines about the failed shell.init)
+                lines = [l for l in mpibind_lines(r) if "-o mpibind" in l]
+                if sh_tasks(r.stdout, self.parse_list):
+                    problems.append("tasks ran")
+                if len(lines) != 1 or needle not in lines[0] or "expected" not in lines[0]:
+                    problems.append("expected one line naming %s and what was expected, got %s"
+                                    % (needle, lines))
+            if statuses != [1, 1, 1]:
+                problems.append("exit statuses %s, expected 1 each time" % statuses)
+            self.record("plugin-bad-option-%s-refused-one-line-status-1" % name, problems, r)
 
         base = self.sh(["-N2", "-n4"], plugin=False)
         r = self.sh(["-N2", "-n4", "-o", "mpibind"], env={"MPIBIND_RESTRICT_TYPE": "cores"})
