@@ -296,20 +296,49 @@ static const struct mpibind_plugin_node_ops flux_node_ops = {
 
 /* The shell bound to the job's CPUs on this node, as Flux's cpu-affinity
  * binds it by default: the tasks start there, and a task whose own binding
- * fails stays there, never outside the job. */
-static void bind_shell(struct flux_node *fx) {
-  char *list = NULL;
+ * fails stays there, never outside the job.  Checked against the kernel's
+ * mask (every thread bound, the calling one read back, as a task is
+ * bound): every task's CPUs are some of the job's, so a shell bound to them
+ * all says, before any fork, that each task's binding will hold.  That must
+ * be known in the shell: Flux fixes a task's variables before the fork (the
+ * task execs with a copy of its command made then), so a task that finds
+ * out in its own process cannot take back MPIBIND_APPLIED=1.  0, or -1 with
+ * *msg and the shell on the CPUs it had. */
+static int bind_shell(struct flux_node *fx, char **msg) {
+  struct mpibind_auto_cpuset want = MPIBIND_AUTO_CPUSET_INIT,
+                             got = MPIBIND_AUTO_CPUSET_INIT,
+                             before = MPIBIND_AUTO_CPUSET_INIT;
+  char *list = NULL, *kernel = NULL;
+  int rc = -1;
+  *msg = NULL;
   if (fx->map.pus == NULL || fx->map.h == NULL ||
-      hwloc_bitmap_list_asprintf(&list, fx->map.pus) < 0)
-    return;
-  if (mpibind_apply_cpus(fx->map.h, list) != 0) {
-    char *line = mpibind_auto_strdupf("cannot bind the shell to the job's "
-                                      "CPUs %s: %s",
-                                      list, mpibind_get_error(fx->map.h));
-    shell_line(FLUX_SHELL_WARN, line, "");
-    free(line);
+      hwloc_bitmap_list_asprintf(&list, fx->map.pus) < 0 ||
+      mpibind_auto_cpuset_parse_list(&want, list) != 0 ||
+      mpibind_auto_cpuset_get_affinity(0, &before) != 0) {
+    *msg = strdup("cannot read the job's CPUs or the shell's");
+  } else if (mpibind_auto_cpuset_bind(&want) != 0) {
+    *msg = mpibind_auto_strdupf("cannot bind the shell to the job's CPUs %s: "
+                                "%s",
+                                list, strerror(errno));
+  } else if (mpibind_auto_cpuset_get_affinity(0, &got) != 0 ||
+             !mpibind_auto_cpuset_equal(&got, &want)) {
+    kernel = mpibind_auto_cpuset_list(&got);
+    *msg = mpibind_auto_strdupf("the shell was bound to the job's CPUs %s "
+                                "but the kernel reports CPUs %s",
+                                list, kernel ? kernel : "?");
+  } else {
+    rc = 0;
   }
+  if (rc != 0 && !mpibind_auto_cpuset_iszero(&before))
+    mpibind_auto_cpuset_bind(&before);
+  if (rc != 0 && *msg == NULL)
+    *msg = strdup("out of memory");
+  free(kernel);
   free(list);
+  mpibind_auto_cpuset_free(&want);
+  mpibind_auto_cpuset_free(&got);
+  mpibind_auto_cpuset_free(&before);
+  return rc;
 }
 
 /* Flux's GPU ids as CUDA reads them: "0,1,3" (no ranges), "-1" for none.
@@ -339,11 +368,15 @@ static char *cuda_list(const char *gpus) {
 
 /* A node that could not be mapped: its tasks get what Flux's default
  * cpu-affinity and gpu-affinity give them (the job's cores, the job's GPUs
- * in CUDA_VISIBLE_DEVICES), unless the user had turned those off. */
-static void flux_defaults(struct flux_node *fx) {
-  char *list;
-  if (!fx->user_cpu_off && !fx->t.dryrun)
-    bind_shell(fx);
+ * in CUDA_VISIBLE_DEVICES), unless the user had turned those off; the
+ * shell is not bound again when that was the node's problem (shell_bound
+ * -1). */
+static void flux_defaults(struct flux_node *fx, int shell_bound) {
+  char *list, *msg = NULL;
+  if (!fx->user_cpu_off && !fx->t.dryrun && shell_bound == 0 &&
+      bind_shell(fx, &msg) != 0)
+    shell_line(FLUX_SHELL_WARN, msg, "");
+  free(msg);
   if (fx->user_gpu_off || (list = cuda_list(fx->gpus)) == NULL)
     return;
   flux_shell_setenvf(fx->shell, 1, "CUDA_VISIBLE_DEVICES", "%s", list);
@@ -355,7 +388,7 @@ static int shell_init(flux_plugin_t *p, const char *topic,
                       flux_plugin_arg_t *args, void *data) {
   struct flux_node *fx = data;
   char *msg = NULL;
-  int ntasks = 0, rc;
+  int ntasks = 0, rc, shell_bound = 0;
   (void)p;
   (void)topic;
   (void)args;
@@ -372,11 +405,11 @@ static int shell_init(flux_plugin_t *p, const char *topic,
     fx->map.ntasks = ntasks;
     rc = mpibind_plugin_node_map(&fx->map, &flux_node_ops, fx, &msg);
   }
-  if (rc == 0) {
-    if (!fx->t.dryrun)
-      bind_shell(fx);
+  /* a shell that cannot be bound to the job's CPUs: nor can its tasks */
+  if (rc == 0 && !fx->t.dryrun && bind_shell(fx, &msg) != 0)
+    rc = shell_bound = -1;
+  if (rc == 0)
     return 0;
-  }
   fx->problem = 1;
   if (fx->t.strict) {
     shell_line(FLUX_SHELL_ERROR, msg, "; strict: failing the job");
@@ -387,7 +420,7 @@ static int shell_init(flux_plugin_t *p, const char *topic,
              "; left as Flux binds by default (the job's cores and GPUs on "
              "this node)");
   free(msg);
-  flux_defaults(fx);
+  flux_defaults(fx, shell_bound);
   return 0;
 }
 
@@ -442,7 +475,7 @@ static int task_init(flux_plugin_t *p, const char *topic,
   env.set = task_setenv;
   env.set_ctx = cmd;
   env.pid = (long)getpid();
-  if (!fx->map.mapped) {
+  if (!fx->map.mapped || fx->problem) {
     if (fx->problem)
       mpibind_plugin_task_mark_problem(&env);
     return 0;

@@ -49,7 +49,9 @@ Cases (issue 14's list):
              -n2 -c1 -g2) or some (-g3, -g2): each task's
              CUDA_VISIBLE_DEVICES within its job's GPUs, every one of the
              job's GPUs used, CUDA_DEVICE_ORDER;
-             a job without GPUs: CUDA_VISIBLE_DEVICES empty.
+             a job without GPUs: CUDA_VISIBLE_DEVICES empty; without
+             dryrun (the job's CPUs cannot be bound here): one line, the
+             task as Flux binds it by default, MPIBIND_APPLIED=0.
 
 Exit 77 (skip) only when Flux is not installed (no `flux` on PATH, or no
 flux-core for the build, hence no plugin).
@@ -652,6 +654,31 @@ class GpuChecks(FluxChecks):
                     "R gives cores %s and GPUs %s, expected fewer than one socket's cores and %d GPUs"
                     % (sorted(cores), sorted(gpus), k)])
 
+    def case_cannot_bind(self):
+        """Without dryrun on this topology (not this machine's), the job's
+        CPUs cannot be bound: found in the shell before any fork (the shell
+        bound to them and checked), one line from the node, and the task
+        left as Flux binds by default: MPIBIND_APPLIED=0, no
+        OMP_NUM_THREADS, its CPUs as the job without the plugin had them,
+        the job's GPU in CUDA_VISIBLE_DEVICES.  (It was told it had been
+        bound: MPIBIND_APPLIED=1, after its own binding had failed.)"""
+        base = self.sh(["-N1", "-n1", "-g1", "-o", "cpu-affinity=off"], plugin=False)
+        r = self.sh(["-N1", "-n1", "-g1", "-o", "mpibind=v"])
+        problems = []
+        rec = self.expect_tasks(r, 1, problems).get(0)
+        b = sh_tasks(base.stdout, self.parse_list).get(0) or {}
+        if rec:
+            _, gpus = self.job_R(rec["job"]).get(0, (set(), set()))
+            want = {"applied": "0", "omp": "unset", "cpus": b.get("cpus"),
+                    "cvd": ",".join(str(g) for g in sorted(gpus))}
+            for k, v in want.items():
+                if rec.get(k) != v:
+                    problems.append("%s=%s, expected %s" % (k, rec.get(k), v))
+        lines = mpibind_lines(r)
+        if len(lines) != 1 or "cannot bind" not in lines[0] or "left as Flux binds" not in lines[0]:
+            problems.append("expected one line saying the job's CPUs cannot be bound, got %s" % lines)
+        self.record("gpus-no-dryrun-cannot-bind-applied-0", problems, r)
+
     MAPPING_OF_JOB = (
         "import sys, mpibind\n"
         "h = mpibind.MpibindHandle(topology_file=sys.argv[1], ntasks=int(sys.argv[2]))\n"
@@ -710,6 +737,7 @@ class GpuChecks(FluxChecks):
         finally:
             self.run(["flux", "cancel", hold.stdout.strip()])
             self.run(["flux", "job", "wait-event", hold.stdout.strip(), "clean"])
+        self.case_cannot_bind()
         r = self.sh(["-N1", "-n2", "-o", "cpu-affinity=off", "-o", "mpibind=dryrun"])
         problems = []
         for rank, rec in self.expect_tasks(r, 2, problems).items():
