@@ -314,12 +314,10 @@ int mpibind_flux_gpu_allocation(mpibind_t *h, hwloc_topology_t flux_topo,
   if ((ngpus = flux_gpus(flux_topo, &objs)) < 0 ||
       lib_gpus_load(h, &l, msg) != 0)
     goto out;
-  /* every GPU of the node, as both count them: nothing to restrict */
-  if (ngpus == l.n && hwloc_bitmap_weight(ids) == ngpus &&
-      hwloc_bitmap_last(ids) == ngpus - 1) {
-    rc = 0;
-    goto out;
-  }
+  /* Always an allocation, even of every GPU of the node: it is what
+   * says the GPUs are the job's.  Without it, a job on a few cores keeps
+   * only the GPUs local to them (the library's job CPUs drop the others,
+   * which may be another job's), and leaves the rest of its GPUs idle. */
   rc = allocate(h, &l, objs, ngpus, ids, msg);
 out:
   if (rc != 0 && *msg == NULL)

@@ -25,9 +25,10 @@
  *     auto/task/tuning.c).  The GPUs are R's (gpu_ids.c), never a
  *     *_VISIBLE_DEVICES the job's environment carries.
  *   - Where: the option and the tuning when the plugin is loaded (the
- *     shell's initrc, before any shell.init), so that a bad option stops
- *     the job and Flux's cpu-affinity (unless dryrun) and gpu-affinity are
- *     turned off (flux_shell_setopt_pack) only for a job mpibind maps; the
+ *     shell's initrc, before any shell.init), so that Flux's cpu-affinity
+ *     (unless dryrun) and gpu-affinity are turned off
+ *     (flux_shell_setopt_pack) only for a job mpibind maps (a bad option is
+ *     refused in shell.init); the
  *     node's mapping once per node in shell.init (the shell's topology,
  *     flux_shell_get_hwloc_xml, auto/node/plugin_node.c's flow), the shell then
  *     bound to the job's CPUs there, as Flux's cpu-affinity would; each
@@ -35,7 +36,8 @@
  *     its binding, checked against the kernel's mask, in task.exec (the
  *     task's process, before exec).
  *   - Messages: a bad `-o mpibind` value is one line naming it and the
- *     words expected, and the job does not start (the plugin's load fails);
+ *     words expected, the job's exception, and the job does not start (its
+ *     shell.init fails; `flux run` ends with status 1);
  *     a bad environment value is one line from the job's first node, and
  *     the job runs as Flux binds it; a problem of one node (a topology file
  *     of another node without dryrun) one line from that node, whose tasks
@@ -73,6 +75,7 @@ struct flux_node {
   int shell_rank;            /* this node's shell: 0 prints user's errors */
   int default_off;           /* site: map only jobs that ask */
   char *words;               /* -o mpibind as MPIBIND words, NULL: unset */
+  char *refusal;             /* a bad -o mpibind: the line that says so */
   struct mpibind_auto_tuning t;
   int tuning_read;
   int user_cpu_off;          /* the user's cpu-affinity was off */
@@ -143,41 +146,43 @@ static void read_conf(flux_plugin_t *p, struct flux_node *fx) {
   json_decref(o);
 }
 
-/* A bad `-o mpibind`: the job does not start.  One line, from the first
- * node's shell, as the job's exception (Flux's way of saying why a job
- * failed); every shell exits before any task starts (returning an error
- * from the plugin's load instead makes the shell print four more lines
- * about its rc files). */
-static void refuse(struct flux_node *fx, const char *msg) {
-  char *esc = mb_escape(msg);
-  if (fx->shell_rank == 0)
-    flux_shell_raise("exec", 0, "mpibind: %s", esc ? esc : "out of memory");
+/* A bad `-o mpibind`: the job does not start.  Refused in shell.init, as
+ * Flux's own plugins refuse a bad option of theirs (rlimit, for one): the
+ * first node's shell raises the job's one exception, with the line, and
+ * fails its shell.init, before any task starts.  The exception carries the
+ * job's exit status (1), so that `flux run` ends with 1 whichever shells
+ * Flux kills on the way (a killed shell's 143 would otherwise win).  The
+ * other shells wait for that (they neither map nor raise: an exception of
+ * theirs, "shell_init: ...", could come first and hide the line). */
+static int refuse(flux_plugin_t *p, const char *topic, flux_plugin_arg_t *args,
+                  void *data) {
+  struct flux_node *fx = data;
+  char *esc;
+  (void)p;
+  (void)topic;
+  (void)args;
+  if (fx->shell_rank != 0)
+    return 0;
+  esc = mb_escape(fx->refusal);
+  flux_shell_raise_exit_status(1 << 8, "mpibind: %s",
+                               esc ? esc : "out of memory");
   free(esc);
-  exit(1);
+  errno = EINVAL;
+  return -1;
 }
 
-/* `-o mpibind`: 0 not given, 1 given (fx->words), -1 a bad value (said). */
+/* `-o mpibind`: 0 not given, 1 given (fx->words), -1 a bad value
+ * (fx->refusal). */
 static int read_option(struct flux_node *fx) {
-  struct mpibind_auto_tuning words;
-  char *json = NULL, *msg = NULL;
+  char *json = NULL;
   int rc = flux_shell_getopt(fx->shell, "mpibind", &json);
   if (rc <= 0) {
     free(json);
     return 0;
   }
-  fx->words = mpibind_flux_option_words(json, &msg);
+  fx->words = mpibind_flux_option_words(json, &fx->refusal);
   free(json);
-  if (fx->words &&
-      mpibind_auto_tuning_words(&words, "-o mpibind", fx->words) != 0)
-    msg = strdup(words.error ? words.error : "out of memory");
-  if (fx->words)
-    mpibind_auto_tuning_free(&words);
-  if (msg) {
-    refuse(fx, msg);
-    free(msg);
-    return -1;
-  }
-  return 1;
+  return fx->words ? 1 : -1;
 }
 
 /* 1 when the user's `name` option is "off". */
@@ -291,20 +296,49 @@ static const struct mpibind_plugin_node_ops flux_node_ops = {
 
 /* The shell bound to the job's CPUs on this node, as Flux's cpu-affinity
  * binds it by default: the tasks start there, and a task whose own binding
- * fails stays there, never outside the job. */
-static void bind_shell(struct flux_node *fx) {
-  char *list = NULL;
+ * fails stays there, never outside the job.  Checked against the kernel's
+ * mask (every thread bound, the calling one read back, as a task is
+ * bound): every task's CPUs are some of the job's, so a shell bound to them
+ * all says, before any fork, that each task's binding will hold.  That must
+ * be known in the shell: Flux fixes a task's variables before the fork (the
+ * task execs with a copy of its command made then), so a task that finds
+ * out in its own process cannot take back MPIBIND_APPLIED=1.  0, or -1 with
+ * *msg and the shell on the CPUs it had. */
+static int bind_shell(struct flux_node *fx, char **msg) {
+  struct mpibind_auto_cpuset want = MPIBIND_AUTO_CPUSET_INIT,
+                             got = MPIBIND_AUTO_CPUSET_INIT,
+                             before = MPIBIND_AUTO_CPUSET_INIT;
+  char *list = NULL, *kernel = NULL;
+  int rc = -1;
+  *msg = NULL;
   if (fx->map.pus == NULL || fx->map.h == NULL ||
-      hwloc_bitmap_list_asprintf(&list, fx->map.pus) < 0)
-    return;
-  if (mpibind_apply_cpus(fx->map.h, list) != 0) {
-    char *line = mpibind_auto_strdupf("cannot bind the shell to the job's "
-                                      "CPUs %s: %s",
-                                      list, mpibind_get_error(fx->map.h));
-    shell_line(FLUX_SHELL_WARN, line, "");
-    free(line);
+      hwloc_bitmap_list_asprintf(&list, fx->map.pus) < 0 ||
+      mpibind_auto_cpuset_parse_list(&want, list) != 0 ||
+      mpibind_auto_cpuset_get_affinity(0, &before) != 0) {
+    *msg = strdup("cannot read the job's CPUs or the shell's");
+  } else if (mpibind_auto_cpuset_bind(&want) != 0) {
+    *msg = mpibind_auto_strdupf("cannot bind the shell to the job's CPUs %s: "
+                                "%s",
+                                list, strerror(errno));
+  } else if (mpibind_auto_cpuset_get_affinity(0, &got) != 0 ||
+             !mpibind_auto_cpuset_equal(&got, &want)) {
+    kernel = mpibind_auto_cpuset_list(&got);
+    *msg = mpibind_auto_strdupf("the shell was bound to the job's CPUs %s "
+                                "but the kernel reports CPUs %s",
+                                list, kernel ? kernel : "?");
+  } else {
+    rc = 0;
   }
+  if (rc != 0 && !mpibind_auto_cpuset_iszero(&before))
+    mpibind_auto_cpuset_bind(&before);
+  if (rc != 0 && *msg == NULL)
+    *msg = strdup("out of memory");
+  free(kernel);
   free(list);
+  mpibind_auto_cpuset_free(&want);
+  mpibind_auto_cpuset_free(&got);
+  mpibind_auto_cpuset_free(&before);
+  return rc;
 }
 
 /* Flux's GPU ids as CUDA reads them: "0,1,3" (no ranges), "-1" for none.
@@ -334,11 +368,15 @@ static char *cuda_list(const char *gpus) {
 
 /* A node that could not be mapped: its tasks get what Flux's default
  * cpu-affinity and gpu-affinity give them (the job's cores, the job's GPUs
- * in CUDA_VISIBLE_DEVICES), unless the user had turned those off. */
-static void flux_defaults(struct flux_node *fx) {
-  char *list;
-  if (!fx->user_cpu_off && !fx->t.dryrun)
-    bind_shell(fx);
+ * in CUDA_VISIBLE_DEVICES), unless the user had turned those off; the
+ * shell is not bound again when that was the node's problem (shell_bound
+ * -1). */
+static void flux_defaults(struct flux_node *fx, int shell_bound) {
+  char *list, *msg = NULL;
+  if (!fx->user_cpu_off && !fx->t.dryrun && shell_bound == 0 &&
+      bind_shell(fx, &msg) != 0)
+    shell_line(FLUX_SHELL_WARN, msg, "");
+  free(msg);
   if (fx->user_gpu_off || (list = cuda_list(fx->gpus)) == NULL)
     return;
   flux_shell_setenvf(fx->shell, 1, "CUDA_VISIBLE_DEVICES", "%s", list);
@@ -350,7 +388,7 @@ static int shell_init(flux_plugin_t *p, const char *topic,
                       flux_plugin_arg_t *args, void *data) {
   struct flux_node *fx = data;
   char *msg = NULL;
-  int ntasks = 0, rc;
+  int ntasks = 0, rc, shell_bound = 0;
   (void)p;
   (void)topic;
   (void)args;
@@ -367,11 +405,11 @@ static int shell_init(flux_plugin_t *p, const char *topic,
     fx->map.ntasks = ntasks;
     rc = mpibind_plugin_node_map(&fx->map, &flux_node_ops, fx, &msg);
   }
-  if (rc == 0) {
-    if (!fx->t.dryrun)
-      bind_shell(fx);
+  /* a shell that cannot be bound to the job's CPUs: nor can its tasks */
+  if (rc == 0 && !fx->t.dryrun && bind_shell(fx, &msg) != 0)
+    rc = shell_bound = -1;
+  if (rc == 0)
     return 0;
-  }
   fx->problem = 1;
   if (fx->t.strict) {
     shell_line(FLUX_SHELL_ERROR, msg, "; strict: failing the job");
@@ -382,7 +420,7 @@ static int shell_init(flux_plugin_t *p, const char *topic,
              "; left as Flux binds by default (the job's cores and GPUs on "
              "this node)");
   free(msg);
-  flux_defaults(fx);
+  flux_defaults(fx, shell_bound);
   return 0;
 }
 
@@ -437,7 +475,7 @@ static int task_init(flux_plugin_t *p, const char *topic,
   env.set = task_setenv;
   env.set_ctx = cmd;
   env.pid = (long)getpid();
-  if (!fx->map.mapped) {
+  if (!fx->map.mapped || fx->problem) {
     if (fx->problem)
       mpibind_plugin_task_mark_problem(&env);
     return 0;
@@ -494,6 +532,7 @@ static void node_destroy(void *arg) {
   if (fx->tuning_read)
     mpibind_auto_tuning_free(&fx->t);
   free(fx->words);
+  free(fx->refusal);
   free(fx);
 }
 
@@ -520,7 +559,8 @@ int flux_plugin_init(flux_plugin_t *p) {
     fx->shell_rank = 0;
   read_conf(p, fx);
   if ((given = read_option(fx)) < 0)
-    return -1; /* a bad -o mpibind: the job does not start */
+    /* a bad -o mpibind: the job does not start */
+    return flux_plugin_add_handler(p, "shell.init", refuse, fx) < 0 ? -1 : 0;
   if (fx->default_off && !given)
     return 0;
   mpibind_auto_tuning_read_from(&fx->t, job_getenv, fx);

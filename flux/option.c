@@ -5,8 +5,11 @@
  * Flux keeps a shell option as JSON: `-o mpibind` is 1, `-o mpibind=v,smt:2`
  * the string, `-o mpibind=0` the number, `-o mpibind.smt=2` the object
  * {"smt": 2}.  Every form ends as one comma list of MPIBIND's words, which
- * the grammar (auto/task/tuning.c) then judges, so that a bad value is named the
- * same way whichever form carried it.
+ * the grammar (auto/task/tuning.c) judges here, so that a bad value is named
+ * the same way whichever form carried it, as the user typed it (the string,
+ * or mpibind.KEY=VALUE of the object form).  Flux takes any value: only the
+ * forms the documentation gives are accepted (a number other than 1 or 0, an
+ * empty value, a list, null are refused).
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -109,6 +112,70 @@ static int word_of_key(const char *key, json_t *v, char **out, char **msg) {
   return rc;
 }
 
+/* What a value may be, for the messages. */
+#define EXPECTED                                                              \
+  "expected 1 or 0 (on or off), true or false, a list of words (v,smt:2) "   \
+  "or one word per key (-o mpibind.smt=2)"
+
+/* The grammar's judgement of `words`, the translation of what the user
+ * typed, `as_typed` ("-o mpibind='v,bogus'", "-o mpibind.bogus=1"): the
+ * message names what was typed, then says what is wrong and what was
+ * expected as the grammar does. */
+static int judge(const char *words, const char *as_typed, char **msg) {
+  struct mpibind_auto_tuning t;
+  int rc = mpibind_auto_tuning_words(&t, "-o mpibind", words);
+  if (rc != 0) {
+    char *prefix = mpibind_auto_strdupf("-o mpibind='%s': ", words);
+    const char *e = t.error;
+    size_t n = prefix ? strlen(prefix) : 0;
+    if (e && prefix && strncmp(e, prefix, n) == 0)
+      *msg = mpibind_auto_strdupf("%s: %s", as_typed, e + n);
+    else
+      *msg = e ? strdup(e) : NULL;
+    free(prefix);
+  }
+  mpibind_auto_tuning_free(&t);
+  return rc != 0 ? -1 : 0;
+}
+
+/* 1 when the string holds no word at all: only blanks and commas. */
+static int no_word(const char *s) {
+  for (; *s; s++)
+    if (*s != ',' && !isspace((unsigned char)*s))
+      return 0;
+  return 1;
+}
+
+/* A value as the user typed it after `mpibind.KEY=` (a string as is). */
+static char *typed_value(json_t *v) {
+  if (json_is_string(v))
+    return strdup(json_string_value(v));
+  return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+}
+
+static int words_of_object(json_t *o, char **out, char **msg) {
+  const char *key;
+  json_t *v;
+  json_object_foreach(o, key, v) {
+    char *one = strdup(""), *typed, *as_typed;
+    int rc = one ? word_of_key(key, v, &one, msg) : -1;
+    if (rc == 0) {
+      typed = typed_value(v);
+      as_typed = mpibind_auto_strdupf("-o mpibind.%s=%s", key,
+                                      typed ? typed : "?");
+      rc = as_typed ? judge(one, as_typed, msg) : -1;
+      free(typed);
+      free(as_typed);
+    }
+    if (rc == 0)
+      rc = append(out, one);
+    free(one);
+    if (rc != 0)
+      return -1;
+  }
+  return 0;
+}
+
 char *mpibind_flux_option_words(const char *json, char **msg) {
   json_error_t err;
   json_t *o = json_loads(json, JSON_DECODE_ANY, &err);
@@ -119,24 +186,26 @@ char *mpibind_flux_option_words(const char *json, char **msg) {
     *msg = mpibind_auto_strdupf("-o mpibind: cannot read the option's "
                                 "value '%s'", json);
     rc = -1;
-  } else if (json_is_string(o)) {
+  } else if (json_is_string(o) && !no_word(json_string_value(o))) {
+    char *as_typed = mpibind_auto_strdupf("-o mpibind='%s'",
+                                          json_string_value(o));
     rc = words_of_string(json_string_value(o), &out);
-  } else if (json_is_boolean(o) || json_is_integer(o) || json_is_real(o)) {
-    int on = json_is_true(o) || (json_is_integer(o) && json_integer_value(o)) ||
-             (json_is_real(o) && json_real_value(o) != 0.0);
+    if (rc == 0)
+      rc = as_typed ? judge(out, as_typed, msg) : -1;
+    free(as_typed);
+  } else if (json_is_string(o)) {
+    *msg = mpibind_auto_strdupf("-o mpibind='%s': no word (" EXPECTED ")",
+                                json_string_value(o));
+    rc = -1;
+  } else if (json_is_boolean(o) ||
+             (json_is_integer(o) && (json_integer_value(o) == 0 ||
+                                     json_integer_value(o) == 1))) {
+    int on = json_is_true(o) || (json_is_integer(o) && json_integer_value(o));
     rc = append(&out, on ? "on" : "off");
   } else if (json_is_object(o)) {
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v) {
-      if ((rc = word_of_key(key, v, &out, msg)) != 0)
-        break;
-    }
+    rc = words_of_object(o, &out, msg);
   } else {
-    *msg = mpibind_auto_strdupf("-o mpibind=%s: expected a list of words "
-                                "(v,smt:2), a number or an object "
-                                "(-o mpibind.smt=2)",
-                                json);
+    *msg = mpibind_auto_strdupf("-o mpibind=%s: " EXPECTED, json);
     rc = -1;
   }
   json_decref(o);

@@ -55,7 +55,11 @@ struct mpibind_plugin_node_ops {
    * as the launcher bound it (*msg may then hold a line for a user who
    * asked), 0 to map.  NULL: always map. */
   int (*decide)(struct mpibind_plugin_node *n, void *ctx, char **msg);
-  /* Gives n->h the job's GPUs on this node.  NULL: the *_VISIBLE_DEVICES
+  /* Gives n->h the job's GPUs on this node, as its GPU allocation
+   * (mpibind_set_gpu_allocation) whenever the launcher names them, also
+   * when they are every GPU of the node: the allocation is what keeps, in
+   * a job that shares its node, the GPUs local only to CPUs outside the
+   * job (docs/algorithm.md, "No GPU left idle").  NULL: the *_VISIBLE_DEVICES
    * the tuning reads are the job's (mpibind_auto_configure), and a job
    * that shares its node gets none of a vendor whose variable is unset
    * (mpibind_auto_no_unallocated_gpus). */

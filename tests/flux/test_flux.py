@@ -18,10 +18,10 @@ Cases (issue 14's list):
              threads), OMP_*, MPIBIND_APPLIED=1, MPI size (test_slurm's
              check_mapped), the node's report once per node;
   gomp       one task with both cores, GNU libgomp: its threads one per place;
-  spellings  -o mpibind (1), the object form (-o mpibind.smt=1
+  spellings  -o mpibind (1), =1, =true, the object form (-o mpibind.smt=1
              -o mpibind.verbose), the original's verbose:N and gpu_optim:0;
-  off        -o mpibind=off: exactly as Flux binds without the plugin, also
-             with the user's own -o cpu-affinity=per-task;
+  off        -o mpibind=off (and =0, =false): exactly as Flux binds without
+             the plugin, also with the user's own -o cpu-affinity=per-task;
   site       the rc file in FLUX_SHELL_RC_PATH: every job mapped; with
              default_off = true only the jobs with -o mpibind; an unknown rc
              argument is one warning;
@@ -29,8 +29,10 @@ Cases (issue 14's list):
              its own core (R's), never the other's;
   nested     a Flux instance inside a job of one core (flux alloc): its job
              mapped within that core;
-  bad        a bad option (string and object forms): one line naming it, the
-             job does not start; a bad environment value
+  bad        a bad option (string and object forms, a number other than 1
+             or 0, an empty value): one line naming it as typed, the job
+             does not start, `flux run` ends with 1 every time; a bad
+             environment value
              (MPIBIND_RESTRICT_TYPE=cores): one line, the job runs as Flux
              binds it; a problem found on the node (MPIBIND_RESTRICT that
              selects nothing): one line per node, the tasks on the job's
@@ -42,9 +44,14 @@ Cases (issue 14's list):
   gpus       Lassen's XML as the instance's topology, dryrun: jobs with -g1
              per task (the job's GPUs, the nearest ones: the library's
              mapping of the job's cores and GPUs), with all GPUs, and a job whose GPUs are not the
-             first ones (another job holds those): each task's
-             CUDA_VISIBLE_DEVICES within its job's GPUs, CUDA_DEVICE_ORDER;
-             a job without GPUs: CUDA_VISIBLE_DEVICES empty.
+             first ones (another job holds those), and jobs on a few
+             cores given every GPU of the node (-n4 -g1, -n1 -c1 -g4,
+             -n2 -c1 -g2) or some (-g3, -g2): each task's
+             CUDA_VISIBLE_DEVICES within its job's GPUs, every one of the
+             job's GPUs used, CUDA_DEVICE_ORDER;
+             a job without GPUs: CUDA_VISIBLE_DEVICES empty; without
+             dryrun (the job's CPUs cannot be bound here): one line, the
+             task as Flux binds it by default, MPIBIND_APPLIED=0.
 
 Exit 77 (skip) only when Flux is not installed (no `flux` on PATH, or no
 flux-core for the build, hence no plugin).
@@ -299,7 +306,9 @@ class FluxChecks:
                 ("object", ["-o", "mpibind.smt=1", "-o", "mpibind.verbose"], True),
                 ("object-false", ["-o", "mpibind.verbose=false", "-o", "mpibind.greedy=1"], False),
                 ("verbose:1-gpu_optim:0", ["-o", "mpibind=verbose:1,gpu_optim:0"], True),
-                ("verbose:0", ["-o", "mpibind=verbose:0"], False)):
+                ("verbose:0", ["-o", "mpibind=verbose:0"], False),
+                ("1", ["-o", "mpibind=1"], False),
+                ("true", ["-o", "mpibind=true"], False)):
             r = self.sh(["-N1", "-n2"] + opts)
             problems = []
             tasks = self.expect_tasks(r, 2, problems)
@@ -319,8 +328,14 @@ class FluxChecks:
             if mpibind_lines(r):
                 problems.append("lines from mpibind: %s" % mpibind_lines(r))
             self.record("plugin-mpibind=%s-as-flux-binds" % name, problems, r)
-        # MPIBIND=off in the job's environment, no option
+        # MPIBIND=off in the job's environment, no option; -o mpibind=0
+        # and =false, the documented numbers and booleans for off
         base = self.sh(["-N1", "-n2"], plugin=False)
+        for value in ("0", "false"):
+            r = self.sh(["-N1", "-n2", "-o", "mpibind=" + value])
+            problems = []
+            self.expect_as_flux(self.expect_tasks(r, 2, problems), base, problems)
+            self.record("plugin-mpibind=%s-as-flux-binds" % value, problems, r)
         r = self.sh(["-N1", "-n2"], env={"MPIBIND": "off"})
         problems = []
         self.expect_as_flux(self.expect_tasks(r, 2, problems), base, problems)
@@ -430,18 +445,33 @@ class FluxChecks:
         self.record("plugin-nested-instance-within-its-core", problems, r)
 
     def case_bad(self):
-        for name, opts, needle in (("string", ["-o", "mpibind=v,bogus"], "'bogus'"),
-                                   ("object", ["-o", "mpibind.smt=x"], "smt:x")):
-            r = self.sh(["-N2", "-n4"] + opts)
+        """A bad -o mpibind: one line naming the value as typed and what was
+        expected (the job's exception), no task started, and `flux run`
+        ends with status 1 every time (it was 1 or 143, as Flux happened
+        to kill the shells); the values Flux takes but the documentation
+        does not give (a number other than 1 or 0, an empty value) too."""
+        for name, opts, needle in (("string", ["-o", "mpibind=v,bogus"], "-o mpibind='v,bogus'"),
+                                   ("object", ["-o", "mpibind.smt=x"], "-o mpibind.smt=x"),
+                                   ("object-unknown-key", ["-o", "mpibind.bogus=1"], "-o mpibind.bogus=1:"),
+                                   ("number-42", ["-o", "mpibind=42"], "-o mpibind=42:"),
+                                   ("number--1", ["-o", "mpibind=-1"], "-o mpibind=-1:"),
+                                   ("empty", ["-o", "mpibind="], "-o mpibind='':")):
             problems = []
-            lines = mpibind_lines(r)
-            if r.returncode == 0:
-                problems.append("exit status 0, expected the job to fail")
-            if sh_tasks(r.stdout, self.parse_list):
-                problems.append("tasks ran")
-            if len(lines) != 1 or needle not in lines[0] or "expected" not in lines[0]:
-                problems.append("expected one line naming %s and what was expected, got %s" % (needle, lines))
-            self.record("plugin-bad-option-%s-refused-one-line" % name, problems, r)
+            statuses = []
+            for _ in range(3):
+                r = self.sh(["-N2", "-n4"] + opts)
+                statuses.append(r.returncode)
+                # the line naming the value: the job's exception (Flux
+                # adds its own lines about the failed shell.init)
+                lines = [l for l in mpibind_lines(r) if "-o mpibind" in l]
+                if sh_tasks(r.stdout, self.parse_list):
+                    problems.append("tasks ran")
+                if len(lines) != 1 or needle not in lines[0] or "expected" not in lines[0]:
+                    problems.append("expected one line naming %s and what was expected, got %s"
+                                    % (needle, lines))
+            if statuses != [1, 1, 1]:
+                problems.append("exit statuses %s, expected 1 each time" % statuses)
+            self.record("plugin-bad-option-%s-refused-one-line-status-1" % name, problems, r)
 
         base = self.sh(["-N2", "-n4"], plugin=False)
         r = self.sh(["-N2", "-n4", "-o", "mpibind"], env={"MPIBIND_RESTRICT_TYPE": "cores"})
@@ -554,9 +584,12 @@ class GpuChecks(FluxChecks):
 
     def gpu_job(self, name, opts, n, nearest):
         """A dryrun job: each task's CUDA_VISIBLE_DEVICES within the job's
-        GPUs (R), one GPU each, distinct; the report's CPUs within the job's
-        cores; with nearest, exactly the library's mapping of the job's
-        cores and GPUs."""
+        GPUs (R); every one of them used (no GPU left idle): with n tasks
+        and k GPUs, n >= k: one GPU each, the counts per GPU differing by
+        at most one; n < k: each GPU to one task, k/n each (the remainder
+        to the first); the report's CPUs within the job's cores; with
+        nearest, exactly the library's mapping of the job's cores and
+        GPUs."""
         r = self.sh(["-N1", "-n%d" % n, "-o", "cpu-affinity=off", "-o", "mpibind=dryrun"] + opts)
         problems = []
         tasks = self.expect_tasks(r, n, problems)
@@ -568,11 +601,13 @@ class GpuChecks(FluxChecks):
         cores, gpus = self.job_R(tasks[0]["job"]).get(0, (set(), set()))
         pus = set().union(*(self.core_pus[c] for c in cores)) if cores else set()
         used = []
+        k = len(gpus)
         for rank, rec in sorted(tasks.items()):
             mine = gpu_list(rec["cvd"])
-            if mine is None or len(mine) != 1 or not mine <= {str(g) for g in gpus}:
-                problems.append("rank %d: CUDA_VISIBLE_DEVICES=%s, expected one of the job's GPUs %s"
-                                % (rank, rec["cvd"], sorted(gpus)))
+            want = 1 if n >= k else k // n + (1 if rec["local"] < k % n else 0)
+            if mine is None or len(mine) != want or not mine <= {str(g) for g in gpus}:
+                problems.append("rank %d: CUDA_VISIBLE_DEVICES=%s, expected %d of the job's GPUs %s"
+                                % (rank, rec["cvd"], want, sorted(gpus)))
             used.extend(sorted(mine or ()))
             if rec["order"] != "PCI_BUS_ID" or rec["applied"] != "1":
                 problems.append("rank %d: CUDA_DEVICE_ORDER=%s MPIBIND_APPLIED=%s, expected PCI_BUS_ID, 1"
@@ -581,8 +616,12 @@ class GpuChecks(FluxChecks):
             if rep is None or not rep[1] or not rep[1] <= pus:
                 problems.append("rank %d: report CPUs %s, expected within the job's cores' PUs %s"
                                 % (rank, rep and self.ts.fmt(rep[1]), self.ts.fmt(pus)))
-        if len(used) != len(set(used)):
-            problems.append("tasks share GPUs %s" % used)
+        counts = [used.count(str(g)) for g in sorted(gpus)]
+        if set(used) != {str(g) for g in gpus}:
+            problems.append("the tasks use GPUs %s of the job's %s (expected every one: no GPU left idle)"
+                            % (sorted(set(used)), sorted(gpus)))
+        elif counts and max(counts) - min(counts) > 1:
+            problems.append("tasks per GPU %s, expected counts that differ by at most one" % counts)
         if nearest:
             want = self.mapping_of_job(n, pus, gpus)
             got = {k: v for k, v in reports.items()}
@@ -591,6 +630,54 @@ class GpuChecks(FluxChecks):
                                 % (sorted(got.items()), sorted(want.items())))
         self.record(name, problems, r)
         return tasks
+
+    def case_every_gpu_on_a_few_cores(self):
+        """A job on a few cores of the node (one socket's) with every GPU of
+        the node: R's GPUs are its allocation even when they are all of the
+        node's, so the GPUs local only to the other socket stay the job's
+        and every one is used (docs/algorithm.md, "No GPU left idle"; they
+        were left idle: 4 tasks on GPUs 0,0,1,1).  Fewer GPUs than the node
+        has: the same rule, every one of them used."""
+        ngpus = 4
+        for name, opts, n, k in (("n4-g1", ["-g1"], 4, ngpus),
+                                 ("n1-c1-g4", ["-c1", "-g4"], 1, ngpus),
+                                 ("n2-c1-g2", ["-c1", "-g2"], 2, ngpus),
+                                 ("n1-c1-g3", ["-c1", "-g3"], 1, 3),
+                                 ("n1-c1-g2", ["-c1", "-g2"], 1, 2)):
+            name = "gpus-%s-few-cores-every-gpu-used" % name
+            tasks = self.gpu_job(name, opts, n, True)
+            if tasks:
+                # (the case is the one meant: R gives few cores, k GPUs)
+                cores, gpus = self.job_R(tasks[0]["job"]).get(0, (set(), set()))
+                few = cores and len(cores) < len(self.core_pus) // 2 and len(gpus) == k
+                self.record(name + "-placement", [] if few else [
+                    "R gives cores %s and GPUs %s, expected fewer than one socket's cores and %d GPUs"
+                    % (sorted(cores), sorted(gpus), k)])
+
+    def case_cannot_bind(self):
+        """Without dryrun on this topology (not this machine's), the job's
+        CPUs cannot be bound: found in the shell before any fork (the shell
+        bound to them and checked), one line from the node, and the task
+        left as Flux binds by default: MPIBIND_APPLIED=0, no
+        OMP_NUM_THREADS, its CPUs as the job without the plugin had them,
+        the job's GPU in CUDA_VISIBLE_DEVICES.  (It was told it had been
+        bound: MPIBIND_APPLIED=1, after its own binding had failed.)"""
+        base = self.sh(["-N1", "-n1", "-g1", "-o", "cpu-affinity=off"], plugin=False)
+        r = self.sh(["-N1", "-n1", "-g1", "-o", "mpibind=v"])
+        problems = []
+        rec = self.expect_tasks(r, 1, problems).get(0)
+        b = sh_tasks(base.stdout, self.parse_list).get(0) or {}
+        if rec:
+            _, gpus = self.job_R(rec["job"]).get(0, (set(), set()))
+            want = {"applied": "0", "omp": "unset", "cpus": b.get("cpus"),
+                    "cvd": ",".join(str(g) for g in sorted(gpus))}
+            for k, v in want.items():
+                if rec.get(k) != v:
+                    problems.append("%s=%s, expected %s" % (k, rec.get(k), v))
+        lines = mpibind_lines(r)
+        if len(lines) != 1 or "cannot bind" not in lines[0] or "left as Flux binds" not in lines[0]:
+            problems.append("expected one line saying the job's CPUs cannot be bound, got %s" % lines)
+        self.record("gpus-no-dryrun-cannot-bind-applied-0", problems, r)
 
     MAPPING_OF_JOB = (
         "import sys, mpibind\n"
@@ -620,6 +707,7 @@ class GpuChecks(FluxChecks):
         self.gpu_job("gpus-g1-per-task-N1-n2-nearest", ["-g1"], 2, True)
         ncores = len(self.core_pus)
         self.gpu_job("gpus-all-N1-n4-nearest", ["-c%d" % (ncores // 4), "-g1"], 4, True)
+        self.case_every_gpu_on_a_few_cores()
         # another job holds the first half of the node (its first socket's
         # cores and GPUs): this one's GPU ids are not 0..k-1, and its cores
         # are near them
@@ -649,6 +737,7 @@ class GpuChecks(FluxChecks):
         finally:
             self.run(["flux", "cancel", hold.stdout.strip()])
             self.run(["flux", "job", "wait-event", hold.stdout.strip(), "clean"])
+        self.case_cannot_bind()
         r = self.sh(["-N1", "-n2", "-o", "cpu-affinity=off", "-o", "mpibind=dryrun"])
         problems = []
         for rank, rec in self.expect_tasks(r, 2, problems).items():
