@@ -184,78 +184,113 @@ static int nearness(hwloc_obj_t a, hwloc_obj_t b)
   return ha;
 }
 
-/* Task t's candidates: the usable NICs nearest to one of its GPUs, or
- * without GPUs to its CPUs (the smallest object of the unrestricted
- * topology holding them). */
-static void candidates(mpibind_t *h, hwloc_topology_t base, int t, int kinds,
-                       int *near, hwloc_bitmap_t out)
+/* The candidates of one anchor (a GPU's PCI device, or the object
+ * holding a task's CPUs): the usable NICs at the deepest common ancestor
+ * with it that any usable NIC reaches. */
+static void candidates(mpibind_t *h, hwloc_obj_t anchor, int kinds,
+                       hwloc_bitmap_t out)
 {
   int best = -1;
   hwloc_bitmap_zero(out);
   for (int n = 0; n < h->nics.n; n++)
-    near[n] = -1;
-  int g = hwloc_bitmap_first(h->out_gpus[t]);
-  hwloc_obj_t cpus = NULL;
-  if (g < 0) {
-    cpus = hwloc_get_obj_covering_cpuset(base, h->out_cpus[t]);
-    if (!cpus)
-      cpus = hwloc_get_root_obj(base);
-  }
-  do {
-    hwloc_obj_t anchor = g >= 0 ? h->gpus.gpu[g].base_obj : cpus;
-    for (int n = 0; n < h->nics.n; n++) {
-      if (!usable(&h->nics.nic[n], kinds))
-        continue;
+    if (usable(&h->nics.nic[n], kinds)) {
       int x = nearness(anchor, h->nics.nic[n].obj);
-      if (x > near[n])
-        near[n] = x;
-      if (x > best)
+      if (x > best) {
         best = x;
+        hwloc_bitmap_zero(out);
+      }
+      if (x == best)
+        hwloc_bitmap_set(out, (unsigned)n);
     }
-  } while (g >= 0 && (g = hwloc_bitmap_next(h->out_gpus[t], g)) >= 0);
-  for (int n = 0; n < h->nics.n; n++)
-    if (near[n] == best && best >= 0)
-      hwloc_bitmap_set(out, (unsigned)n);
 }
 
-static hwloc_bitmap_t *sort_sets; /* qsort has no argument */
+/* Who asks for NICs: each GPU of a task (a task spanning two sockets'
+ * GPUs gets a NIC near each), or a task without GPUs for its CPUs. */
+struct requester {
+  int task, gpu;      /* gpu -1: the task's CPUs */
+  hwloc_bitmap_t set; /* its candidates */
+};
 
-/* Tasks by candidate set, then by task number (a stable grouping). */
+/* Requesters by candidate set, then task, then GPU (a stable grouping). */
 static int by_set(const void *pa, const void *pb)
 {
-  int a = *(const int *)pa, b = *(const int *)pb;
-  int c = hwloc_bitmap_compare(sort_sets[a], sort_sets[b]);
-  return c ? c : (a > b) - (a < b);
+  const struct requester *a = pa, *b = pb;
+  int c = hwloc_bitmap_compare(a->set, b->set);
+  if (c)
+    return c;
+  if (a->task != b->task)
+    return (a->task > b->task) - (a->task < b->task);
+  return (a->gpu > b->gpu) - (a->gpu < b->gpu);
 }
 
-/* The tasks of one group (k of them, in order) share its q NICs: runs of
- * split(q, k) when there are enough, else round robin. */
-static void share_group(hwloc_bitmap_t *out, const int *tasks, int k,
-                        hwloc_const_bitmap_t set)
+/* The k requesters of one group (in order) share its q NICs: runs of
+ * split(q, k) when there are enough, else round robin; each NIC goes to
+ * the requester's task. */
+static void share_group(hwloc_bitmap_t *out, const struct requester *r, int k)
 {
-  int q = hwloc_bitmap_weight(set);
+  int q = hwloc_bitmap_weight(r[0].set);
   if (q <= 0)
     return;
-  int n = hwloc_bitmap_first(set);
+  int n = hwloc_bitmap_first(r[0].set);
   if (q >= k) {
     for (int j = 0; j < k; j++)
       for (int x = mb_split_part(q, k, j); x > 0; x--) {
-        hwloc_bitmap_set(out[tasks[j]], (unsigned)n);
-        n = hwloc_bitmap_next(set, n);
+        hwloc_bitmap_set(out[r[j].task], (unsigned)n);
+        n = hwloc_bitmap_next(r[0].set, n);
       }
     return;
   }
   for (int j = 0; j < k; j++) {
-    hwloc_bitmap_set(out[tasks[j]], (unsigned)n);
-    n = hwloc_bitmap_next(set, n);
+    hwloc_bitmap_set(out[r[j].task], (unsigned)n);
+    n = hwloc_bitmap_next(r[0].set, n);
     if (n < 0)
-      n = hwloc_bitmap_first(set);
+      n = hwloc_bitmap_first(r[0].set);
   }
+}
+
+/* The requesters of every task with their candidates (*count of them,
+ * malloc'ed), or NULL out of memory. */
+static struct requester *requesters(mpibind_t *h, hwloc_topology_t base,
+                                    int kinds, int *count)
+{
+  int nt = h->ntasks, nr = 0, i = 0;
+  for (int t = 0; t < nt; t++) {
+    int g = hwloc_bitmap_weight(h->out_gpus[t]);
+    nr += g > 0 ? g : 1;
+  }
+  struct requester *r = calloc((size_t)nr, sizeof(*r));
+  if (!r)
+    return NULL;
+  for (int t = 0; t < nt; t++) {
+    int g = hwloc_bitmap_first(h->out_gpus[t]);
+    do {
+      hwloc_obj_t anchor;
+      if (g >= 0) {
+        anchor = h->gpus.gpu[g].base_obj;
+      } else {
+        anchor = hwloc_get_obj_covering_cpuset(base, h->out_cpus[t]);
+        if (!anchor)
+          anchor = hwloc_get_root_obj(base);
+      }
+      r[i].task = t;
+      r[i].gpu = g;
+      if (!(r[i].set = hwloc_bitmap_alloc())) {
+        for (int j = 0; j < i; j++)
+          hwloc_bitmap_free(r[j].set);
+        free(r);
+        return NULL;
+      }
+      candidates(h, anchor, kinds, r[i].set);
+      i++;
+    } while (g >= 0 && (g = hwloc_bitmap_next(h->out_gpus[t], g)) >= 0);
+  }
+  *count = nr;
+  return r;
 }
 
 int mb_nics_choose(mpibind_t *h, int kinds, hwloc_bitmap_t *out)
 {
-  int nt = h->ntasks;
+  int nt = h->ntasks, nr = 0;
   for (int t = 0; t < nt; t++)
     hwloc_bitmap_zero(out[t]);
   if (h->nics.n == 0 || !mb_nics_have(&h->nics, kinds))
@@ -263,32 +298,19 @@ int mb_nics_choose(mpibind_t *h, int kinds, hwloc_bitmap_t *out)
   hwloc_topology_t base = mb_base_topology(h);
   if (!base)
     return -1;
-  hwloc_bitmap_t *sets = calloc((size_t)nt, sizeof(*sets));
-  int *order = malloc((size_t)nt * sizeof(int));
-  int *near = malloc((size_t)h->nics.n * sizeof(int));
-  int rc = sets && order && near ? 0 : -1;
-  for (int t = 0; rc == 0 && t < nt; t++) {
-    if (!(sets[t] = hwloc_bitmap_alloc()))
-      rc = -1;
-    else
-      candidates(h, base, t, kinds, near, sets[t]);
-    order[t] = t;
+  struct requester *r = requesters(h, base, kinds, &nr);
+  if (!r)
+    return mb_oom(h);
+  qsort(r, (size_t)nr, sizeof(*r), by_set);
+  for (int i = 0; i < nr;) {
+    int j = i + 1;
+    while (j < nr && hwloc_bitmap_isequal(r[j].set, r[i].set))
+      j++;
+    share_group(out, r + i, j - i);
+    i = j;
   }
-  if (rc == 0) {
-    sort_sets = sets;
-    qsort(order, (size_t)nt, sizeof(int), by_set);
-    for (int i = 0; i < nt;) {
-      int j = i + 1;
-      while (j < nt && hwloc_bitmap_isequal(sets[order[j]], sets[order[i]]))
-        j++;
-      share_group(out, order + i, j - i, sets[order[i]]);
-      i = j;
-    }
-  }
-  for (int t = 0; sets && t < nt; t++)
-    hwloc_bitmap_free(sets[t]);
-  free(sets);
-  free(order);
-  free(near);
-  return rc ? mb_oom(h) : 0;
+  for (int i = 0; i < nr; i++)
+    hwloc_bitmap_free(r[i].set);
+  free(r);
+  return 0;
 }

@@ -221,6 +221,16 @@ START_TEST(restricted)
   mpibind_t *h = ut_open("epyc-corona.xml");
   expect_nics(h, UT_IN(.ntasks = 2, .restrict_ids = "0-3"), "mlx5_0;mlx5_0");
   mpibind_finalize(h);
+  /* Two cores of Lassen's socket 0 and the node's 4 GPUs (shared out:
+   * GPUs 0,2 and 1,3): each GPU brings a NIC of its own socket, so a
+   * task never has a GPU without a NIC near it (task 0: mlx5_0 for GPU
+   * 0, mlx5_2 for GPU 2). */
+  h = ut_open("coral-lassen.xml");
+  ut_map(h, UT_IN(.ntasks = 2, .restrict_ids = "8-15"));
+  ck_assert_str_eq(ut_gpus_str(h, 0), "0,2");
+  expect_nics(h, UT_IN(.ntasks = 2, .restrict_ids = "8-15"),
+              "mlx5_0,mlx5_2;mlx5_1,mlx5_3");
+  mpibind_finalize(h);
 }
 END_TEST
 
