@@ -15,8 +15,8 @@
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
+#include "mb_text.h"
 #include "openmp.h"
 
 static void *omp_fn(const char *name) { return dlsym(RTLD_DEFAULT, name); }
@@ -30,7 +30,7 @@ static int asks_binding(const char *v) {
   while (isspace((unsigned char)*v))
     v++;
   len = strcspn(v, ", \t");
-  return len > 0 && !(len == 5 && strncasecmp(v, "false", 5) == 0);
+  return len > 0 && !(len == 5 && mb_ascii_caseeq(v, "false", 5));
 }
 
 int mpibind_auto_omp_loaded(void) {

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "launcher.h" /* torchrun's workers */
 #include "mb_text.h"
@@ -90,7 +89,7 @@ static int bool_word(struct mpibind_auto_tuning *t, const char *label,
                      const char *value, const char *w, size_t len,
                      const char *name, int *out) {
   size_t n = strlen(name);
-  if (len < n || strncasecmp(w, name, n) != 0)
+  if (len < n || !mb_ascii_caseeq(w, name, n))
     return 0;
   if (len == n) {
     *out = 1;
@@ -110,7 +109,7 @@ static int bool_word(struct mpibind_auto_tuning *t, const char *label,
 }
 
 static int is_word(const char *w, size_t len, const char *name) {
-  return strlen(name) == len && strncasecmp(w, name, len) == 0;
+  return strlen(name) == len && mb_ascii_caseeq(w, name, len);
 }
 
 /* visible_devices[:task|all|none] (the word is 15 characters). */
@@ -181,7 +180,7 @@ static void parse_mpibind(struct mpibind_auto_tuning *t, const char *label,
       t->no_omp_places = 1;
     } else if (is_word(w, len, "omp_proc_bind")) {
       t->no_omp_proc_bind = 1;
-    } else if (len >= 15 && strncasecmp(w, "visible_devices", 15) == 0 &&
+    } else if (len >= 15 && mb_ascii_caseeq(w, "visible_devices", 15) &&
                (len == 15 || w[15] == ':')) {
       visible_devices_word(t, label, value, w, len);
     } else if (is_word(w, len, "place_threads")) {
@@ -190,7 +189,7 @@ static void parse_mpibind(struct mpibind_auto_tuning *t, const char *label,
       t->membind = 1;
     } else if (is_word(w, len, "nics")) {
       t->nics = 1;
-    } else if (len >= 3 && strncasecmp(w, "smt", 3) == 0 &&
+    } else if (len >= 3 && mb_ascii_caseeq(w, "smt", 3) &&
                (len == 3 || w[3] == ':')) {
       int k;
       if (len > 4 && parse_count(w + 4, len - 4, &k) == 0)
@@ -201,7 +200,7 @@ static void parse_mpibind(struct mpibind_auto_tuning *t, const char *label,
                    "smt:K with K a number of hardware threads per "
                    "core, 0 to choose)",
                    label, value, (int)len, w);
-    } else if (len >= 4 && strncasecmp(w, "draw", 4) == 0 &&
+    } else if (len >= 4 && mb_ascii_caseeq(w, "draw", 4) &&
                (len == 4 || w[4] == ':')) {
       /* draw:PATH, the path as typed (case kept); the last one wins */
       if (len > 5) {

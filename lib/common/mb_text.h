@@ -1,5 +1,6 @@
 /*
- * mb_text.h - the project's one decimal parser and one message escaper.
+ * mb_text.h - the project's one decimal parser, one message escaper and
+ * one word comparison.
  * Internal, never installed.  libc only: they are compiled into the static
  * library mpibind-libc (lib/meson.build), which libmpibind links whole
  * (hidden there) and so does the code that runs inside the application's
@@ -31,5 +32,10 @@ int mb_take_decimal(const char **p, long long max, long long *out);
  * escape (\n, \r, \t, \xHH): a message that echoes a user's value stays
  * the one line it promises.  NULL when out of memory (or s is NULL). */
 char *mb_escape(const char *s);
+
+/* 1 when the first n characters of a and b (or both up to a NUL within
+ * them) are equal but for ASCII case, else 0: the words users type
+ * (MPIBIND's, OMP_PROC_BIND's) whatever the locale (caseword.c). */
+int mb_ascii_caseeq(const char *a, const char *b, size_t n);
 
 #endif

@@ -158,6 +158,25 @@ START_TEST(list_refuses)
 }
 END_TEST
 
+/* MPIBIND's words whatever the case, ASCII only, the locale aside. */
+START_TEST(ascii_words)
+{
+  ck_assert_int_eq(mb_ascii_caseeq("VERBOSE", "verbose", 7), 1);
+  ck_assert_int_eq(mb_ascii_caseeq("Smt:2", "smt", 3), 1);
+  ck_assert_int_eq(mb_ascii_caseeq("smx", "smt", 3), 0);
+  ck_assert_int_eq(mb_ascii_caseeq("VISIBLE_DEVICES", "visible_devices", 15),
+                   1);
+  /* a NUL in both ends the comparison; in one only, they differ */
+  ck_assert_int_eq(mb_ascii_caseeq("ab", "AB", 10), 1);
+  ck_assert_int_eq(mb_ascii_caseeq("ab", "abc", 3), 0);
+  ck_assert_int_eq(mb_ascii_caseeq("", "", 0), 1);
+  /* not ASCII letters: only equal bytes are equal */
+  ck_assert_int_eq(mb_ascii_caseeq("\xc4\xb0", "i", 1), 0);
+  ck_assert_int_eq(mb_ascii_caseeq("[", "{", 1), 0);
+  ck_assert_int_eq(mb_ascii_caseeq("@", "`", 1), 0);
+}
+END_TEST
+
 START_TEST(escape)
 {
   char *e = ut_keep(mb_escape("a\nb\rc\td\x1b[2J\x7f\x01z"));
@@ -179,6 +198,7 @@ int main(void)
   tcase_add_test(tc, decimal_taken);
   tcase_add_test(tc, list_accepts);
   tcase_add_test(tc, list_refuses);
+  tcase_add_test(tc, ascii_words);
   tcase_add_test(tc, escape);
   suite_add_tcase(s, tc);
   return ut_run(s);
