@@ -30,9 +30,19 @@ static int grammar_accepts(const char *word) {
   return ok;
 }
 
-/* The original Flux plugin's WORD:N for a word that takes no value
- * (verbose:1, dryrun:0): WORD when N > 0, "" when N is 0; any other word
- * as it is.  Malloc'ed. */
+/* 1 when WORD takes a value of its own in the grammar (greedy:0|1,
+ * smt:K, visible_devices:task): its WORD:N is the grammar's to judge. */
+static int takes_value(const char *word) {
+  char *w1 = mpibind_auto_strdupf("%s:1", word);
+  int yes = w1 && grammar_accepts(w1);
+  free(w1);
+  return yes;
+}
+
+/* The original Flux plugin's WORD:N for a flag word that takes no value
+ * (verbose:2, dryrun:0): WORD when N > 0, "" when N is 0; any other word
+ * as it is, for the grammar to accept or refuse as typed (greedy:2,
+ * smt:2:3).  Malloc'ed. */
 static char *flux_spelling(const char *word, size_t len) {
   char *w = strndup(word, len);
   char *colon = w ? strrchr(w, ':') : NULL;
@@ -44,7 +54,7 @@ static char *flux_spelling(const char *word, size_t len) {
   if (*p != '\0')
     return w;
   *colon = '\0';
-  if (!grammar_accepts(w)) {
+  if (strchr(w, ':') != NULL || !grammar_accepts(w) || takes_value(w)) {
     *colon = ':';
     return w; /* not a flag word: the grammar names it as typed */
   }

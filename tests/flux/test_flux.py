@@ -307,6 +307,7 @@ class FluxChecks:
                 ("object-false", ["-o", "mpibind.verbose=false", "-o", "mpibind.greedy=1"], False),
                 ("verbose:1-gpu_optim:0", ["-o", "mpibind=verbose:1,gpu_optim:0"], True),
                 ("verbose:0", ["-o", "mpibind=verbose:0"], False),
+                ("verbose:2", ["-o", "mpibind=verbose:2"], True),
                 ("1", ["-o", "mpibind=1"], False),
                 ("true", ["-o", "mpibind=true"], False)):
             r = self.sh(["-N1", "-n2"] + opts)
@@ -455,7 +456,12 @@ class FluxChecks:
                                    ("object-unknown-key", ["-o", "mpibind.bogus=1"], "-o mpibind.bogus=1:"),
                                    ("number-42", ["-o", "mpibind=42"], "-o mpibind=42:"),
                                    ("number--1", ["-o", "mpibind=-1"], "-o mpibind=-1:"),
-                                   ("empty", ["-o", "mpibind="], "-o mpibind='':")):
+                                   ("empty", ["-o", "mpibind="], "-o mpibind='':"),
+                                   # a word with a value of its own is the
+                                   # grammar's, not the original's flag:N
+                                   ("greedy:2", ["-o", "mpibind=greedy:2"], "-o mpibind='greedy:2'"),
+                                   ("smt:2:3", ["-o", "mpibind=smt:2:3"], "-o mpibind='smt:2:3'"),
+                                   ("object-greedy=2", ["-o", "mpibind.greedy=2"], "-o mpibind.greedy=2")):
             problems = []
             statuses = []
             for _ in range(3):
