@@ -305,39 +305,18 @@ static const struct mpibind_plugin_node_ops flux_node_ops = {
  * out in its own process cannot take back MPIBIND_APPLIED=1.  0, or -1 with
  * *msg and the shell on the CPUs it had. */
 static int bind_shell(struct flux_node *fx, char **msg) {
-  struct mpibind_auto_cpuset want = MPIBIND_AUTO_CPUSET_INIT,
-                             got = MPIBIND_AUTO_CPUSET_INIT,
-                             before = MPIBIND_AUTO_CPUSET_INIT;
-  char *list = NULL, *kernel = NULL;
-  int rc = -1;
+  char *list = NULL;
+  int rc;
   *msg = NULL;
-  if (fx->map.pus == NULL || fx->map.h == NULL ||
-      hwloc_bitmap_list_asprintf(&list, fx->map.pus) < 0 ||
-      mpibind_auto_cpuset_parse_list(&want, list) != 0 ||
-      mpibind_auto_cpuset_get_affinity(0, &before) != 0) {
-    *msg = strdup("cannot read the job's CPUs or the shell's");
-  } else if (mpibind_auto_cpuset_bind(&want) != 0) {
-    *msg = mpibind_auto_strdupf("cannot bind the shell to the job's CPUs %s: "
-                                "%s",
-                                list, strerror(errno));
-  } else if (mpibind_auto_cpuset_get_affinity(0, &got) != 0 ||
-             !mpibind_auto_cpuset_equal(&got, &want)) {
-    kernel = mpibind_auto_cpuset_list(&got);
-    *msg = mpibind_auto_strdupf("the shell was bound to the job's CPUs %s "
-                                "but the kernel reports CPUs %s",
-                                list, kernel ? kernel : "?");
-  } else {
-    rc = 0;
+  if (fx->map.pus == NULL ||
+      hwloc_bitmap_list_asprintf(&list, fx->map.pus) < 0) {
+    *msg = strdup("cannot read the job's CPUs");
+    return -1;
   }
-  if (rc != 0 && !mpibind_auto_cpuset_iszero(&before))
-    mpibind_auto_cpuset_bind(&before);
+  rc = mpibind_auto_bind_cpus("the shell", "the job's CPUs", list, msg);
+  free(list);
   if (rc != 0 && *msg == NULL)
     *msg = strdup("out of memory");
-  free(kernel);
-  free(list);
-  mpibind_auto_cpuset_free(&want);
-  mpibind_auto_cpuset_free(&got);
-  mpibind_auto_cpuset_free(&before);
   return rc;
 }
 

@@ -41,7 +41,8 @@ static int bind_memory(int local, const char *nodes, char **what,
 
 /* The kernel's mask of the calling thread equals `want`.  0, or -1 with
  * *msg. */
-static int check_kernel_mask(int local, const char *cpus,
+static int check_kernel_mask(const char *who, const char *noun,
+                             const char *cpus,
                              const struct mpibind_auto_cpuset *want,
                              char **msg) {
   struct mpibind_auto_cpuset got = MPIBIND_AUTO_CPUSET_INIT;
@@ -51,33 +52,33 @@ static int check_kernel_mask(int local, const char *cpus,
     rc = 0;
   } else {
     char *g = mpibind_auto_cpuset_list(&got);
-    *msg = mpibind_auto_strdupf(
-        "task %d was bound to CPUs %s but the kernel reports CPUs %s", local,
-        cpus, g ? g : "?");
+    *msg = mpibind_auto_strdupf("%s was bound to %s %s but the kernel "
+                                "reports CPUs %s",
+                                who, noun, cpus, g ? g : "?");
     free(g);
   }
   mpibind_auto_cpuset_free(&got);
   return rc;
 }
 
-/* The CPUs, the kernel's mask, the memory: the steps unbind() undoes. */
-static int bind_share(const struct mpibind_auto_tuning *t, int local,
-                      const struct mpibind_auto_share *s, char **mem_what,
-                      char **msg) {
+/* Every thread to the CPU list `cpus`, then the kernel's mask: the steps
+ * unbind() undoes.  `who` and `noun` name them in messages ("task 3",
+ * "CPUs"; "the shell", "the job's CPUs"). */
+static int bind_and_check(const char *who, const char *noun,
+                          const char *cpus, char **msg) {
   struct mpibind_auto_cpuset want = MPIBIND_AUTO_CPUSET_INIT;
   int rc = -1;
-  if (s->cpus == NULL || mpibind_auto_cpuset_parse_list(&want, s->cpus) != 0 ||
+  if (cpus == NULL || mpibind_auto_cpuset_parse_list(&want, cpus) != 0 ||
       mpibind_auto_cpuset_iszero(&want))
-    *msg = mpibind_auto_strdupf("cannot bind task %d to CPUs '%s': expected "
-                                "PU OS indexes such as 0-3,8",
-                                local, s->cpus ? s->cpus : "");
+    *msg = mpibind_auto_strdupf("cannot bind %s to %s '%s': expected PU OS "
+                                "indexes such as 0-3,8",
+                                who, noun, cpus ? cpus : "");
   else if (mpibind_auto_cpuset_bind(&want) != 0)
     /* threads may have been bound before one was refused */
-    *msg = mpibind_auto_strdupf("cannot bind task %d to CPUs %s: %s", local,
-                                s->cpus, strerror(errno));
-  else if (check_kernel_mask(local, s->cpus, &want, msg) == 0 &&
-           (!t->membind || bind_memory(local, s->mems, mem_what, msg) == 0))
-    rc = 0;
+    *msg = mpibind_auto_strdupf("cannot bind %s to %s %s: %s", who, noun,
+                                cpus, strerror(errno));
+  else
+    rc = check_kernel_mask(who, noun, cpus, &want, msg);
   mpibind_auto_cpuset_free(&want);
   return rc;
 }
@@ -100,19 +101,42 @@ static void unbind(const struct mpibind_auto_cpuset *before, char **msg) {
   }
 }
 
+/* The CPUs the calling thread has, before binding: 0, or -1 with *msg. */
+static int cpus_before(const char *who, struct mpibind_auto_cpuset *before,
+                       char **msg) {
+  if (mpibind_auto_cpuset_get_affinity(0, before) == 0)
+    return 0;
+  *msg = mpibind_auto_strdupf("cannot read %s's CPUs before binding it",
+                              who);
+  return -1;
+}
+
 int mpibind_auto_bind(const struct mpibind_auto_tuning *t, int local,
                       const struct mpibind_auto_share *s, char **mem_what,
                       char **msg) {
   struct mpibind_auto_cpuset before = MPIBIND_AUTO_CPUSET_INIT;
+  char who[32];
   int rc = -1;
-  if (mpibind_auto_cpuset_get_affinity(0, &before) != 0) {
-    *msg = mpibind_auto_strdupf("cannot read task %d's CPUs before "
-                                "binding it", local);
-  } else {
-    rc = bind_share(t, local, s, mem_what, msg);
+  mpibind_auto_snprintf(who, sizeof who, "task %d", local);
+  if (cpus_before(who, &before, msg) == 0) {
+    rc = bind_and_check(who, "CPUs", s->cpus, msg) == 0 &&
+                 (!t->membind || bind_memory(local, s->mems, mem_what, msg) == 0)
+             ? 0
+             : -1;
     if (rc != 0)
       unbind(&before, msg);
   }
+  mpibind_auto_cpuset_free(&before);
+  return rc;
+}
+
+int mpibind_auto_bind_cpus(const char *who, const char *noun,
+                           const char *cpus, char **msg) {
+  struct mpibind_auto_cpuset before = MPIBIND_AUTO_CPUSET_INIT;
+  int rc = -1;
+  if (cpus_before(who, &before, msg) == 0 &&
+      (rc = bind_and_check(who, noun, cpus, msg)) != 0)
+    unbind(&before, msg);
   mpibind_auto_cpuset_free(&before);
   return rc;
 }

@@ -23,6 +23,14 @@ int mpibind_auto_bind(const struct mpibind_auto_tuning *t, int local,
                       const struct mpibind_auto_share *s, char **mem_what,
                       char **msg);
 
+/* The same for a CPU list alone, no memory: every thread of the calling
+ * process bound to `cpus`, the kernel's mask checked, the former CPUs
+ * given back on a failure.  `who` and `noun` name them in the one-line
+ * *msg ("the shell", "the job's CPUs": "cannot bind the shell to the job's
+ * CPUs 8-11: ...").  0, or -1 with *msg (malloc'ed). */
+int mpibind_auto_bind_cpus(const char *who, const char *noun,
+                           const char *cpus, char **msg);
+
 /* After a successful mpibind_auto_bind: gives every thread back the CPUs
  * `before` (those the task had before it was bound) and, with `membind`,
  * the default memory policy, so that a task reported as running unbound
