@@ -12,6 +12,7 @@
 #include "cpuset.h"
 #include "mb_text.h"
 #include "mb_threads.h"
+#include "strdupf.h"
 
 #define BITS (8 * sizeof(unsigned long))
 
@@ -222,21 +223,6 @@ bad:
   return -1;
 }
 
-/* v (>= 0) in decimal at p, no NUL; its length.  (Not snprintf: a task
- * that never printed would fault in libc's printf engine for it,
- * strdupf.c.) */
-static size_t put_decimal(char *p, int v) {
-  char d[16];
-  size_t n = 0;
-  do {
-    d[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v > 0);
-  for (size_t i = 0; i < n; i++)
-    p[i] = d[n - 1 - i];
-  return n;
-}
-
 char *mpibind_auto_cpuset_list(const struct mpibind_auto_cpuset *s) {
   int last = mpibind_auto_cpuset_last(s);
   /* at most "a-b," per index run, each index below 11 digits */
@@ -258,10 +244,10 @@ char *mpibind_auto_cpuset_list(const struct mpibind_auto_cpuset *s) {
       end++;
     if (len)
       out[len++] = ',';
-    len += put_decimal(out + len, id);
+    len += mpibind_auto_put_digits(out + len, (uintmax_t)id, 10);
     if (end > id) {
       out[len++] = '-';
-      len += put_decimal(out + len, end);
+      len += mpibind_auto_put_digits(out + len, (uintmax_t)end, 10);
     }
     out[len] = '\0';
     id = end;

@@ -50,16 +50,24 @@ static void put(struct text *t, const char *p, size_t n) {
   t->s[t->len] = '\0';
 }
 
+size_t mpibind_auto_put_digits(char *p, uintmax_t v, unsigned base) {
+  char d[sizeof(uintmax_t) * 8];
+  size_t n = 0;
+  do {
+    d[n++] = "0123456789abcdef"[v % base];
+    v /= base;
+  } while (v != 0);
+  for (size_t i = 0; i < n; i++)
+    p[i] = d[n - 1 - i];
+  return n;
+}
+
 /* An unsigned value in base 10 or 16 (lower case), at least width
  * digits, padded with zeros or spaces, a minus sign first. */
 static void put_number(struct text *t, uintmax_t v, int negative, int base,
                        int width, int zero) {
-  char digits[48];
-  size_t n = 0;
-  do {
-    digits[sizeof digits - 1 - n++] = "0123456789abcdef"[v % (unsigned)base];
-    v /= (unsigned)base;
-  } while (v != 0);
+  char digits[sizeof(uintmax_t) * 8];
+  size_t n = mpibind_auto_put_digits(digits, v, (unsigned)base);
   int pad = width - (int)n - negative;
   if (!zero)
     for (; pad > 0; pad--)
@@ -68,7 +76,7 @@ static void put_number(struct text *t, uintmax_t v, int negative, int base,
     put(t, "-", 1);
   for (; pad > 0; pad--)
     put(t, "0", 1);
-  put(t, digits + sizeof digits - n, n);
+  put(t, digits, n);
 }
 
 enum size { SIZE_INT, SIZE_LONG, SIZE_LLONG, SIZE_MAX_T, SIZE_SIZE_T };
