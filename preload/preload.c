@@ -54,9 +54,7 @@ __attribute__((noreturn)) static void fail_strict(void) {
  * (reexec.h checks that it is still what the program was started with). */
 __attribute__((constructor)) static void mpibind_preload_load(int argc,
                                                               char **argv) {
-  int local, count, rc;
-  const char *source;
-  char *err = NULL;
+  int rc;
 
   /* The program started again for its OpenMP runtime: applied already
    * (the task's trace line is this image's to write). */
@@ -72,21 +70,15 @@ __attribute__((constructor)) static void mpibind_preload_load(int argc,
     handled = 1;
     return;
   }
-  rc = mpibind_auto_launcher_detect(&local, &count, &source, &err);
-  free(err);
-  if (rc == 0)
-    return; /* wait for MPI_Init, if it ever comes */
-  handled = 1;
-  /* torchrun's agent inside a launch (srun, mpirun) carries that launch's
-   * task variables but is a launcher: its workers are the tasks, and
-   * they share what the launch gave it.  Its command line is read only
-   * here, in a process with task variables. */
-  if (mpibind_auto_torch_agent_here())
-    return;
-  /* An OpenMP runtime that read OMP_* before this ran (GNU libgomp's
+  /* The launcher's variables name the task (torchrun's agent is none);
+   * an OpenMP runtime that read OMP_* before this ran (GNU libgomp's
    * constructor runs first) has the program started again, or says why
    * not (apply.c) */
-  if (mpibind_auto_apply_at_load(argc, argv) < 0)
+  rc = mpibind_auto_apply_at_load(argc, argv);
+  if (rc == MPIBIND_AUTO_NOT_A_TASK)
+    return; /* wait for MPI_Init, if it ever comes */
+  handled = 1;
+  if (rc < 0)
     fail_strict();
 }
 

@@ -391,6 +391,23 @@ int mpibind_auto_apply_task(int local, int count, const char *source) {
   return apply_with_tuning(&r, task, 0);
 }
 
+/* Launcher variables that contradict each other (lerr says how, freed
+ * here): the contract's value, the problem reported.  The task number is
+ * unknown: every task that sees the contradiction reports it, once (the
+ * mark then carries the key of the task's variables, so that its
+ * processes do not repeat it). */
+static int contradiction(int standalone, char *lerr) {
+  struct mpibind_auto_tuning t;
+  int rc;
+  mpibind_auto_tuning_read(&t);
+  rc = t.off || mpibind_auto_applied_check(NULL, standalone)
+           ? 0
+           : problem(&t, -1, lerr);
+  mpibind_auto_tuning_free(&t);
+  free(lerr);
+  return rc;
+}
+
 /* The launcher's variables; returns 0 (found, or standalone), 1 (nothing to
  * do) or the contract's value of a reported contradiction in *rc. */
 static int detect(struct task_run *r, int standalone, int *rc) {
@@ -398,16 +415,7 @@ static int detect(struct task_run *r, int standalone, int *rc) {
   int found = mpibind_auto_launcher_detect(&r->local, &r->count, &r->source,
                                            &lerr);
   if (found < 0) {
-    struct mpibind_auto_tuning t;
-    mpibind_auto_tuning_read(&t);
-    /* The task number is unknown: every task that sees the
-     * contradiction reports it, once (the mark then carries the key of
-     * the task's variables, so that its processes do not repeat it). */
-    *rc = t.off || mpibind_auto_applied_check(NULL, standalone)
-              ? 0
-              : problem(&t, -1, lerr);
-    mpibind_auto_tuning_free(&t);
-    free(lerr);
+    *rc = contradiction(standalone, lerr);
     return 1;
   }
   if (found == 0) {
@@ -433,9 +441,25 @@ int mpibind_auto_apply(int standalone) {
 
 int mpibind_auto_apply_at_load(int argc, char **argv) {
   struct task_run r = {0};
-  int rc = 0;
-  if (detect(&r, 0, &rc))
-    return rc;
+  char *lerr = NULL;
+  /* one look at the launcher's variables (each a scan of the
+   * environment, in every process of a job) */
+  int found = mpibind_auto_launcher_detect(&r.local, &r.count, &r.source,
+                                           &lerr);
+  if (found == 0) {
+    free(lerr);
+    return MPIBIND_AUTO_NOT_A_TASK;
+  }
+  /* torchrun's agent inside a launch (srun, mpirun) carries that launch's
+   * task variables but is a launcher: its workers are the tasks, and
+   * they share what the launch gave it.  Its command line is read only
+   * here, in a process with task variables. */
+  if (mpibind_auto_torch_agent_here()) {
+    free(lerr);
+    return 0;
+  }
+  if (found < 0)
+    return contradiction(0, lerr);
   r.at_load = 1;
   r.argc = argc;
   r.argv = argv;

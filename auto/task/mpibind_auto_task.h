@@ -100,7 +100,10 @@ int mpibind_auto_apply_task(int local, int count, const char *source);
 
 /*
  * mpibind_auto_apply(0) from the preload's constructor, given the argc and
- * argv that glibc passes to ELF constructors.  When an OpenMP runtime
+ * argv that glibc passes to ELF constructors, except that a process
+ * without launcher variables gets MPIBIND_AUTO_NOT_A_TASK (below), and
+ * torchrun's agent, a launcher that carries an outer launch's task
+ * variables, 0 with nothing done.  When an OpenMP runtime
  * already loaded read OMP_* before this ran (stale places or binding),
  * the program is started again with those arguments (reexec.h), once
  * they are checked to be the ones it was started with; the call then
@@ -112,6 +115,9 @@ int mpibind_auto_apply_task(int local, int count, const char *source);
  * exports up and runs unbound (a problem: 1, or -1 with strict).
  */
 int mpibind_auto_apply_at_load(int argc, char **argv);
+/* mpibind_auto_apply_at_load's answer for a process without launcher
+ * variables: not a task yet (the preload then waits for MPI_Init). */
+#define MPIBIND_AUTO_NOT_A_TASK 2
 
 /*
  * The option from which a front end set one of the variables above
