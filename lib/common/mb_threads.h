@@ -18,6 +18,9 @@
  * thread of the process (listed in /proc/self/task), as hwloc's
  * HWLOC_CPUBIND_PROCESS does on Linux: MPI libraries start threads, and
  * every one of them must follow.  Threads that end meanwhile are no error.
+ * A process that glibc knows has started no thread
+ * (__libc_single_threaded) binds its one thread without listing them: a
+ * rank bound by the preload's constructor opens no file of /proc for it.
  * 0, or -1 with errno (the first refusal). */
 int mb_bind_all_threads(const cpu_set_t *cs, size_t size);
 

@@ -7,11 +7,23 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/types.h>
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define MB_KNOWS_SINGLE_THREADED 1
+#endif
+#endif
 
 #include "mb_threads.h"
 
 int mb_bind_all_threads(const cpu_set_t *cs, size_t size)
 {
+#ifdef MB_KNOWS_SINGLE_THREADED
+  /* glibc >= 2.32: true only while no thread was ever started (threads
+   * made with a bare clone() are not supported by glibc anyway) */
+  if (__libc_single_threaded)
+    return sched_setaffinity(0, size, cs);
+#endif
   DIR *d = opendir("/proc/self/task");
   if (!d)
     return sched_setaffinity(0, size, cs);
