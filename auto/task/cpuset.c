@@ -255,33 +255,29 @@ char *mpibind_auto_cpuset_list(const struct mpibind_auto_cpuset *s) {
   return out;
 }
 
+/* The kernel's CPU masks (sched_getaffinity(2), sched_setaffinity(2)) are
+ * arrays of unsigned long, bit i in word i / bits-per-word, as the set's
+ * own words: a set is read into and bound from its words directly (a task
+ * pays no loop over every bit of a 1024-CPU mask). */
 int mpibind_auto_cpuset_get_affinity(pid_t pid,
                                      struct mpibind_auto_cpuset *s) {
   /* the kernel refuses a mask smaller than its own (EINVAL): grow */
-  for (int n = 1024; n > 0 && n <= INT_MAX / 2 + 1; n *= 2) {
-    cpu_set_t *cs = CPU_ALLOC(n);
-    size_t size = CPU_ALLOC_SIZE(n);
-    if (cs == NULL)
+  for (size_t nw = 1024 / BITS; nw <= ((size_t)INT_MAX + 1) / BITS;
+       nw *= 2) {
+    unsigned long *w = calloc(nw, sizeof *w);
+    if (w == NULL)
       return -1;
-    CPU_ZERO_S(size, cs);
-    if (sched_getaffinity(pid, size, cs) != 0) {
+    if (sched_getaffinity(pid, nw * sizeof *w, (cpu_set_t *)w) != 0) {
       int e = errno;
-      CPU_FREE(cs);
+      free(w);
       if (e == EINVAL)
         continue;
       errno = e;
       return -1;
     }
-    mpibind_auto_cpuset_zero(s);
-    for (int c = n - 1; c >= 0; c--)
-      if (CPU_ISSET_S((size_t)c, size, cs) &&
-          mpibind_auto_cpuset_set(s, (unsigned)c) != 0) {
-        CPU_FREE(cs);
-        mpibind_auto_cpuset_zero(s);
-        errno = ENOMEM;
-        return -1;
-      }
-    CPU_FREE(cs);
+    free(s->w);
+    s->w = w;
+    s->nw = nw;
     return 0;
   }
   errno = EINVAL;
@@ -289,22 +285,11 @@ int mpibind_auto_cpuset_get_affinity(pid_t pid,
 }
 
 int mpibind_auto_cpuset_bind(const struct mpibind_auto_cpuset *s) {
-  int last = mpibind_auto_cpuset_last(s), rc, e;
+  int last = mpibind_auto_cpuset_last(s);
   if (last < 0) {
     errno = EINVAL;
     return -1;
   }
-  cpu_set_t *cs = CPU_ALLOC((size_t)last + 1);
-  size_t size = CPU_ALLOC_SIZE((size_t)last + 1);
-  if (cs == NULL)
-    return -1;
-  CPU_ZERO_S(size, cs);
-  for (int id = 0; id <= last; id++)
-    if (mpibind_auto_cpuset_isset(s, (unsigned)id))
-      CPU_SET_S((size_t)id, size, cs);
-  rc = mb_bind_all_threads(cs, size);
-  e = errno;
-  CPU_FREE(cs);
-  errno = e;
-  return rc;
+  return mb_bind_all_threads((const cpu_set_t *)s->w,
+                             ((size_t)last / BITS + 1) * sizeof *s->w);
 }
