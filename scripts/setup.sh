@@ -11,7 +11,8 @@ cd "$MPIBIND_TOP"
 # --draw` makes PNG and PDF from its native SVG with rsvg-convert
 # (librsvg2-bin), and uses hwloc's lstopo where that one is installed.
 # python3-torch (PyTorch for CPU with gloo, and torchrun: the torch suite;
-# about 30 s more to install) brings its own OpenMP and BLAS.
+# about 30 s more to install) brings its own OpenMP and BLAS.  strace: a
+# test checks which files a warm rank opens.
 MPIBIND_PACKAGES=(
   gcc gfortran pkg-config meson ninja-build
   libhwloc-dev hwloc-nox check
@@ -20,7 +21,7 @@ MPIBIND_PACKAGES=(
   slurmctld slurmd slurm-client munge libslurm-dev
   scdoc python3-mesonpy python3-venv librsvg2-bin
   clang libclang-rt-14-dev
-  python3-torch
+  python3-torch strace
 )
 
 as_root() {

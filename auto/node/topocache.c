@@ -57,7 +57,8 @@ struct topo_ctx {
   void (*step)(enum mpibind_auto_helper_step);
 };
 
-static char *topo_key(void *ctx) {
+static char *topo_key(void *ctx, int fd) {
+  (void)fd;
   return strdup(((struct topo_ctx *)ctx)->key);
 }
 

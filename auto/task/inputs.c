@@ -29,23 +29,25 @@ int mpibind_auto_inputs_init(struct mpibind_auto_inputs *in,
   return 0;
 }
 
-/* The job's CPUs as the key sees them: against the kernel's online CPUs
- * (no topology here; the helper decides with the topology's). */
+/* The job's CPUs as the key sees them: against the launcher's CPUs,
+ * kept as a list in in->launch_cpus (no topology here; the helper
+ * decides with the topology's). */
 static char *job_cpus_key(struct mpibind_auto_inputs *in) {
-  struct mpibind_auto_cpuset online = MPIBIND_AUTO_CPUSET_INIT;
+  struct mpibind_auto_cpuset launch = MPIBIND_AUTO_CPUSET_INIT;
   struct mpibind_auto_cpuset cpus = MPIBIND_AUTO_CPUSET_INIT;
   char *key;
   int rc;
-  free(in->online);
-  in->online = NULL;
-  rc = mpibind_auto_online_cpus(&online, &in->online) == 0
-               ? mpibind_auto_job_cpus(in->source, in->launcher, &online,
-                                       &cpus, NULL)
-               : -1;
+  free(in->launch_cpus);
+  in->launch_cpus = NULL;
+  rc = mpibind_auto_launch_cpus(in->source, in->launcher, &launch) == 0 &&
+               (in->launch_cpus = mpibind_auto_cpuset_list(&launch)) != NULL
+           ? mpibind_auto_job_cpus(in->source, in->launcher, &launch, &cpus,
+                                   NULL)
+           : -1;
   key = rc < 0   ? strdup("(unknown)")
         : rc > 0 ? mpibind_auto_cpuset_list(&cpus)
                  : strdup("(node)");
-  mpibind_auto_cpuset_free(&online);
+  mpibind_auto_cpuset_free(&launch);
   mpibind_auto_cpuset_free(&cpus);
   return key;
 }
@@ -82,10 +84,12 @@ char *mpibind_auto_inputs_key(const struct mpibind_auto_inputs *in) {
   char *names = mpibind_auto_value_names_key();
   char *key = gpus && names ? mpibind_auto_strdupf(
       "smt=%d greedy=%d gpu_optim=%d nthreads=%d dryrun=%d nics=%d "
-      "all_gpus=%d restrict_type=%d\nrestrict=%s\njob_cpus=%s\n%s%s"
-      "ntasks=%d\n",
+      "all_gpus=%d restrict_type=%d\nrestrict=%s\nlaunch_cpus=%s\n"
+      "job_cpus=%s\n%s%sntasks=%d\n",
       t->smt, t->greedy, t->gpu_optim, t->nthreads, t->dryrun, t->nics,
-      t->visible_devices == MPIBIND_AUTO_GPUS_ALL, t->restrict_type, t->restrict_ids ? t->restrict_ids : "(none)",
+      t->visible_devices == MPIBIND_AUTO_GPUS_ALL, t->restrict_type,
+      t->restrict_ids ? t->restrict_ids : "(none)",
+      in->launch_cpus ? in->launch_cpus : "(unknown)",
       in->job_cpus ? in->job_cpus : "(unknown)", gpus, names, in->ntasks)
                             : NULL;
   free(gpus);
@@ -99,9 +103,9 @@ void mpibind_auto_inputs_free(struct mpibind_auto_inputs *in) {
   free(in->gpu_alloc);
   free(in->gpu_set);
   free(in->job_cpus);
-  free(in->online);
+  free(in->launch_cpus);
   in->gpu_alloc = NULL;
   in->gpu_set = NULL;
   in->job_cpus = NULL;
-  in->online = NULL;
+  in->launch_cpus = NULL;
 }

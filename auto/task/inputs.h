@@ -22,11 +22,12 @@ struct mpibind_auto_inputs {
                           allocation list, NULL: none (all of the vendor's
                           GPUs) */
   int *gpu_set;        /* per GPU variable: set at launch */
-  char *job_cpus;      /* the job's CPUs here against the kernel's online
-                          CPUs, for the key: a list, "(node)" or
+  char *job_cpus;      /* the job's CPUs here against launch_cpus, for
+                          the key: a list, "(node)" (all of them) or
                           "(unknown)"; NULL until mpibind_auto_inputs_of_task */
-  char *online;        /* the kernel's online CPUs as read then (the
-                          machine key's, machine.h), or NULL */
+  char *launch_cpus;   /* the CPUs the launcher may use as a list
+                          (mpibind_auto_launch_cpus: the key's, and the
+                          bound of every task's CPUs here), or NULL */
 };
 
 /* Empty inputs for `ntasks` tasks (no GPU allocation).  0, or -1 out of

@@ -25,11 +25,11 @@
  * - No launcher (the wrapper run directly): the process's own affinity at
  *   start, which is what `taskset -c 1 mpibind -- prog` gave it.
  *
- * The task computes them against the kernel's online CPUs (it has no
- * topology): that is the node mapping file's key.  The helper computes
- * them again against the topology's CPUs, which decide; it is told the
- * launcher's pid (its own parent is the task) and inherits the task's
- * affinity and variables.
+ * The task computes them against its launcher's CPUs (it has no
+ * topology; mpibind_auto_launch_cpus): with those CPUs, that is the node
+ * mapping file's key.  The helper computes them again against the
+ * topology's CPUs, which decide; it is told the launcher's pid (its own
+ * parent is the task) and inherits the task's affinity and variables.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -56,6 +56,22 @@ int mpibind_auto_online_cpus(struct mpibind_auto_cpuset *s, char **text) {
   else
     free(line);
   return rc;
+}
+
+int mpibind_auto_launch_cpus(const char *source, long launcher,
+                             struct mpibind_auto_cpuset *s) {
+  /* Slurm's tasks have slurmstepd for a parent, whose CPUs may be the
+   * node's specialized cores (CoreSpec) rather than the job's: the step's
+   * CPUs come from Slurm's variables (slurm_cpus), within the node's */
+  int slurm = source != NULL && strcmp(source, "SLURM_LOCALID") == 0;
+  pid_t pid = slurm            ? -1
+              : source == NULL ? 0
+              : launcher > 1   ? (pid_t)launcher
+                               : -1;
+  if (pid >= 0 && mpibind_auto_cpuset_get_affinity(pid, s) == 0 &&
+      !mpibind_auto_cpuset_iszero(s))
+    return 0;
+  return mpibind_auto_online_cpus(s, NULL);
 }
 
 /* The smallest entry of Slurm's "N(xM),K" counts, or -1 when malformed. */

@@ -1,8 +1,8 @@
 /*
  * jobcpus.h - the CPUs the launch gave the job on this node: no task is
  * ever bound outside them (jobcpus.c says where they come from).  libc
- * only: a task computes them against the kernel's online CPUs for the
- * node mapping file's key, the helper against the topology's.
+ * only: a task computes them against its launcher's CPUs for the node
+ * mapping file's key, the helper against the topology's.
  */
 #ifndef MPIBIND_AUTO_JOBCPUS_H
 #define MPIBIND_AUTO_JOBCPUS_H
@@ -13,6 +13,17 @@
  * text read when text is not NULL (malloc'ed, for the machine key).  0,
  * or -1 when unreadable or empty. */
 int mpibind_auto_online_cpus(struct mpibind_auto_cpuset *s, char **text);
+
+/* The CPUs the launch lets the task's launcher use: its process's (the
+ * task's parent, torchrun's agent; `source` and `launcher` as below), or
+ * with no launcher this process's own; the kernel's online CPUs under
+ * Slurm (slurmstepd's may be specialized cores) and when the launcher's
+ * cannot be read.  They lie within the cpuset cgroup's and the online
+ * CPUs, and hold the job's (a task has no topology; reading the cgroup's
+ * files would cost it more than the rest of its work).  0, or -1 when
+ * none can be had. */
+int mpibind_auto_launch_cpus(const char *source, long launcher,
+                             struct mpibind_auto_cpuset *s);
 
 /* `source`: the variable that gave the task number (NULL: no launcher,
  * the wrapper run directly); `launcher`: the pid of the launcher's

@@ -268,18 +268,23 @@ static int written_this_boot(const struct stat *st) {
          real.tv_sec - up.tv_sec - BOOT_SLACK_SECONDS;
 }
 
-/* Opens name when it is a safe file starting with key: *fd, the body's
- * offset and length.  1: a body to use; -1: a recent failure record
- * (message in *failed); 0: nothing usable. */
-static int open_keyed(int dirfd, const char *name, const char *key, int *fd,
+/* Opens name when it is a safe file starting with the key that ops gives
+ * for it: *fd, the body's offset and length.  1: a body to use; -1: a
+ * recent failure record (message in *failed); 0: nothing usable (or out
+ * of memory). */
+static int open_keyed(int dirfd, const char *name,
+                      const struct mpibind_auto_once *ops, void *ctx, int *fd,
                       off_t *off, size_t *len, char **failed) {
   struct stat st;
-  size_t klen = strlen(key), mlen = strlen(FAILED_MARK);
-  char *buf;
+  size_t klen, mlen = strlen(FAILED_MARK);
+  char *buf, *key = NULL;
   *fd = open_owned_regular(dirfd, name, O_RDONLY, &st);
   if (*fd < 0)
     return 0;
-  if (!written_this_boot(&st) || (uintmax_t)st.st_size <= klen || (uintmax_t)st.st_size > SIZE_MAX / 2)
+  if (!written_this_boot(&st) || (key = ops->key(ctx, *fd)) == NULL)
+    goto unusable;
+  klen = strlen(key);
+  if ((uintmax_t)st.st_size <= klen || (uintmax_t)st.st_size > SIZE_MAX / 2)
     goto unusable;
   *off = (off_t)klen;
   *len = (size_t)st.st_size - klen;
@@ -293,6 +298,8 @@ static int open_keyed(int dirfd, const char *name, const char *key, int *fd,
     free(buf);
     goto unusable;
   }
+  free(key);
+  key = NULL;
   if (head && memcmp(buf + klen, FAILED_MARK, mlen) == 0) {
     free(buf);
     if (time(NULL) - st.st_mtime >= FAILED_SECONDS)
@@ -314,6 +321,7 @@ static int open_keyed(int dirfd, const char *name, const char *key, int *fd,
   free(buf);
   return 1;
 unusable:
+  free(key);
   close(*fd);
   *fd = -1;
   return 0;
@@ -575,11 +583,8 @@ static int try_use_in(int dirfd, const char *name,
   int fd, rc;
   off_t off = 0;
   size_t len = 0;
-  char *failed = NULL, *key = ops->key(ctx);
-  if (key == NULL)
-    return 0;
-  rc = open_keyed(dirfd, name, key, &fd, &off, &len, &failed);
-  free(key);
+  char *failed = NULL;
+  rc = open_keyed(dirfd, name, ops, ctx, &fd, &off, &len, &failed);
   if (rc < 0) {
     *error = failed;
     return -1;
@@ -612,7 +617,7 @@ static int make_and_write(int dirfd, const char *name, const char *lockname,
   size_t blen = 0;
   int rc = ops->make(ctx, &body, &blen, error);
   if (dirfd >= 0 && (rc != 0 ? *error != NULL : body != NULL))
-    key = ops->key(ctx);
+    key = ops->key(ctx, -1);
   if (key != NULL && rc != 0 &&
       (rec = mpibind_auto_strdupf(FAILED_MARK "%s\n", *error)) != NULL)
     write_shared(dirfd, name, lockname, key, rec, strlen(rec), note);

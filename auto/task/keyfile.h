@@ -33,8 +33,10 @@ struct mpibind_auto_once {
   /* The key as it is now (malloc'ed; NULL out of memory): asked before
    * each look at the file and before writing it, so that a key naming
    * another file that may change meanwhile (the node's topology) follows
-   * it. */
-  char *(*key)(void *ctx);
+   * it.  fd is the file about to be compared, already open (a key may
+   * follow a file that the file itself names: the node mapping file
+   * records its topology), or -1 when writing. */
+  char *(*key)(void *ctx, int fd);
   /* Reads what it needs of a valid file's body (len bytes at offset off
    * of fd) and takes it into ctx: 1 used, 0 unusable (then the work is
    * done here). */

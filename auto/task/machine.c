@@ -2,17 +2,28 @@
  * machine.c - the keys of this machine, its mapper and its topology
  * files (machine.h).
  *
- * A cached topology or mapping is used only when the machine key equals
- * the live one: another cpuset cgroup (a job's) or other online CPUs
- * describe another machine, and HWLOC_* variables change what a
- * discovery finds.  Another boot is not in the key: a file written before
- * this boot began is never used (keyfile.c), which the file's time says
- * without reading /proc.  The mapper's identity (the helper executable and
- * the libmpibind it loads, by device, inode, size and modification time,
- * and the project's version) is part of it: a new build or install maps
- * anew, and the hwloc it loads is checked by the helper, which adds
- * hwloc's API version to the topology file's key (the tasks cannot know
- * it without loading hwloc).
+ * A cached topology is used only when the machine key equals the live
+ * one: another cpuset cgroup (a job's) or other online CPUs describe
+ * another machine, and HWLOC_* variables change what a discovery finds.
+ * Another boot is not in the key: a file written before this boot began
+ * is never used (keyfile.c), which the file's time says without reading
+ * /proc.  The mapper's identity (the helper executable and the libmpibind
+ * it loads, by device, inode, size and modification time, and the
+ * project's version) is part of it: a new build or install maps anew, and
+ * the hwloc it loads is checked by the helper, which adds hwloc's API
+ * version to the topology file's key (the tasks cannot know it without
+ * loading hwloc).
+ *
+ * A task keys the node mapping file without reading any file of /proc or
+ * /sys (mpibind_auto_task_machine_key): each costs it some 10 to 15 us in
+ * every rank of every launch, two or more of them (the cgroup's path,
+ * its CPUs and memories, the online CPUs) most of what a warm task pays.
+ * A mapping depends on the cgroup and the online CPUs only through the
+ * CPUs the launcher may use, which lie within them and are the inputs'
+ * (inputs.c), the memories the cgroup allows (a system call here), and
+ * the topology, which the file names and the task checks by its identity
+ * (nodemap.c): a topology rediscovered for another machine key replaces
+ * the mappings made from it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +39,7 @@
 #include "helper.h"
 #include "keyfile.h"
 #include "machine.h"
+#include "membind.h"
 #include "mpibind_version.h"
 #include "procfile.h"
 #include "strdupf.h"
@@ -111,59 +123,81 @@ static char *hwloc_env(void) {
   return env;
 }
 
-char *mpibind_auto_machine_key(void) {
-  return mpibind_auto_machine_key_with(NULL);
+/* The lines every machine key has, around `middle` (lines of its own):
+ * the version, the mapper, the host, the user, then middle, then the
+ * HWLOC_* variables.  NULL without a host name or out of memory. */
+static char *machine_key_around(const char *middle) {
+  char host[HOST_NAME_MAX + 1];
+  char *helper, *library, *env, *key;
+  if (middle == NULL || gethostname(host, sizeof host) != 0)
+    return NULL;
+  host[sizeof host - 1] = '\0';
+  helper = file_identity(mpibind_auto_helper_path());
+  library = file_identity(mpibind_auto_helper_library_path());
+  env = hwloc_env();
+  key = helper && library && env
+            ? mpibind_auto_strdupf("mpibind=%s\n"
+                                   "mapper=%s %s\n"
+                                   "host=%s\n"
+                                   "uid=%ld\n"
+                                   "%s"
+                                   "env=%s\n",
+                                   MPIBIND_VERSION_STRING, helper, library,
+                                   host, (long)geteuid(), middle, env)
+            : NULL;
+  free(helper);
+  free(library);
+  free(env);
+  return key;
 }
 
-char *mpibind_auto_machine_key_with(const char *online_read) {
+char *mpibind_auto_machine_key(void) {
   static const char *const cpus_files[] = {"cpuset.effective_cpus",
                                            "cpuset.cpus.effective",
                                            "cpuset.cpus", NULL};
   static const char *const mems_files[] = {"cpuset.effective_mems",
                                            "cpuset.mems.effective",
                                            "cpuset.mems", NULL};
-  char host[HOST_NAME_MAX + 1];
-  char *helper, *library, *cpuset, *cpus, *mems, *online, *env, *key;
+  char *cpuset, *cpus, *mems, *online, *middle, *key;
   int root;
 
-  if (gethostname(host, sizeof host) != 0)
-    return NULL;
-  host[sizeof host - 1] = '\0';
-  helper = file_identity(mpibind_auto_helper_path());
-  library = file_identity(mpibind_auto_helper_library_path());
   cpuset = mpibind_auto_read_line("/proc/self/cpuset");
   /* The root cpuset has every online CPU (in the key) and every memory
-   * node (they change by hotplug only): its files would say nothing more,
-   * and each read of a system file costs a task some 5 us. */
+   * node (they change by hotplug only): its files would say nothing
+   * more. */
   root = cpuset && strcmp(cpuset, "/") == 0;
   cpus = root ? strdup("(root)")
          : cpuset ? read_cgroup_value(cpuset, cpus_files) : NULL;
   mems = root ? strdup("(root)")
          : cpuset ? read_cgroup_value(cpuset, mems_files) : NULL;
-  online = online_read ? strdup(online_read)
-                       : mpibind_auto_read_line("/sys/devices/system/cpu/online");
-  env = hwloc_env();
-
-  key = helper && library && cpuset && cpus && mems && online && env
-      ? mpibind_auto_strdupf("mpibind=%s\n"
-                             "mapper=%s %s\n"
-                             "host=%s\n"
-                             "uid=%ld\n"
-                             "cpuset=%s\n"
-                             "cpus=%s\n"
-                             "mems=%s\n"
-                             "online=%s\n"
-                             "env=%s\n",
-                             MPIBIND_VERSION_STRING, helper, library, host,
-                             (long)geteuid(), cpuset, cpus, mems, online, env)
-      : NULL;
-  free(helper);
-  free(library);
+  online = mpibind_auto_read_line("/sys/devices/system/cpu/online");
+  middle = cpuset && cpus && mems && online
+               ? mpibind_auto_strdupf("cpuset=%s\n"
+                                      "cpus=%s\n"
+                                      "mems=%s\n"
+                                      "online=%s\n",
+                                      cpuset, cpus, mems, online)
+               : NULL;
+  key = machine_key_around(middle);
   free(cpuset);
   free(cpus);
   free(mems);
   free(online);
-  free(env);
+  free(middle);
+  return key;
+}
+
+char *mpibind_auto_task_machine_key(void) {
+  struct mpibind_auto_cpuset mems = MPIBIND_AUTO_CPUSET_INIT;
+  char *list = mpibind_auto_mems_allowed(&mems) == 0
+                   ? mpibind_auto_cpuset_list(&mems)
+                   : strdup("(unknown)");
+  char *middle = list ? mpibind_auto_strdupf("mems_allowed=%s\n", list)
+                      : NULL;
+  char *key = machine_key_around(middle);
+  mpibind_auto_cpuset_free(&mems);
+  free(list);
+  free(middle);
   return key;
 }
 
@@ -178,21 +212,10 @@ char *mpibind_auto_topology_cache_name(const char *machine) {
   return name;
 }
 
-char *mpibind_auto_topology_identity(const struct mpibind_auto_tuning *t,
-                                     const char *machine, int dirfd) {
-  struct stat st;
-  if (t->topofile) {
-    if (stat(t->topofile, &st) != 0)
-      return mpibind_auto_strdupf("topofile=%s none", t->topofile);
-    return mpibind_auto_strdupf(
-        "topofile=%s %ju %ju %jd %ld.%09ld %ld.%09ld", t->topofile,
-        (uintmax_t)st.st_dev, (uintmax_t)st.st_ino, (intmax_t)st.st_size,
-        (long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec,
-        (long)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec);
-  }
-  char *name = mpibind_auto_topology_cache_name(machine);
+char *mpibind_auto_topology_name_identity(const char *name, int dirfd) {
   int own = dirfd < 0 && name ? mpibind_auto_cache_dirfd(NULL) : -1;
   int dir = dirfd >= 0 ? dirfd : own;
+  struct stat st;
   char *id;
   /* the times include the change time: a file replaced, renamed into
    * place, made writable by others or given away is another file */
@@ -207,6 +230,24 @@ char *mpibind_auto_topology_identity(const struct mpibind_auto_tuning *t,
     id = name ? mpibind_auto_strdupf("topology=%s none", name) : NULL;
   if (own >= 0)
     close(own);
+  return id;
+}
+
+char *mpibind_auto_topology_identity(const struct mpibind_auto_tuning *t,
+                                     const char *machine, int dirfd) {
+  struct stat st;
+  char *name, *id;
+  if (t->topofile) {
+    if (stat(t->topofile, &st) != 0)
+      return mpibind_auto_strdupf("topofile=%s none", t->topofile);
+    return mpibind_auto_strdupf(
+        "topofile=%s %ju %ju %jd %ld.%09ld %ld.%09ld", t->topofile,
+        (uintmax_t)st.st_dev, (uintmax_t)st.st_ino, (intmax_t)st.st_size,
+        (long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec,
+        (long)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec);
+  }
+  name = mpibind_auto_topology_cache_name(machine);
+  id = mpibind_auto_topology_name_identity(name, dirfd);
   free(name);
   return id;
 }

@@ -23,16 +23,21 @@ extern const char *const mpibind_auto_how_names[4];
 /* The first line of a topology cache file's key. */
 #define MPIBIND_AUTO_TOPOLOGY_HEAD "mpibind-topology-cache 2\n"
 
-/* "name=value" lines (no end mark): the project's version and the
- * mapper's identity (the helper and the libmpibind it loads: device,
- * inode, size, modification time), host name, boot id, uid, the
- * process's cpuset cgroup and its CPUs and memories, online CPUs,
- * HWLOC_* variables.  NULL when out of memory or without a host name. */
+/* The topology cache's machine key, "name=value" lines (no end mark):
+ * the project's version and the mapper's identity (the helper and the
+ * libmpibind it loads: device, inode, size, modification time), host
+ * name, uid, the process's cpuset cgroup and its CPUs and memories,
+ * online CPUs, HWLOC_* variables.  It reads files of /proc and /sys: the
+ * helper's and the plugins' key, not a task's.  NULL when out of memory
+ * or without a host name. */
 char *mpibind_auto_machine_key(void);
-/* The same with the online CPUs as the caller read them already
- * (mpibind_auto_read_line of /sys/devices/system/cpu/online; NULL: read
- * them): each read of a system file costs a task some 5 us. */
-char *mpibind_auto_machine_key_with(const char *online);
+/* The node mapping file's machine lines, from system calls only (a task
+ * computes it in every launch): the same lines but the cgroup's and the
+ * online CPUs, which give way to the memories the process may use
+ * (mpibind_auto_mems_allowed).  The CPUs are the inputs' (the launcher's,
+ * inputs.h) and the topology is checked by the file itself (nodemap.h).
+ * NULL when out of memory or without a host name. */
+char *mpibind_auto_task_machine_key(void);
 
 /* A small system file as one line (newlines inside made ';', trailing
  * blanks removed), malloc'ed; "" when unreadable, NULL out of memory. */
@@ -49,5 +54,9 @@ char *mpibind_auto_topology_cache_name(const char *machine);
  * malloc'ed, NULL out of memory. */
 char *mpibind_auto_topology_identity(const struct mpibind_auto_tuning *t,
                                      const char *machine, int dirfd);
+/* The topology cache file's identity line by the file's name (as
+ * mpibind_auto_topology_identity gives it for the machine whose cache
+ * name it is).  malloc'ed, NULL out of memory. */
+char *mpibind_auto_topology_name_identity(const char *name, int dirfd);
 
 #endif

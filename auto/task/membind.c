@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <linux/mempolicy.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,37 @@ int mpibind_auto_bind_memory(const char *nodes, char **error) {
     rc = 0;
   mpibind_auto_cpuset_free(&set);
   return rc;
+}
+
+int mpibind_auto_mems_allowed(struct mpibind_auto_cpuset *nodes) {
+  /* the kernel refuses a mask smaller than its node count (EINVAL): grow */
+  for (size_t bits = 1024; bits <= ((size_t)INT_MAX + 1) / 2; bits *= 2) {
+    size_t words = bits / WORD_BITS;
+    unsigned long *mask = calloc(words, sizeof *mask);
+    int mode, rc, e;
+    if (mask == NULL)
+      return -1;
+    rc = (int)syscall(SYS_get_mempolicy, &mode, mask, bits, NULL,
+                      MPOL_F_MEMS_ALLOWED);
+    e = errno;
+    if (rc == 0) {
+      mpibind_auto_cpuset_zero(nodes);
+      for (size_t id = 0; rc == 0 && id < bits; id++)
+        if (mask[id / WORD_BITS] & (1UL << (id % WORD_BITS)))
+          rc = mpibind_auto_cpuset_set(nodes, (unsigned)id);
+      free(mask);
+      if (rc != 0)
+        errno = ENOMEM;
+      return rc;
+    }
+    free(mask);
+    if (e != EINVAL) {
+      errno = e;
+      return -1;
+    }
+  }
+  errno = EINVAL;
+  return -1;
 }
 
 int mpibind_auto_unbind_memory(void) {

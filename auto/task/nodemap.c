@@ -12,16 +12,19 @@
  *
  * The file is a keyfile.h file (same safety checks and lock protocol as
  * the topology cache).  Its key holds everything the mapping depends on:
- * the machine and the mapper (machine.h), the inputs (inputs.h) and the
- * topology's identity: MPIBIND_TOPOFILE's, or the topology cache file's.
- * The cache file's identity is the one part of the key that is not in the
- * file's name: on a node without a topology yet the first task keys its
- * look with "none", the helper discovers and writes the topology, and
- * the mapping is written under the identity of the file the helper wrote
- * (it says which); the tasks that waited for the name's lock look again
- * with the identity they now find, and a topology rewritten later (a
- * stale or damaged file replaced) replaces the mapping under the same
- * name.
+ * the machine and the mapper as a task can know them without reading a
+ * file (mpibind_auto_task_machine_key), the inputs with the launcher's
+ * CPUs (inputs.h) and the topology's identity: MPIBIND_TOPOFILE's, or the
+ * topology cache file's.  The cache file's identity is the one part of
+ * the key that is not in the file's name, and the file names the
+ * topology itself: its key's last line is the identity of the topology
+ * cache file the helper mapped from (the helper's answer says which),
+ * and a task compares it with that file as it is now.  A topology
+ * rewritten later (a stale or damaged file replaced, a machine key that
+ * changed: another cgroup, other online CPUs, another hwloc) thus
+ * replaces the mapping under the same name, and a task never computes
+ * the topology's name, which needs the machine key's files of /proc and
+ * /sys (machine.c says why that matters).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -36,8 +39,14 @@
 #include "nodemap.h"
 #include "strdupf.h"
 
-#define HEAD "mpibind-nodemap 5\n"
+#define HEAD "mpibind-nodemap 6\n"
 #define END "nodemap-end\n"
+/* The key's topology line when the mapping failed before the helper said
+ * which topology it had (a failure record: it names none). */
+#define NO_TOPOLOGY "topology=(none)"
+/* At most this much of the recorded topology line is read: the line of
+ * a name "topo-<16 hex digits>.xml" and its numbers. */
+#define TOPOLOGY_LINE_MAX 256
 
 void mpibind_auto_map_answer_free(struct mpibind_auto_map_answer *a) {
   free(a->body);
@@ -50,7 +59,6 @@ struct nodemap_ctx {
   int local, want_report;
   mpibind_auto_map_f map;
   void *map_ctx;
-  const char *machine;
   int dirfd;      /* the cache directory, or -1 */
   char *stable;   /* the key up to the topology cache's identity */
   struct mpibind_auto_share *share;
@@ -90,17 +98,58 @@ static int nodemap_make(void *vctx, char **body, size_t *len, char **error) {
   return 0;
 }
 
-/* The key as it is now: the topology cache's identity as the helper that
- * mapped said, or as it is on disk. */
-static char *nodemap_key(void *vctx) {
+/* The name of the topology cache file that the key line `line` (of a
+ * file's key, without its newline) names, "topo-<16 hex digits>.xml",
+ * or NULL when it names none in that form: a file's content never makes
+ * a task look elsewhere. */
+static const char *recorded_topology(char *line) {
+  static const char pre[] = "topology=";
+  char *name = line + sizeof pre - 1;
+  const size_t len = sizeof "topo-0123456789abcdef.xml" - 1;
+  if (strncmp(line, pre, sizeof pre - 1) != 0 ||
+      strncmp(name, "topo-", 5) != 0 || strlen(name) <= len ||
+      strncmp(name + len - 4, ".xml ", 5) != 0)
+    return NULL;
+  for (size_t i = 5; i < len - 4; i++)
+    if (!((name[i] >= '0' && name[i] <= '9') ||
+          (name[i] >= 'a' && name[i] <= 'f')))
+      return NULL;
+  name[len] = '\0';
+  return name;
+}
+
+/* The topology line of the key of the file fd, as the file it names is
+ * now (malloc'ed; NULL out of memory): what the file recorded when that
+ * file is unchanged, another line when it is not (or names none). */
+static char *topology_now(struct nodemap_ctx *c, int fd) {
+  size_t at = strlen(c->stable);
+  char line[TOPOLOGY_LINE_MAX + 1];
+  ssize_t got = pread(fd, line, TOPOLOGY_LINE_MAX, (off_t)at);
+  const char *name;
+  char *nl;
+  line[got > 0 ? got : 0] = '\0';
+  if ((nl = strchr(line, '\n')) == NULL)
+    return strdup("topology=(unreadable)");
+  *nl = '\0';
+  if (strcmp(line, NO_TOPOLOGY) == 0)
+    return strdup(line);
+  if ((name = recorded_topology(line)) == NULL)
+    return strdup("topology=(unreadable)");
+  return mpibind_auto_topology_name_identity(name, c->dirfd);
+}
+
+/* The key as it is now (keyfile.h): with MPIBIND_TOPOFILE the stable
+ * part (which has that file's identity); otherwise with the topology
+ * line the helper that mapped here said, or the one file fd names as
+ * that topology is now. */
+static char *nodemap_key(void *vctx, int fd) {
   struct nodemap_ctx *c = vctx;
   char *now = NULL, *key;
   const char *topo = "";
   if (!c->in->t->topofile)
-    topo = c->answer.topology
-               ? c->answer.topology
-               : (now = mpibind_auto_topology_identity(c->in->t, c->machine,
-                                                       c->dirfd));
+    topo = c->answer.topology ? c->answer.topology
+           : fd >= 0          ? (now = topology_now(c, fd))
+                              : NO_TOPOLOGY;
   key = topo ? mpibind_auto_strdupf("%s%s\n" END, c->stable, topo) : NULL;
   free(now);
   return key;
@@ -113,7 +162,7 @@ static char *stable_key(const struct mpibind_auto_inputs *in,
                         const char *machine) {
   char *inputs = mpibind_auto_inputs_key(in), *file = NULL, *key;
   if (in->t->topofile &&
-      (file = mpibind_auto_topology_identity(in->t, machine, -1)) == NULL) {
+      (file = mpibind_auto_topology_identity(in->t, NULL, -1)) == NULL) {
     free(inputs);
     return NULL;
   }
@@ -127,14 +176,14 @@ static char *stable_key(const struct mpibind_auto_inputs *in,
 
 /* One look for the inputs as they are: 0, or -1 with *error; *note:
  * why the cache could not serve the node's tasks (or NULL). */
-static int share_once(struct nodemap_ctx *c, int *how, char **error,
-                      char **note) {
+static int share_once(struct nodemap_ctx *c, const char *machine, int *how,
+                      char **error, char **note) {
   static const struct mpibind_auto_once ops = {nodemap_key, nodemap_use,
                                                nodemap_make};
   char *name = NULL, *unwritten = NULL;
   int made = 0, rc;
   c->dirfd = -1;
-  c->stable = stable_key(c->in, c->machine);
+  c->stable = stable_key(c->in, machine);
   if (c->stable) {
     name = mpibind_auto_strdupf("map-%016llx.txt",
                                 (unsigned long long)mpibind_auto_hash(c->stable));
@@ -166,8 +215,8 @@ static int share_once(struct nodemap_ctx *c, int *how, char **error,
   return rc;
 }
 
-/* What a record must satisfy here (nodemap.h): the node's online CPUs
- * (as the key read them) within the job's when they are a list, and with
+/* What a record must satisfy here (nodemap.h): the launcher's CPUs (as
+ * the key has them) within the job's when they are a list, and with
  * membind the node's online NUMA nodes.  Sets that cannot be read leave
  * the bound unknown (NULL). */
 static void bounds_of(const struct mpibind_auto_inputs *in,
@@ -178,7 +227,8 @@ static void bounds_of(const struct mpibind_auto_inputs *in,
   const char *j = in->job_cpus;
   memset(ok, 0, sizeof *ok);
   ok->dryrun = in->t->dryrun;
-  if (in->online && mpibind_auto_cpuset_parse_list(cpus, in->online) == 0) {
+  if (in->launch_cpus &&
+      mpibind_auto_cpuset_parse_list(cpus, in->launch_cpus) == 0) {
     ok->cpus = cpus;
     /* "(node)" and "(unknown)" are not lists */
     if (j && j[0] != '(' && mpibind_auto_cpuset_parse_list(&job, j) == 0)
@@ -199,11 +249,11 @@ int mpibind_auto_node_share(struct mpibind_auto_inputs *in, int local,
                             int want_report, mpibind_auto_map_f map,
                             void *ctx, struct mpibind_auto_share *s,
                             int *how, char **gpu_what, char **error) {
-  char *machine = mpibind_auto_machine_key_with(in->online), *note = NULL;
+  char *machine = mpibind_auto_task_machine_key(), *note = NULL;
   struct mpibind_auto_cpuset cpus = MPIBIND_AUTO_CPUSET_INIT;
   struct mpibind_auto_cpuset mems = MPIBIND_AUTO_CPUSET_INIT;
   struct mpibind_auto_share_bounds ok;
-  struct nodemap_ctx c = {in, local, want_report, map, ctx, machine, -1,
+  struct nodemap_ctx c = {in, local, want_report, map, ctx, -1,
                           NULL, s, gpu_what, &ok, {NULL, 0, 0, NULL}};
   int rc;
   memset(s, 0, sizeof *s);
@@ -215,7 +265,7 @@ int mpibind_auto_node_share(struct mpibind_auto_inputs *in, int local,
     return -1;
   }
   bounds_of(in, &cpus, &mems, &ok);
-  rc = share_once(&c, how, error, &note);
+  rc = share_once(&c, machine, how, error, &note);
   if (rc == 0 && s->slot < 0 && s->keep == NULL) {
     /* no task of the node's mapping has this task's GPUs: its lists are
      * the node's allocation after all (gpualloc.c) */
@@ -223,7 +273,7 @@ int mpibind_auto_node_share(struct mpibind_auto_inputs *in, int local,
     mpibind_auto_gpu_own_as_allocation(in->gpu_alloc);
     free(*gpu_what);
     *gpu_what = NULL;
-    rc = share_once(&c, how, error, &note);
+    rc = share_once(&c, machine, how, error, &note);
   }
   s->note = note;
   mpibind_auto_cpuset_free(&cpus);

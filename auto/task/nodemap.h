@@ -7,8 +7,12 @@
  *
  * File: <cache dir>/map-<hash>.txt (keyfile.h), key then body:
  *
- *   key    "mpibind-nodemap 5\n", the machine key (machine.h), the
- *          inputs (inputs.h), the topology's identity, "nodemap-end\n"
+ *   key    "mpibind-nodemap 6\n", the task's machine key (machine.h),
+ *          the inputs (inputs.h), the topology's identity line (the
+ *          cache file's, "topology=topo-<16 hex>.xml ...", which a task
+ *          checks against that file; "topology=(none)" in a failure
+ *          record; empty with MPIBIND_TOPOFILE, whose identity is in the
+ *          inputs' lines), "nodemap-end\n"
  *   body   R\n                      R = ntasks + 2 records, 16 hex digits
  *          off_0\n ... off_R\n      16 hex digits each, from the body's
  *                                   start
@@ -86,7 +90,7 @@ struct mpibind_auto_body {
 struct mpibind_auto_share_bounds {
   int dryrun;  /* nothing is bound: its lists need only be lists */
   const struct mpibind_auto_cpuset *cpus; /* the CPUs a record may name:
-                                             the node's online CPUs
+                                             the launcher's CPUs
                                              within the job's; NULL:
                                              unknown (lists only) */
   const struct mpibind_auto_cpuset *mems; /* the NUMA nodes its mems may

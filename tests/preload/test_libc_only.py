@@ -111,6 +111,56 @@ def test_no_library_in_ranks_cold_and_warm(tmp_path):
         assert [l for l in mine if FORBIDDEN.search(l[1])] == [], mine
 
 
+def system_files_opened(tmp, rank, **env):
+    """The files of /proc and /sys that rank `rank` of 2 (/bin/true under
+    the preload, traced by strace) opens or stats itself, those that it and
+    its children (the helper) do, and where its trace line says its
+    mapping came from."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed")
+    log, trace = tmp / "strace", tmp / "trace"
+    for f in (log, trace):
+        if f.exists():
+            f.unlink()
+    # strace itself carries no preload and no task variables: -E gives
+    # them to the traced program only
+    task = {"LD_PRELOAD": " ".join(PRELOAD_LIST), "MPI_LOCALRANKID": str(rank),
+            "MPI_LOCALNRANKS": "2", "MPIBIND_CACHE_DIR": str(tmp / "cache"),
+            "MPIBIND_TRACE": str(trace), **env}
+    argv = [strace, "-f", "-qq", "-o", str(log), "-e",
+            "trace=open,openat,openat2,stat,lstat,newfstatat,statx,access"]
+    for k, v in task.items():
+        argv += ["-E", f"{k}={v}"]
+    p = subprocess.run(argv + [TRUE], env=clean_env(), capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = log.read_text().splitlines()
+    rank_pid = lines[0].split()[0] if lines else None
+    seen = [(l.split()[0], m.group(1)) for l in lines
+            for m in [re.search(r'"(/(?:proc|sys)/[^"]*)"', l)] if m]
+    how = [TRACE_RE.match(l.rstrip("\n"))[4] for l in open(trace)] \
+        if trace.exists() else []
+    return {f for pid, f in seen if pid == rank_pid}, {f for _, f in seen}, how
+
+
+def test_warm_rank_reads_no_file_of_proc_or_sys(tmp_path):
+    """A rank whose node is mapped keys the node mapping file with system
+    calls alone (auto/README.md, "One mapping per node"): no file of /proc
+    or /sys, each of which costs a rank some 10 to 15 us in every launch,
+    beyond what the same process opens with MPIBIND=off (a sanitizer's
+    runtime reads /proc/self/maps).  The binding of a process that started
+    no thread lists no /proc/self/task either.  The helper that mapped
+    the node on the cold rank reads them: the check sees such files."""
+    floor, _, _ = system_files_opened(tmp_path, 1, MPIBIND="off")
+    _, cold, how = system_files_opened(tmp_path, 0)
+    assert how == ["discovered"], how
+    assert "/sys/devices/system/cpu/online" in cold, sorted(cold)
+    warm, _, how = system_files_opened(tmp_path, 1)
+    assert how == ["cache"], how
+    assert warm - floor == set(), sorted(warm - floor)
+
+
 def test_the_helper_does_load_them(tmp_path):
     """What the checks above look for is what LD_DEBUG shows of a process
     that maps (the helper, run here directly): they can fail."""
