@@ -442,10 +442,15 @@ int mpibind_auto_apply(int standalone) {
 int mpibind_auto_apply_at_load(int argc, char **argv) {
   struct task_run r = {0};
   char *lerr = NULL;
+  int found;
+  /* switched off: nothing to detect (what apply_with_tuning would find
+   * after it, for every process of a job script that says MPIBIND=off) */
+  if (mpibind_auto_tuning_plainly_off())
+    return 0;
   /* one look at the launcher's variables (each a scan of the
    * environment, in every process of a job) */
-  int found = mpibind_auto_launcher_detect(&r.local, &r.count, &r.source,
-                                           &lerr);
+  found = mpibind_auto_launcher_detect(&r.local, &r.count, &r.source,
+                                       &lerr);
   if (found == 0) {
     free(lerr);
     return MPIBIND_AUTO_NOT_A_TASK;

@@ -340,6 +340,11 @@ const char *mpibind_auto_getenv(const struct mpibind_auto_tuning *t,
   return t->get ? t->get(name, t->get_ctx) : getenv(name);
 }
 
+int mpibind_auto_tuning_plainly_off(void) {
+  const char *v = getenv("MPIBIND");
+  return v != NULL && v[0] == 'o' && v[1] == 'f' && v[2] == 'f' && v[3] == '\0';
+}
+
 int mpibind_auto_tuning_read(struct mpibind_auto_tuning *t) {
   return mpibind_auto_tuning_read_from(t, process_getenv, NULL);
 }

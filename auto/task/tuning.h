@@ -77,6 +77,12 @@ struct mpibind_auto_tuning {
  * naming the variable and its value).  `off` is always honoured, even
  * next to bad words.  Free with mpibind_auto_tuning_free(). */
 int mpibind_auto_tuning_read(struct mpibind_auto_tuning *t);
+/* 1 when MPIBIND is exactly "off", the way a job script switches mpibind
+ * off for its commands: what mpibind_auto_tuning_read would find
+ * (t->off, nothing else to say), told by one getenv and no parsing, so
+ * that such a process pays nothing more than one that is no task.  0
+ * otherwise (any other spelling is the full reader's). */
+int mpibind_auto_tuning_plainly_off(void);
 /* The same, reading the variables through get(name, ctx). */
 int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
                                   mpibind_auto_getenv_f get, void *ctx);

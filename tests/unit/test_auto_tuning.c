@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "mpibind_auto_task.h"
+#include "tuning.h"
 #include "unit_util.h"
 
 int __real_vasprintf(char **out, const char *fmt, va_list ap);
@@ -128,11 +129,36 @@ START_TEST(many_bad_words_one_line_linear_work)
 }
 END_TEST
 
+/* The preload's early way out for MPIBIND=off says 1 for that spelling
+ * alone, and only where the full reader finds off and nothing to say. */
+START_TEST(plainly_off_is_what_the_reader_finds)
+{
+  static const char *const values[] = {"off", "OFF", " off", "off ",
+                                       "off,v", "v,off", "of", "offf",
+                                       "on", "", "off,help"};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    struct mpibind_auto_tuning t;
+    ck_assert_int_eq(setenv("MPIBIND", values[i], 1), 0);
+    int quick = mpibind_auto_tuning_plainly_off();
+    mpibind_auto_tuning_read(&t);
+    ck_assert_msg(quick == (strcmp(values[i], "off") == 0), "'%s'",
+                  values[i]);
+    if (quick)
+      ck_assert_msg(t.off && t.error == NULL && !t.help && !t.verbose, "'%s'",
+                    values[i]);
+    mpibind_auto_tuning_free(&t);
+  }
+  unsetenv("MPIBIND");
+  ck_assert_int_eq(mpibind_auto_tuning_plainly_off(), 0);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("auto_tuning");
   TCase *tc = ut_tcase("auto_tuning");
   tcase_add_test(tc, many_bad_words_one_line_linear_work);
+  tcase_add_test(tc, plainly_off_is_what_the_reader_finds);
   suite_add_tcase(s, tc);
   return ut_run(s);
 }
