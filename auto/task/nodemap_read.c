@@ -89,11 +89,16 @@ static int add_var(struct mpibind_auto_share *s, const char *name,
   return s->names[s->nvars - 1] && s->values[s->nvars - 1] ? 0 : -1;
 }
 
-/* Reads a record's lines into the share. */
+/* Reads a record's lines into the share (empty lines skipped). */
 static int parse_record(char *rec, struct mpibind_auto_share *s) {
-  char *line, *save = NULL;
-  for (line = strtok_r(rec, "\n", &save); line;
-       line = strtok_r(NULL, "\n", &save)) {
+  char *next;
+  for (char *line = rec; *line; line = next) {
+    char *nl = strchr(line, '\n');
+    next = nl ? nl + 1 : line + strlen(line);
+    if (nl)
+      *nl = '\0';
+    if (*line == '\0')
+      continue;
     char *eq = strchr(line, '=');
     if (eq == NULL)
       return -1;
@@ -157,21 +162,35 @@ static int body_read(const struct mpibind_auto_body *b, char *buf, size_t n,
   return mpibind_auto_pread_exact(b->fd, buf, n, b->off + (off_t)at);
 }
 
+/* The number of an index entry: HEXW - 1 lowercase hex digits (as the
+ * writer puts them) and the newline.  0, or -1 when s is not one.  A loop
+ * rather than strtoull, which also takes blanks, signs and "0x": the
+ * entry is what the writer wrote or nothing, and a rank's warm path calls
+ * no libc function it can do without (nodemap.c). */
+static int index_entry(const char *s, unsigned long long *v) {
+  *v = 0;
+  for (int i = 0; i < HEXW - 1; i++) {
+    int d = s[i] >= '0' && s[i] <= '9'   ? s[i] - '0'
+            : s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10
+                                         : -1;
+    if (d < 0)
+      return -1;
+    *v = *v << 4 | (unsigned)d;
+  }
+  return s[HEXW - 1] == '\n' ? 0 : -1;
+}
+
 /* Record r ([start, end) from the index) as a string; NULL when the index
  * is not sane. */
 static char *read_record(const struct mpibind_auto_body *b, int r, int nrec) {
-  char ent[2 * HEXW + 1], *rec, *end;
+  char ent[2 * HEXW + 1], *rec;
   size_t head = (size_t)HEXW * ((size_t)nrec + 2);
+  unsigned long long a, z;
   if (body_read(b, ent, 2 * HEXW, (size_t)HEXW * (size_t)(r + 1)) != 0)
     return NULL;
   ent[2 * HEXW] = '\0';
-  if (ent[HEXW - 1] != '\n' || ent[2 * HEXW - 1] != '\n')
-    return NULL;
-  unsigned long long a = strtoull(ent, &end, 16);
-  if (end != ent + HEXW - 1)
-    return NULL;
-  unsigned long long z = strtoull(ent + HEXW, &end, 16);
-  if (end != ent + 2 * HEXW - 1 || a < head || a > z || z > b->len)
+  if (index_entry(ent, &a) != 0 || index_entry(ent + HEXW, &z) != 0 ||
+      a < head || a > z || z > b->len)
     return NULL;
   rec = malloc((size_t)(z - a) + 1);
   if (rec == NULL || body_read(b, rec, (size_t)(z - a), (size_t)a) != 0) {
@@ -226,7 +245,8 @@ int mpibind_auto_share_from_body(const struct mpibind_auto_body *b,
                                  struct mpibind_auto_share *s,
                                  char **gpu_what) {
   static const char keep[] = MPIBIND_AUTO_NODEMAP_KEEP;
-  char head[HEXW + 1], *end, *rec;
+  char head[HEXW + 1], *rec;
+  unsigned long long count;
   int nrec = ntasks + EXTRA, slot;
   size_t n = b->len < HEXW ? b->len : HEXW;
   if (ntasks < 1 || local < 0 || local >= ntasks ||
@@ -235,8 +255,8 @@ int mpibind_auto_share_from_body(const struct mpibind_auto_body *b,
   head[n] = '\0';
   if (strncmp(head, keep, sizeof keep - 1) == 0)
     return read_keep(b, s);
-  if (n < HEXW || strtoull(head, &end, 16) != (unsigned long long)nrec ||
-      end != head + HEXW - 1)
+  if (n < HEXW || index_entry(head, &count) != 0 ||
+      count != (unsigned long long)nrec)
     return 0;
   slot = pick_slot(b, ntasks, local, nrec, gpu_what);
   if (slot == -2)

@@ -47,7 +47,12 @@ int mb_parse_decimal(const char *s, size_t len, long long min, long long max,
 
 int mb_take_decimal(const char **p, long long max, long long *out)
 {
-  size_t n = strspn(*p, "0123456789");
+  /* a loop, not strspn: the preload's warm path calls no libc function
+   * it can do without (each first call costs a rank a lazy binding, and
+   * often a page of libc) */
+  size_t n = 0;
+  while ((*p)[n] >= '0' && (*p)[n] <= '9')
+    n++;
   if (mb_parse_decimal(*p, n, 0, max, out) != 0)
     return -1;
   *p += n;
