@@ -37,7 +37,6 @@
  * CUDA_VISIBLE_DEVICES=2,3; mpirun ...`).
  */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,9 +79,9 @@ static int entry_at(const char *list, int n, const char **start, size_t *len) {
   for (;;) {
     const char *e = strchr(p, ',');
     const char *b = p, *f = e ? e : p + strlen(p);
-    while (b < f && isspace((unsigned char)*b))
+    while (b < f && mb_ascii_space((unsigned char)*b))
       b++;
-    while (f > b && isspace((unsigned char)f[-1]))
+    while (f > b && mb_ascii_space((unsigned char)f[-1]))
       f--;
     if (f > b) {
       if (k == n && start) {

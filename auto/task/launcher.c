@@ -10,7 +10,6 @@
  * mpiexec.mpich in a Slurm step every rank sees SLURM_LOCALID=0).
  */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -44,10 +43,10 @@ static const struct pair_family pair_families[] = {
 static int parse_nonneg(const char *s, int *out) {
   long long v;
   size_t len;
-  while (isspace((unsigned char)*s))
+  while (mb_ascii_space((unsigned char)*s))
     s++;
   len = strlen(s);
-  while (len > 0 && isspace((unsigned char)s[len - 1]))
+  while (len > 0 && mb_ascii_space((unsigned char)s[len - 1]))
     len--;
   if (mb_parse_decimal(s, len, 0, INT_MAX, &v) != 0)
     return -1;

@@ -11,7 +11,6 @@
  * variables the preload has just exported, and is not stale.)
  */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +26,7 @@ static int asks_binding(const char *v) {
   size_t len;
   if (v == NULL)
     return 0;
-  while (isspace((unsigned char)*v))
+  while (mb_ascii_space((unsigned char)*v))
     v++;
   len = strcspn(v, ", \t");
   return len > 0 && !(len == 5 && mb_ascii_caseeq(v, "false", 5));

@@ -8,7 +8,6 @@
  * stand in it.
  */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -155,9 +154,9 @@ static void parse_mpibind(struct mpibind_auto_tuning *t, const char *label,
       end = p + strlen(p);
     const char *w = p;
     const char *we = end;
-    while (w < we && isspace((unsigned char)*w))
+    while (w < we && mb_ascii_space((unsigned char)*w))
       w++;
-    while (we > w && isspace((unsigned char)we[-1]))
+    while (we > w && mb_ascii_space((unsigned char)we[-1]))
       we--;
     size_t len = (size_t)(we - w);
     int b = -1; /* bool_word() leaves it at -1 when it reports an error */
@@ -230,7 +229,7 @@ static void parse_mpibind(struct mpibind_auto_tuning *t, const char *label,
 
 static int all_space(const char *s) {
   for (; *s; s++)
-    if (!isspace((unsigned char)*s))
+    if (!mb_ascii_space((unsigned char)*s))
       return 0;
   return 1;
 }
@@ -376,10 +375,10 @@ int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
   if (v != NULL) {
     const char *s = v;
     size_t len;
-    while (isspace((unsigned char)*s))
+    while (mb_ascii_space((unsigned char)*s))
       s++;
     len = strlen(s);
-    while (len > 0 && isspace((unsigned char)s[len - 1]))
+    while (len > 0 && mb_ascii_space((unsigned char)s[len - 1]))
       len--;
     if (is_word(s, len, "cpu"))
       t->restrict_type = MPIBIND_AUTO_RESTRICT_CPU;
@@ -420,10 +419,10 @@ int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
     const char *s = v;
     const char *e;
     long long n;
-    while (isspace((unsigned char)*s))
+    while (mb_ascii_space((unsigned char)*s))
       s++;
     e = s;
-    while (*e && *e != ',' && !isspace((unsigned char)*e))
+    while (*e && *e != ',' && !mb_ascii_space((unsigned char)*e))
       e++;
     if (mb_parse_decimal(s, (size_t)(e - s), 1, MPIBIND_AUTO_NTHREADS_MAX,
                          &n) == 0)

@@ -1,5 +1,6 @@
 /*
- * caseword.c - words compared without regard to ASCII case (mb_text.h).
+ * caseword.c - words compared without regard to ASCII case, and the ASCII
+ * blanks around them (mb_text.h).
  *
  * Why not strncasecmp: the words of MPIBIND and OMP_PROC_BIND are ASCII,
  * and strncasecmp follows the locale (in a Turkish one, 'I' is not the
@@ -21,4 +22,8 @@ int mb_ascii_caseeq(const char *a, const char *b, size_t n) {
       return 1;
   }
   return 1;
+}
+
+int mb_ascii_space(int c) {
+  return c == ' ' || (c >= '\t' && c <= '\r');
 }

@@ -38,4 +38,9 @@ char *mb_escape(const char *s);
  * (MPIBIND's, OMP_PROC_BIND's) whatever the locale (caseword.c). */
 int mb_ascii_caseeq(const char *a, const char *b, size_t n);
 
+/* 1 when c is an ASCII blank (space, \t, \n, \v, \f, \r), else 0: the
+ * blanks around the words and numbers users type, whatever the locale,
+ * without isspace's locale table (another page of libc in every rank). */
+int mb_ascii_space(int c);
+
 #endif
