@@ -225,7 +225,14 @@ def measure_launch(run, args, env, cmd):
         _, lines = run.launch_preloaded(cmd, env)
         if lines:
             cold, _ = discoveries_per_node(lines)
-    for _ in range(args.reps):
+    def without():
+        without_t.append(run.launch(cmd, env))
+        without_c.append(run.last_cpu)
+    for rep in range(args.reps):
+        # who goes first alternates: a launch costs less after a small
+        # process than after a large one, whatever its own cost
+        if rep % 2:
+            without()
         if args.preload:
             t, lines = run.launch_preloaded(cmd, env)
             with_t.append(t)
@@ -234,8 +241,8 @@ def measure_launch(run, args, env, cmd):
             warm_disc.append(d)
             warm_traced.append(ntr)
             warm_bound.append(sum(1 for l in lines if l.get("bound") == "1"))
-        without_t.append(run.launch(cmd, env))
-        without_c.append(run.last_cpu)
+        if rep % 2 == 0:
+            without()
     base = statistics.median(without_t)
     noise = "%.1f%%" % (100 * mad_rel(without_t))
     if not args.preload:
@@ -285,8 +292,11 @@ def measure_task(run, args, env):
     # One run of each first: page cache, and a cache file for "warm".
     run.launch([prog], renv)
     run.launch([prog], penv)
-    for _ in range(args.task_reps):
-        for name, e in (("without", renv), ("warm", penv), ("cold", penv)):
+    order = (("without", renv), ("warm", penv), ("cold", penv))
+    for rep in range(args.task_reps):
+        # each round starts at another series (task_cost.py's medians)
+        k = rep % len(order)
+        for name, e in order[k:] + order[:k]:
             if name == "cold":
                 clear_cache(run.cache_dir)
             t = run.launch([prog], e)

@@ -116,8 +116,13 @@ def medians(series, reps, before=None):
     one)} interleaved, reps times; returns {name: median CPU seconds}.
     before(name) runs first for each run (e.g. emptying a cache)."""
     times = {name: [] for name in series}
+    names = list(series)
     for i in range(reps):
-        for name, env in series.items():
+        # each round starts at another series: a process costs less right
+        # after a small one (the no-op's) than after a large one, and a
+        # fixed order would hand that to whichever series came second
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            env = series[name]
             if before:
                 before(name)
             times[name].append(cpu_of(env(i) if callable(env) else env))
