@@ -50,6 +50,7 @@ This is a benchmark: a missed target prints MISS and the exit status stays
 import argparse
 import collections
 import os
+import random
 import resource
 import shutil
 import statistics
@@ -292,11 +293,12 @@ def measure_task(run, args, env):
     # One run of each first: page cache, and a cache file for "warm".
     run.launch([prog], renv)
     run.launch([prog], penv)
-    order = (("without", renv), ("warm", penv), ("cold", penv))
+    order = [("without", renv), ("warm", penv), ("cold", penv)]
+    shuffle = random.Random(15)
     for rep in range(args.task_reps):
-        # each round starts at another series (task_cost.py's medians)
-        k = rep % len(order)
-        for name, e in order[k:] + order[:k]:
+        # each round in an order of its own (task_cost.py's medians)
+        shuffle.shuffle(order)
+        for name, e in order:
             if name == "cold":
                 clear_cache(run.cache_dir)
             t = run.launch([prog], e)

@@ -16,7 +16,9 @@ process and the children it waited for, the helper included) of /bin/true
 started under a preload, minus the median of the same runs under a no-op
 preload (a library whose constructor does nothing: what the loader
 charges for any preload), the series interleaved so that drifts of this
-noisy machine hit them alike.  --baseline-preload adds the same series for
+noisy machine hit them alike, each round in its own (seeded) random order
+so that no series mostly runs right after the no-op's small process,
+which makes the next one cheaper.  --baseline-preload adds the same series for
 another build of the preload (e.g. the previous commit's), in the same
 run, for a before/after comparison on one machine.
 
@@ -38,12 +40,15 @@ missing program or a failing run exits 1.
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 
+# the series' order per round is random, and the same in every run
+RANDOM_SEED = 15
 TARGET_ALONE_MS = 0.02
 TARGET_WARM_MS = 0.10
 TARGET_FIRST_MS = 100.0
@@ -117,11 +122,14 @@ def medians(series, reps, before=None):
     before(name) runs first for each run (e.g. emptying a cache)."""
     times = {name: [] for name in series}
     names = list(series)
+    order = random.Random(RANDOM_SEED)
     for i in range(reps):
-        # each round starts at another series: a process costs less right
-        # after a small one (the no-op's) than after a large one, and a
-        # fixed order would hand that to whichever series came second
-        for name in names[i % len(names):] + names[:i % len(names)]:
+        # each round in an order of its own: a process costs less right
+        # after a small one (the no-op's) than after a large one, and any
+        # fixed order (rotations too, with three series or more) would
+        # hand that to the series that mostly follows the no-op
+        order.shuffle(names)
+        for name in names:
             env = series[name]
             if before:
                 before(name)
