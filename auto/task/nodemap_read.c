@@ -198,7 +198,10 @@ static char *read_record(const struct mpibind_auto_body *b, int r, int nrec) {
     return NULL;
   }
   rec[z - a] = '\0';
-  if (strlen(rec) != z - a) {
+  /* the writer ends every record that has lines with its last newline:
+   * an index entry moved off a record's bounds (a damaged or edited
+   * file) cuts a line, which must not be taken for a value */
+  if (strlen(rec) != z - a || (z > a && rec[z - a - 1] != '\n')) {
     free(rec);
     return NULL;
   }

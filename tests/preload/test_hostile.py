@@ -409,6 +409,33 @@ def test_record_that_cannot_be_applied_is_made_again(tmp, cpus):
     assert again.trace[0][5] == "cache" and again.trace[0][6] == "1", again
 
 
+def test_index_entry_off_a_record_bound_is_made_again(tmp):
+    """An index entry moved into a record's last lines (record 1 starting
+    in the middle of record 0's OMP_NUM_THREADS line): record 0 would end
+    in the middle of a line, "OMP_NUM_THREADS=" with no value.  Task 0
+    maps the node again instead, exports the whole value, and the file is
+    replaced."""
+    cache = tmp / "c"
+    env = task_env(0, 2)
+    first = run(tmp, env, cache=cache)
+    assert first.rc == 0 and first.trace[0][6] == "1", first
+    assert first.env["OMP_NUM_THREADS"] == "1", first
+    path = map_file(cache)
+    good = path.read_bytes()
+    k = good.index(b"nodemap-end\n") + len(b"nodemap-end\n")
+    at = k + 17 * 2                     # the entry where record 1 starts
+    record0 = record_of(path, 0)
+    cut = record0.index(b"OMP_NUM_THREADS=") + len(b"OMP_NUM_THREADS=")
+    start0 = int(good[k + 17:k + 17 + 16], 16)
+    path.write_bytes(good[:at] + b"%016x" % (start0 + cut) + good[at + 16:])
+    assert record_of(path, 0).endswith(b"OMP_NUM_THREADS=")
+    again = run(tmp, env, cache=cache)
+    assert again.rc == 0 and lines(again) == [], again
+    assert again.trace[0][6] == "1", again
+    assert again.env["OMP_NUM_THREADS"] == "1", again
+    assert path.read_bytes() == good
+
+
 # ---- G12: one bound for OMP_NUM_THREADS ------------------------------------
 
 @pytest.mark.parametrize("n", ["1073741825", "2147483647"])
