@@ -413,18 +413,23 @@ int mpibind_auto_tuning_read_from(struct mpibind_auto_tuning *t,
   }
 
   /* OMP_NUM_THREADS may be a list for nested levels ("4,2"): the first
-   * entry is the task's thread count. */
+   * entry is the task's thread count, blanks around it, then a comma or
+   * the end ("2 3" is no count: OpenMP runtimes refuse it too). */
   v = get("OMP_NUM_THREADS", ctx);
   if (v != NULL && !all_space(v)) {
     const char *s = v;
-    const char *e;
+    const char *e, *after;
     long long n;
     while (mb_ascii_space((unsigned char)*s))
       s++;
     e = s;
     while (*e && *e != ',' && !mb_ascii_space((unsigned char)*e))
       e++;
-    if (mb_parse_decimal(s, (size_t)(e - s), 1, MPIBIND_AUTO_NTHREADS_MAX,
+    after = e;
+    while (mb_ascii_space((unsigned char)*after))
+      after++;
+    if ((*after == '\0' || *after == ',') &&
+        mb_parse_decimal(s, (size_t)(e - s), 1, MPIBIND_AUTO_NTHREADS_MAX,
                          &n) == 0)
       t->nthreads = (int)n;
     else

@@ -460,6 +460,21 @@ def test_omp_num_threads_beyond_the_bound(tmp):
     assert r.env["MPIBIND_APPLIED"] == "0", r
 
 
+
+@pytest.mark.parametrize("value", ["2 3", " 2 x", "2\t3,4"])
+def test_omp_num_threads_first_entry_is_one_number(tmp, value):
+    """Blanks around the first entry are fine ("\t2\n", " 2 ,4"); two words
+    are no thread count, as OpenMP runtimes refuse them: one line naming
+    the value, the task unbound, the value left as it was."""
+    r = run(tmp, {**task_env(0, 2), "OMP_NUM_THREADS": value})
+    assert r.rc == 0 and len(lines(r)) == 1, r
+    assert "OMP_NUM_THREADS" in lines(r)[0] and "thread count" in lines(r)[0], r
+    assert r.env["OMP_NUM_THREADS"] == value and r.env["MPIBIND_APPLIED"] == "0", r
+    for ok in ("\t2\n", " 2 ,4"):
+        good = run(tmp, {**task_env(0, 2), "OMP_NUM_THREADS": ok})
+        assert good.rc == 0 and lines(good) == [], good
+        assert good.trace[0][6] == "1", good
+
 # ---- G10 and G13: the restart for a stale OpenMP runtime -------------------
 
 def restart_env(extra=None):
