@@ -335,6 +335,16 @@ unusable:
  * "-<pid>-<ns>-<attempt>" (write_keyed). */
 enum entry { NOT_OURS, KEYED, LOCK, TEMP };
 
+/* 1 when s starts with the 16 lowercase hex digits of a key's hash (a
+ * loop: a task checks a name on its warm path, where every libc function
+ * it calls first costs it a binding). */
+static int hash_digits(const char *s) {
+  for (int i = 0; i < 16; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+      return 0;
+  return 1;
+}
+
 static enum entry classify(const char *name, const struct kind **kind) {
   int tmp = name[0] == '.';
   const char *p = name + tmp;
@@ -343,7 +353,7 @@ static enum entry classify(const char *name, const struct kind **kind) {
     const char *rest = p + plen;
     if (strncmp(p, kinds[k].prefix, plen) != 0)
       continue;
-    if (strspn(rest, "0123456789abcdef") < 16)
+    if (!hash_digits(rest))
       return NOT_OURS;
     rest += 16;
     *kind = &kinds[k];
@@ -363,6 +373,11 @@ static enum entry classify(const char *name, const struct kind **kind) {
     return *rest == '\0' ? TEMP : NOT_OURS;
   }
   return NOT_OURS;
+}
+
+int mpibind_auto_cache_keyed_name(const char *name, const char *prefix) {
+  const struct kind *kind = NULL;
+  return classify(name, &kind) == KEYED && strcmp(kind->prefix, prefix) == 0;
 }
 
 /* 1 when the open file holds what this code writes under such a name: a

@@ -24,6 +24,11 @@ int mpibind_auto_cache_dirfd(char **why);
  * directory dirfd or, when it is not there, in its spill directory
  * (keyfile.c).  0, or -1 with errno. */
 int mpibind_auto_cache_stat(int dirfd, const char *name, struct stat *st);
+/* 1 when name is the name of a keyed file this code gives, of the kind
+ * whose names start with prefix ("topo-", "map-": <prefix><16 hex
+ * digits><its extension>), else 0: a name read from a file is used only
+ * when it is one of ours. */
+int mpibind_auto_cache_keyed_name(const char *name, const char *prefix);
 /* FNV-1a, 64 bits: a short, stable name for a key. */
 uint64_t mpibind_auto_hash(const char *s);
 /* pread of exactly n bytes; 0 on success. */

@@ -99,23 +99,17 @@ static int nodemap_make(void *vctx, char **body, size_t *len, char **error) {
 }
 
 /* The name of the topology cache file that the key line `line` (of a
- * file's key, without its newline) names, "topo-<16 hex digits>.xml",
- * or NULL when it names none in that form: a file's content never makes
- * a task look elsewhere. */
+ * file's key, without its newline) names ("topology=<name> <numbers>"),
+ * or NULL when it names none of ours (keyfile.h): a file's content never
+ * makes a task look elsewhere. */
 static const char *recorded_topology(char *line) {
   static const char pre[] = "topology=";
-  char *name = line + sizeof pre - 1;
-  const size_t len = sizeof "topo-0123456789abcdef.xml" - 1;
+  char *name = line + sizeof pre - 1, *space;
   if (strncmp(line, pre, sizeof pre - 1) != 0 ||
-      strncmp(name, "topo-", 5) != 0 || strlen(name) <= len ||
-      strncmp(name + len - 4, ".xml ", 5) != 0)
+      (space = strchr(name, ' ')) == NULL)
     return NULL;
-  for (size_t i = 5; i < len - 4; i++)
-    if (!((name[i] >= '0' && name[i] <= '9') ||
-          (name[i] >= 'a' && name[i] <= 'f')))
-      return NULL;
-  name[len] = '\0';
-  return name;
+  *space = '\0';
+  return mpibind_auto_cache_keyed_name(name, "topo-") ? name : NULL;
 }
 
 /* The topology line of the key of the file fd, as the file it names is
