@@ -255,19 +255,22 @@ char *mpibind_auto_cpuset_list(const struct mpibind_auto_cpuset *s) {
   return out;
 }
 
-/* The kernel's CPU masks (sched_getaffinity(2), sched_setaffinity(2)) are
- * arrays of unsigned long, bit i in word i / bits-per-word, as the set's
- * own words: a set is read into and bound from its words directly (a task
- * pays no loop over every bit of a 1024-CPU mask). */
-int mpibind_auto_cpuset_get_affinity(pid_t pid,
-                                     struct mpibind_auto_cpuset *s) {
+/* The kernel's CPU and memory masks (sched_getaffinity(2),
+ * sched_setaffinity(2), get_mempolicy(2)) are arrays of unsigned long,
+ * bit i in word i / bits-per-word, as the set's own words: a set is read
+ * into and bound from its words directly (a task pays no loop over every
+ * bit of a 1024-CPU mask). */
+int mpibind_auto_cpuset_read_mask(struct mpibind_auto_cpuset *s,
+                                  int (*read)(unsigned long *w, size_t nw,
+                                              void *ctx),
+                                  void *ctx) {
   /* the kernel refuses a mask smaller than its own (EINVAL): grow */
   for (size_t nw = 1024 / BITS; nw <= ((size_t)INT_MAX + 1) / BITS;
        nw *= 2) {
     unsigned long *w = calloc(nw, sizeof *w);
     if (w == NULL)
       return -1;
-    if (sched_getaffinity(pid, nw * sizeof *w, (cpu_set_t *)w) != 0) {
+    if (read(w, nw, ctx) != 0) {
       int e = errno;
       free(w);
       if (e == EINVAL)
@@ -282,6 +285,15 @@ int mpibind_auto_cpuset_get_affinity(pid_t pid,
   }
   errno = EINVAL;
   return -1;
+}
+
+static int affinity_of(unsigned long *w, size_t nw, void *pid) {
+  return sched_getaffinity(*(pid_t *)pid, nw * sizeof *w, (cpu_set_t *)w);
+}
+
+int mpibind_auto_cpuset_get_affinity(pid_t pid,
+                                     struct mpibind_auto_cpuset *s) {
+  return mpibind_auto_cpuset_read_mask(s, affinity_of, &pid);
 }
 
 int mpibind_auto_cpuset_bind(const struct mpibind_auto_cpuset *s) {

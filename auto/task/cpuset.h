@@ -70,6 +70,15 @@ int mpibind_auto_cpuset_parse_mask(struct mpibind_auto_cpuset *s,
  * memory. */
 char *mpibind_auto_cpuset_list(const struct mpibind_auto_cpuset *s);
 
+/* s = a kernel bit mask (an array of unsigned long, bit i in word i /
+ * bits-per-word: CPU and memory masks alike), which read(w, nw, ctx)
+ * writes into nw zeroed words, 0 or -1 with errno (EINVAL: too few words
+ * for the kernel's mask, then more are given), whatever its size.  0, or
+ * -1 with errno. */
+int mpibind_auto_cpuset_read_mask(struct mpibind_auto_cpuset *s,
+                                  int (*read)(unsigned long *w, size_t nw,
+                                              void *ctx),
+                                  void *ctx);
 /* s = the affinity of thread/process `pid` (0: the calling thread),
  * whatever the size of the kernel's mask.  0, or -1 with errno. */
 int mpibind_auto_cpuset_get_affinity(pid_t pid,

@@ -10,7 +10,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <limits.h>
 #include <linux/mempolicy.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,35 +54,15 @@ int mpibind_auto_bind_memory(const char *nodes, char **error) {
   return rc;
 }
 
-int mpibind_auto_mems_allowed(struct mpibind_auto_cpuset *nodes) {
-  /* the kernel refuses a mask smaller than its node count (EINVAL): grow */
-  for (size_t bits = 1024; bits <= ((size_t)INT_MAX + 1) / 2; bits *= 2) {
-    size_t words = bits / WORD_BITS;
-    unsigned long *mask = calloc(words, sizeof *mask);
-    int mode, rc, e;
-    if (mask == NULL)
-      return -1;
-    rc = (int)syscall(SYS_get_mempolicy, &mode, mask, bits, NULL,
+static int mems_allowed_of(unsigned long *w, size_t nw, void *ctx) {
+  int mode;
+  (void)ctx;
+  return (int)syscall(SYS_get_mempolicy, &mode, w, nw * WORD_BITS, NULL,
                       MPOL_F_MEMS_ALLOWED);
-    e = errno;
-    if (rc == 0) {
-      mpibind_auto_cpuset_zero(nodes);
-      for (size_t id = 0; rc == 0 && id < bits; id++)
-        if (mask[id / WORD_BITS] & (1UL << (id % WORD_BITS)))
-          rc = mpibind_auto_cpuset_set(nodes, (unsigned)id);
-      free(mask);
-      if (rc != 0)
-        errno = ENOMEM;
-      return rc;
-    }
-    free(mask);
-    if (e != EINVAL) {
-      errno = e;
-      return -1;
-    }
-  }
-  errno = EINVAL;
-  return -1;
+}
+
+int mpibind_auto_mems_allowed(struct mpibind_auto_cpuset *nodes) {
+  return mpibind_auto_cpuset_read_mask(nodes, mems_allowed_of, NULL);
 }
 
 int mpibind_auto_unbind_memory(void) {
